@@ -1,0 +1,38 @@
+# One target per habit. Every target bootstraps .venv first, so a fresh clone
+# needs nothing but `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench examples clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,plots,providers,openai,sqlite,postgres,server]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/maker-graph hanoi --disks 20 --run-dir runs/demo --fresh --report runs/demo/report.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+examples: $(STAMP)
+	for f in examples/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check maker_graph tests examples benchmarks
+	$(BIN)/mypy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

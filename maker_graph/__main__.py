@@ -1,0 +1,5 @@
+"""`python -m maker_graph` runs the `maker-graph` command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,142 @@
+"""The errors maker_graph raises.
+
+Setup errors (the graph, spec or arguments cannot work) are kept apart from
+runtime errors (a step could not be decided, a budget ran out, a provider kept
+failing). Runtime errors carry structured fields so callers can inspect what
+happened instead of parsing messages::
+
+    MakerGraphError
+    ├── ConfigurationError          bad arguments, graph or spec; raised at build time
+    │   └── SpecError               a declarative spec with one or more located problems
+    └── MakerRuntimeError
+        ├── NoConsensusError        the per-step sample budget ran out without a winner
+        ├── BudgetExhaustedError    a run-level budget (samples, tokens, cost) ran out
+        ├── SamplerError            a provider kept failing after all retries
+        └── RunLogError             the run log is corrupt, locked or holds another task
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "BudgetExhaustedError",
+    "ConfigurationError",
+    "MakerGraphError",
+    "MakerRuntimeError",
+    "NoConsensusError",
+    "RunLogError",
+    "SamplerError",
+    "SpecError",
+]
+
+
+class MakerGraphError(Exception):
+    """Base class of every error raised by maker_graph."""
+
+
+class ConfigurationError(MakerGraphError, ValueError):
+    """Arguments, a graph or a spec that cannot work. Raised before anything runs."""
+
+
+class SpecError(ConfigurationError):
+    """A declarative spec with problems; `problems` lists every one as `(location, message)`."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        head = f"invalid graph spec{f' {source}' if source else ''}"
+        lines = [f"{head}: {len(self.problems)} problem(s)"]
+        lines += [f"  {loc}: {msg}" if loc else f"  {msg}" for loc, msg in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class MakerRuntimeError(MakerGraphError, RuntimeError):
+    """Something went wrong while running; nothing committed before it is lost."""
+
+
+class NoConsensusError(MakerRuntimeError):
+    """No answer got k votes ahead within the step's sample budget.
+
+    Attributes:
+        tally: votes per answer key among valid samples.
+        samples_drawn: all samples drawn for the step, red-flagged ones included.
+        red_flags: red-flagged samples by reason.
+        max_samples: the budget that was spent.
+        step: the step's identifier, when known.
+    """
+
+    def __init__(
+        self,
+        tally: Mapping[Any, int],
+        samples_drawn: int,
+        max_samples: int,
+        red_flags: Mapping[str, int] | None = None,
+        step: Any = None,
+        k: int | None = None,
+    ) -> None:
+        self.tally = dict(tally)
+        self.samples_drawn = samples_drawn
+        self.max_samples = max_samples
+        self.red_flags = dict(red_flags or {})
+        self.step = step
+        self.k = k
+        where = f"step {step}: " if step is not None else ""
+        top = sorted(self.tally.items(), key=lambda kv: -kv[1])[:3]
+        shown = ", ".join(f"{_short(key)}: {n}" for key, n in top) or "no valid votes"
+        flags = f"; red flags {self.red_flags}" if self.red_flags else ""
+        super().__init__(
+            f"{where}no answer got {k if k is not None else 'k'} votes ahead within "
+            f"max_samples={max_samples} ({samples_drawn} drawn; tally {shown}{flags}). "
+            "Raise max_samples, or choose on_no_consensus='plurality' or 'escalate'."
+        )
+
+
+class BudgetExhaustedError(MakerRuntimeError):
+    """A run-level budget ran out. Everything decided so far has been committed.
+
+    Attributes:
+        budget: which budget (`"samples"`, `"tokens"`, `"cost"`).
+        limit: its value.
+        spent: how much had been spent when the run stopped.
+        flag: the CLI flag or argument that raises it.
+        steps_done: steps committed before stopping.
+    """
+
+    def __init__(
+        self, budget: str, limit: float, spent: float, flag: str, steps_done: int | None = None
+    ) -> None:
+        self.budget = budget
+        self.limit = limit
+        self.spent = spent
+        self.flag = flag
+        self.steps_done = steps_done
+        done = f" after {steps_done} committed steps" if steps_done is not None else ""
+        super().__init__(
+            f"{budget} budget spent ({spent:g} of {limit:g}){done}; "
+            f"everything decided so far is saved. Raise it with {flag} and resume."
+        )
+
+
+class SamplerError(MakerRuntimeError):
+    """A provider kept failing after every retry.
+
+    Attributes:
+        failures: failed calls by kind (`"exception"`, `"timeout"`, `"rate_limit"`).
+        last: the last exception raised by the provider.
+    """
+
+    def __init__(self, message: str, failures: Mapping[str, int], last: BaseException | None):
+        self.failures = dict(failures)
+        self.last = last
+        super().__init__(message)
+
+
+class RunLogError(MakerRuntimeError):
+    """The run log cannot be used: corrupt, locked by another process, or another task's."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,410 @@
+"""Samplers: where one raw answer for one step comes from.
+
+A `Sampler` is "given the step's input and the sample index, produce one raw
+answer" (`RawSample`). Adapters cover a LangChain chat model (with a prompt
+builder, a temperature schedule and optional model rotation), any `Runnable`,
+and a plain sync or async function. Provider failures are retried here with
+backoff (`draw`) and never reach the vote as answers.
+
+Example:
+    >>> from maker_graph.sampling import as_sampler
+    >>> sampler = as_sampler(lambda question: "42")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import ConfigurationError, SamplerError
+from .records import RawSample
+
+__all__ = [
+    "ChatModelSampler",
+    "FunctionSampler",
+    "PromptBuilder",
+    "RetryPolicy",
+    "RunnableSampler",
+    "Sampler",
+    "TemperatureSchedule",
+    "as_sampler",
+    "classify_failure",
+    "draw",
+    "message_text",
+]
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """Produces one raw answer for a step input; `index` is the sample's index in its step.
+
+    Implementations must be safe to call concurrently and should be deterministic
+    in `(step_input, index)` where they can (the simulated models are).
+    """
+
+    async def sample(self, step_input: Any, index: int) -> RawSample: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemperatureSchedule:
+    """Temperature per sample index: greedy first, then a little diversity.
+
+    The first sample of a step is the model's best guess; later samples need some
+    randomness or they repeat the first one's mistakes exactly.
+    """
+
+    first: float | None = 0.0
+    """Temperature of sample 0 (None: leave the model's own setting)."""
+    rest: float | None = 0.1
+    """Temperature of every later sample (None: leave the model's own setting)."""
+
+    def __call__(self, index: int) -> float | None:
+        return self.first if index == 0 else self.rest
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How provider failures are retried before a sample is given up on.
+
+    Failures (exceptions, timeouts, rate limits) are never votes: the same sample
+    index is drawn again after a backoff.
+    """
+
+    max_attempts: int = 6
+    """Attempts per sample, the first included."""
+    initial_delay: float = 0.05
+    """Seconds before the first retry."""
+    backoff: float = 2.0
+    """Multiplier of the delay after each failure."""
+    max_delay: float = 10.0
+    """Upper bound of one delay (a rate limit's retry-after hint may exceed it, up to 60 s)."""
+    jitter: float = 0.25
+    """Random fraction added to each delay so parallel retries do not stampede."""
+    timeout: float | None = None
+    """Seconds one provider call may take before it counts as a timeout (None: no limit)."""
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    """Exception types that are retried; others propagate at once."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigurationError(f"timeout must be > 0 seconds, got {self.timeout}")
+
+    def delay(self, attempt: int, exc: BaseException | None = None) -> float:
+        hint = retry_after(exc) if exc is not None else None
+        if hint is not None:
+            return min(hint, 60.0)
+        base = min(self.max_delay, self.initial_delay * self.backoff ** (attempt - 1))
+        return base * (1 + self.jitter * random.random())
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """A rate-limit error's retry-after hint in seconds, if it carries one."""
+    for attr in ("retry_after", "retry_after_seconds"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, (int, float)):
+            return float(value)
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        try:
+            return float(headers.get("retry-after"))
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def classify_failure(exc: BaseException) -> str:
+    """Sort a provider failure into `"timeout"`, `"rate_limit"` or `"exception"`."""
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "timeout"
+    name = type(exc).__name__.lower()
+    if "timeout" in name:
+        return "timeout"
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    if "ratelimit" in name or status == 429:
+        return "rate_limit"
+    return "exception"
+
+
+async def draw(
+    sampler: Sampler,
+    step_input: Any,
+    index: int,
+    *,
+    retry: RetryPolicy,
+    failures: MutableMapping[str, int],
+    semaphore: asyncio.Semaphore | None = None,
+) -> RawSample:
+    """Draw one sample, retrying provider failures; each failure is counted in `failures`.
+
+    Raises:
+        SamplerError: every attempt failed.
+    """
+    last: BaseException | None = None
+    for attempt in range(1, retry.max_attempts + 1):
+        try:
+            call = sampler.sample(step_input, index)
+            if retry.timeout is not None:
+                call = asyncio.wait_for(call, retry.timeout)
+            if semaphore is None:
+                return await call
+            async with semaphore:
+                return await call
+        except retry.retry_on as exc:
+            if isinstance(exc, asyncio.CancelledError):  # pragma: no cover - not an Exception
+                raise
+            kind = classify_failure(exc)
+            failures[kind] = failures.get(kind, 0) + 1
+            last = exc
+            if attempt < retry.max_attempts:
+                await asyncio.sleep(retry.delay(attempt, exc))
+    raise SamplerError(
+        f"sample {index} failed {retry.max_attempts} times; last error: {last!r}. "
+        "Check the provider, or raise RetryPolicy.max_attempts.",
+        failures,
+        last,
+    )
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def message_text(message: Any) -> str:
+    """The text of a chat message (string content, text blocks, or tool-call arguments)."""
+    content = getattr(message, "content", message)
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        text = "".join(
+            part if isinstance(part, str) else str(part.get("text", ""))
+            for part in content
+            if isinstance(part, (str, dict))
+        )
+    else:
+        text = str(content)
+    tool_calls = getattr(message, "tool_calls", None)
+    if not text and tool_calls:
+        text = json.dumps([c.get("args", {}) for c in tool_calls], sort_keys=True)
+    return text
+
+
+def raw_from_message(message: Any, temperature: float | None = None) -> RawSample:
+    """Wrap a chat model's `AIMessage` with its usage, finish reason and model name."""
+    usage = getattr(message, "usage_metadata", None) or {}
+    meta = getattr(message, "response_metadata", None) or {}
+    return RawSample(
+        output=message,
+        text=message_text(message),
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+        finish_reason=meta.get("finish_reason") or meta.get("stop_reason"),
+        model=meta.get("model_name") or meta.get("model"),
+        temperature=temperature,
+    )
+
+
+def _raw_from_any(value: Any) -> RawSample:
+    if isinstance(value, RawSample):
+        return value
+    if hasattr(value, "content") and hasattr(value, "response_metadata"):
+        return raw_from_message(value)
+    text = value if isinstance(value, str) else repr(value)
+    return RawSample(output=value, text=text)
+
+
+def _accepts_index(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+class FunctionSampler:
+    """Adapts `fn(step_input)` or `fn(step_input, index)`, sync or async.
+
+    A sync function runs in a worker thread so it never blocks the event loop
+    (pass `in_thread=False` for cheap pure functions).
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, in_thread: bool = True) -> None:
+        self.fn = fn
+        self.with_index = _accepts_index(fn)
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)
+        )
+        self.in_thread = in_thread
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        args = (step_input, index) if self.with_index else (step_input,)
+        if self.is_async:
+            value = await self.fn(*args)
+        elif self.in_thread:
+            value = await asyncio.to_thread(self.fn, *args)
+        else:
+            value = self.fn(*args)
+        if inspect.isawaitable(value):
+            value = await value
+        return _raw_from_any(value)
+
+
+class RunnableSampler:
+    """Adapts any LangChain `Runnable`: `ainvoke(step_input)` per sample."""
+
+    def __init__(self, runnable: Any, *, config: Mapping[str, Any] | None = None) -> None:
+        self.runnable = runnable
+        self.config = dict(config or {})
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        config = _sample_config(self.config, index)
+        return _raw_from_any(await self.runnable.ainvoke(step_input, config=config))
+
+
+PromptBuilder = Callable[[Any], Any]
+"""Builds a chat model's input (messages, a string, or a PromptValue) from the step input."""
+
+
+class ChatModelSampler:
+    """Samples a LangChain chat model (or a rotation of several) with a temperature schedule.
+
+    Args:
+        models: one `BaseChatModel` or several; sample `i` uses `models[i % len(models)]`,
+            so different models answer the same step and their errors decorrelate.
+        prompt: builds the model input from the step input: a function, a
+            `ChatPromptTemplate` (any Runnable, invoked with the step input), or None to
+            pass the step input through unchanged.
+        temperature: the schedule per sample index (default: 0 first, then 0.1).
+        max_tokens: caps each answer's output tokens, so a runaway sample costs little.
+        structured: a schema for `with_structured_output`; the sample's output is then
+            the parsed object (and its text its JSON).
+
+    Example:
+        >>> from maker_graph.testing import SimulatedChatModel
+        >>> sampler = ChatModelSampler(SimulatedChatModel(oracle=lambda msgs: "yes"))
+    """
+
+    def __init__(
+        self,
+        models: Any | Sequence[Any],
+        prompt: PromptBuilder | Any | None = None,
+        *,
+        temperature: TemperatureSchedule | Callable[[int], float | None] | None = None,
+        max_tokens: int | None = None,
+        structured: Any = None,
+    ) -> None:
+        self.models = list(models) if isinstance(models, (list, tuple)) else [models]
+        if not self.models:
+            raise ConfigurationError("ChatModelSampler needs at least one model")
+        self.prompt = prompt
+        self.temperature = temperature if temperature is not None else TemperatureSchedule()
+        self.max_tokens = max_tokens
+        self.structured = structured
+        # Bound runnables per (model, temperature), built once: binding per call is costly.
+        self._bound: dict[tuple[int, float | None], Any] = {}
+
+    def _runnable(self, index: int) -> tuple[Any, float | None]:
+        slot = index % len(self.models)
+        temp = self.temperature(index)
+        cache_key = (slot, temp)
+        bound = self._bound.get(cache_key)
+        if bound is None:
+            model = self.models[slot]
+            kwargs: dict[str, Any] = {}
+            if temp is not None:
+                kwargs["temperature"] = temp
+            if self.max_tokens is not None:
+                kwargs["max_tokens"] = self.max_tokens
+            bound = model.bind(**kwargs) if kwargs else model
+            if self.structured is not None:
+                bound = _structured(model, self.structured, kwargs)
+            self._bound[cache_key] = bound
+        return bound, temp
+
+    async def _input(self, step_input: Any) -> Any:
+        if self.prompt is None:
+            return step_input
+        if hasattr(self.prompt, "ainvoke"):
+            return await self.prompt.ainvoke(step_input)
+        value = self.prompt(step_input)
+        return await value if inspect.isawaitable(value) else value
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        runnable, temp = self._runnable(index)
+        model_input = await self._input(step_input)
+        out = await runnable.ainvoke(model_input, config=_sample_config({}, index))
+        if self.structured is not None:
+            raw = raw_from_message(out["raw"], temp) if out.get("raw") is not None else RawSample(None)
+            parsed = out.get("parsed")
+            if out.get("parsing_error") is not None or parsed is None:
+                raw.output = _StructuredFailure(out.get("parsing_error"), raw.text)
+            else:
+                raw.output = parsed
+            return raw
+        return raw_from_message(out, temp)
+
+
+@dataclass(frozen=True)
+class _StructuredFailure:
+    """A structured-output answer that did not validate; the default parser flags it."""
+
+    error: Any
+    text: str = field(default="")
+
+
+def _structured(model: Any, schema: Any, kwargs: Mapping[str, Any]) -> Any:
+    target = model.bind(**kwargs) if kwargs else model
+    try:
+        return target.with_structured_output(schema, include_raw=True)
+    except (AttributeError, NotImplementedError):
+        return model.with_structured_output(schema, include_raw=True)
+
+
+def _sample_config(base: Mapping[str, Any], index: int) -> dict[str, Any]:
+    # The sample index travels in run metadata: simulated models key their
+    # randomness on it, and traces show which sample of a step a call was.
+    config = dict(base)
+    config["metadata"] = {**dict(base.get("metadata", {})), "maker_sample_index": index}
+    return config
+
+
+def as_sampler(step: Any, **chat_options: Any) -> Sampler:
+    """Turn a chat model, Runnable, function or Sampler into a `Sampler`.
+
+    `chat_options` go to `ChatModelSampler` when `step` is a chat model.
+    """
+    if isinstance(step, Sampler) and not _is_chat_model(step):
+        return step
+    if _is_chat_model(step) or (
+        isinstance(step, (list, tuple)) and step and all(_is_chat_model(m) for m in step)
+    ):
+        return ChatModelSampler(step, **chat_options)
+    if chat_options:
+        raise ConfigurationError(
+            f"options {sorted(chat_options)} only apply to chat models, not {type(step).__name__}"
+        )
+    if hasattr(step, "ainvoke"):
+        return RunnableSampler(step)
+    if callable(step):
+        return FunctionSampler(step)
+    raise ConfigurationError(
+        f"cannot sample from {type(step).__name__}: pass a chat model, a Runnable, "
+        "a function of the step input, or a Sampler"
+    )
+
+
+def _is_chat_model(obj: Any) -> bool:
+    try:
+        from langchain_core.language_models import BaseChatModel
+    except ImportError:  # pragma: no cover - langchain-core is a dependency
+        return False
+    return isinstance(obj, BaseChatModel)
+
+

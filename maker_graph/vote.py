@@ -1,0 +1,390 @@
+"""`vote_step`: decide one step by rounds of parallel samples and a k-ahead vote.
+
+Each round draws, in parallel, only as many samples as could still decide the
+step (k in the first round, then k minus the leader's margin). Red-flagged
+samples never vote; the next round replaces them. A per-step budget caps the
+samples drawn, and `on_no_consensus` says what happens when it is spent.
+
+`Voter` compiles the options once so that long runs pay for them once, not
+per step; `vote_step` is the one-call convenience.
+
+Example:
+    >>> import asyncio
+    >>> from maker_graph import vote_step
+    >>> result = asyncio.run(vote_step(lambda q: "4", "2+2?", k=2))
+    >>> result.winner, result.samples_drawn
+    ('4', 2)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import ConfigurationError, NoConsensusError
+from .records import RawSample, Sample, StepResult
+from .red_flags import PARSE_ERROR, RedFlag, check_sample, check_sample_async, has_async
+from .sampling import RetryPolicy, Sampler, as_sampler, draw, message_text
+from .voting import KeyFunction, canonical_key, samples_needed
+
+__all__ = [
+    "EscalationHandler",
+    "NoConsensusAction",
+    "VotePolicy",
+    "Voter",
+    "default_parser",
+    "vote_step",
+    "vote_step_sync",
+]
+
+NoConsensusAction = Literal["raise", "plurality", "escalate"]
+EscalationHandler = Callable[[StepResult], Any]
+"""Called with the undecided step (`decided_by="escalation"`, winner None); returns the answer."""
+Parser = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VotePolicy:
+    """How one step is voted.
+
+    Example:
+        >>> VotePolicy(k=3, max_samples=30, on_no_consensus="plurality").k
+        3
+    """
+
+    k: int = 3
+    """Margin: an answer wins once it has k more votes than any other."""
+    max_samples: int | None = None
+    """Samples one step may draw, red-flagged ones included (None: 10 * k + 20)."""
+    on_no_consensus: NoConsensusAction = "raise"
+    """When the budget is spent: raise `NoConsensusError`, take the plurality answer, or
+    call the escalation handler (a human or a stronger model)."""
+    max_concurrency: int | None = None
+    """Provider calls in flight at once for this voter (None: a whole round at once)."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Retries of provider failures, which never count as votes or samples."""
+    keep_samples: bool = True
+    """Keep every `Sample` in the result (turn off for the leanest long runs)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.k, int) or self.k < 1:
+            raise ConfigurationError(f"k must be an integer >= 1, got {self.k!r}")
+        if self.max_samples is not None and self.max_samples < self.k:
+            raise ConfigurationError(
+                f"max_samples ({self.max_samples}) must be >= k ({self.k}): "
+                "fewer samples can never decide a step"
+            )
+        if self.on_no_consensus not in ("raise", "plurality", "escalate"):
+            raise ConfigurationError(
+                f"on_no_consensus must be 'raise', 'plurality' or 'escalate', "
+                f"got {self.on_no_consensus!r}"
+            )
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+
+    @property
+    def budget(self) -> int:
+        return self.max_samples if self.max_samples is not None else 10 * self.k + 20
+
+
+def default_parser(output: Any) -> Any:
+    """The answer of a raw output: a chat message's text (stripped), anything else as is."""
+    if hasattr(output, "content") and hasattr(output, "response_metadata"):
+        return message_text(output).strip()
+    error = getattr(output, "error", None)
+    if error is not None and type(output).__name__ == "_StructuredFailure":
+        raise ValueError(f"structured output did not validate: {error}")
+    return output
+
+
+class Voter:
+    """A compiled voting configuration: sampler, parser, key, red flags and policy.
+
+    Build it once and call `vote` per step; it holds no per-step state, so one
+    voter may decide many steps concurrently.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler | Any,
+        *,
+        parser: Parser | None = None,
+        key: KeyFunction | None = None,
+        red_flags: Sequence[RedFlag] = (),
+        policy: VotePolicy | None = None,
+        escalate: EscalationHandler | None = None,
+    ) -> None:
+        self.sampler: Sampler = as_sampler(sampler)
+        self.parser: Parser = parser or default_parser
+        self.key: KeyFunction = key or canonical_key
+        self.red_flags = tuple(red_flags)
+        self.policy = policy or VotePolicy()
+        self.escalate = escalate
+        if self.policy.on_no_consensus == "escalate" and escalate is None:
+            raise ConfigurationError(
+                "on_no_consensus='escalate' needs an escalation handler (escalate=...)"
+            )
+        self._async_flags = has_async(self.red_flags)
+        self._async_parser = inspect.iscoroutinefunction(self.parser)
+        self._async_escalate = escalate is not None and inspect.iscoroutinefunction(escalate)
+
+    # ------------------------------------------------------------------ one sample
+
+    def _check(
+        self, raw: RawSample, index: int, rnd: int, cache: dict[str, tuple[Any, Any, str | None]]
+    ) -> Sample:
+        """Parse and key a raw sample; the sync part of red-flagging."""
+        output = raw.output
+        # Within a step identical answers parse identically: parse each text once.
+        cached = cache.get(output) if type(output) is str else None
+        if cached is None:
+            try:
+                value = self.parser(output)
+                error = None
+                key_ = self.key(value)
+            except Exception as exc:  # noqa: BLE001 - a bad answer is a red flag, not a crash
+                value, key_, error = None, None, f"{type(exc).__name__}: {exc}"
+            cached = (value, key_, error)
+            if type(output) is str:
+                cache[output] = cached
+        value, key_, error = cached
+        sample = Sample(index, raw, value, key_, error, round=rnd)
+        if error is not None:
+            sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
+        elif self.red_flags and not self._async_flags:
+            verdict = check_sample(sample, self.red_flags)
+            if verdict is not None:
+                sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+        return sample
+
+    async def _check_async(self, raw: RawSample, index: int, rnd: int) -> Sample:
+        try:
+            value = self.parser(raw.output)
+            if inspect.isawaitable(value):
+                value = await value
+            key_, error = self.key(value), None
+        except Exception as exc:  # noqa: BLE001
+            value, key_, error = None, None, f"{type(exc).__name__}: {exc}"
+        sample = Sample(index, raw, value, key_, error, round=rnd)
+        if error is not None:
+            sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
+        elif self.red_flags:
+            verdict = await check_sample_async(sample, self.red_flags)
+            if verdict is not None:
+                sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+        return sample
+
+    # ------------------------------------------------------------------ one step
+
+    async def vote(
+        self,
+        step_input: Any,
+        *,
+        step: Any = None,
+        semaphore: asyncio.Semaphore | None = None,
+        on_sample: Callable[[Sample], Any] | None = None,
+    ) -> StepResult:
+        """Decide one step.
+
+        Args:
+            step_input: what the sampler gets for every sample of this step.
+            step: an identifier recorded in the result and in errors.
+            semaphore: a limit shared with other steps; defaults to the policy's own.
+            on_sample: called with each checked sample as it is tallied (progress events).
+
+        Raises:
+            NoConsensusError: the budget ran out and the policy says raise.
+            SamplerError: a provider kept failing after every retry.
+        """
+        policy = self.policy
+        k = policy.k
+        budget = policy.budget
+        if semaphore is None and policy.max_concurrency is not None:
+            semaphore = asyncio.Semaphore(policy.max_concurrency)
+        started = time.perf_counter()
+        counts: dict[Hashable, int] = {}
+        values: dict[Hashable, Any] = {}
+        flags: dict[str, int] = {}
+        failures: dict[str, int] = {}
+        kept: list[Sample] = []
+        cache: dict[str, tuple[Any, Any, str | None]] = {}
+        drawn = valid = rounds = tokens_in = tokens_out = 0
+        sampler, retry = self.sampler, policy.retry
+        slow_check = self._async_flags or self._async_parser
+
+        while True:
+            need = samples_needed(counts, k)
+            if need == 0:
+                break
+            n = min(need, budget - drawn)
+            if n <= 0:
+                break
+            rounds += 1
+            if n == 1:
+                raws: list[Any] = [
+                    await draw(sampler, step_input, drawn, retry=retry, failures=failures,
+                               semaphore=semaphore)
+                ]
+            else:
+                # return_exceptions: one failing sample must not cancel its siblings.
+                raws = await asyncio.gather(
+                    *[
+                        draw(sampler, step_input, drawn + i, retry=retry, failures=failures,
+                             semaphore=semaphore)
+                        for i in range(n)
+                    ],
+                    return_exceptions=True,
+                )
+                for r in raws:
+                    if isinstance(r, BaseException):
+                        raise r
+            for i, raw in enumerate(raws):
+                if slow_check:
+                    sample = await self._check_async(raw, drawn + i, rounds)
+                else:
+                    sample = self._check(raw, drawn + i, rounds, cache)
+                if raw.input_tokens:
+                    tokens_in += raw.input_tokens
+                if raw.output_tokens:
+                    tokens_out += raw.output_tokens
+                if sample.red_flag is None:
+                    valid += 1
+                    key_ = sample.key
+                    if key_ in counts:
+                        counts[key_] += 1
+                    else:
+                        counts[key_] = 1
+                        values[key_] = sample.value
+                else:
+                    flags[sample.red_flag] = flags.get(sample.red_flag, 0) + 1
+                if policy.keep_samples:
+                    kept.append(sample)
+                if on_sample is not None:
+                    on_sample(sample)
+            drawn += n
+
+        result = StepResult(
+            winner=None,
+            winner_key=None,
+            tally=counts,
+            decided_by="vote",
+            k=k,
+            samples_drawn=drawn,
+            valid_votes=valid,
+            red_flags=flags,
+            rounds=rounds,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            provider_failures=failures,
+            samples=kept,
+            step=step,
+        )
+        winner_key = _leader(counts, k)
+        if winner_key is not _NONE:
+            result.winner_key, result.winner = winner_key, values[winner_key]
+        else:
+            await self._no_consensus(result, values)
+        result.wall_seconds = time.perf_counter() - started
+        return result
+
+    async def _no_consensus(self, result: StepResult, values: dict[Hashable, Any]) -> None:
+        action = self.policy.on_no_consensus
+        if action == "plurality" and result.tally:
+            key_ = max(result.tally, key=result.tally.__getitem__)  # first seen wins ties
+            result.winner_key, result.winner = key_, values[key_]
+            result.decided_by = "plurality"
+            return
+        if action == "escalate" and self.escalate is not None:
+            result.decided_by = "escalation"
+            answer = self.escalate(result)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            result.winner = answer
+            try:
+                result.winner_key = self.key(answer)
+            except Exception:  # noqa: BLE001 - an unkeyable human answer is still the answer
+                result.winner_key = None
+            return
+        raise NoConsensusError(
+            result.tally,
+            result.samples_drawn,
+            self.policy.budget,
+            red_flags=result.red_flags,
+            step=result.step,
+            k=self.policy.k,
+        )
+
+
+_NONE: Any = object()
+
+
+def _leader(counts: dict[Hashable, int], k: int) -> Any:
+    best: Any = _NONE
+    first = second = 0
+    for key_, n in counts.items():
+        if n > first:
+            best, second, first = key_, first, n
+        elif n > second:
+            second = n
+    return best if best is not _NONE and first - second >= k else _NONE
+
+
+async def vote_step(
+    step: Sampler | Any,
+    step_input: Any,
+    *,
+    k: int = 3,
+    parser: Parser | None = None,
+    key: KeyFunction | None = None,
+    red_flags: Sequence[RedFlag] = (),
+    max_samples: int | None = None,
+    on_no_consensus: NoConsensusAction = "raise",
+    escalate: EscalationHandler | None = None,
+    policy: VotePolicy | None = None,
+    step_id: Any = None,
+) -> StepResult:
+    """Decide one step by first-to-ahead-by-k voting.
+
+    Args:
+        step: a `Sampler`, chat model, Runnable or function of the step input.
+        step_input: the step's input, given to every sample.
+        k: the margin (ignored when `policy` is given).
+        parser: raw output -> answer; raising red-flags the sample.
+        key: answer -> vote key (default: `canonical_key`).
+        red_flags: checks that discard samples.
+        max_samples: the step's sample budget (ignored when `policy` is given).
+        on_no_consensus: `"raise"`, `"plurality"` or `"escalate"` (ignored with `policy`).
+        escalate: the escalation handler.
+        policy: a full `VotePolicy`.
+        step_id: an identifier recorded in the result and in errors.
+
+    Returns:
+        The `StepResult`.
+
+    Example:
+        >>> import asyncio
+        >>> asyncio.run(vote_step(lambda q: "yes", "ok?", k=3)).winner
+        'yes'
+    """
+    if policy is None:
+        policy = VotePolicy(k=k, max_samples=max_samples, on_no_consensus=on_no_consensus)
+    voter = Voter(step, parser=parser, key=key, red_flags=red_flags, policy=policy,
+                  escalate=escalate)
+    return await voter.vote(step_input, step=step_id)
+
+
+def vote_step_sync(step: Sampler | Any, step_input: Any, **options: Any) -> StepResult:
+    """Synchronous `vote_step`; cannot be called from inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(vote_step(step, step_input, **options))
+    raise RuntimeError(
+        "vote_step_sync() cannot run inside a running event loop; use `await vote_step(...)`"
+    )
+
+
