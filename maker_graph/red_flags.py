@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, TypeAlias
 
+from ._util import is_async_callable
 from .records import Sample
 
 __all__ = [
@@ -63,8 +64,9 @@ class Verdict:
 
 _OK = Verdict(False)
 
-VerdictLike = Union[Verdict, bool, str, None]
-RedFlag = Callable[[Sample], Union[VerdictLike, Awaitable[VerdictLike]]]
+VerdictLike: TypeAlias = Verdict | bool | str | None
+# Typed loosely on purpose: checks are plain functions, lambdas or callable objects, sync or async.
+RedFlag: TypeAlias = Callable[[Sample], Any]
 """A red-flag check: `(sample) -> Verdict | bool | str | None`, or a coroutine of one."""
 
 
@@ -88,10 +90,7 @@ def _normalise(check: Callable[..., Any], result: VerdictLike) -> Verdict | None
 
 def has_async(flags: Sequence[RedFlag]) -> bool:
     """True when any check is a coroutine function (the engine then awaits them)."""
-    return any(
-        inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(getattr(f, "__call__", None))
-        for f in flags
-    )
+    return any(is_async_callable(f) for f in flags)
 
 
 def check_sample(sample: Sample, flags: Sequence[RedFlag]) -> Verdict | None:

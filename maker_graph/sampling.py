@@ -17,10 +17,11 @@ import asyncio
 import inspect
 import json
 import random
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ._util import is_async_callable
 from .errors import ConfigurationError, SamplerError
 from .records import RawSample
 
@@ -127,7 +128,9 @@ def classify_failure(exc: BaseException) -> str:
     name = type(exc).__name__.lower()
     if "timeout" in name:
         return "timeout"
-    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    status = getattr(exc, "status_code", None) or getattr(
+        getattr(exc, "response", None), "status_code", None
+    )
     if "ratelimit" in name or status == 429:
         return "rate_limit"
     return "exception"
@@ -238,9 +241,7 @@ class FunctionSampler:
     def __init__(self, fn: Callable[..., Any], *, in_thread: bool = True) -> None:
         self.fn = fn
         self.with_index = _accepts_index(fn)
-        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)
-        )
+        self.is_async = is_async_callable(fn)
         self.in_thread = in_thread
 
     async def sample(self, step_input: Any, index: int) -> RawSample:
@@ -322,7 +323,7 @@ class ChatModelSampler:
                 kwargs["temperature"] = temp
             if self.max_tokens is not None:
                 kwargs["max_tokens"] = self.max_tokens
-            bound = model.bind(**kwargs) if kwargs else model
+            bound = model.bind(**kwargs) if kwargs else model  # type: ignore[union-attr]
             if self.structured is not None:
                 bound = _structured(model, self.structured, kwargs)
             self._bound[cache_key] = bound
@@ -341,7 +342,11 @@ class ChatModelSampler:
         model_input = await self._input(step_input)
         out = await runnable.ainvoke(model_input, config=_sample_config({}, index))
         if self.structured is not None:
-            raw = raw_from_message(out["raw"], temp) if out.get("raw") is not None else RawSample(None)
+            raw = (
+                raw_from_message(out["raw"], temp)
+                if out.get("raw") is not None
+                else RawSample(None)
+            )
             parsed = out.get("parsed")
             if out.get("parsing_error") is not None or parsed is None:
                 raw.output = _StructuredFailure(out.get("parsing_error"), raw.text)
@@ -406,5 +411,3 @@ def _is_chat_model(obj: Any) -> bool:
     except ImportError:  # pragma: no cover - langchain-core is a dependency
         return False
     return isinstance(obj, BaseChatModel)
-
-

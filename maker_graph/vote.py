@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -226,15 +226,27 @@ class Voter:
             rounds += 1
             if n == 1:
                 raws: list[Any] = [
-                    await draw(sampler, step_input, drawn, retry=retry, failures=failures,
-                               semaphore=semaphore)
+                    await draw(
+                        sampler,
+                        step_input,
+                        drawn,
+                        retry=retry,
+                        failures=failures,
+                        semaphore=semaphore,
+                    )
                 ]
             else:
                 # return_exceptions: one failing sample must not cancel its siblings.
                 raws = await asyncio.gather(
                     *[
-                        draw(sampler, step_input, drawn + i, retry=retry, failures=failures,
-                             semaphore=semaphore)
+                        draw(
+                            sampler,
+                            step_input,
+                            drawn + i,
+                            retry=retry,
+                            failures=failures,
+                            semaphore=semaphore,
+                        )
                         for i in range(n)
                     ],
                     return_exceptions=True,
@@ -372,8 +384,9 @@ async def vote_step(
     """
     if policy is None:
         policy = VotePolicy(k=k, max_samples=max_samples, on_no_consensus=on_no_consensus)
-    voter = Voter(step, parser=parser, key=key, red_flags=red_flags, policy=policy,
-                  escalate=escalate)
+    voter = Voter(
+        step, parser=parser, key=key, red_flags=red_flags, policy=policy, escalate=escalate
+    )
     return await voter.vote(step_input, step=step_id)
 
 
@@ -386,5 +399,3 @@ def vote_step_sync(step: Sampler | Any, step_input: Any, **options: Any) -> Step
     raise RuntimeError(
         "vote_step_sync() cannot run inside a running event loop; use `await vote_step(...)`"
     )
-
-

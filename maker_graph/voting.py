@@ -37,9 +37,9 @@ KeyFunction = Callable[[Any], Hashable]
 """Maps a parsed answer to its vote key: answers with equal keys are the same vote."""
 
 
-def _top_two(counts: Mapping[K, int]) -> tuple[K | None, int, int]:
+def _top_two(counts: Mapping[Any, int]) -> tuple[Any, int, int]:
     """The leading key (earliest inserted among ties), its count and the runner-up's count."""
-    best: K | None = None
+    best: Any = None
     first = second = 0
     for key, n in counts.items():
         if n > first:
@@ -89,7 +89,7 @@ def samples_needed(counts: Mapping[Any, int], k: int) -> int:
 
 def plurality(counts: Mapping[K, int]) -> K | None:
     """The key with the most votes; ties go to the answer that was seen first."""
-    return _top_two(counts)[0]
+    return _top_two(counts)[0]  # type: ignore[no-any-return]
 
 
 def canonical_key(value: Any) -> Hashable:

@@ -28,7 +28,9 @@ def sample(text: str = "x", tokens: int | None = None, finish: str | None = "sto
 
 def test_max_output_tokens_uses_reported_usage_first() -> None:
     flag = max_output_tokens(10)
-    assert flag(sample("short", tokens=11)) == Verdict.flag("too_long", "11 output tokens > limit 10")
+    assert flag(sample("short", tokens=11)) == Verdict.flag(
+        "too_long", "11 output tokens > limit 10"
+    )
     assert flag(sample("a " * 500, tokens=3)) is None
 
 
@@ -93,8 +95,11 @@ def test_bad_limit_rejected() -> None:
         max_output_tokens(0)
 
 
-@given(st.text(max_size=300), st.one_of(st.none(), st.integers(0, 2000)),
-       st.sampled_from([None, "stop", "length", "tool_calls"]))
+@given(
+    st.text(max_size=300),
+    st.one_of(st.none(), st.integers(0, 2000)),
+    st.sampled_from([None, "stop", "length", "tool_calls"]),
+)
 def test_builtins_never_raise(text: str, tokens: int | None, finish: str | None) -> None:
     flags = [max_output_tokens(50), truncated(), matches("ignore"), predicate(lambda s: False)]
     verdict = check_sample(sample(text, tokens, finish), flags)

@@ -117,9 +117,7 @@ def test_policy_validation(kwargs: dict[str, object], message: str) -> None:
 
 
 async def test_provider_failures_are_retried_and_never_vote() -> None:
-    sampler = ScriptedSampler(
-        [SimulatedProviderError("500"), "a", TimeoutError("slow"), "a", "a"]
-    )
+    sampler = ScriptedSampler([SimulatedProviderError("500"), "a", TimeoutError("slow"), "a", "a"])
     voter = Voter(sampler, policy=VotePolicy(k=3, retry=FAST_RETRY, max_concurrency=1))
     result = await voter.vote("q")
     assert result.winner == "a" and result.samples_drawn == 3
@@ -138,8 +136,9 @@ async def test_one_failing_sample_does_not_cancel_its_siblings() -> None:
             finished.append(index)
             return RawSample(output="a", text="a")
 
-    voter = Voter(Flaky(), policy=VotePolicy(k=3, retry=RetryPolicy(max_attempts=2,
-                                                                      initial_delay=0.0)))
+    voter = Voter(
+        Flaky(), policy=VotePolicy(k=3, retry=RetryPolicy(max_attempts=2, initial_delay=0.0))
+    )
     with pytest.raises(SamplerError) as info:
         await voter.vote("q")
     assert sorted(finished) == [1, 2]
@@ -174,10 +173,12 @@ async def test_max_concurrency_limits_calls_in_flight() -> None:
 
 
 async def test_chat_model_temperature_schedule_and_rotation() -> None:
-    a = SimulatedChatModel(oracle=lambda m: "yes", errors=ErrorModel(error_rate=0.0),
-                           model_name="model-a")
-    b = SimulatedChatModel(oracle=lambda m: "yes", errors=ErrorModel(error_rate=0.0),
-                           model_name="model-b")
+    a = SimulatedChatModel(
+        oracle=lambda m: "yes", errors=ErrorModel(error_rate=0.0), model_name="model-a"
+    )
+    b = SimulatedChatModel(
+        oracle=lambda m: "yes", errors=ErrorModel(error_rate=0.0), model_name="model-b"
+    )
     result = await vote_step(ChatModelSampler([a, b]), "Is water wet?", k=3)
     assert result.winner == "yes"
     temps = [s.raw.temperature for s in result.samples]
@@ -190,8 +191,11 @@ async def test_max_tokens_truncates_and_flags() -> None:
     model = SimulatedChatModel(oracle=lambda m: "word " * 200, errors=ErrorModel(error_rate=0.0))
     from maker_graph.red_flags import truncated
 
-    voter = Voter(ChatModelSampler(model, max_tokens=20), red_flags=[truncated()],
-                  policy=VotePolicy(k=1, max_samples=3))
+    voter = Voter(
+        ChatModelSampler(model, max_tokens=20),
+        red_flags=[truncated()],
+        policy=VotePolicy(k=1, max_samples=3),
+    )
     with pytest.raises(NoConsensusError) as info:
         await voter.vote("talk")
     assert info.value.red_flags == {"truncated": 3}

@@ -149,7 +149,9 @@ class SimulatedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result, latency = self._respond(messages, run_manager.metadata if run_manager else None, kwargs)
+        result, latency = self._respond(
+            messages, run_manager.metadata if run_manager else None, kwargs
+        )
         if latency:
             time.sleep(latency)
         if isinstance(result, _Failure):
@@ -163,7 +165,9 @@ class SimulatedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        result, latency = self._respond(messages, run_manager.metadata if run_manager else None, kwargs)
+        result, latency = self._respond(
+            messages, run_manager.metadata if run_manager else None, kwargs
+        )
         if latency:
             await asyncio.sleep(latency)
         if isinstance(result, _Failure):

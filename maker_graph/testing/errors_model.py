@@ -147,7 +147,9 @@ class ErrorModel:
         return self.latency_median * math.exp(self.latency_sigma * z)
 
     def is_hard(self, step_key: str) -> bool:
-        return self.hard_fraction > 0 and uniforms(self.seed, step_key, "hard")[0] < self.hard_fraction
+        return (
+            self.hard_fraction > 0 and uniforms(self.seed, step_key, "hard")[0] < self.hard_fraction
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,7 +122,9 @@ class SimulatedSampler:
         else:
             out_tokens = self.tokens(text)
         in_tokens = (
-            self.input_tokens if isinstance(self.input_tokens, int) else self.input_tokens(step_input)
+            self.input_tokens
+            if isinstance(self.input_tokens, int)
+            else self.input_tokens(step_input)
         )
         return RawSample(
             output=text,
