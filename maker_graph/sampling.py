@@ -37,6 +37,8 @@ __all__ = [
     "classify_failure",
     "draw",
     "message_text",
+    "raw_from_message",
+    "retry_after",
 ]
 
 

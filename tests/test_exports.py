@@ -1,0 +1,45 @@
+"""Public names: `__all__` is exactly what each public module offers, and every name resolves."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+PUBLIC_MODULES = [
+    "maker_graph",
+    "maker_graph.voting",
+    "maker_graph.red_flags",
+    "maker_graph.scaling",
+    "maker_graph.sampling",
+    "maker_graph.vote",
+    "maker_graph.errors",
+    "maker_graph.records",
+    "maker_graph.testing",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_names_resolve(name: str) -> None:
+    module = importlib.import_module(name)
+    assert module.__doc__, f"{name} needs a module docstring"
+    exported = module.__all__
+    assert len(exported) == len(set(exported)), f"{name}.__all__ has duplicates"
+    for attr in exported:
+        assert hasattr(module, attr), f"{name}.__all__ names {attr!r}, which does not exist"
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_public_classes_and_functions_are_exported(name: str) -> None:
+    """Every public class or function defined in the module is in its `__all__`."""
+    module = importlib.import_module(name)
+    defined = {
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and getattr(value, "__module__", None) == module.__name__
+    }
+    missing = defined - set(module.__all__)
+    assert not missing, f"{name} defines public {sorted(missing)} but does not export them"
