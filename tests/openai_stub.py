@@ -1,0 +1,336 @@
+"""A small OpenAI-compatible chat server on loopback that answers like a noisy model.
+
+Tests start it on 127.0.0.1 and a free port, point the real `ChatOpenAI` client
+at it, and stop it in a `finally`. It serves `POST /v1/chat/completions`
+(plain and streaming) and:
+
+- answers from an oracle (the correct text for the request's messages) most of
+  the time, sometimes with a wrong answer, a long ramble ending in the answer,
+  or a malformed answer;
+- sometimes fails with HTTP 429 (with `retry-after-ms` / `retry-after`
+  headers) or HTTP 500, before producing anything;
+- reports `usage` in every answer (tiktoken counts) and honours
+  `max_completion_tokens` / `max_tokens` by cutting the answer and saying
+  `finish_reason: "length"`.
+
+Every outcome is counted in `stats`, so a test can check that what the client
+saw matches what the server did. `hanoi_oracle(task)` builds the oracle and the
+wrong answers for the Towers of Hanoi prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from maker_graph.tokens import count_tokens, get_encoding
+
+Messages = list[dict[str, Any]]
+Oracle = Callable[[Messages], str]
+Wrong = Callable[[Messages, int], str]
+
+_FILLER = "Let me think about this carefully and check each peg once more. "
+
+
+@dataclass(frozen=True, kw_only=True)
+class StubBehaviour:
+    """How often the stub errs, per request."""
+
+    wrong_rate: float = 0.05
+    """A well-formed but wrong answer."""
+    ramble_rate: float = 0.03
+    """A long preamble before the (correct) answer; cut short by a small `max_tokens`."""
+    ramble_tokens: int = 400
+    """About how many tokens a ramble has."""
+    malformed_rate: float = 0.03
+    """An answer in the wrong format."""
+    rate_limit_rate: float = 0.05
+    """HTTP 429 with a retry-after hint."""
+    server_error_rate: float = 0.03
+    """HTTP 500."""
+    retry_after: float = 0.02
+    """Seconds in the 429's retry-after hint."""
+    latency: float = 0.0
+    """Seconds each answer takes."""
+    seed: int = 0
+    """Seed of the stub's dice (outcomes follow request order)."""
+
+
+def _messages_text(messages: Messages) -> str:
+    parts = []
+    for m in messages:
+        content = m.get("content", "")
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        parts.append(str(content))
+    return "\n".join(parts)
+
+
+class OpenAIStub:
+    """The server. Use as a context manager, or `start()` and `stop()` in a finally.
+
+    Args:
+        oracle: the correct answer text for a request's messages.
+        wrong: a wrong answer for `(messages, rival)`; default: the oracle's text reversed.
+        behaviour: how often it errs.
+    """
+
+    def __init__(
+        self,
+        oracle: Oracle,
+        wrong: Wrong | None = None,
+        behaviour: StubBehaviour | None = None,
+    ) -> None:
+        self.oracle = oracle
+        self.wrong = wrong or (lambda messages, rival: oracle(messages)[::-1])
+        self.behaviour = behaviour or StubBehaviour()
+        self.stats: Counter[str] = Counter()
+        self.usage: Counter[str] = Counter()
+        self.request_times: list[float] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.behaviour.seed)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the stub is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> OpenAIStub:
+        handler = type("_Handler", (_Handler,), {"stub": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> OpenAIStub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ answering
+
+    def _roll(self) -> tuple[str, int]:
+        b = self.behaviour
+        with self._lock:
+            u = self._rng.random()
+            rival = self._rng.randrange(1000)
+        for outcome, rate in (
+            ("rate_limited", b.rate_limit_rate),
+            ("server_error", b.server_error_rate),
+            ("malformed", b.malformed_rate),
+            ("ramble", b.ramble_rate),
+            ("wrong", b.wrong_rate),
+        ):
+            if u < rate:
+                return outcome, rival
+            u -= rate
+        return "correct", rival
+
+    def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """Status, headers and JSON body for one chat-completions request."""
+        with self._lock:
+            self.stats["requests"] += 1
+            self.request_times.append(time.monotonic())
+        messages: Messages = body.get("messages") or []
+        outcome, rival = self._roll()
+        if outcome == "rate_limited":
+            self._count("rate_limited")
+            hint = self.behaviour.retry_after
+            headers = {"retry-after-ms": str(int(hint * 1000)), "retry-after": f"{hint:g}"}
+            return 429, headers, _error("rate limit reached, slow down", "rate_limit_exceeded")
+        if outcome == "server_error":
+            self._count("server_error")
+            return 500, {}, _error("the stub had a bad moment", "server_error")
+        if self.behaviour.latency:
+            time.sleep(self.behaviour.latency)
+
+        correct = self.oracle(messages)
+        if outcome == "wrong":
+            text = self.wrong(messages, rival)
+        elif outcome == "malformed":
+            text = ("I would move the small disk, probably. " + correct[::-1])[: len(correct)]
+        elif outcome == "ramble":
+            text = _FILLER * max(1, self.behaviour.ramble_tokens // 13) + correct
+        else:
+            text = correct
+
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        finish = "stop"
+        encoding = get_encoding()
+        tokens = encoding.encode_ordinary(text) if encoding is not None else None
+        out_tokens = len(tokens) if tokens is not None else count_tokens(text)
+        if isinstance(cap, int) and out_tokens > cap:
+            text = encoding.decode(tokens[:cap]) if encoding and tokens else text[: cap * 4]
+            out_tokens, finish = cap, "length"
+        in_tokens = count_tokens(_messages_text(messages))
+        self._count(outcome)
+        if finish == "length":
+            self._count("truncated")
+        with self._lock:
+            self.usage["prompt_tokens"] += in_tokens
+            self.usage["completion_tokens"] += out_tokens
+        usage = {
+            "prompt_tokens": in_tokens,
+            "completion_tokens": out_tokens,
+            "total_tokens": in_tokens + out_tokens,
+        }
+        return 200, {}, {
+            "id": f"chatcmpl-stub-{self.stats['requests']}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "stub"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            ],
+            "usage": usage,
+        }
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.stats[key] += 1
+
+    def enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": code, "code": code, "param": None}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    stub: OpenAIStub
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep test output clean
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        stub = self.stub
+        stub.enter()
+        try:
+            length = int(self.headers.get("content-length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except json.JSONDecodeError:
+                self._send(400, {}, _error("body is not JSON", "invalid_request_error"))
+                return
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send(404, {}, _error(f"no route {self.path}", "not_found"))
+                return
+            status, headers, payload = stub.respond(body)
+            if status == 200 and body.get("stream"):
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                self._stream(payload, include_usage)
+            else:
+                self._send(status, headers, payload)
+        finally:
+            stub.leave()
+
+    def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(self, payload: dict[str, Any], include_usage: bool) -> None:
+        """Server-sent events: a role chunk, the text in pieces, the finish, then usage."""
+        choice = payload["choices"][0]
+        text: str = choice["message"]["content"]
+        base = {k: payload[k] for k in ("id", "created", "model")}
+        base["object"] = "chat.completion.chunk"
+        pieces = [text[i : i + 16] for i in range(0, len(text), 16)] or [""]
+        chunks: list[dict[str, Any]] = [
+            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                  "finish_reason": None}]}
+        ]
+        chunks += [
+            {**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+            for p in pieces
+        ]
+        chunks.append(
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]}
+        )
+        if include_usage:
+            chunks.append({**base, "choices": [], "usage": payload["usage"]})
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("connection", "close")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+
+# --------------------------------------------------------------------------- Hanoi
+
+
+def hanoi_oracle(task: Any) -> tuple[Oracle, Wrong]:
+    """The oracle and the wrong answers of a noisy model for `task`'s Hanoi prompts.
+
+    The state and the previous move are read back from the prompt text, as a model
+    would; the wrong answer is another legal move with the state it really leads to,
+    so it parses and only the vote can reject it.
+    """
+    from maker_graph.tasks.hanoi import apply_move, format_answer, legal_moves
+
+    def read(messages: Messages) -> tuple[Any, Any]:
+        return task.read_prompt(_messages_text(messages))
+
+    def oracle(messages: Messages) -> str:
+        state, previous = read(messages)
+        truth = task.true_step(state, previous)
+        return str(format_answer(truth.action, truth.next_state))
+
+    def wrong(messages: Messages, rival: int) -> str:
+        state, previous = read(messages)
+        right = task.true_step(state, previous).action
+        options = [m for m in legal_moves(state) if m != right]
+        move = options[rival % len(options)]
+        return str(format_answer(move, apply_move(state, move)))
+
+    return oracle, wrong
