@@ -289,9 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
             {**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
             for p in pieces
         ]
-        chunks.append(
-            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]}
-        )
+        finish = {"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}
+        chunks.append({**base, "choices": [finish]})
         if include_usage:
             chunks.append({**base, "choices": [], "usage": payload["usage"]})
         self.send_response(200)
