@@ -49,8 +49,10 @@ __all__ = [
     "apply_move",
     "format_answer",
     "legal_moves",
+    "malformed_answers",
     "optimal_moves",
     "simulated_sampler",
+    "state_text",
 ]
 
 Move = tuple[int, int, int]
@@ -308,9 +310,9 @@ class HanoiTask:
         """
         text = output if type(output) is str else _text_of(output)
         at = text.rfind("move")
-        # `move` must start a line: anything after the answer block leaves a later,
-        # mid-line `move` or breaks the full match below.
-        if at < 0 or (at > 0 and text[at - 1] != "\n"):
+        # The last `move` must be a word of its own (not `next_move`); anything after
+        # the answer block either holds a later `move` or breaks the full match below.
+        if at < 0 or (at > 0 and not text[at - 1].isspace()):
             raise ValueError("no 'move = [...]' line at the end of the answer")
         m = _ANSWER.fullmatch(text, at)
         if m is None:
@@ -448,7 +450,7 @@ def malformed_answers(step_input: HanoiStep, task: HanoiTask) -> list[str]:
         f"move = [{d}, {f}, {t}]\nnext_state = {st.replace('[', '(').replace(']', ')')}",
         f"move = [{d}, {f}, {t}]\n\nnext_state = {st}",
         f"```\nmove = [{d}, {f}, {t}]\nnext_state = {st}\n```",
-        f"The move = [{d}, {f}, {t}]\nnext_state = {st}",
+        f"next_move = [{d}, {f}, {t}]\nnext_state = {st}",
         f'{{"move": [{d}, {f}, {t}], "next_state": {st}}}',
     ]
 

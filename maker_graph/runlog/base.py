@@ -1,0 +1,283 @@
+"""The run log interface: an append-only record of every committed step of a run.
+
+A run log holds one run: its metadata (task name, task parameters, run id),
+the decided steps in order, and a checkpoint written with every batch (the
+state after the batch's last step, the previous action and the running
+totals), so that a restarted run continues exactly where the last committed
+batch left off. Batches are atomic: after a crash a log holds whole batches or
+nothing of them, and every batch carries a checksum that `verify` rechecks.
+
+Backends implement `RunLog` (SQLite in `maker_graph.runlog.sqlite`; PostgreSQL
+later); `maker_graph.runlog.open_run_log` picks one from a directory or URL.
+
+Example:
+    >>> import tempfile
+    >>> from maker_graph.runlog import open_run_log
+    >>> with open_run_log(tempfile.mkdtemp()) as log:
+    ...     meta = log.start("countdown", {"from": 3})
+    ...     log.append([StepRecord(0, "2", "x", "[3]", 3, 3, None, 1, 0, 0, "vote")],
+    ...                Checkpoint(next_step=1, state=2, previous_action=2, totals={}))
+    ...     log.last_step()
+    0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from ..errors import RunLogError
+
+__all__ = [
+    "Checkpoint",
+    "RunLog",
+    "RunMeta",
+    "StepRecord",
+    "batch_checksum",
+    "check_same_task",
+]
+
+
+class StepRecord(NamedTuple):
+    """One committed step, as stored. Plain values only, so a backend can write it as is.
+
+    A `NamedTuple` rather than a dataclass: a million of them are built on the
+    hot path, and a backend can hand them to its driver without conversion.
+
+    Attributes:
+        step: the 0-based step index.
+        action: the chosen action as JSON text (for Hanoi `[disk, from, to]`).
+        state_hash: a fingerprint of the state after the step.
+        tally: vote counts as JSON text, the winner's first (`"[3]"`, `"[4, 1]"`).
+        samples: samples drawn, red-flagged ones included.
+        valid: samples that voted.
+        red_flags: red-flagged samples by reason as JSON text, or None when there were none.
+        rounds: rounds of parallel sampling.
+        input_tokens: prompt tokens over the step's samples.
+        output_tokens: completion tokens over the step's samples.
+        decided_by: `"vote"`, `"plurality"` or `"escalation"`.
+    """
+
+    step: int
+    action: str
+    state_hash: str
+    tally: str
+    samples: int
+    valid: int
+    red_flags: str | None
+    rounds: int
+    input_tokens: int
+    output_tokens: int
+    decided_by: str
+
+    def to_dict(self, action_name: str = "action") -> dict[str, Any]:
+        """The record as JSON-ready data; `action` and `tally` decoded."""
+        return {
+            "step": self.step,
+            action_name: json.loads(self.action),
+            "state_hash": self.state_hash,
+            "tally": json.loads(self.tally),
+            "samples": self.samples,
+            "valid": self.valid,
+            "red_flagged": self.samples - self.valid,
+            "red_flags": json.loads(self.red_flags) if self.red_flags else {},
+            "rounds": self.rounds,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "decided_by": self.decided_by,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """Where a run stands after a committed batch: enough to continue it.
+
+    Example:
+        >>> Checkpoint(next_step=10, state=[1], previous_action=None, totals={}).next_step
+        10
+    """
+
+    next_step: int
+    """The index of the first step not yet committed."""
+    state: Any
+    """The state after the last committed step, as JSON data (the task's `dump_state`)."""
+    previous_action: Any
+    """The last committed action, as JSON data (None before the first step)."""
+    totals: Mapping[str, Any] = field(default_factory=dict)
+    """Running totals of the run (samples, tokens, histograms, wall time), JSON data."""
+    done: bool = False
+    """True once the task reported itself complete."""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "next_step": self.next_step,
+                "state": self.state,
+                "previous_action": self.previous_action,
+                "totals": dict(self.totals),
+                "done": self.done,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Checkpoint:
+        data = json.loads(text)
+        return cls(
+            next_step=int(data["next_step"]),
+            state=data["state"],
+            previous_action=data["previous_action"],
+            totals=data.get("totals", {}),
+            done=bool(data.get("done", False)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunMeta:
+    """Who a run log belongs to.
+
+    Example:
+        >>> RunMeta(run_id="r1", task="hanoi", params={"disks": 3}, created=0.0).task
+        'hanoi'
+    """
+
+    run_id: str
+    """A unique identifier of the run."""
+    task: str
+    """The task's name; a log is never continued by another task."""
+    params: Mapping[str, Any]
+    """The task's parameters (e.g. `{"disks": 20}`); a log is never continued with others."""
+    created: float
+    """Creation time, seconds since the epoch."""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """How the run was started (model, k, seed, ...): informational, may change on resume."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "task": self.task,
+            "params": dict(self.params),
+            "created": self.created,
+            "settings": dict(self.settings),
+        }
+
+
+def batch_checksum(records: Sequence[StepRecord], checkpoint_json: str) -> str:
+    """The checksum stored with a batch: BLAKE2b over its records and its checkpoint.
+
+    Records hold only ints, strings and None, whose `repr` is stable, so the
+    checksum can be recomputed from the rows read back.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr([tuple(r) for r in records]).encode())
+    digest.update(b"\x00")
+    digest.update(checkpoint_json.encode())
+    return digest.hexdigest()
+
+
+def check_same_task(meta: RunMeta, task: str, params: Mapping[str, Any], where: str) -> None:
+    """Refuse to continue a run with another task or other task parameters."""
+    if meta.task != task:
+        raise RunLogError(
+            f"{where} holds a run of task {meta.task!r}, not {task!r}; "
+            "use another run directory, or start over with --fresh"
+        )
+    stored = json.loads(json.dumps(dict(meta.params), sort_keys=True))
+    wanted = json.loads(json.dumps(dict(params), sort_keys=True))
+    if stored != wanted:
+        raise RunLogError(
+            f"{where} holds a {task} run with parameters {stored}, not {wanted}; "
+            "use another run directory, or start over with --fresh"
+        )
+
+
+class RunLog(ABC):
+    """An append-only log of one run's committed steps.
+
+    The life of a log: `start` (create a run, or reopen it for the same task),
+    then `append` batches, each atomic together with its `Checkpoint`; `close`
+    at the end (or use it as a context manager). Readers use `meta`,
+    `checkpoint`, `last_step` and `steps`. Only one process may write a run at a
+    time; a second writer gets `RunLogError`.
+    """
+
+    #: Where the log lives, for messages.
+    location: str
+
+    @abstractmethod
+    def start(
+        self,
+        task: str,
+        params: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> RunMeta:
+        """Create the run, or reopen it if it exists, taking the writer's lock.
+
+        Raises:
+            RunLogError: the log holds another task or other parameters, another
+                process is writing it, or its last batch is corrupt.
+        """
+
+    @abstractmethod
+    def append(self, records: Sequence[StepRecord], checkpoint: Checkpoint) -> None:
+        """Commit a batch of consecutive steps and the checkpoint after them, atomically.
+
+        Raises:
+            RunLogError: the batch does not continue the log (a gap or a repeat).
+        """
+
+    @abstractmethod
+    def meta(self) -> RunMeta | None:
+        """The run's metadata, or None if the log holds no run yet."""
+
+    @abstractmethod
+    def checkpoint(self) -> Checkpoint | None:
+        """The checkpoint of the last committed batch, or None before the first."""
+
+    @abstractmethod
+    def steps(self, start: int = 0, stop: int | None = None) -> Iterator[StepRecord]:
+        """The committed steps with `start <= step < stop`, in step order, streamed."""
+
+    @abstractmethod
+    def verify(self) -> int:
+        """Recheck every batch's checksum; returns the number of steps checked.
+
+        Raises:
+            RunLogError: a batch's rows do not match its checksum.
+        """
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Delete the run and everything in it (taking the writer's lock first), then close.
+
+        Raises:
+            RunLogError: another process is writing the run.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the writer's lock and the connection. Safe to call twice."""
+
+    def last_step(self) -> int | None:
+        """The index of the last committed step, or None when none is committed."""
+        cp = self.checkpoint()
+        return None if cp is None or cp.next_step == 0 else cp.next_step - 1
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,363 @@
+"""The SQLite run log: one run per database file, WAL mode, one transaction per batch.
+
+Durability: each batch (its steps, its checkpoint and its checksum) is one
+transaction, so a process killed at any moment leaves whole batches only; with
+`synchronous=NORMAL` (the default) a committed batch survives a killed process,
+and `synchronous="FULL"` also survives a power cut at the price of an fsync per
+batch. A second process cannot write the same run: the writer holds an
+exclusive `flock` on a lock file next to the database, which the kernel
+releases if the writer dies, and the lock file names the writer's pid.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> log = SqliteRunLog(pathlib.Path(tempfile.mkdtemp()) / "run.sqlite")
+    >>> log.start("hanoi", {"disks": 3}).task
+    'hanoi'
+    >>> log.close()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import RunLogError
+from .base import Checkpoint, RunLog, RunMeta, StepRecord, batch_checksum, check_same_task
+
+__all__ = ["DB_NAME", "SqliteRunLog"]
+
+DB_NAME = "run.sqlite"
+"""The database file's name inside a run directory."""
+
+_SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    step          INTEGER PRIMARY KEY,
+    action        TEXT    NOT NULL,
+    state_hash    TEXT    NOT NULL,
+    tally         TEXT    NOT NULL,
+    samples       INTEGER NOT NULL,
+    valid         INTEGER NOT NULL,
+    red_flags     TEXT,
+    rounds        INTEGER NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    decided_by    TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch        INTEGER PRIMARY KEY,
+    first_step   INTEGER NOT NULL,
+    last_step    INTEGER NOT NULL,
+    checkpoint   TEXT    NOT NULL,
+    checksum     TEXT    NOT NULL,
+    committed_at REAL    NOT NULL
+);
+"""
+_INSERT = "INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_COLUMNS = (
+    "step, action, state_hash, tally, samples, valid, red_flags, rounds, "
+    "input_tokens, output_tokens, decided_by"
+)
+
+
+class _FileLock:
+    """An exclusive, non-blocking `flock` that dies with its holder (even under kill -9)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, what: str) -> None:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunLogError(
+                f"{what} is being written by pid {holder}; wait for it to finish or stop it "
+                "(two writers would corrupt the run)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+class SqliteRunLog(RunLog):
+    """A run log in one SQLite database file.
+
+    Args:
+        path: the database file (created with its directory on `start`).
+        readonly: open for reading only (no lock; `start`, `append` and `drop` refuse).
+        synchronous: SQLite's `synchronous` setting: `"NORMAL"` survives a killed
+            process, `"FULL"` also a power cut.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ) -> None:
+        self.path = Path(path)
+        self.location = str(self.path.parent if self.path.name == DB_NAME else self.path)
+        self.readonly = readonly
+        self.synchronous = synchronous
+        self._lock = _FileLock(self.path.with_name(self.path.name + ".lock"))
+        self._db: sqlite3.Connection | None = None
+        self._next_step: int | None = None
+        if readonly and not self.path.exists():
+            raise RunLogError(f"no run log at {self.location}")
+
+    # ------------------------------------------------------------------ connection
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        try:
+            if self.readonly:
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                     isolation_level=None)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA synchronous={self.synchronous}")
+                db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise RunLogError(f"cannot open the run log {self.location}: {exc}") from exc
+        self._db = db
+        return db
+
+    def _writable(self) -> sqlite3.Connection:
+        if self.readonly:
+            raise RunLogError(f"the run log {self.location} was opened read-only")
+        if self._lock.fd is None:
+            raise RunLogError("call start() before writing to a run log")
+        return self._connect()
+
+    # ------------------------------------------------------------------ writing
+
+    def start(
+        self,
+        task: str,
+        params: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> RunMeta:
+        if self.readonly:
+            raise RunLogError(f"the run log {self.location} was opened read-only")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._lock.fd is None:
+            self._lock.acquire(f"the run in {self.location}")
+        try:
+            db = self._connect()
+            meta = self.meta()
+            if meta is None:
+                meta = RunMeta(
+                    run_id=run_id or uuid.uuid4().hex,
+                    task=task,
+                    params=dict(params),
+                    created=time.time(),
+                    settings=dict(settings or {}),
+                )
+                rows = [
+                    ("schema_version", _SCHEMA_VERSION),
+                    ("run_id", meta.run_id),
+                    ("task", meta.task),
+                    ("params", json.dumps(meta.params, sort_keys=True)),
+                    ("created", repr(meta.created)),
+                    ("settings", json.dumps(meta.settings, sort_keys=True, default=str)),
+                ]
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT INTO meta VALUES (?, ?)", rows)
+                db.execute("COMMIT")
+            else:
+                check_same_task(meta, task, params, self.location)
+                if run_id is not None and run_id != meta.run_id:
+                    raise RunLogError(
+                        f"{self.location} holds run {meta.run_id}, not {run_id}"
+                    )
+                if settings is not None:
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('settings', ?)",
+                        (json.dumps(dict(settings), sort_keys=True, default=str),),
+                    )
+                self._verify_last_batch()
+            cp = self.checkpoint()
+            self._next_step = 0 if cp is None else cp.next_step
+            return meta
+        except BaseException:
+            self.close()
+            raise
+
+    def append(self, records: Sequence[StepRecord], checkpoint: Checkpoint) -> None:
+        db = self._writable()
+        expected = self._next_step if self._next_step is not None else 0
+        if records:
+            first, last = records[0].step, records[-1].step
+            if first != expected or last - first + 1 != len(records):
+                raise RunLogError(
+                    f"batch of steps {first}..{last} ({len(records)} records) does not "
+                    f"continue the run log at step {expected}"
+                )
+        else:
+            first, last = expected, expected - 1
+        if checkpoint.next_step != last + 1:
+            raise RunLogError(
+                f"checkpoint says next step {checkpoint.next_step}, batch ends at {last}"
+            )
+        cp_json = checkpoint.to_json()
+        checksum = batch_checksum(records, cp_json)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if records:
+                    db.executemany(_INSERT, records)
+                db.execute(
+                    "INSERT INTO batches (first_step, last_step, checkpoint, checksum, "
+                    "committed_at) VALUES (?, ?, ?, ?, ?)",
+                    (first, last, cp_json, checksum, time.time()),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise RunLogError(f"cannot append to the run log {self.location}: {exc}") from exc
+        self._next_step = last + 1
+
+    def drop(self) -> None:
+        """Delete the run: the database and its WAL files (takes the writer's lock first)."""
+        if self.readonly:
+            raise RunLogError(f"the run log {self.location} was opened read-only")
+        if self._lock.fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire(f"the run in {self.location}")
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                pass
+        self._next_step = None
+        self.close()
+
+    def close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            finally:
+                self._db = None
+        self._lock.release()
+
+    # ------------------------------------------------------------------ reading
+
+    def meta(self) -> RunMeta | None:
+        if not self.path.exists():
+            return None
+        db = self._connect()
+        try:
+            data = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            raise RunLogError(f"{self.location} is not a maker_graph run log: {exc}") from exc
+        if "task" not in data:
+            return None
+        return RunMeta(
+            run_id=data["run_id"],
+            task=data["task"],
+            params=json.loads(data["params"]),
+            created=float(data["created"]),
+            settings=json.loads(data.get("settings", "{}")),
+        )
+
+    def checkpoint(self) -> Checkpoint | None:
+        if not self.path.exists():
+            return None
+        row = self._connect().execute(
+            "SELECT checkpoint FROM batches ORDER BY batch DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else Checkpoint.from_json(row[0])
+
+    def steps(self, start: int = 0, stop: int | None = None) -> Iterator[StepRecord]:
+        if not self.path.exists():
+            return
+        db = self._connect()
+        # Keyset pages instead of one long-lived cursor: memory stays flat, and the
+        # reader never pins a WAL snapshot for the length of a million-row export.
+        page = 10_000
+        at = start
+        end = stop if stop is not None else 2**62
+        while at < end:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM steps WHERE step >= ? AND step < ? "
+                "ORDER BY step LIMIT ?",
+                (at, end, page),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield StepRecord._make(row)
+            at = rows[-1][0] + 1
+
+    def verify(self) -> int:
+        db = self._connect()
+        checked = 0
+        for batch, first, last, cp_json, checksum in db.execute(
+            "SELECT batch, first_step, last_step, checkpoint, checksum FROM batches ORDER BY batch"
+        ).fetchall():
+            checked += self._verify_batch(batch, first, last, cp_json, checksum)
+        return checked
+
+    def _verify_last_batch(self) -> None:
+        row = self._connect().execute(
+            "SELECT batch, first_step, last_step, checkpoint, checksum FROM batches "
+            "ORDER BY batch DESC LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            self._verify_batch(*row)
+            extra = self._connect().execute(
+                "SELECT COUNT(*) FROM steps WHERE step > ?", (row[2],)
+            ).fetchone()[0]
+            if extra:
+                raise RunLogError(
+                    f"the run log {self.location} holds {extra} steps after its last "
+                    "checkpoint: it was written by something other than maker_graph"
+                )
+
+    def _verify_batch(self, batch: int, first: int, last: int, cp_json: str, checksum: str) -> int:
+        records = list(self.steps(first, last + 1))
+        if len(records) != last - first + 1 or batch_checksum(records, cp_json) != checksum:
+            raise RunLogError(
+                f"the run log {self.location} is corrupt: batch {batch} (steps {first}..{last}) "
+                "does not match its checksum. Start over with --fresh, or keep the file "
+                "for inspection and use another run directory"
+            )
+        return len(records)
+
+    def __repr__(self) -> str:
+        return f"SqliteRunLog({str(self.path)!r})"
