@@ -1,0 +1,159 @@
+"""Durable LangGraph checkpointers from one string: memory, SQLite or PostgreSQL.
+
+The graph surfaces take any LangGraph checkpointer; this module opens the right
+one from the same `--store` value the run log uses, so a run's log and its graph
+checkpoints can live side by side:
+
+- `None` or `"memory"`: `InMemorySaver` (nothing survives the process);
+- a directory: `DIR/checkpoints.sqlite`; a file path or `sqlite:///path.db`: that file
+  (`SqliteSaver`, needs `maker-graph[sqlite]`);
+- `postgresql://...`: `PostgresSaver` (needs `maker-graph[postgres]`); its tables are
+  created on first use, and the run log's own `?run_id=`/`?schema=` parameters are
+  ignored here, so one URL serves both.
+
+Both openers are context managers that close the connection on exit.
+
+Example:
+    >>> with open_checkpointer("memory") as saver:
+    ...     type(saver).__name__
+    'InMemorySaver'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["CHECKPOINT_DB_NAME", "open_async_checkpointer", "open_checkpointer", "store_kind"]
+
+CHECKPOINT_DB_NAME = "checkpoints.sqlite"
+"""The checkpoint database's name inside a run directory."""
+
+_POSTGRES = ("postgres://", "postgresql://", "postgresql+psycopg://")
+
+
+def store_kind(target: str | os.PathLike[str] | None) -> str:
+    """`"memory"`, `"sqlite"` or `"postgres"`: which backend `target` names.
+
+    Example:
+        >>> store_kind("postgresql://u@127.0.0.1/db"), store_kind("runs/demo")
+        ('postgres', 'sqlite')
+    """
+    if target is None:
+        return "memory"
+    text = os.fspath(target)
+    if text in ("memory", ":memory:"):
+        return "memory"
+    if text.startswith(_POSTGRES):
+        return "postgres"
+    if text.startswith("sqlite:") or "://" not in text:
+        return "sqlite"
+    raise ConfigurationError(
+        f"unknown store {text!r}: use memory, a directory, sqlite:///path.db or postgresql://..."
+    )
+
+
+def _sqlite_path(text: str) -> str:
+    if text.startswith("sqlite:///"):
+        return text[len("sqlite://") :]
+    if text.startswith("sqlite:"):
+        return text[len("sqlite:") :]
+    path = Path(text)
+    if path.is_dir() or not path.suffix:
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path / CHECKPOINT_DB_NAME)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def _postgres_url(text: str) -> str:
+    from .runlog.postgres import split_url
+
+    return split_url(text)[0]
+
+
+def _missing(extra: str, exc: ImportError) -> ConfigurationError:
+    return ConfigurationError(
+        f"this store needs the {extra} extra: pip install 'maker-graph[{extra}]' ({exc})"
+    )
+
+
+@contextmanager
+def open_checkpointer(target: str | os.PathLike[str] | None) -> Iterator[Any]:
+    """Open a synchronous LangGraph checkpointer for `target` (see the module docstring).
+
+    Raises:
+        ConfigurationError: an unknown kind of store, or its extra is not installed.
+
+    Example:
+        >>> import tempfile
+        >>> with open_checkpointer(tempfile.mkdtemp()) as saver:
+        ...     type(saver).__name__
+        'SqliteSaver'
+    """
+    kind = store_kind(target)
+    if kind == "memory":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield InMemorySaver()
+        return
+    text = os.fspath(target)  # type: ignore[arg-type]
+    if kind == "sqlite":
+        try:
+            from langgraph.checkpoint.sqlite import SqliteSaver
+        except ImportError as exc:
+            raise _missing("sqlite", exc) from exc
+        with SqliteSaver.from_conn_string(_sqlite_path(text)) as saver:
+            yield saver
+        return
+    try:
+        from langgraph.checkpoint.postgres import PostgresSaver
+    except ImportError as exc:
+        raise _missing("postgres", exc) from exc
+    with PostgresSaver.from_conn_string(_postgres_url(text)) as saver:
+        saver.setup()
+        yield saver
+
+
+@asynccontextmanager
+async def open_async_checkpointer(target: str | os.PathLike[str] | None) -> AsyncIterator[Any]:
+    """Open an asynchronous LangGraph checkpointer for `target` (for `ainvoke`/`astream`).
+
+    Raises:
+        ConfigurationError: an unknown kind of store, or its extra is not installed.
+
+    Example:
+        >>> import asyncio
+        >>> async def kind():
+        ...     async with open_async_checkpointer(None) as saver:
+        ...         return type(saver).__name__
+        >>> asyncio.run(kind())
+        'InMemorySaver'
+    """
+    kind = store_kind(target)
+    if kind == "memory":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield InMemorySaver()
+        return
+    text = os.fspath(target)  # type: ignore[arg-type]
+    if kind == "sqlite":
+        try:
+            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        except ImportError as exc:
+            raise _missing("sqlite", exc) from exc
+        async with AsyncSqliteSaver.from_conn_string(_sqlite_path(text)) as saver:
+            yield saver
+        return
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError as exc:
+        raise _missing("postgres", exc) from exc
+    async with AsyncPostgresSaver.from_conn_string(_postgres_url(text)) as saver:
+        await saver.setup()
+        yield saver
