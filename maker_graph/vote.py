@@ -178,6 +178,22 @@ class Voter:
                 sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
         return sample
 
+    async def check(self, raw: RawSample, index: int, round: int = 1) -> Sample:
+        """Parse, key and red-flag one raw sample, exactly as `vote` does for each sample.
+
+        For callers that draw samples themselves (the LangGraph voting sub-graph draws
+        each sample in its own branch).
+
+        Example:
+            >>> import asyncio
+            >>> voter = Voter(lambda q: "4", parser=int)
+            >>> asyncio.run(voter.check(RawSample("4", "4"), 0)).value
+            4
+        """
+        if self._async_flags or self._async_parser:
+            return await self._check_async(raw, index, round)
+        return self._check(raw, index, round, {})
+
     # ------------------------------------------------------------------ one step
 
     async def vote(

@@ -1,0 +1,79 @@
+"""Graph-node plumbing shared by the LangGraph surfaces (private).
+
+`DualNode` is a node with a synchronous and an asynchronous body, so one node
+works under both `invoke` and `ainvoke` (an async-only node cannot run under a
+sync `invoke`, and a sync-only node costs a worker thread per call under
+`ainvoke`). `run_sync` runs a coroutine from synchronous node code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.config import get_stream_writer
+
+__all__ = ["ROUTE", "DualNode", "emit", "run_sync"]
+
+T = TypeVar("T")
+
+ROUTE = "maker_graph.route"
+"""Key a node returns to tell its router where to go next.
+
+It is not a state channel, so LangGraph drops it from the state update, but a
+conditional edge sees the node's own output keys: the node decides once, the
+named router (`red_flag_condition`, ...) only reads the decision.
+"""
+
+
+class DualNode(Runnable[Any, Any]):
+    """A node with a sync body for `invoke` and an async body for `ainvoke`."""
+
+    def __init__(
+        self,
+        name: str,
+        func: Callable[[Any], Any],
+        afunc: Callable[[Any], Awaitable[Any]] | None = None,
+    ) -> None:
+        self.name = name
+        self.func = func
+        self.afunc = afunc
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.func(input)
+
+    async def ainvoke(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        if self.afunc is None:
+            return self.func(input)
+        return await self.afunc(input)
+
+    def __repr__(self) -> str:
+        return f"DualNode({self.name!r})"
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code.
+
+    Uses `asyncio.run` when the thread has no running loop; otherwise (a sync
+    `invoke` called from async code) runs it on a fresh loop in a worker thread,
+    carrying the context along so `get_config`, stream writers and `interrupt`
+    keep working.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(context.run, asyncio.run, coro).result()
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Write a progress event to the graph's `custom` stream (a no-op when not streamed)."""
+    get_stream_writer()(event)

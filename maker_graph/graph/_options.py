@@ -1,0 +1,145 @@
+"""Turning the graph surfaces' keyword options into a `Voter` (private).
+
+`create_voting_graph`, `maker_node`, `add_maker_step` and the decomposition
+graph all take the same step description: a chat model (with a prompt, a
+temperature schedule, a rotation of further models, a token cap or a
+structured-output schema), any `Runnable`, a function, or a `Sampler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..red_flags import RedFlag
+from ..sampling import RetryPolicy, Sampler, TemperatureSchedule, as_sampler
+from ..vote import EscalationHandler, NoConsensusAction, Parser, VotePolicy, Voter
+from ..voting import KeyFunction
+
+__all__ = [
+    "Temperature",
+    "build_sampler",
+    "build_voter",
+    "check_no_consensus",
+    "is_chat_model",
+    "pick",
+]
+
+Temperature = TemperatureSchedule | Callable[[int], float | None] | float | None
+"""A temperature schedule, a function of the sample index, or one temperature for all."""
+
+
+def is_chat_model(obj: Any) -> bool:
+    from langchain_core.language_models import BaseChatModel
+
+    return isinstance(obj, BaseChatModel)
+
+
+def _schedule(temperature: Temperature) -> TemperatureSchedule | Callable[[int], float | None]:
+    if temperature is None:
+        return TemperatureSchedule()
+    if isinstance(temperature, (int, float)):
+        return TemperatureSchedule(first=float(temperature), rest=float(temperature))
+    return temperature
+
+
+def build_sampler(
+    step: Any,
+    *,
+    prompt: Any = None,
+    models: Sequence[Any] = (),
+    temperature: Temperature = None,
+    max_tokens: int | None = None,
+    structured: Any = None,
+    default_prompt: Callable[[Any], Any] | None = None,
+) -> Sampler:
+    """The sampler for a step description; chat options only apply to chat models."""
+    chat = is_chat_model(step) or (
+        isinstance(step, (list, tuple)) and bool(step) and all(is_chat_model(m) for m in step)
+    )
+    if models and not chat:
+        raise ConfigurationError(
+            f"models=... rotates chat models, but the step is a {type(step).__name__}; "
+            "pass a chat model as the step, or drop models="
+        )
+    if not chat:
+        given = {
+            name: value
+            for name, value in (
+                ("prompt", prompt),
+                ("temperature", temperature),
+                ("max_tokens", max_tokens),
+                ("structured", structured),
+            )
+            if value is not None
+        }
+        if given:
+            raise ConfigurationError(
+                f"options {sorted(given)} only apply when the step is a chat model, "
+                f"not a {type(step).__name__}"
+            )
+        return as_sampler(step)
+    rotation = list(step) if isinstance(step, (list, tuple)) else [step]
+    for extra in models:
+        if not is_chat_model(extra):
+            raise ConfigurationError(
+                f"models=... must be chat models; got a {type(extra).__name__}"
+            )
+        rotation.append(extra)
+    return as_sampler(
+        rotation if len(rotation) > 1 else rotation[0],
+        prompt=prompt if prompt is not None else default_prompt,
+        temperature=_schedule(temperature),
+        max_tokens=max_tokens,
+        structured=structured,
+    )
+
+
+def check_no_consensus(on_no_consensus: str) -> NoConsensusAction:
+    if on_no_consensus not in ("raise", "plurality", "escalate"):
+        raise ConfigurationError(
+            f"on_no_consensus must be 'raise', 'plurality' or 'escalate', "
+            f"got {on_no_consensus!r}"
+        )
+    return on_no_consensus  # type: ignore[return-value]
+
+
+def build_voter(
+    sampler: Sampler,
+    *,
+    k: int,
+    parser: Parser | None,
+    key: KeyFunction | None,
+    red_flags: Sequence[RedFlag],
+    max_samples: int | None,
+    on_no_consensus: NoConsensusAction,
+    escalate: EscalationHandler | None,
+    max_concurrency: int | None = None,
+    retry: RetryPolicy | None = None,
+    keep_samples: bool = False,
+) -> Voter:
+    """A `Voter` with the surfaces' options; validates them at build time."""
+    policy = VotePolicy(
+        k=k,
+        max_samples=max_samples,
+        on_no_consensus=on_no_consensus,
+        max_concurrency=max_concurrency,
+        retry=retry if retry is not None else RetryPolicy(),
+        keep_samples=keep_samples,
+    )
+    return Voter(sampler, parser=parser, key=key, red_flags=red_flags, policy=policy,
+                 escalate=escalate)
+
+
+def pick(state: Mapping[str, Any], keys: Sequence[str] | None) -> dict[str, Any]:
+    """The step input read from a parent state: the named keys, or the whole state."""
+    if keys is None:
+        return dict(state)
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ConfigurationError(
+            f"input_keys {missing} are not in the graph state (it has {sorted(state)}); "
+            "fix input_keys or give those keys a value before this node runs"
+        )
+    return {k: state[k] for k in keys}

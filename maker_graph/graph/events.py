@@ -1,0 +1,149 @@
+"""Progress events the graph surfaces write to LangGraph's `custom` stream.
+
+Every event is a plain dict with an `"event"` name and the emitting `"node"`,
+so it can be shown, logged or sent to a browser as JSON:
+
+- `maker.round`: a round of samples is sent out (`round`, `samples`, `tally`, `drawn`).
+- `maker.sample`: a sample was drawn and checked (`index`, `round`, `key`, `valid`,
+  `red_flag`, `output_tokens`).
+- `maker.red_flag`: a sample was red-flagged (`index`, `reason`, `detail`, `resampled`).
+- `maker.provider_failure`: every retry of a sample's provider call failed (`index`,
+  `error`, `failures`).
+- `maker.decided`: the step is decided (`winner`, `decided_by`, `tally`,
+  `samples_drawn`, `rounds`, `red_flags`).
+- `maker.chunk`: a decomposition chunk was committed (`steps_done`, `chunk_steps`,
+  `done`, `samples`).
+
+`maker.escalation` is not streamed: it is the value of the `interrupt()` that
+asks for an answer when the budget is spent.
+
+Example:
+    >>> stream = graph.stream(inputs, stream_mode="custom", subgraphs=True)  # doctest: +SKIP
+    >>> for namespace, event in stream:  # doctest: +SKIP
+    ...     print(event["event"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..records import Sample, StepResult
+
+__all__ = [
+    "EVENT_NAMES",
+    "chunk_event",
+    "decided_event",
+    "escalation_request",
+    "jsonable",
+    "provider_failure_event",
+    "red_flag_event",
+    "round_event",
+    "sample_event",
+]
+
+EVENT_NAMES = (
+    "maker.round",
+    "maker.sample",
+    "maker.red_flag",
+    "maker.provider_failure",
+    "maker.decided",
+    "maker.chunk",
+)
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-friendly form of an answer or vote key (tuples become lists)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
+def _pairs(tally: Iterable[tuple[Any, int]] | Mapping[Any, int]) -> list[list[Any]]:
+    items = tally.items() if isinstance(tally, Mapping) else tally
+    return [[jsonable(key), n] for key, n in items]
+
+
+def round_event(
+    node: str, rnd: int, samples: int, tally: Iterable[tuple[Any, int]], drawn: int
+) -> dict[str, Any]:
+    return {"event": "maker.round", "node": node, "round": rnd, "samples": samples,
+            "tally": _pairs(tally), "drawn": drawn}
+
+
+def sample_event(node: str, sample: Sample) -> dict[str, Any]:
+    return {
+        "event": "maker.sample",
+        "node": node,
+        "index": sample.index,
+        "round": sample.round,
+        "key": jsonable(sample.key),
+        "valid": sample.red_flag is None,
+        "red_flag": sample.red_flag,
+        "output_tokens": sample.raw.output_tokens,
+    }
+
+
+def red_flag_event(node: str, sample: Sample, *, resampled: bool | None) -> dict[str, Any]:
+    return {"event": "maker.red_flag", "node": node, "index": sample.index,
+            "reason": sample.red_flag, "detail": sample.red_flag_detail,
+            "resampled": resampled}
+
+
+def provider_failure_event(
+    node: str, index: int, error: BaseException, failures: Mapping[str, int]
+) -> dict[str, Any]:
+    return {"event": "maker.provider_failure", "node": node, "index": index,
+            "error": repr(error), "failures": dict(failures)}
+
+
+def decided_event(node: str, result: StepResult) -> dict[str, Any]:
+    return {
+        "event": "maker.decided",
+        "node": node,
+        "step": jsonable(result.step),
+        "winner": jsonable(result.winner),
+        "decided_by": result.decided_by,
+        "tally": _pairs(result.tally),
+        "samples_drawn": result.samples_drawn,
+        "rounds": result.rounds,
+        "red_flags": dict(result.red_flags),
+    }
+
+
+def chunk_event(
+    node: str, steps_done: int, chunk_steps: int, done: bool, samples: int
+) -> dict[str, Any]:
+    return {"event": "maker.chunk", "node": node, "steps_done": steps_done,
+            "chunk_steps": chunk_steps, "done": done, "samples": samples}
+
+
+def escalation_request(
+    node: str, step_input: Any, result: StepResult, max_samples: int
+) -> dict[str, Any]:
+    """The `interrupt()` value when a step's budget is spent without a winner.
+
+    Resume the graph with `Command(resume=answer)`; the answer is written as the
+    step's winner (`decided_by="escalation"`).
+    """
+    return {
+        "event": "maker.escalation",
+        "node": node,
+        "question": (
+            f"No answer got {result.k} votes ahead within {max_samples} samples. "
+            "Resume with Command(resume=<the answer>)."
+        ),
+        "step_input": step_input,
+        "tally": _pairs(result.tally),
+        "samples_drawn": result.samples_drawn,
+        "max_samples": max_samples,
+        "k": result.k,
+        "red_flags": dict(result.red_flags),
+    }

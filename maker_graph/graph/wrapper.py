@@ -1,0 +1,436 @@
+"""`maker_node` and `add_maker_step`: put a voted step into a graph you already have.
+
+`maker_node(step, ...)` returns a node for `builder.add_node(...)`. It reads the
+step's input from the parent state, decides the step with the engine (`Voter`:
+rounds of parallel samples, k-ahead voting, red-flag resampling, a budget) and
+writes the winning answer back. One node, one superstep: the cheapest way to
+make a fragile step reliable. It works under `invoke` and `ainvoke`, `stream`
+and `astream` (progress events on the `custom` stream), any checkpointer, and
+`interrupt` (escalation when the budget is spent).
+
+`add_maker_step(builder, name, step, ...)` grafts the voting sub-graph's nodes
+(`name` → `name_sample` ⇄ red-flag guard → `name_tally`) into your builder
+instead, so the `Send` fan-out per sample is visible in your graph and each
+finished sample is checkpointed on its own: a resume after a crash mid-vote
+redraws only the samples that had not finished.
+
+Example:
+    >>> from typing import TypedDict
+    >>> from langgraph.graph import END, START, StateGraph
+    >>> from maker_graph.graph import maker_node
+    >>> class State(TypedDict, total=False):
+    ...     ticket: str
+    ...     label: str
+    >>> builder = StateGraph(State)
+    >>> _ = builder.add_node("classify", maker_node(lambda s: "billing", k=2,
+    ...                                                 input_keys=["ticket"], output_key="label"))
+    >>> _ = builder.add_edge(START, "classify").add_edge("classify", END)
+    >>> builder.compile().invoke({"ticket": "charged twice"})["label"]
+    'billing'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, NamedTuple, TypedDict, cast, get_type_hints
+
+from langgraph.config import get_config
+from langgraph.func import task
+from langgraph.graph import END, StateGraph
+from langgraph.types import interrupt
+
+from ..errors import ConfigurationError, NoConsensusError
+from ..records import Sample, StepResult
+from ..red_flags import RedFlag
+from ..sampling import RetryPolicy
+from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
+from ..voting import KeyFunction
+from ._node import DualNode, emit, run_sync
+from ._options import (
+    Temperature,
+    build_sampler,
+    build_voter,
+    check_no_consensus,
+    pick,
+)
+from .events import decided_event, escalation_request, red_flag_event, sample_event
+from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
+
+__all__ = ["MakerNode", "MakerStepNodes", "add_maker_step", "maker_node"]
+
+
+def _chat_input(step_input: Any) -> Any:
+    """Default model input when a chat model is the step and no prompt is given."""
+    if isinstance(step_input, Mapping):
+        if "messages" in step_input:
+            return step_input["messages"]
+        if len(step_input) == 1:
+            return next(iter(step_input.values()))
+        raise ConfigurationError(
+            f"the step is a chat model and its input has several keys {sorted(step_input)}; "
+            "pass prompt=... (a function or ChatPromptTemplate of that dict), or "
+            "input_keys=[one key]"
+        )
+    return step_input
+
+
+class MakerNode(DualNode):
+    """A voted step as a graph node (see `maker_node`); sync and async.
+
+    Attributes:
+        voter: the compiled `Voter` (sampler, parser, key, red flags, policy).
+        input_keys: the parent-state keys the step reads (None: the whole state).
+        output_key: where the winner is written.
+        stats_key: where the step's `StepResult.to_dict()` is written, if anywhere.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        voter: Voter,
+        *,
+        input_keys: Sequence[str] | None,
+        output_key: str,
+        stats_key: str | None,
+        interrupt_on_no_consensus: bool,
+        budget: int,
+    ) -> None:
+        super().__init__(name, self._run, self._arun)
+        self.node_name = name
+        self.voter = voter
+        self.input_keys = list(input_keys) if input_keys is not None else None
+        self.output_key = output_key
+        self.stats_key = stats_key
+        self.budget = budget
+        self._interrupts = interrupt_on_no_consensus
+        if interrupt_on_no_consensus:
+            # The undecided vote runs as a LangGraph task: when the node re-runs on
+            # resume, the task's saved result comes back instead of a second vote.
+            self._vote_task: Any = task(name=f"{name}.vote")(cast(Any, self._vote_undecided))
+            self._avote_task: Any = task(name=f"{name}.vote")(cast(Any, self._avote_undecided))
+
+    # ------------------------------------------------------------- the vote
+
+    async def _avote(self, step_input: Any) -> StepResult:
+        label = _node_label(self.node_name)
+
+        def on_sample(sample: Sample) -> None:
+            emit(sample_event(label, sample))
+            if sample.red_flag is not None:
+                # The engine replaces it in its next round while the budget lasts.
+                emit(red_flag_event(label, sample, resampled=None))
+
+        return await self.voter.vote(step_input, on_sample=on_sample)
+
+    async def _avote_undecided(self, step_input: Any) -> dict[str, Any]:
+        try:
+            result = await self._avote(step_input)
+        except NoConsensusError as exc:
+            return {"decided": False, "tally": list(exc.tally.items()),
+                    "drawn": exc.samples_drawn, "red_flags": exc.red_flags}
+        return {"decided": True, "result": _result_fields(result)}
+
+    def _vote_undecided(self, step_input: Any) -> dict[str, Any]:
+        return run_sync(self._avote_undecided(step_input))
+
+    def _output(self, result: StepResult) -> dict[str, Any]:
+        emit(decided_event(_node_label(self.node_name), result))
+        out = {self.output_key: result.winner}
+        if self.stats_key is not None:
+            out[self.stats_key] = result.to_dict()
+        return out
+
+    def _escalate(self, step_input: Any, saved: Mapping[str, Any]) -> dict[str, Any]:
+        if saved["decided"]:
+            return self._output(StepResult(**saved["result"]))
+        result = StepResult(
+            winner=None,
+            winner_key=None,
+            tally=dict((_hashable(k), n) for k, n in saved["tally"]),
+            decided_by="escalation",
+            k=self.voter.policy.k,
+            samples_drawn=saved["drawn"],
+            valid_votes=sum(n for _, n in saved["tally"]),
+            red_flags=dict(saved["red_flags"]),
+        )
+        request = escalation_request(_node_label(self.node_name), step_input, result, self.budget)
+        result.winner = interrupt(request)
+        return self._output(result)
+
+    def _run(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        step_input = pick(state, self.input_keys)
+        if self._interrupts:
+            return self._escalate(step_input, self._vote_task(step_input).result())
+        return self._output(run_sync(self._avote(step_input)))
+
+    async def _arun(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        step_input = pick(state, self.input_keys)
+        if self._interrupts:
+            return self._escalate(step_input, await self._avote_task(step_input))
+        return self._output(await self._avote(step_input))
+
+    def as_middleware(
+        self, *, hook: str = "before_agent", state_schema: type[Any] | None = None
+    ) -> Any:
+        """This voted step as a LangChain agent middleware (for `create_agent`).
+
+        The step runs as the middleware's `hook` node (`"before_agent"`: once per run,
+        `"before_model"`: before every model call) inside the agent's graph, reading
+        the agent state and writing the winner to `output_key`, which the
+        middleware adds to the agent state (pass `state_schema` to choose the type).
+
+        Example:
+            >>> from langchain.agents import create_agent  # doctest: +SKIP
+            >>> agent = create_agent(model, tools,  # doctest: +SKIP
+            ...                      middleware=[node.as_middleware()])
+        """
+        from ._middleware import maker_middleware
+
+        return maker_middleware(self, hook=hook, state_schema=state_schema)
+
+
+def _node_label(default: str) -> str:
+    """The name the node was added under (`builder.add_node(name, ...)`), for events."""
+    try:
+        metadata = get_config().get("metadata") or {}
+    except RuntimeError:
+        return default
+    return str(metadata.get("langgraph_node", default))
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _result_fields(result: StepResult) -> dict[str, Any]:
+    # Plain data for the task's checkpointed result; samples are not kept.
+    return {
+        "winner": result.winner,
+        "winner_key": result.winner_key,
+        "tally": result.tally,
+        "decided_by": result.decided_by,
+        "k": result.k,
+        "samples_drawn": result.samples_drawn,
+        "valid_votes": result.valid_votes,
+        "red_flags": result.red_flags,
+        "rounds": result.rounds,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "provider_failures": result.provider_failures,
+        "wall_seconds": result.wall_seconds,
+    }
+
+
+def maker_node(
+    step: Any,
+    *,
+    k: int = 3,
+    parser: Parser | None = None,
+    key: KeyFunction | None = None,
+    red_flags: Sequence[RedFlag] = (),
+    input_keys: Sequence[str] | None = None,
+    output_key: str = "answer",
+    max_samples: int | None = None,
+    on_no_consensus: NoConsensusAction = "raise",
+    escalate: EscalationHandler | None = None,
+    temperature: Temperature = None,
+    models: Sequence[Any] = (),
+    prompt: Any = None,
+    max_tokens: int | None = None,
+    structured: Any = None,
+    max_concurrency: int | None = None,
+    retry: RetryPolicy | None = None,
+    stats_key: str | None = None,
+    name: str = "maker_step",
+) -> MakerNode:
+    """Make a fragile step a k-ahead voted, red-flag guarded, budgeted graph node.
+
+    The node calls `step` with a dict of the parent state's `input_keys` (the whole
+    state when None), once per sample, decides the step with first-to-ahead-by-k
+    voting, and returns `{output_key: winner}` (plus `{stats_key: stats}`).
+
+    Args:
+        step: what one sample is: a chat model (the default prompt passes the
+            input's `messages`, or its only key's value; pass `prompt=` otherwise), a
+            list of chat models (rotated per sample), any `Runnable`, a sync or async
+            function of the input dict, or a `Sampler`.
+        k: the margin: an answer wins once it has k more votes than any other.
+        parser: the step's raw output (an `AIMessage` for chat models, whatever a
+            Runnable or function returns) -> the answer; raise to red-flag the
+            sample. Default: the message text stripped, or the output as is.
+        key: answer -> vote key; answers with equal keys are the same vote.
+        red_flags: checks that discard samples before they vote.
+        input_keys: parent-state keys given to the step (None: the whole state).
+        output_key: parent-state key the winning answer is written to.
+        max_samples: samples the step may draw, red-flagged included (default 10k+20).
+        on_no_consensus: budget spent: `"raise"` (`NoConsensusError`), `"plurality"`,
+            or `"escalate"`: the `escalate` handler answers, or without one the node
+            calls `interrupt()` with the tally (resume with `Command(resume=answer)`;
+            the vote is not redrawn on resume).
+        escalate: escalation handler, `StepResult` -> answer (sync or async).
+        temperature: chat models: a `TemperatureSchedule`, a function of the sample
+            index, or one temperature (default 0 for the first sample, then 0.1).
+        models: more chat models to rotate with `step`, to decorrelate errors.
+        prompt: chat models: builds the model input from the input dict (a function
+            or a `ChatPromptTemplate`).
+        max_tokens: chat models: caps each sample's output tokens.
+        structured: chat models: a schema for `with_structured_output`; the parser
+            then receives the parsed object.
+        max_concurrency: provider calls in flight at once for this node.
+        retry: how provider failures are retried (never counted as votes).
+        stats_key: parent-state key for the step's statistics (`StepResult.to_dict()`).
+        name: the node's name (used in events and traces).
+
+    Returns:
+        A `MakerNode` for `builder.add_node(name, node)`.
+
+    Raises:
+        ConfigurationError: options that cannot work, at build time.
+
+    Example:
+        >>> node = maker_node(lambda s: s["q"].strip().lower(), k=2, input_keys=["q"])
+        >>> node.invoke({"q": " Yes "})
+        {'answer': 'yes'}
+    """
+    action = check_no_consensus(on_no_consensus)
+    if input_keys is not None and (isinstance(input_keys, str) or not input_keys):
+        raise ConfigurationError(
+            f"input_keys must be a non-empty list of state keys or None, got {input_keys!r}"
+        )
+    sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
+                            max_tokens=max_tokens, structured=structured,
+                            default_prompt=_chat_input)
+    interrupts = action == "escalate" and escalate is None
+    voter = build_voter(
+        sampler, k=k, parser=parser, key=key, red_flags=red_flags, max_samples=max_samples,
+        on_no_consensus="raise" if interrupts else action, escalate=escalate,
+        max_concurrency=max_concurrency, retry=retry,
+    )
+    return MakerNode(name, voter, input_keys=input_keys, output_key=output_key,
+                     stats_key=stats_key, interrupt_on_no_consensus=interrupts,
+                     budget=voter.policy.budget)
+
+
+# --------------------------------------------------------------------------- grafting
+
+
+class MakerStepNodes(NamedTuple):
+    """The nodes `add_maker_step` added; route into `entry`."""
+
+    entry: str
+    sample: str
+    tally: str
+    escalate: str | None
+    votes_key: str
+
+
+def _state_keys(builder: StateGraph[Any, Any, Any, Any]) -> set[str] | None:
+    try:
+        return set(get_type_hints(builder.state_schema))
+    except Exception:  # noqa: BLE001 - a schema we cannot introspect is not checked
+        return None
+
+
+def add_maker_step(
+    builder: StateGraph[Any, Any, Any, Any],
+    name: str,
+    step: Any,
+    *,
+    then: str = END,
+    k: int = 3,
+    parser: Parser | None = None,
+    key: KeyFunction | None = None,
+    red_flags: Sequence[RedFlag] = (),
+    input_keys: Sequence[str] | None = None,
+    output_key: str = "answer",
+    max_samples: int | None = None,
+    on_no_consensus: NoConsensusAction = "raise",
+    escalate: EscalationHandler | None = None,
+    temperature: Temperature = None,
+    models: Sequence[Any] = (),
+    prompt: Any = None,
+    max_tokens: int | None = None,
+    structured: Any = None,
+    retry: RetryPolicy | None = None,
+    stats_key: str | None = None,
+    votes_key: str | None = None,
+) -> MakerStepNodes:
+    """Graft a voted step's sub-graph nodes into your own builder.
+
+    Adds `name` (dispatch: reads the input, sends k samples), `name_sample` (one
+    branch per sample, with the red-flag guard edge back to itself),
+    `name_tally` (joins votes with the k-ahead reducer, ends or sends the next
+    round) and, with `on_no_consensus="escalate"`, `name_escalate`. Route into
+    `name` with your own edges; when the step is decided the graph goes on to
+    `then`. The tally lives in one extra state key (`votes_key`, default
+    `"{name}_votes"`), reset at every dispatch, so the state stays O(1) when the
+    step runs again in a loop.
+
+    Options are those of `maker_node`, plus `then` (the node after the step) and
+    `votes_key`.
+
+    Returns:
+        The names of the added nodes.
+
+    Raises:
+        ConfigurationError: a node name is taken, or `output_key`/`stats_key` is not
+            a key of the builder's state schema.
+
+    Example:
+        >>> from typing import TypedDict
+        >>> from langgraph.graph import START, StateGraph
+        >>> class State(TypedDict, total=False):
+        ...     q: str
+        ...     a: str
+        >>> builder = StateGraph(State)
+        >>> nodes = add_maker_step(builder, "answer", lambda s: "42", k=2,
+        ...                        input_keys=["q"], output_key="a")
+        >>> _ = builder.add_edge(START, nodes.entry)
+        >>> builder.compile().invoke({"q": "?"})["a"]
+        '42'
+    """
+    action = check_no_consensus(on_no_consensus)
+    names = NodeNames(name, f"{name}_sample", f"{name}_tally", f"{name}_escalate")
+    taken = [n for n in (names.dispatch, names.sample, names.tally, names.escalate)
+             if n in builder.nodes]
+    if taken:
+        raise ConfigurationError(
+            f"add_maker_step: node(s) {taken} already exist; pick another name"
+        )
+    known = _state_keys(builder)
+    for what, state_key in (("output_key", output_key), ("stats_key", stats_key)):
+        if state_key is not None and known is not None and state_key not in known:
+            raise ConfigurationError(
+                f"add_maker_step: {what}={state_key!r} is not a key of the graph state "
+                f"{sorted(known)}; add it to your state schema, or choose another key"
+            )
+    votes = votes_key or f"{name}_votes"
+    sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
+                            max_tokens=max_tokens, structured=structured,
+                            default_prompt=_chat_input)
+    voter = build_voter(sampler, k=k, parser=parser, key=key, red_flags=red_flags,
+                        max_samples=max_samples, on_no_consensus="raise", escalate=None,
+                        retry=retry)
+    votes_schema = cast(Any, TypedDict)(
+        f"MakerVotes_{name}", {votes: Annotated[dict[str, Any], k_ahead_reducer(k)]},
+        total=False,
+    )
+    keys = list(input_keys) if input_keys is not None else None
+    nodes = VoteNodes(
+        voter,
+        names=names,
+        votes_key=votes,
+        output_key=output_key,
+        stats_key=stats_key,
+        read_input=lambda state: pick(state, keys),
+        on_no_consensus=action,
+        escalate=escalate,
+        label=name,
+    )
+    nodes.attach(builder, then=then, votes_schema=votes_schema)
+    return MakerStepNodes(
+        names.dispatch, names.sample, names.tally,
+        names.escalate if action == "escalate" else None, votes,
+    )
