@@ -306,7 +306,8 @@ class EstimateReport(_Model):
 
     def save(self, path: str | Path) -> None:
         """Write the report as JSON."""
-        Path(path).write_text(self.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        # Compact: the file holds every pilot sample, thousands of them.
+        Path(path).write_text(self.model_dump_json() + "\n", encoding="utf-8")
 
 
 def load_estimate(path: str | Path) -> EstimateReport:

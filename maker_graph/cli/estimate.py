@@ -1,0 +1,309 @@
+"""`maker-graph estimate`: measure models on random steps, then plan the full run.
+
+    maker-graph estimate hanoi --disks 20 --model openai:gpt-4.1-mini \\
+        --model openai:gpt-4.1-nano --steps 1000 --samples-per-step 2 --json est.json
+
+samples every model on the same random steps with known answers (in parallel,
+rate limited), prints p with its confidence interval, the red-flag pass rate v,
+mean tokens, the error rate against answer length, collisions, and the plan
+(k_min, p_full, expected samples and cost) as one row per model, cheapest
+first. `--json` keeps every sample, for `maker-graph plot --estimate` and
+`maker-graph plan --estimate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import ConfigurationError
+from .app import app, fail
+
+__all__ = ["estimate_command", "print_estimate"]
+
+_TASKS = ("hanoi",)
+
+
+def _fmt_money(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if x == 0:
+        return "$0"
+    if x < 0.01:
+        return f"${x:.3g}"
+    return f"${x:,.2f}"
+
+
+def _fmt_count(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:,.2f} M"
+    if x >= 1e4:
+        return f"{x / 1e3:,.1f} k"
+    return f"{x:,.0f}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Plain aligned columns (first left, the rest right): readable in logs and docs."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def print_estimate(report: Any, console: Any | None = None, *, details: bool = True) -> None:
+    """Print an `EstimateReport`: the per-model table (cheapest first) and the details.
+
+    Used by `maker-graph estimate` and by `maker-graph plan --estimate`.
+    """
+    from rich.console import Console
+
+    console = console or Console(highlight=False, soft_wrap=True)
+    cap = report.max_output_tokens
+    params = ", ".join(f"{k} {v}" for k, v in report.params.items())
+    console.print(
+        f"{report.task}{f' ({params})' if params else ''}: {report.task_steps:,} steps; pilot "
+        f"{report.pilot_steps:,} random steps x {report.samples_per_step} samples; "
+        f"length cap {cap if cap is not None else 'none'} tokens; target p_full "
+        f">= {report.target:g}",
+        markup=False,
+    )
+    headers = ["model", "p", "95% CI", "v", "in tok", "out tok", "$/sample", "k_min",
+               "p_full", "samples/step", "samples", "cost"]
+    rows = []
+    for m in report.models:
+        plan = m.plan
+        rows.append([
+            m.model,
+            f"{m.p:.4f}" if m.p is not None else "-",
+            f"[{m.p_low:.4f}, {m.p_high:.4f}]" if m.p is not None else "-",
+            f"{m.v:.3f}",
+            f"{m.mean_input_tokens:,.0f}",
+            f"{m.mean_output_tokens:,.0f}",
+            _fmt_money(m.cost_per_sample),
+            str(plan.k_min) if plan else "-",
+            f"{plan.p_full:.3f}" if plan else "-",
+            f"{plan.samples_per_step:.2f}" if plan else "-",
+            _fmt_count(plan.total_samples) if plan else "-",
+            _fmt_money(plan.total_cost) if plan else "-",
+        ])
+    for text in _table(headers, rows):
+        console.print(text, markup=False, overflow="ignore", crop=False, soft_wrap=True)
+    if not details:
+        return
+    for m in report.models:
+        console.print(m.model, markup=False, style="bold")
+        flags = ", ".join(f"{r} {n}" for r, n in m.red_flags.items()) or "none"
+        fails = ", ".join(f"{r} {n}" for r, n in m.provider_failures.items()) or "none"
+        console.print(
+            f"  samples {m.samples:,}, valid {m.valid:,}, correct {m.correct:,}; red flags: "
+            f"{flags}; provider failures (retried): {fails}"
+            + (f"; gave up on {m.gave_up}" if m.gave_up else "")
+        )
+        bins = "  ".join(
+            f"{b.low}-{b.high if b.high is not None else ''}: "
+            f"{100 * b.error_rate:.1f}% of {b.samples:,}"
+            for b in m.length_bins
+        )
+        console.print(f"  error rate by output tokens: {bins or '-'}")
+        if report.samples_per_step >= 2:
+            console.print(
+                f"  collisions (steps with two wrong valid samples): {m.collisions} "
+                f"({m.same_answer_collisions} with the same wrong answer); "
+                f"{m.expected_collisions:.2f} expected if errors were independent"
+            )
+        if m.note:
+            console.print(f"  note: {m.note}")
+
+
+@app.command("estimate")
+def estimate_command(
+    task_name: str = typer.Argument(..., metavar="TASK", help="The task: hanoi."),
+    disks: int = typer.Option(20, "--disks", help="Hanoi: number of disks (2**N - 1 steps)."),
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="simulated[:ERROR_RATE] (default), simulated-chat, or PROVIDER:MODEL; "
+            "repeat to compare.",
+        ),
+    ] = None,
+    steps: int = typer.Option(1000, "--steps", help="Random steps to sample."),
+    samples_per_step: int = typer.Option(
+        2, "--samples-per-step", help="Independent samples per step (2+ measures collisions)."
+    ),
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the estimate (every sample included) here."),
+    ] = None,
+    seed: int = typer.Option(0, "--seed", help="Seed of the step choice and simulated models."),
+    target: float = typer.Option(0.95, "--target", help="Required p_full of the whole run."),
+    red_flag_tokens: int = typer.Option(
+        750, "--red-flag-tokens", help="Red-flag answers longer than this many tokens."
+    ),
+    cautious: bool = typer.Option(
+        False, "--cautious", help="Plan with the lower end of p's confidence interval."
+    ),
+    error_rate: float = typer.Option(
+        0.002, "--error-rate", help="Error rate of simulated models without their own."
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="Endpoint of an OpenAI-compatible or other provider server."
+    ),
+    temperature: float = typer.Option(0.1, "--temperature", help="Sampling temperature."),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help="Output-token cap of each call (the provider cuts there)."
+    ),
+    requests_per_second: float | None = typer.Option(
+        None, "--requests-per-second", help="Client-side rate limit per model."
+    ),
+    concurrency: int = typer.Option(16, "--concurrency", help="Calls in flight at once."),
+    max_retries: int = typer.Option(
+        2, "--max-retries", help="Retries inside the provider's client (429s, 5xx)."
+    ),
+    price_in: float | None = typer.Option(
+        None, "--price-in", help="Price per million input tokens (all models)."
+    ),
+    price_out: float | None = typer.Option(
+        None, "--price-out", help="Price per million output tokens (all models)."
+    ),
+    prices: Annotated[
+        Path | None,
+        typer.Option("--prices", help="JSON/YAML file of {model: {input: X, output: Y}} prices."),
+    ] = None,
+) -> None:
+    """Measure each model on random steps with known answers and plan the full run."""
+    if task_name not in _TASKS:
+        raise fail(f"unknown task {task_name!r}; choose one of: {', '.join(_TASKS)}")
+    if not 1 <= disks <= 64:
+        raise fail(f"--disks must be between 1 and 64, got {disks}")
+    if not 0.0 <= error_rate < 0.5:
+        raise fail(f"--error-rate must be in [0, 0.5), got {error_rate}")
+    for flag, value in (("--price-in", price_in), ("--price-out", price_out)):
+        if value is not None and value < 0:
+            raise fail(f"{flag} must be >= 0, got {value}")
+    for flag, count in (
+        ("--steps", steps),
+        ("--samples-per-step", samples_per_step),
+        ("--red-flag-tokens", red_flag_tokens),
+        ("--concurrency", concurrency),
+    ):
+        if count < 1:
+            raise fail(f"{flag} must be >= 1, got {count}")
+    if not 0.0 < target < 1.0:
+        raise fail(f"--target must be between 0 and 1 (exclusive), got {target}")
+    models = models or ["simulated"]
+    try:
+        _estimate(
+            disks=disks,
+            models=models,
+            steps=steps,
+            samples_per_step=samples_per_step,
+            json_path=json_path,
+            seed=seed,
+            target=target,
+            red_flag_tokens=red_flag_tokens,
+            cautious=cautious,
+            error_rate=error_rate,
+            base_url=base_url,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            requests_per_second=requests_per_second,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            price_in=price_in,
+            price_out=price_out,
+            prices=prices,
+        )
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _estimate(
+    *,
+    disks: int,
+    models: list[str],
+    steps: int,
+    samples_per_step: int,
+    json_path: Path | None,
+    seed: int,
+    target: float,
+    red_flag_tokens: int,
+    cautious: bool,
+    error_rate: float,
+    base_url: str | None,
+    temperature: float,
+    max_tokens: int | None,
+    requests_per_second: float | None,
+    concurrency: int,
+    max_retries: int,
+    price_in: float | None,
+    price_out: float | None,
+    prices: Path | None,
+) -> None:
+    from rich.console import Console
+
+    from ..estimate import EstimateOptions, estimate_sync
+    from ..providers import ProviderOptions, parse_model_spec
+    from ..sampling import TemperatureSchedule
+    from ..tasks.hanoi import HanoiTask
+    from ..testing import ErrorModel
+    from ._models import build_model, price_table, resolve_price
+
+    options = EstimateOptions(
+        steps=steps,
+        samples_per_step=samples_per_step,
+        seed=seed,
+        max_output_tokens=red_flag_tokens,
+        target=target,
+        cautious=cautious,
+        concurrency=concurrency,
+    )
+    provider = ProviderOptions(
+        base_url=base_url,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        requests_per_second=requests_per_second,
+        max_concurrency=concurrency,
+        max_retries=max_retries,
+    )
+    task = HanoiTask(disks)
+    table = price_table(prices)
+    # One temperature for every pilot sample: collisions only mean something between
+    # samples drawn the same way.
+    schedule = TemperatureSchedule(first=temperature, rest=temperature)
+    console = Console(highlight=False, soft_wrap=True)
+    entries = []
+    for i, text in enumerate(models):
+        spec = parse_model_spec(text)
+        # Each simulated model gets its own seed unless its spec names one.
+        base = replace(ErrorModel(), error_rate=error_rate, seed=seed + i)
+        built = build_model(task, spec, options=provider, errors=base, temperature=schedule)
+        price = resolve_price(built.name, table, price_in, price_out)
+        if price is None:
+            console.print(
+                f"note: no price known for {built.name!r}; pass --price-in/--price-out or "
+                "--prices to get costs"
+            )
+        entries.append((built.label, built.sampler, price))
+
+    def done(m: Any) -> None:
+        console.print(
+            f"sampled {m.model}: {m.samples:,} samples in {m.wall_seconds:,.1f} s", style="dim"
+        )
+
+    report = estimate_sync(task, entries, options, on_model=done)
+    print_estimate(report, console)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        report.save(json_path)
+        console.print(f"estimate: {json_path}")
