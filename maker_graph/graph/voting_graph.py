@@ -262,6 +262,7 @@ class VoteNodes:
         on_no_consensus: NoConsensusAction,
         escalate: EscalationHandler | None,
         write_output: Callable[[Any], dict[str, Any]] | None = None,
+        make_input: Callable[[Any], Any] | None = None,
         label: str | None = None,
     ) -> None:
         self.voter = voter
@@ -275,6 +276,9 @@ class VoteNodes:
         self.on_no_consensus = on_no_consensus
         self.escalate = escalate
         self.write_output = write_output
+        # `read_input` may return plain data (it is checkpointed in every Send and in
+        # the tally); `make_input` turns it into what the sampler gets.
+        self.make_input = make_input
         self.label = label or names.dispatch
 
     # ---------------------------------------------------------------- dispatch
@@ -307,8 +311,11 @@ class VoteNodes:
         voter = self.voter
         index = payload["index"]
         failures: dict[str, int] = {}
+        step_input = payload["input"]
+        if self.make_input is not None:
+            step_input = self.make_input(step_input)
         try:
-            raw = await draw(voter.sampler, payload["input"], index,
+            raw = await draw(voter.sampler, step_input, index,
                              retry=voter.policy.retry, failures=failures)
         except Exception as exc:  # noqa: BLE001 - returned as data; see _failed
             return self._failed(payload, exc, failures)

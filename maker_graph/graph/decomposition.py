@@ -1,0 +1,537 @@
+"""`create_decomposition_graph`: the maximal-decomposition loop of a `Task` as a LangGraph graph.
+
+Two shapes, one contract (an uncompiled `StateGraph` whose state is where the
+run stands, O(1) in the number of steps):
+
+- `chunk > 1` (the default, 10,000 steps): `START → chunk ⟲ → END`. Each
+  superstep runs `chunk` voted steps through `run_task`, the engine's fast
+  loop, and writes the new position to the graph state, so orchestration costs
+  one superstep per chunk: a rounding error on long runs. With `run_log=` the
+  steps are also committed to the run log, and the run resumes from either the
+  log or a LangGraph checkpointer.
+- `chunk = 1`: `START → dispatch ⇉ sample ⇄ red_flag → tally → advance ⟲ → END`:
+  every step goes through the voting sub-graph's nodes, so each sample is a
+  visible `Send` branch and each step streams its voting events. For small,
+  watchable runs.
+
+Progress goes to the `custom` stream: `maker.chunk` after each chunk,
+`maker.progress` while a chunk runs, and the voting events at `chunk=1`.
+
+`decomposition_node` puts a whole decomposed run inside one node of a larger
+graph (a hybrid pipeline: a router hands a fragile sub-task to the
+decomposition and continues with its answer).
+
+Example:
+    >>> from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
+    >>> task = HanoiTask(4)
+    >>> graph = create_decomposition_graph(task, simulated_sampler(task)).compile()
+    >>> out = graph.invoke({})
+    >>> out["step"], out["done"], out["state"]
+    (15, True, [[], [], [4, 3, 2, 1]])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+from ..errors import ConfigurationError
+from ..red_flags import RedFlag
+from ..run import ProgressEvent, answer_key, run_task
+from ..runlog import Checkpoint, RunLog, RunMeta, StepRecord, open_run_log
+from ..sampling import ChatModelSampler
+from ..tasks.base import StepAnswer, Task
+from ..vote import EscalationHandler, VotePolicy
+from ..voting import KeyFunction, canonical_key
+from ._node import DualNode, emit, run_sync
+from ._options import build_voter, is_chat_model, pick
+from .events import chunk_event
+from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
+
+__all__ = [
+    "DecompositionState",
+    "create_decomposition_graph",
+    "decomposition_node",
+]
+
+DEFAULT_CHUNK = 10_000
+"""Steps per superstep by default: ~1 s of simulated steps, one ~0.5 ms superstep."""
+
+
+class DecompositionState(TypedDict, total=False):
+    """Where a decomposed run stands; JSON data, O(1) in the number of steps.
+
+    Attributes:
+        step: the index of the next step (= steps done).
+        state: the task state after the last step (the task's `dump_state` form).
+        previous: the last action (JSON data; None before the first step).
+        done: True once the task reports itself complete.
+        totals: running totals of the run (samples, tokens, red flags, ...).
+    """
+
+    step: int
+    state: Any
+    previous: Any
+    done: bool
+    totals: dict[str, Any]
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=repr)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+class _TaskIO:
+    """The task's JSON forms of states and actions (as `run_task` stores them)."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.dump_state: Callable[[Any], Any] = getattr(task, "dump_state", _identity)
+        self.load_state: Callable[[Any], Any] = getattr(task, "load_state", _identity)
+        self._dump_action: Callable[[Any], str] = getattr(task, "dump_action", _json_text)
+        self.load_action: Callable[[Any], Any] = getattr(task, "load_action", _identity)
+
+    def dump_action(self, action: Any) -> Any:
+        return None if action is None else json.loads(self._dump_action(action))
+
+    def position(self, values: Mapping[str, Any]) -> tuple[Any, Any, int]:
+        """(task state, previous action, step) of a graph state (fresh run if empty)."""
+        if "state" not in values:
+            return self.task.initial_state(), None, 0
+        return (
+            self.load_state(values["state"]),
+            self.load_action(values.get("previous")),
+            int(values.get("step", 0)),
+        )
+
+
+# --------------------------------------------------------------------------- chunked
+
+
+class _MemoryLog(RunLog):
+    """A run log that keeps only the latest checkpoint, seeded from the graph state.
+
+    It lets `run_task` continue from wherever the graph state says, with no file:
+    the LangGraph checkpointer is then the only durable copy.
+    """
+
+    def __init__(self, task: Task, seed: Checkpoint | None) -> None:
+        self.location = "graph state"
+        self._meta = RunMeta(run_id="graph", task=task.name,
+                             params=getattr(task, "params", {}), created=time.time())
+        self._checkpoint = seed
+
+    def start(self, task: str, params: Mapping[str, Any], *, run_id: str | None = None,
+              settings: Mapping[str, Any] | None = None) -> RunMeta:
+        return self._meta
+
+    def append(self, records: Sequence[StepRecord], checkpoint: Checkpoint) -> None:
+        self._checkpoint = checkpoint
+
+    def meta(self) -> RunMeta | None:
+        return self._meta
+
+    def checkpoint(self) -> Checkpoint | None:
+        return self._checkpoint
+
+    def steps(self, start: int = 0, stop: int | None = None) -> Iterator[StepRecord]:
+        return iter(())
+
+    def verify(self) -> int:
+        return 0
+
+    def drop(self) -> None:
+        self._checkpoint = None
+
+    def close(self) -> None:
+        return None
+
+
+def _checkpoint_of(values: Mapping[str, Any]) -> Checkpoint | None:
+    if "state" not in values:
+        return None
+    return Checkpoint(next_step=int(values.get("step", 0)), state=values["state"],
+                      previous_action=values.get("previous"),
+                      totals=values.get("totals") or {}, done=bool(values.get("done")))
+
+
+def _values_of(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {"step": checkpoint.next_step, "state": checkpoint.state,
+            "previous": checkpoint.previous_action, "totals": dict(checkpoint.totals),
+            "done": checkpoint.done}
+
+
+class _ChunkNode:
+    def __init__(self, task: Task, sampler: Any, policy: VotePolicy, *, chunk: int,
+                 run_log: RunLog | str | None, label: str, options: dict[str, Any]) -> None:
+        self.task = task
+        self.sampler = sampler
+        self.policy = policy
+        self.chunk = chunk
+        self.run_log = run_log
+        self.label = label
+        self.options = options
+        self.total_steps: int | None = getattr(task, "total_steps", None)
+
+    def _progress(self, event: ProgressEvent) -> None:
+        emit({"event": "maker.progress", "node": self.label, "steps": event.steps,
+              "total_steps": event.total_steps, "samples": event.samples,
+              "red_flagged": event.red_flagged, "elapsed": event.elapsed})
+
+    async def arun(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        if self.run_log is not None:
+            log: RunLog | str = self.run_log
+        else:
+            log = _MemoryLog(self.task, _checkpoint_of(values))
+        owned = None
+        if isinstance(log, str):
+            owned = log = open_run_log(log)
+        try:
+            report = await run_task(
+                self.task, self.sampler, self.policy, run_log=log, max_steps=self.chunk,
+                chunk_size=self.chunk, commit_interval=math.inf if self.run_log is None else 0.5,
+                on_progress=self._progress, **self.options,
+            )
+            checkpoint = log.checkpoint()
+        finally:
+            if owned is not None:
+                owned.close()
+        if checkpoint is None:  # a task that was done before its first step
+            state = self.task.initial_state()
+            checkpoint = Checkpoint(next_step=0, state=getattr(self.task, "dump_state",
+                                                               _identity)(state),
+                                    previous_action=None, totals={},
+                                    done=self.task.is_done(state))
+        emit(chunk_event(self.label, checkpoint.next_step, report.session_steps,
+                         checkpoint.done, report.samples))
+        return _values_of(checkpoint)
+
+    def run(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return run_sync(self.arun(values))
+
+
+def continue_condition(state: Mapping[str, Any]) -> Literal["next", "done"]:
+    """Router of the decomposition loop: another chunk (or step), or the end."""
+    return "done" if state.get("done") else "next"
+
+
+# --------------------------------------------------------------------------- one step
+
+
+class _StepNodes:
+    """chunk=1: the voting nodes plus `advance`, which moves the run one step on."""
+
+    def __init__(self, task: Task, io: _TaskIO, stats_key: str, answer_key_: str) -> None:
+        self.task = task
+        self.io = io
+        self.stats_key = stats_key
+        self.answer_key = answer_key_
+
+    def read_input(self, values: Mapping[str, Any]) -> Any:
+        # Plain data in the Sends and the tally; `make_input` rebuilds the step input.
+        state, previous, step = self.io.position(values)
+        return {"state": self.io.dump_state(state), "previous": self.io.dump_action(previous),
+                "step": step}
+
+    def make_input(self, data: Mapping[str, Any]) -> Any:
+        return self.task.step_input(self.io.load_state(data["state"]),
+                                    self.io.load_action(data["previous"]), data["step"])
+
+    def plain(self, answer: Any) -> dict[str, Any]:
+        if isinstance(answer, Mapping) and "next_state" in answer:
+            return dict(answer)
+        if not isinstance(answer, StepAnswer):
+            raise ConfigurationError(
+                f"a decomposition step's answer must be a StepAnswer, got {answer!r}"
+            )
+        return {"action": self.io.dump_action(answer.action),
+                "next_state": self.io.dump_state(answer.next_state)}
+
+    def answer_of(self, plain: Mapping[str, Any]) -> StepAnswer:
+        return StepAnswer(self.io.load_action(plain["action"]),
+                          self.io.load_state(plain["next_state"]))
+
+    def advance(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        _, _, step = self.io.position(values)
+        plain = self.plain(values[self.answer_key])
+        state = self.io.load_state(plain["next_state"])
+        stats = values.get(self.stats_key) or {}
+        totals = dict(values.get("totals") or {})
+        # The same totals as `run_task` keeps (non-vote decisions only in decided_by).
+        for field, source in (("samples", "samples_drawn"), ("valid", "valid_votes"),
+                              ("input_tokens", "input_tokens"),
+                              ("output_tokens", "output_tokens")):
+            totals[field] = totals.get(field, 0) + int(stats.get(source, 0))
+        how = stats.get("decided_by", "vote")
+        decided = dict(totals.get("decided_by", {}))
+        if how != "vote":
+            decided[how] = decided.get(how, 0) + 1
+        totals["decided_by"] = decided
+        flags = dict(totals.get("red_flags", {}))
+        for reason, n in (stats.get("red_flags") or {}).items():
+            flags[reason] = flags.get(reason, 0) + n
+        totals["red_flags"] = flags
+        done = self.task.is_done(state)
+        emit(chunk_event("advance", step + 1, 1, done, int(stats.get("samples_drawn", 0))))
+        return {"step": step + 1, "state": plain["next_state"], "previous": plain["action"],
+                "done": done, "totals": totals}
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def _sampler_for(task: Task, sampler: Any) -> Any:
+    # A bare chat model samples the task's prompt, as `run_task` does.
+    if is_chat_model(sampler) or (
+        isinstance(sampler, (list, tuple)) and sampler and all(is_chat_model(m) for m in sampler)
+    ):
+        return ChatModelSampler(sampler, prompt=task.prompt)
+    return sampler
+
+
+def create_decomposition_graph(
+    task: Task,
+    sampler: Any,
+    *,
+    k: int = 3,
+    policy: VotePolicy | None = None,
+    parser: Callable[[Any], Any] | None = None,
+    key: KeyFunction | None = None,
+    red_flags: Sequence[RedFlag] = (),
+    escalate: EscalationHandler | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    run_log: RunLog | str | None = None,
+    max_total_samples: int | None = None,
+    max_total_tokens: int | None = None,
+    concurrency: int | None = None,
+    name: str = "decompose",
+) -> StateGraph[Any, Any, Any, Any]:
+    """Build the maximal-decomposition loop over `task` as an uncompiled `StateGraph`.
+
+    Invoke the compiled graph with `{}` to start (or with a `DecompositionState` to
+    continue from there); it returns the `DecompositionState` at the end. With a
+    checkpointer, an interrupted run continues with `graph.invoke(None, config)`.
+
+    Args:
+        task: the decomposed `Task`.
+        sampler: a `Sampler`, chat model (prompted with `task.prompt`), Runnable or
+            function of the task's step input.
+        k: the voting margin (ignored when `policy` is given).
+        policy: the per-step `VotePolicy` (k, max samples per step, no-consensus
+            action, concurrency, retries).
+        parser: raw output -> `StepAnswer` (default `task.parse`).
+        key: `StepAnswer` -> vote key (default: `maker_graph.run.answer_key`).
+        red_flags: checks that discard samples.
+        escalate: the escalation handler when the policy says `"escalate"`; at
+            `chunk=1` without one, escalation is an `interrupt()`.
+        chunk: voted steps per superstep. 1 routes every step through the voting
+            sub-graph (visible, slow: ~2 ms of orchestration per step).
+        run_log: a run directory, URL or `RunLog` to commit every step to
+            (`chunk > 1` only); the run then also resumes from the log.
+        max_total_samples: run budget of samples (`BudgetExhaustedError` when spent).
+        max_total_tokens: run budget of tokens.
+        concurrency: provider calls in flight at once (`chunk > 1`).
+        name: label of the loop node in events.
+
+    Raises:
+        ConfigurationError: chunk < 1, or a run log with chunk=1.
+
+    Example:
+        >>> from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
+        >>> task = HanoiTask(2)
+        >>> g = create_decomposition_graph(task, simulated_sampler(task), chunk=1).compile()
+        >>> g.invoke({})["step"]
+        3
+    """
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ConfigurationError(f"chunk must be an integer >= 1, got {chunk!r}")
+    policy = policy or VotePolicy(k=k)
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(DecompositionState)
+    if chunk > 1:
+        options: dict[str, Any] = {
+            "parser": parser, "key": key, "red_flags": red_flags, "escalate": escalate,
+            "max_total_samples": max_total_samples, "max_total_tokens": max_total_tokens,
+            "concurrency": concurrency,
+        }
+        node = _ChunkNode(task, sampler, policy, chunk=chunk, run_log=run_log, label=name,
+                          options=options)
+        builder.add_node("chunk", DualNode("chunk", node.run, node.arun))
+        builder.add_edge(START, "chunk")
+        builder.add_conditional_edges("chunk", continue_condition, {"next": "chunk",
+                                                                     "done": END})
+        return builder
+    if run_log is not None:
+        raise ConfigurationError(
+            "chunk=1 puts each step through the voting sub-graph and resumes from the "
+            "LangGraph checkpointer only; use chunk > 1 to commit steps to a run log"
+        )
+    if max_total_samples is not None or max_total_tokens is not None:
+        raise ConfigurationError(
+            "run budgets (max_total_samples, max_total_tokens) apply to chunk > 1; "
+            "at chunk=1 bound each step with policy=VotePolicy(max_samples=...)"
+        )
+    return _one_step_graph(builder, task, sampler, policy, parser=parser, key=key,
+                           red_flags=red_flags, escalate=escalate)
+
+
+def _one_step_graph(
+    builder: StateGraph[Any, Any, Any, Any],
+    task: Task,
+    sampler: Any,
+    policy: VotePolicy,
+    *,
+    parser: Callable[[Any], Any] | None,
+    key: KeyFunction | None,
+    red_flags: Sequence[RedFlag],
+    escalate: EscalationHandler | None,
+) -> StateGraph[Any, Any, Any, Any]:
+    io = _TaskIO(task)
+    answer_slot, stats_slot, votes_slot = "maker_answer", "maker_stats", "maker_votes"
+    steps = _StepNodes(task, io, stats_slot, answer_slot)
+    parse = parser or task.parse
+    user_key = key or answer_key
+
+    def plain_parser(output: Any) -> dict[str, Any]:
+        return steps.plain(parse(output))
+
+    def plain_key(plain: Any) -> Hashable:
+        return canonical_key(_jsonish(user_key(steps.answer_of(plain))))
+
+    voter = build_voter(
+        _sampler_for(task, sampler), k=policy.k, parser=plain_parser, key=plain_key,
+        red_flags=red_flags, max_samples=policy.max_samples, on_no_consensus="raise",
+        escalate=None, retry=policy.retry,
+    )
+    # The voting keys join the loop's state; they are overwritten every step.
+    extra = _typed(
+        "DecompositionStepState",
+        {answer_slot: Any, stats_slot: dict[str, Any],
+         votes_slot: _annotated(k_ahead_reducer(policy.k))},
+    )
+    nodes = VoteNodes(
+        voter, names=NodeNames(), votes_key=votes_slot, output_key=answer_slot,
+        stats_key=stats_slot, read_input=steps.read_input, make_input=steps.make_input,
+        on_no_consensus=policy.on_no_consensus, escalate=escalate, label="step",
+    )
+    nodes.attach(builder, then="advance", votes_schema=extra)
+
+    async def aadvance(values: Mapping[str, Any]) -> dict[str, Any]:
+        return steps.advance(values)
+
+    builder.add_node("advance", DualNode("advance", steps.advance, aadvance),
+                     input_schema=_typed("AdvanceInput", {
+                         **DecompositionState.__annotations__, answer_slot: Any,
+                         stats_slot: dict[str, Any]}))
+
+    def begin_condition(values: Mapping[str, Any]) -> Literal["next", "done"]:
+        state, _, _ = io.position(values)
+        return "done" if values.get("done") or task.is_done(state) else "next"
+
+    builder.add_conditional_edges(START, begin_condition, {"next": "dispatch", "done": END})
+    builder.add_conditional_edges("advance", continue_condition,
+                                  {"next": "dispatch", "done": END})
+    return builder
+
+
+def _jsonish(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonish(v) for v in value]
+    return value
+
+
+def _typed(name: str, fields: dict[str, Any]) -> type[Any]:
+    from typing import cast
+
+    return cast(type[Any], cast(Any, TypedDict)(name, fields, total=False))
+
+
+def _annotated(reducer: Callable[..., Any]) -> Any:
+    from typing import Annotated
+
+    return Annotated[dict[str, Any], reducer]
+
+
+# --------------------------------------------------------------------------- hybrid
+
+
+def decomposition_node(
+    make_task: Callable[[dict[str, Any]], Task],
+    sampler: Any = None,
+    *,
+    make_sampler: Callable[[Task], Any] | None = None,
+    input_keys: Sequence[str] | None = None,
+    output_key: str = "answer",
+    answer: Callable[[Task, Any], Any] | None = None,
+    stats_key: str | None = None,
+    k: int = 3,
+    policy: VotePolicy | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    name: str = "decompose",
+) -> DualNode:
+    """A node that solves a sub-task by maximal decomposition and writes its answer.
+
+    For hybrid pipelines: the parent graph (a router, an agent) decides *what* to
+    solve; this node builds the `Task` from the parent state, runs it as a
+    decomposition sub-graph (its events reach the parent with `subgraphs=True`),
+    and writes `answer(task, final_state)` to `output_key`.
+
+    Args:
+        make_task: a dict of the parent state's `input_keys` (whole state when None)
+            -> the `Task` to solve.
+        sampler: the sampler for every task; or give `make_sampler(task)`.
+        make_sampler: builds the sampler for the task at hand.
+        input_keys: the parent-state keys `make_task` reads.
+        output_key: where the answer goes.
+        answer: (task, final task state) -> the answer (default: the final state).
+        stats_key: where the run's totals go (optional).
+        k: the voting margin (ignored with `policy`).
+        policy: the per-step `VotePolicy`.
+        chunk: steps per superstep of the sub-graph.
+        name: the node's name in events.
+
+    Example:
+        >>> from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
+        >>> node = decomposition_node(lambda s: HanoiTask(s["disks"]),
+        ...                           make_sampler=simulated_sampler, input_keys=["disks"],
+        ...                           answer=lambda task, final: task.total_steps)
+        >>> node.invoke({"disks": 3})
+        {'answer': 7}
+    """
+    if (sampler is None) == (make_sampler is None):
+        raise ConfigurationError(
+            "decomposition_node needs exactly one of sampler= or make_sampler="
+        )
+    keys = list(input_keys) if input_keys is not None else None
+
+    def prepare(values: Mapping[str, Any]) -> tuple[Task, Any]:
+        task = make_task(pick(values, keys))
+        chosen = make_sampler(task) if make_sampler is not None else sampler
+        graph = create_decomposition_graph(task, chosen, k=k, policy=policy, chunk=chunk,
+                                           name=name).compile()
+        return task, graph
+
+    def output(task: Task, final: Mapping[str, Any]) -> dict[str, Any]:
+        state = _TaskIO(task).load_state(final["state"])
+        out = {output_key: answer(task, state) if answer is not None else state}
+        if stats_key is not None:
+            out[stats_key] = {"steps": final.get("step"), "done": final.get("done"),
+                              **(final.get("totals") or {})}
+        return out
+
+    def run(values: Mapping[str, Any]) -> dict[str, Any]:
+        task, graph = prepare(values)
+        return output(task, graph.invoke({}))
+
+    async def arun(values: Mapping[str, Any]) -> dict[str, Any]:
+        task, graph = prepare(values)
+        return output(task, await graph.ainvoke({}))
+
+    return DualNode(name, run, arun)
