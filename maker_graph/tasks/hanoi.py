@@ -51,6 +51,7 @@ __all__ = [
     "legal_moves",
     "malformed_answers",
     "optimal_moves",
+    "simulated_chat_model",
     "simulated_sampler",
     "state_text",
 ]
@@ -503,14 +504,7 @@ def simulated_sampler(
         return text
 
     def wrong(step_input: HanoiStep, rival: int) -> str:
-        state = step_input.state
-        right = task.true_step(state, step_input.previous_move).action
-        options = [m for m in legal_moves(state) if m != right]
-        # Put the classic slips first: disk 1 going the wrong way, then disk 1 moving
-        # when a larger disk was due.
-        options.sort(key=lambda m: (m[0] != 1, m))
-        move = options[rival % len(options)]
-        return format_answer(move, apply_move(state, move))
+        return _wrong_answer(task, step_input.state, step_input.previous_move, rival)
 
     def malform(text: str, die: int) -> str:
         step_input = last[0]
@@ -534,3 +528,52 @@ def simulated_sampler(
 
 def _step_index(step_input: HanoiStep) -> int:
     return step_input.step
+
+
+def simulated_chat_model(
+    task: HanoiTask, errors: ErrorModel | None = None, *, model_name: str = "simulated-chat"
+) -> Any:
+    """A `SimulatedChatModel` that plays Hanoi from the prompt alone (slower, but a real
+    LangChain chat model: use it with `ChatModelSampler(model, prompt=task.prompt)`).
+
+    Its oracle reads the state and previous move back from the prompt; wrong answers
+    are other legal moves, as in `simulated_sampler`.
+
+    Example:
+        >>> model = simulated_chat_model(HanoiTask(3))
+        >>> task = HanoiTask(3)
+        >>> print(model.invoke(task.prompt(task.step_input(task.initial_state(), None, 0))).content)
+        move = [1, 0, 2]
+        next_state = [[3, 2], [], [1]]
+    """
+    from ..sampling import message_text
+    from ..testing import ErrorModel, SimulatedChatModel
+
+    def read(messages: list[Any]) -> tuple[State, Move | None]:
+        return task.read_prompt(message_text(messages[-1]))
+
+    def oracle(messages: list[Any]) -> str:
+        state, previous = read(messages)
+        truth = task.true_step(state, previous)
+        return format_answer(truth.action, truth.next_state)
+
+    def wrong(messages: list[Any], rival: int) -> str:
+        state, previous = read(messages)
+        return _wrong_answer(task, state, previous, rival)
+
+    return SimulatedChatModel(
+        oracle=oracle,
+        wrong=wrong,
+        errors=errors if errors is not None else ErrorModel(),
+        model_name=model_name,
+    )
+
+
+def _wrong_answer(task: HanoiTask, state: State, previous: Move | None, rival: int) -> str:
+    right = task.true_step(state, previous).action
+    options = [m for m in legal_moves(state) if m != right]
+    # The classic slips first: disk 1 the wrong way round, then disk 1 moving when a
+    # larger disk was due.
+    options.sort(key=lambda m: (m[0] != 1, m))
+    move = options[rival % len(options)]
+    return format_answer(move, apply_move(state, move))

@@ -1,0 +1,490 @@
+"""`maker-graph hanoi`: solve Towers of Hanoi step by voted step, with a durable run log.
+
+Runs `HanoiTask(N)` through `run_task` on the built-in simulated model (the
+default), the simulated chat model, or a real provider model; shows a progress
+bar; then checks every committed move against the optimal solution computed
+independently of the vote, prints a summary ending in `solved: ..., errors: ...`
+and writes a JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import (
+    BudgetExhaustedError,
+    ConfigurationError,
+    MakerRuntimeError,
+    NoConsensusError,
+    RunLogError,
+)
+from .app import app, fail
+
+__all__ = ["DEMO_ERRORS", "hanoi", "verify_hanoi_log"]
+
+DEMO_RED_FLAG_TOKENS = 750
+"""The output-token cap above which an answer is red-flagged (the paper's 750)."""
+
+
+def _demo_errors() -> Any:
+    from ..testing import ErrorModel
+
+    # Per-step error 0.2 % (gpt-4.1-mini's measured rate), a handful of hard steps
+    # whose errors all agree (~21 in a 20-disk run, each wrong 10 % of the time),
+    # 0.2 % over-long rambles (half of them wrong: caught by the 750-token flag)
+    # and 0.1 % malformed answers (caught by the strict parser).
+    return ErrorModel(
+        error_rate=0.002,
+        hard_fraction=2e-5,
+        hard_error_rate=0.1,
+        ramble_rate=0.002,
+        ramble_tokens=1200,
+        ramble_error_rate=0.5,
+        malformed_rate=0.001,
+    )
+
+
+DEMO_ERRORS = _demo_errors()
+"""The simulated model's default error model for `maker-graph hanoi`."""
+
+
+def verify_hanoi_log(log: Any, disks: int) -> tuple[int, int]:
+    """Check a Hanoi run log against the optimal solution: `(errors, steps checked)`.
+
+    `errors` counts committed moves that differ from `optimal_moves(disks)` at the
+    same step, plus committed steps beyond the solution's length. The moves come
+    from the closed-form solution, not from the step rule the simulated model
+    answers from, so this check shares nothing with the vote.
+    """
+    from ..tasks.hanoi import optimal_moves
+
+    truth = optimal_moves(disks)
+    errors = checked = 0
+    for record in log.steps():
+        expected = next(truth, None)
+        checked += 1
+        if expected is None or record.action != f"[{expected[0]}, {expected[1]}, {expected[2]}]":
+            errors += 1
+    return errors, checked
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+@app.command()
+def hanoi(
+    disks: int = typer.Option(..., "--disks", help="Number of disks (2**N - 1 steps)."),
+    k: int | None = typer.Option(
+        None, "--k", help="Voting margin (default: k_min for the error rate, else 3)."
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="simulated (default, fast), simulated-chat, or PROVIDER:MODEL "
+        "(e.g. openai:gpt-4.1-mini).",
+    ),
+    error_rate: float | None = typer.Option(
+        None, "--error-rate", help="Simulated per-sample error rate (default 0.002)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the simulated model."),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Directory of the run log (default: a temporary one)."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Delete any run in --run-dir and start over."
+    ),
+    report: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
+    max_samples_per_step: int | None = typer.Option(
+        None, "--max-samples-per-step", help="Sample budget of one step (default 10k + 20)."
+    ),
+    max_total_samples: int | None = typer.Option(
+        None, "--max-total-samples", help="Stop once the run has drawn this many samples."
+    ),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help="Stop once the run has used this many tokens (in + out)."
+    ),
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", help="Stop once the run has cost this much (needs --price-*)."
+    ),
+    price_in: float = typer.Option(0.0, "--price-in", help="Price per million input tokens."),
+    price_out: float = typer.Option(0.0, "--price-out", help="Price per million output tokens."),
+    red_flag_tokens: int = typer.Option(
+        DEMO_RED_FLAG_TOKENS, "--red-flag-tokens", help="Red-flag answers longer than this."
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="Provider calls in flight at once (default: a round)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Solve Towers of Hanoi with N disks, one voted move per step, and check every move."""
+    # ------------------------------------------------------------------ flags
+    if not 1 <= disks <= 64:
+        raise fail(f"--disks must be between 1 and 64, got {disks}")
+    if k is not None and k < 1:
+        raise fail(f"--k must be >= 1, got {k}")
+    if error_rate is not None and not 0.0 <= error_rate < 0.5:
+        raise fail(
+            f"--error-rate must be in [0, 0.5), got {error_rate}: at 0.5 or more the wrong "
+            "answers win the vote as often as the right one"
+        )
+    if resume and fresh:
+        raise fail("--resume continues a run and --fresh deletes it: pass only one")
+    if (resume or fresh) and run_dir is None:
+        raise fail(f"{'--resume' if resume else '--fresh'} needs --run-dir")
+    if max_samples_per_step is not None and max_samples_per_step < 1:
+        raise fail(f"--max-samples-per-step must be >= 1, got {max_samples_per_step}")
+    for flag, value in (
+        ("--max-total-samples", max_total_samples),
+        ("--max-tokens", max_tokens),
+        ("--max-cost", max_cost),
+        ("--price-in", price_in),
+        ("--price-out", price_out),
+    ):
+        if value is not None and value < 0:
+            raise fail(f"{flag} must be >= 0, got {value}")
+    if max_cost is not None and price_in == 0 and price_out == 0:
+        raise fail("--max-cost needs --price-in and/or --price-out")
+    if red_flag_tokens < 1:
+        raise fail(f"--red-flag-tokens must be >= 1, got {red_flag_tokens}")
+    if concurrency is not None and concurrency < 1:
+        raise fail(f"--concurrency must be >= 1, got {concurrency}")
+
+    try:
+        _run(
+            disks=disks,
+            k=k,
+            model=model,
+            error_rate=error_rate,
+            seed=seed,
+            run_dir=run_dir,
+            resume=resume,
+            fresh=fresh,
+            report_path=report,
+            max_samples_per_step=max_samples_per_step,
+            max_total_samples=max_total_samples,
+            max_tokens=max_tokens,
+            max_cost=max_cost,
+            price_in=price_in,
+            price_out=price_out,
+            red_flag_tokens=red_flag_tokens,
+            concurrency=concurrency,
+            show_progress=progress,
+        )
+    except (ConfigurationError, RunLogError) as exc:
+        raise fail(str(exc)) from None
+
+
+def _run(
+    *,
+    disks: int,
+    k: int | None,
+    model: str | None,
+    error_rate: float | None,
+    seed: int | None,
+    run_dir: Path | None,
+    resume: bool,
+    fresh: bool,
+    report_path: Path | None,
+    max_samples_per_step: int | None,
+    max_total_samples: int | None,
+    max_tokens: int | None,
+    max_cost: float | None,
+    price_in: float,
+    price_out: float,
+    red_flag_tokens: int,
+    concurrency: int | None,
+    show_progress: bool,
+) -> None:
+    from ..red_flags import max_output_tokens
+    from ..run import report_from_log, run_task_sync
+    from ..runlog import open_run_log
+    from ..scaling import k_min
+    from ..tasks.hanoi import HanoiTask
+    from ..vote import VotePolicy
+
+    task = HanoiTask(disks)
+    steps = task.total_steps
+
+    # ------------------------------------------------------------------ the run directory
+    temporary = run_dir is None
+    where = Path(tempfile.mkdtemp(prefix="maker-graph-hanoi-")) if run_dir is None else run_dir
+    stored: dict[str, Any] = {}
+    meta, cp = None, None
+    try:
+        probe = open_run_log(str(where), readonly=True)
+    except RunLogError:
+        probe = None  # nothing there yet
+    if probe is not None:
+        try:
+            meta, cp = probe.meta(), probe.checkpoint()
+        finally:
+            probe.close()
+    if meta is not None:
+        if fresh:
+            open_run_log(str(where)).drop()
+            meta = None
+        elif not resume:
+            at = f"{cp.next_step:,} of its steps committed" if cp else "no steps committed"
+            raise ConfigurationError(
+                f"{where} already holds a {meta.task} run ({at}); pass --resume to continue "
+                "it or --fresh to start over"
+            )
+        else:
+            stored = dict(meta.settings)
+
+    # On --resume, flags left out keep the values the run was started with, so the
+    # simulated model (and so every remaining step) is the same as without the break.
+    model = model or stored.get("model") or "simulated"
+    error_rate = error_rate if error_rate is not None else stored.get("error_rate", 0.002)
+    seed = seed if seed is not None else int(stored.get("seed", 0))
+    p = 1.0 - float(error_rate)
+    if k is None:
+        if "k" in stored:
+            k = int(stored["k"])
+        elif model.startswith("simulated"):
+            k = k_min(p, steps, target=0.95) if p < 1.0 else 1
+        else:
+            k = 3
+    if max_samples_per_step is not None and max_samples_per_step < k:
+        raise ConfigurationError(
+            f"--max-samples-per-step ({max_samples_per_step}) must be >= --k ({k}): fewer "
+            "samples can never decide a step"
+        )
+
+    sampler, label = _sampler(task, model, float(error_rate), seed, concurrency)
+    policy = VotePolicy(k=k, max_samples=max_samples_per_step, max_concurrency=concurrency)
+    settings = {
+        "model": model,
+        "error_rate": error_rate,
+        "seed": seed,
+        "k": k,
+        "red_flag_tokens": red_flag_tokens,
+        "action_name": task.action_name,
+    }
+
+    # ------------------------------------------------------------------ run
+    console = _console()
+    if meta is not None:
+        console.print(f"resuming the run in {where}")
+    console.print(
+        f"hanoi: {disks} disks, {steps:,} steps, k = {k}, model {label}"
+        + (f", error rate {error_rate:g}, seed {seed}" if model.startswith("simulated") else "")
+    )
+    stop_message: str | None = None
+    exit_code = 0
+    started = time.perf_counter()
+    bar = _ProgressBar(console, steps, enabled=show_progress)
+    try:
+        with bar:
+            run_task_sync(
+                task,
+                sampler,
+                policy,
+                run_log=str(where),
+                red_flags=[max_output_tokens(red_flag_tokens)],
+                max_total_samples=max_total_samples,
+                max_total_tokens=max_tokens,
+                max_total_cost=max_cost,
+                price_in=price_in,
+                price_out=price_out,
+                budget_flags={
+                    "samples": "--max-total-samples",
+                    "tokens": "--max-tokens",
+                    "cost": "--max-cost",
+                },
+                on_progress=bar.update,
+                settings=settings,
+            )
+    except BudgetExhaustedError as exc:
+        stop_message, exit_code = f"stopped: {exc}", 1
+    except NoConsensusError as exc:
+        stop_message, exit_code = (
+            f"stopped: {exc} Resume with --resume and a larger --max-samples-per-step.",
+            1,
+        )
+    except KeyboardInterrupt:
+        stop_message, exit_code = "interrupted: every decided step is saved; resume with --resume", 130
+    except MakerRuntimeError as exc:
+        stop_message, exit_code = f"stopped: {exc}", 1
+    session_seconds = time.perf_counter() - started
+
+    # ------------------------------------------------------------------ check and report
+    log = open_run_log(str(where), readonly=True)
+    try:
+        run = report_from_log(log, k=k, price_in=price_in, price_out=price_out)
+        errors, checked = verify_hanoi_log(log, disks)
+    finally:
+        log.close()
+    final = run.final_state
+    on_goal = final is not None and final[0] == [] and final[1] == [] and len(final[2]) == disks
+    solved = bool(on_goal and errors == 0 and checked == steps)
+    data: dict[str, Any] = {
+        "disks": disks,
+        "steps": run.steps,
+        "k": k,
+        "model": label,
+        "errors": errors,
+        "solved": solved,
+        "samples": run.samples,
+        "valid_samples": run.valid_samples,
+        "red_flagged": run.red_flagged,
+        "max_samples_in_step": run.max_samples_in_step,
+        "rounds_histogram": {str(r): n for r, n in run.rounds_histogram.items()},
+        "wall_seconds": round(run.wall_seconds, 3),
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
+        # Beyond the contract's keys:
+        "total_steps": steps,
+        "samples_per_step": run.samples_per_step,
+        "red_flags": run.red_flags,
+        "samples_histogram": {str(s): n for s, n in run.samples_histogram.items()},
+        "decided_by": run.decided_by,
+        "provider_failures": run.provider_failures,
+        "cost": run.cost,
+        "error_rate": error_rate if model.startswith("simulated") else None,
+        "seed": seed if model.startswith("simulated") else None,
+        "red_flag_tokens": red_flag_tokens,
+        "run_id": run.run_id,
+        "run_dir": None if temporary else str(where),
+        "done": run.done,
+        "session_seconds": round(session_seconds, 3),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+    _summary(console, data)
+    if stop_message:
+        typer.echo(stop_message, err=True)
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(data, indent=2) + "\n")
+        console.print(f"report: {report_path}")
+    if temporary:
+        shutil.rmtree(where, ignore_errors=True)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _sampler(
+    task: Any, model: str, error_rate: float, seed: int, concurrency: int | None
+) -> tuple[Any, str]:
+    from ..providers import ProviderOptions, parse_model_spec, resolve_chat_model
+    from ..providers import simulated_error_model
+    from ..sampling import ChatModelSampler
+    from ..tasks.hanoi import simulated_chat_model, simulated_sampler
+
+    spec = parse_model_spec(model)
+    if spec.simulated:
+        errors = simulated_error_model(spec, replace(DEMO_ERRORS, error_rate=error_rate, seed=seed))
+        if errors.error_rate >= 0.5:
+            raise ConfigurationError(f"error rate must be below 0.5, got {errors.error_rate}")
+        if spec.provider == "simulated":
+            return simulated_sampler(task, errors), spec.text
+        chat = simulated_chat_model(task, errors)
+        return ChatModelSampler(chat, prompt=task.prompt), spec.text
+    chat = resolve_chat_model(spec, ProviderOptions(max_concurrency=concurrency))
+    return ChatModelSampler(chat, prompt=task.prompt), spec.text
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr, redrawn only when the run reports (every batch)."""
+
+    def __init__(self, console: Any, total: int, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._progress: Any = None
+        self._task: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        # No auto-refresh thread: it would compete with the run for the GIL.
+        self._progress = Progress(
+            TextColumn("[bold]hanoi"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>8,.0f} steps/s"),
+            TextColumn("{task.fields[sps]:.3f} samples/step"),
+            TextColumn("{task.fields[flags]:,} red flags"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            auto_refresh=False,
+            transient=False,
+        )
+        self._task = self._progress.add_task("hanoi", total=total, rate=0.0, sps=0.0, flags=0)
+
+    def __enter__(self) -> _ProgressBar:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.refresh()
+            self._progress.stop()
+
+    def update(self, event: Any) -> None:
+        if self._progress is None:
+            return
+        rate = event.session_steps / event.elapsed if event.elapsed > 0 else 0.0
+        sps = event.samples / event.steps if event.steps else 0.0
+        self._progress.update(
+            self._task, completed=event.steps, rate=rate, sps=sps, flags=event.red_flagged
+        )
+        self._progress.refresh()
+
+
+def _summary(console: Any, data: dict[str, Any]) -> None:
+    steps = data["steps"]
+    wall = data["wall_seconds"]
+    rate = steps / wall if wall > 0 else math.nan
+    flags = ", ".join(f"{reason} {n:,}" for reason, n in data["red_flags"].items()) or "none"
+    rounds = ", ".join(f"{r}: {n:,}" for r, n in data["rounds_histogram"].items())
+    console.print(
+        f"steps: {_fmt_int(steps)} of {_fmt_int(data['total_steps'])} in {wall:,.1f} s "
+        f"({rate:,.0f} steps/s), peak RSS {data['peak_rss_mb']:,.0f} MB"
+    )
+    console.print(
+        f"samples: {_fmt_int(data['samples'])} ({data['samples_per_step']:.4f} per step), "
+        f"valid {_fmt_int(data['valid_samples'])}, red-flagged {_fmt_int(data['red_flagged'])} "
+        f"({flags}); most in one step: {data['max_samples_in_step']}"
+    )
+    console.print(f"rounds per step: {rounds or '-'}")
+    console.print(
+        f"tokens: {_fmt_int(data['input_tokens'])} in, {_fmt_int(data['output_tokens'])} out"
+        + (f", cost {data['cost']:.4f}" if data["cost"] else "")
+    )
+    console.print(
+        f"solved: {'true' if data['solved'] else 'false'}, errors: {data['errors']}",
+        markup=False,
+    )
