@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import time
@@ -33,7 +34,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from .errors import BudgetExhaustedError, ConfigurationError, RunLogError
+from .errors import BudgetExhaustedError, ConfigurationError, NoConsensusError, RunLogError
 from .records import StepResult
 from .red_flags import RedFlag
 from .runlog import Checkpoint, RunLog, RunMeta, StepRecord, open_run_log
@@ -382,6 +383,29 @@ def count_errors(task: Any, records: Iterable[StepRecord]) -> int:
     return errors
 
 
+class _SampleCounter:
+    """Counts the samples asked of the provider, an undecided step's included.
+
+    Used only under a sample budget, so that the budget stays exact when a run
+    stops in the middle of a step (cancelled, budget, no consensus): those samples
+    were paid for, and a resumed run must count them.
+    """
+
+    __slots__ = ("drawn", "inner")
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.drawn = 0
+
+    async def sample(self, step_input: Any, index: int) -> Any:
+        self.drawn += 1
+        try:
+            return await self.inner.sample(step_input, index)
+        except Exception:
+            self.drawn -= 1  # a failed call is retried; it is not a sample
+            raise
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -583,6 +607,16 @@ async def _loop(
     budgeted = any(limit is not None for limit in limits)
     stop_at = step + max_steps if max_steps is not None else None
 
+    # An exact sample budget: count every sample asked for, and never let a step
+    # start more samples than remain (see `_SampleCounter`).
+    counter: _SampleCounter | None = None
+    step_budget, k = voter.policy.budget, voter.policy.k
+    if max_samples is not None:
+        counter = _SampleCounter(voter.sampler)
+        voter = copy.copy(voter)
+        voter.sampler = counter
+    session_base = totals.samples
+
     # Hot-path locals: one million iterations make every attribute lookup count.
     vote = voter.vote
     step_input = task.step_input
@@ -662,7 +696,35 @@ async def _loop(
                 if budget_error is not None:
                     stopped = "budget"
                     break
-            result = await vote(step_input(state, previous, step), step=step, semaphore=semaphore)
+            if max_samples is not None and max_samples - samples < step_budget:
+                # Near the end of the sample budget: this step may draw only what is
+                # left, and stops the run (not a plurality fallback) if that is not enough.
+                remaining = max_samples - samples
+                if remaining < k:
+                    budget_error = BudgetExhaustedError(
+                        "samples", max_samples, samples, flags["samples"], step
+                    )
+                    stopped = "budget"
+                    break
+                capped = copy.copy(voter)
+                capped.policy = replace(
+                    voter.policy, max_samples=remaining, on_no_consensus="raise"
+                )
+                try:
+                    result = await capped.vote(
+                        step_input(state, previous, step), step=step, semaphore=semaphore
+                    )
+                except NoConsensusError:
+                    spent = session_base + counter.drawn if counter is not None else max_samples
+                    budget_error = BudgetExhaustedError(
+                        "samples", max_samples, spent, flags["samples"], step
+                    )
+                    stopped = "budget"
+                    break
+            else:
+                result = await vote(
+                    step_input(state, previous, step), step=step, semaphore=semaphore
+                )
             answer = result.winner
             previous, state = answer.action, answer.next_state
 
@@ -724,13 +786,13 @@ async def _loop(
         stopped = "cancelled"
         raise
     except Exception as exc:
-        from .errors import NoConsensusError
-
         stopped = "no_consensus" if isinstance(exc, NoConsensusError) else "error"
         raise
     finally:
         # Whatever stopped the loop, every step decided so far is committed; the
         # step in flight (if any) was not decided and will be redone on resume.
+        if counter is not None:
+            samples = session_base + counter.drawn  # an undecided step's samples count too
         sync_totals()
         commit(final=True)
         progress()
