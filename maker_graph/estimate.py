@@ -62,6 +62,7 @@ __all__ = [
     "estimate_sync",
     "load_estimate",
     "pick_steps",
+    "replan",
     "summarise",
 ]
 
@@ -265,13 +266,12 @@ class ModelEstimate(_Model):
         task_steps: int,
         target: float = 0.95,
         cautious: bool = False,
+        price: Price | None = None,
     ) -> ModelEstimate:
-        """The same samples re-scored with another length cap (no new sampling)."""
-        price = (
-            Price(input=self.price_in, output=self.price_out)
-            if self.price_in is not None and self.price_out is not None
-            else None
-        )
+        """The same samples re-scored with another length cap, task length, target or
+        price (no new sampling); `price` None keeps the measured model's price."""
+        if price is None and self.price_in is not None and self.price_out is not None:
+            price = Price(input=self.price_in, output=self.price_out)
         return summarise(
             self.model,
             self.records,
@@ -308,6 +308,47 @@ class EstimateReport(_Model):
         """Write the report as JSON."""
         # Compact: the file holds every pilot sample, thousands of them.
         Path(path).write_text(self.model_dump_json() + "\n", encoding="utf-8")
+
+
+def replan(
+    report: EstimateReport,
+    *,
+    task_steps: int | None = None,
+    target: float | None = None,
+    max_output_tokens: int | None | Literal["keep"] = "keep",
+    cautious: bool | None = None,
+    price: Price | None = None,
+) -> EstimateReport:
+    """The estimate re-planned for another task length, target, length cap or price.
+
+    Nothing is sampled again: every model's stored samples are re-scored.
+
+    Example:
+        >>> from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
+        >>> task = HanoiTask(10)
+        >>> est = estimate_sync(task, [("sim", simulated_sampler(task), None)],
+        ...                     EstimateOptions(steps=100))
+        >>> replan(est, task_steps=1_000_000).models[0].plan.steps
+        1000000
+    """
+    steps = task_steps if task_steps is not None else report.task_steps
+    goal = target if target is not None else report.target
+    cap = report.max_output_tokens if max_output_tokens == "keep" else max_output_tokens
+    careful = report.cautious if cautious is None else cautious
+    models = [
+        m.at_cap(cap, task_steps=steps, target=goal, cautious=careful, price=price)
+        for m in report.models
+    ]
+    models.sort(key=_sort_key)
+    return report.model_copy(
+        update={
+            "task_steps": steps,
+            "target": goal,
+            "max_output_tokens": cap,
+            "cautious": careful,
+            "models": models,
+        }
+    )
 
 
 def load_estimate(path: str | Path) -> EstimateReport:

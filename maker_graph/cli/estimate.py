@@ -22,7 +22,7 @@ import typer
 from ..errors import ConfigurationError
 from .app import app, fail
 
-__all__ = ["estimate_command", "print_estimate"]
+__all__ = ["estimate_command", "plan_from_estimate", "print_estimate"]
 
 _TASKS = ("hanoi",)
 
@@ -307,3 +307,44 @@ def _estimate(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         report.save(json_path)
         console.print(f"estimate: {json_path}")
+
+
+def plan_from_estimate(
+    path: Path,
+    *,
+    steps: int | None = None,
+    target: float | None = None,
+    price_in: float | None = None,
+    price_out: float | None = None,
+    as_json: bool = False,
+) -> None:
+    """`maker-graph plan --estimate FILE`: the plan of every model in an estimate file.
+
+    `steps` and `target` re-plan for another task length or goal; prices override
+    the measured ones for every model. Nothing is sampled again.
+
+    Raises:
+        ConfigurationError: the file is not an estimate, or an argument is out of range.
+    """
+    import json
+
+    from rich.console import Console
+
+    from ..costs import Price
+    from ..estimate import load_estimate, replan
+
+    report = load_estimate(path)
+    price = None
+    if price_in or price_out:
+        price = Price(input=price_in or 0.0, output=price_out or 0.0)
+    try:
+        report = replan(report, task_steps=steps, target=target, price=price)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc).splitlines()[0]) from None
+    if as_json:
+        rows = [m.model_dump(exclude={"records", "length_bins", "collisions_by_cap"})
+                for m in report.models]
+        data = report.model_dump(exclude={"models"}) | {"models": rows}
+        typer.echo(json.dumps(data, indent=2))
+        return
+    print_estimate(report, Console(highlight=False, soft_wrap=True), details=False)

@@ -8,6 +8,8 @@ probability of solving the whole task, the expected samples and their cost.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -18,8 +20,10 @@ __all__ = ["plan"]
 
 @app.command()
 def plan(
-    steps: int = typer.Option(..., "--steps", help="Steps of the task (s)."),
-    p: float = typer.Option(..., "--p", help="Per-step success rate of one valid sample."),
+    steps: int | None = typer.Option(None, "--steps", help="Steps of the task (s)."),
+    p: float | None = typer.Option(
+        None, "--p", help="Per-step success rate of one valid sample."
+    ),
     target: float = typer.Option(0.95, "--target", help="Required chance of a flawless run."),
     m: int = typer.Option(1, "--m", help="Task steps per agent call."),
     v: float = typer.Option(1.0, "--v", help="Share of samples that pass the red flags."),
@@ -28,12 +32,40 @@ def plan(
     tokens_in: float = typer.Option(0.0, "--tokens-in", help="Input tokens per sample."),
     tokens_out: float = typer.Option(0.0, "--tokens-out", help="Output tokens per sample."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+    estimate: Annotated[
+        Path | None,
+        typer.Option(
+            "--estimate",
+            help="Plan every model of a `maker-graph estimate --json` file (p, v, tokens "
+            "and prices from the file; --steps, --target and --price-* override).",
+        ),
+    ] = None,
 ) -> None:
     """Choose k for a task and forecast its success probability, samples and cost."""
     from ..scaling import plan as make_plan
 
     if not 0.0 < target < 1.0:
         raise fail(f"--target must be in (0, 1), got {target}")
+    if estimate is not None:
+        from ..errors import ConfigurationError
+        from .estimate import plan_from_estimate
+
+        if steps is not None and steps < 1:
+            raise fail(f"--steps must be >= 1, got {steps}")
+        try:
+            plan_from_estimate(
+                estimate,
+                steps=steps,
+                target=target,
+                price_in=price_in,
+                price_out=price_out,
+                as_json=as_json,
+            )
+        except ConfigurationError as exc:
+            raise fail(str(exc)) from None
+        return
+    if steps is None or p is None:
+        raise fail("give --steps and --p (or --estimate FILE from `maker-graph estimate`)")
     try:
         result = make_plan(
             p,
