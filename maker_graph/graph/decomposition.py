@@ -39,8 +39,10 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
 
 from ..errors import ConfigurationError
+from ..records import StepResult
 from ..red_flags import RedFlag
 from ..run import ProgressEvent, answer_key, run_task
 from ..runlog import Checkpoint, RunLog, RunMeta, StepRecord, open_run_log
@@ -50,7 +52,7 @@ from ..vote import EscalationHandler, VotePolicy
 from ..voting import KeyFunction, canonical_key
 from ._node import DualNode, emit, run_sync
 from ._options import build_voter, is_chat_model, pick
-from .events import chunk_event
+from .events import chunk_event, escalation_request
 from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
 
 __all__ = [
@@ -218,6 +220,30 @@ class _ChunkNode:
         return run_sync(self.arun(values))
 
 
+def _interrupt_escalation(io: _TaskIO, label: str) -> EscalationHandler:
+    """Escalation inside a chunk: ask through `interrupt()`; the answer is the step's.
+
+    On resume the chunk node runs again: with a run log it continues after the last
+    committed step (all steps before the undecided one are committed when the
+    interrupt stops the chunk); without one it redoes the chunk up to that step.
+    """
+
+    def handler(result: StepResult) -> StepAnswer:
+        request = escalation_request(label, result.step, result, result.samples_drawn)
+        answer = interrupt(request)
+        if isinstance(answer, StepAnswer):
+            return answer
+        if isinstance(answer, Mapping) and "next_state" in answer:
+            return StepAnswer(io.load_action(answer.get("action")),
+                              io.load_state(answer["next_state"]))
+        raise ConfigurationError(
+            "resume an escalated decomposition step with a StepAnswer or "
+            f"{{'action': ..., 'next_state': ...}}, got {answer!r}"
+        )
+
+    return handler
+
+
 def continue_condition(state: Mapping[str, Any]) -> Literal["next", "done"]:
     """Router of the decomposition loop: another chunk (or step), or the end."""
     return "done" if state.get("done") else "next"
@@ -356,6 +382,8 @@ def create_decomposition_graph(
     policy = policy or VotePolicy(k=k)
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(DecompositionState)
     if chunk > 1:
+        if policy.on_no_consensus == "escalate" and escalate is None:
+            escalate = _interrupt_escalation(_TaskIO(task), name)
         options: dict[str, Any] = {
             "parser": parser, "key": key, "red_flags": red_flags, "escalate": escalate,
             "max_total_samples": max_total_samples, "max_total_tokens": max_total_tokens,
