@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -49,6 +50,8 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     ) from _exc
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresRunLog", "list_runs", "redact", "split_url"]
+
+_log = logging.getLogger("maker_graph.runlog")
 
 DEFAULT_SCHEMA = "maker_graph"
 """The schema that holds the run-log tables unless the URL says `?schema=...`."""
@@ -576,27 +579,56 @@ class PostgresRunLog(RunLog):
         return checked
 
     def _verify_last_batch(self) -> None:
+        """Check the run's tail before writing to it, and recover from a torn write.
+
+        A last batch whose rows do not match its checksum, and step rows after the
+        last batch (a batch row that never made it), are what a torn write leaves:
+        they are dropped, with a warning, and those steps are decided again. A
+        mismatch in any earlier batch is corruption, not a torn write, and raises.
+        """
         conn = self._connect()
-        row = conn.execute(
-            sql.SQL(
-                "SELECT batch, first_step, last_step, checkpoint, checksum FROM {} "
-                "WHERE run_id = %s ORDER BY batch DESC LIMIT 1"
-            ).format(self._t("batches")),
-            (self.run_id,),
-        ).fetchone()
-        if row is None:
-            return
-        self._verify_batch(*row)
-        extra = conn.execute(
-            sql.SQL("SELECT COUNT(*) FROM {} WHERE run_id = %s AND step > %s").format(
-                self._t("steps")
-            ),
-            (self.run_id, row[2]),
-        ).fetchone()
-        if extra and extra[0]:
-            raise RunLogError(
-                f"the run log {self.location} holds {extra[0]} steps after its last "
-                "checkpoint: it was written by something other than maker_graph"
+        last_query = sql.SQL(
+            "SELECT batch, first_step, last_step, checkpoint, checksum FROM {} "
+            "WHERE run_id = %s ORDER BY batch DESC LIMIT 1"
+        ).format(self._t("batches"))
+        row = conn.execute(last_query, (self.run_id,)).fetchone()
+        if row is not None:
+            try:
+                self._verify_batch(*row)
+            except RunLogError:
+                before = conn.execute(
+                    sql.SQL(
+                        "SELECT batch, first_step, last_step, checkpoint, checksum FROM {} "
+                        "WHERE run_id = %s AND batch < %s ORDER BY batch DESC LIMIT 1"
+                    ).format(self._t("batches")),
+                    (self.run_id, row[0]),
+                ).fetchone()
+                if before is not None:
+                    self._verify_batch(*before)  # bad too: corruption, not a torn write
+                with conn.transaction():
+                    for table, column in (("steps", "step"), ("batches", "batch")):
+                        conn.execute(
+                            sql.SQL("DELETE FROM {} WHERE run_id = %s AND {} >= %s").format(
+                                self._t(table), sql.Identifier(column)
+                            ),
+                            (self.run_id, row[1] if table == "steps" else row[0]),
+                        )
+                _log.warning(
+                    "%s: dropped the torn last batch %s (steps %s..%s), which did not match "
+                    "its checksum; those steps will be decided again",
+                    self.location, row[0], row[1], row[2],
+                )
+                row = before
+        committed = -1 if row is None else int(row[2])
+        cur = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE run_id = %s AND step > %s").format(self._t("steps")),
+            (self.run_id, committed),
+        )
+        if cur.rowcount:
+            _log.warning(
+                "%s: dropped %s step rows after the last committed batch (a torn write); "
+                "those steps will be decided again",
+                self.location, cur.rowcount,
             )
 
     def _verify_batch(self, batch: int, first: int, last: int, cp_json: str, checksum: str) -> int:

@@ -146,24 +146,77 @@ def test_gaps_repeats_and_other_tasks_are_refused(postgres_url: str) -> None:
         PostgresRunLog(postgres_url, run_id="g").start("hanoi", {"disks": 4})
 
 
-def test_corrupt_last_batch_is_detected(postgres_url: str) -> None:
-    with PostgresRunLog(postgres_url, run_id="c") as log:
+def _three_batches(url: str, run_id: str) -> None:
+    with PostgresRunLog(url, run_id=run_id) as log:
         log.start("hanoi", {"disks": 3})
         write(log, 0, 3)
         write(log, 3, 3)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE maker_graph.steps SET tally = '[2, 1]' WHERE run_id = 'c' AND step = 4"
-        )
-    with pytest.raises(RunLogError, match=r"corrupt: batch 2 \(steps 3..5\)"):
-        PostgresRunLog(postgres_url, run_id="c").start("hanoi", {"disks": 3})
-    with pytest.raises(RunLogError, match="corrupt"):
+        write(log, 6, 2)
+
+
+def _sql(url: str, statement: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE maker_graph.steps SET tally = '[2, 1]' WHERE run_id = 'c' AND step = 7",
+        "DELETE FROM maker_graph.steps WHERE run_id = 'c' AND step = 7",  # torn: a row short
+        "UPDATE maker_graph.batches SET checkpoint = '{}' WHERE run_id = 'c' AND batch = 3",
+    ],
+    ids=["changed-row", "missing-row", "bad-checkpoint"],
+)
+def test_a_torn_last_batch_is_detected_then_dropped_and_redone(
+    postgres_url: str, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _three_batches(postgres_url, "c")
+    _sql(postgres_url, damage)
+    # Detected: a reader's verify refuses it, nothing is silently accepted...
+    with pytest.raises(RunLogError, match=r"corrupt: batch 3 \(steps 6..7\)"):
         PostgresRunLog(postgres_url, run_id="c", readonly=True).verify()
-    # A torn batch (rows missing) is caught the same way.
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM maker_graph.steps WHERE run_id = 'c' AND step = 5")
-    with pytest.raises(RunLogError, match="corrupt"):
-        PostgresRunLog(postgres_url, run_id="c").start("hanoi", {"disks": 3})
+    # ... and the next writer drops the torn batch (saying so) and redoes its steps.
+    with caplog.at_level("WARNING", logger="maker_graph.runlog"):
+        log = PostgresRunLog(postgres_url, run_id="c")
+        log.start("hanoi", {"disks": 3})
+    assert "dropped the torn last batch 3 (steps 6..7)" in caplog.text
+    assert log.last_step() == 5 and log.verify() == 6
+    write(log, 6, 2)
+    assert [r.step for r in log.steps()] == list(range(8)) and log.verify() == 8
+    log.close()
+
+
+def test_step_rows_without_their_batch_are_dropped(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _three_batches(postgres_url, "o")
+    _sql(postgres_url, "DELETE FROM maker_graph.batches WHERE run_id = 'o' AND batch = 3")
+    with caplog.at_level("WARNING", logger="maker_graph.runlog"):
+        log = PostgresRunLog(postgres_url, run_id="o")
+        log.start("hanoi", {"disks": 3})
+    assert "dropped 2 step rows after the last committed batch" in caplog.text
+    assert log.last_step() == 5
+    write(log, 6, 2)
+    assert log.verify() == 8
+    log.close()
+
+
+def test_corruption_beyond_the_last_batch_is_refused(postgres_url: str) -> None:
+    _three_batches(postgres_url, "d")
+    _sql(postgres_url, "UPDATE maker_graph.steps SET tally = '[9]' WHERE run_id = 'd' AND step = 1")
+    # Only the tail is checked on start; a full verify finds an older bad batch.
+    with PostgresRunLog(postgres_url, run_id="d") as log:
+        log.start("hanoi", {"disks": 3})
+        with pytest.raises(RunLogError, match=r"corrupt: batch 1 \(steps 0..2\)"):
+            log.verify()
+    # Two bad batches at the tail are not a torn write: refuse rather than drop more.
+    _sql(postgres_url, "UPDATE maker_graph.steps SET tally = '[9]' WHERE run_id = 'd' AND step = 7")
+    _sql(postgres_url, "UPDATE maker_graph.steps SET tally = '[9]' WHERE run_id = 'd' AND step = 4")
+    with pytest.raises(RunLogError, match=r"corrupt: batch 2 \(steps 3..5\)"):
+        PostgresRunLog(postgres_url, run_id="d").start("hanoi", {"disks": 3})
+    with PostgresRunLog(postgres_url, run_id="d", readonly=True) as log:
+        assert log.last_step() == 7  # nothing was dropped: the evidence is kept
 
 
 def test_readers_find_the_only_run_or_ask_for_one(postgres_url: str) -> None:
