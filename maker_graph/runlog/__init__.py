@@ -43,8 +43,9 @@ def open_run_log(
     """Open the run log at a directory or URL (nothing is created until `start`).
 
     Args:
-        target: a run directory (the log is `DIR/run.sqlite`), a `sqlite:///path.db`
-            URL, a `postgresql://...` URL (once that backend exists), or a `RunLog`,
+        target: a run directory (the log is `DIR/run.sqlite`), a SQLite URL
+            (`sqlite:///relative.db` or `sqlite:////absolute/path.db`, as SQLAlchemy writes
+            them), a `postgresql://...` URL (once that backend exists), or a `RunLog`,
             returned as is.
         readonly: open for reading only: no lock is taken and nothing can be written.
         **options: passed to the backend (e.g. `synchronous="FULL"` for SQLite).
@@ -62,14 +63,17 @@ def open_run_log(
         return target
     text = os.fspath(target)
     if text.startswith("sqlite:"):
+        # SQLAlchemy's convention: sqlite:///run.db is relative, sqlite:////abs/run.db absolute.
         path = text[len("sqlite:"):]
         if path.startswith("///"):
-            path = path[2:]  # sqlite:///abs/path -> /abs/path
+            path = path[3:]
         elif path.startswith("//"):
             raise ConfigurationError(
-                f"unsupported SQLite URL {text!r}: use sqlite:///absolute/path.db or "
-                "sqlite:relative/path.db"
+                f"unsupported SQLite URL {text!r}: use sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db"
             )
+        if not path:
+            raise ConfigurationError(f"the SQLite URL {text!r} names no file")
         return SqliteRunLog(path, readonly=readonly, **options)
     if text.startswith(_POSTGRES_SCHEMES):
         try:
@@ -83,7 +87,8 @@ def open_run_log(
         return opener(text, readonly=readonly, **options)  # type: ignore[no-any-return]
     if "://" in text:
         raise ConfigurationError(
-            f"unknown run log URL {text!r}: use a directory, sqlite:///path.db or postgresql://..."
+            f"unknown run log URL {text!r}: use a directory, sqlite:///path.db or "
+            "postgresql://..."
         )
     path_ = Path(text)
     if path_.exists() and not path_.is_dir():
