@@ -84,6 +84,10 @@ class ProgressEvent:
     """Samples discarded by a red flag."""
     elapsed: float
     """Seconds since this session started."""
+    input_tokens: int = 0
+    """Prompt tokens in the whole run so far (for spend in progress bars)."""
+    output_tokens: int = 0
+    """Completion tokens in the whole run so far."""
 
 
 @dataclass(kw_only=True)
@@ -649,6 +653,8 @@ async def _loop(
                     valid_samples=valid,
                     red_flagged=samples - valid,
                     elapsed=perf_counter() - started,
+                    input_tokens=tokens_in,
+                    output_tokens=tokens_out,
                 )
             )
 

@@ -61,6 +61,9 @@ class StubBehaviour:
     """Seconds each answer takes."""
     seed: int = 0
     """Seed of the stub's dice (outcomes follow request order)."""
+    script: tuple[str, ...] = ()
+    """Outcomes of the first requests, before the dice take over: any of `correct`,
+    `wrong`, `ramble`, `malformed`, `rate_limited`, `server_error`."""
 
 
 def _messages_text(messages: Messages) -> str:
@@ -98,6 +101,7 @@ class OpenAIStub:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._rng = random.Random(self.behaviour.seed)
+        self._rolled = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -141,6 +145,11 @@ class OpenAIStub:
         with self._lock:
             u = self._rng.random()
             rival = self._rng.randrange(1000)
+            scripted = self._rolled < len(b.script)
+            outcome = b.script[self._rolled] if scripted else None
+            self._rolled += 1
+        if outcome is not None:
+            return outcome, rival
         for outcome, rate in (
             ("rate_limited", b.rate_limit_rate),
             ("server_error", b.server_error_rate),

@@ -108,6 +108,12 @@ def hanoi(
     run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Directory of the run log (default: a temporary one)."
     ),
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        help="Where the run log lives instead of --run-dir: sqlite:///path.db or "
+        "postgresql://...?run_id=NAME (several runs can share one database).",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir."),
     fresh: bool = typer.Option(
         False, "--fresh", help="Delete any run in --run-dir and start over."
@@ -134,6 +140,25 @@ def hanoi(
         None, "--concurrency", help="Provider calls in flight at once (default: a round)."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="Provider endpoint, e.g. a local OpenAI-compatible server."
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help="Temperature of every sample (default: 0 first, then 0.1)."
+    ),
+    max_tokens_per_call: int | None = typer.Option(
+        None, "--max-tokens-per-call", help="Output-token cap of each provider call."
+    ),
+    requests_per_second: float | None = typer.Option(
+        None, "--requests-per-second", help="Client-side rate limit of provider calls."
+    ),
+    max_retries: int = typer.Option(
+        2, "--max-retries", help="Retries inside the provider's client (429s, 5xx)."
+    ),
+    prices: Path | None = typer.Option(  # noqa: B008 - typer's idiom
+        None, "--prices", help="JSON/YAML price table; known models are priced from it "
+        "when --price-in/--price-out are not given."
+    ),
 ) -> None:
     """Solve Towers of Hanoi with N disks, one voted move per step, and check every move."""
     # ------------------------------------------------------------------ flags
@@ -148,7 +173,18 @@ def hanoi(
         )
     if resume and fresh:
         raise fail("--resume continues a run and --fresh deletes it: pass only one")
-    if (resume or fresh) and run_dir is None:
+    if store is not None and store.startswith(("postgres://", "postgresql")):
+        from ..runlog.postgres import split_url
+
+        try:
+            if split_url(store)[1] is None:
+                raise fail(
+                    "--store postgresql://... needs ?run_id=NAME in the URL: it names the run "
+                    "among the others in that database"
+                )
+        except ConfigurationError as exc:
+            raise fail(str(exc)) from None
+    if (resume or fresh) and run_dir is None and store is None:
         raise fail(f"{'--resume' if resume else '--fresh'} needs --run-dir")
     if max_samples_per_step is not None and max_samples_per_step < 1:
         raise fail(f"--max-samples-per-step must be >= 1, got {max_samples_per_step}")
@@ -169,6 +205,14 @@ def hanoi(
         raise fail(f"--concurrency must be >= 1, got {concurrency}")
 
     try:
+        provider = _provider_options(
+            base_url=base_url,
+            temperature=temperature,
+            max_tokens=max_tokens_per_call,
+            requests_per_second=requests_per_second,
+            max_concurrency=concurrency,
+            max_retries=max_retries,
+        )
         _run(
             disks=disks,
             k=k,
@@ -176,6 +220,7 @@ def hanoi(
             error_rate=error_rate,
             seed=seed,
             run_dir=run_dir,
+            store=store,
             resume=resume,
             fresh=fresh,
             report_path=report,
@@ -188,6 +233,8 @@ def hanoi(
             red_flag_tokens=red_flag_tokens,
             concurrency=concurrency,
             show_progress=progress,
+            provider=provider,
+            prices=prices,
         )
     except (ConfigurationError, RunLogError) as exc:
         raise fail(str(exc)) from None
@@ -201,6 +248,7 @@ def _run(
     error_rate: float | None,
     seed: int | None,
     run_dir: Path | None,
+    store: str | None,
     resume: bool,
     fresh: bool,
     report_path: Path | None,
@@ -213,6 +261,8 @@ def _run(
     red_flag_tokens: int,
     concurrency: int | None,
     show_progress: bool,
+    provider: Any = None,
+    prices: Path | None = None,
 ) -> None:
     from ..red_flags import max_output_tokens
     from ..run import report_from_log, run_task_sync
@@ -227,10 +277,12 @@ def _run(
     # ------------------------------------------------------------------ the run directory
     temporary = run_dir is None
     where = Path(tempfile.mkdtemp(prefix="maker-graph-hanoi-")) if run_dir is None else run_dir
+    # The run log: in the run directory, or in the --store given (a database URL).
+    location = store if store is not None else str(where)
     stored: dict[str, Any] = {}
     meta, cp = None, None
     try:
-        probe = open_run_log(str(where), readonly=True)
+        probe = open_run_log(location, readonly=True)
     except RunLogError:
         probe = None  # nothing there yet
     if probe is not None:
@@ -240,7 +292,7 @@ def _run(
             probe.close()
     if meta is not None:
         if fresh:
-            open_run_log(str(where)).drop()
+            open_run_log(location).drop()
             meta = None
         elif not resume:
             at = f"{cp.next_step:,} of its steps committed" if cp else "no steps committed"
@@ -270,7 +322,9 @@ def _run(
             "samples can never decide a step"
         )
 
-    sampler, label = _sampler(task, model, float(error_rate), seed, concurrency)
+    sampler, label = _sampler(task, model, float(error_rate), seed, concurrency, provider)
+    if price_in == 0 and price_out == 0 and not model.startswith("simulated"):
+        price_in, price_out = _table_price(model, prices)
     policy = VotePolicy(k=k, max_samples=max_samples_per_step, max_concurrency=concurrency)
     settings = {
         "model": model,
@@ -292,14 +346,14 @@ def _run(
     stop_message: str | None = None
     exit_code = 0
     started = time.perf_counter()
-    bar = _ProgressBar(console, steps, enabled=show_progress)
+    bar = _ProgressBar(console, steps, enabled=show_progress, prices=(price_in, price_out))
     try:
         with bar:
             run_task_sync(
                 task,
                 sampler,
                 policy,
-                run_log=str(where),
+                run_log=location,
                 red_flags=[max_output_tokens(red_flag_tokens)],
                 max_total_samples=max_total_samples,
                 max_total_tokens=max_tokens,
@@ -328,7 +382,7 @@ def _run(
     session_seconds = time.perf_counter() - started
 
     # ------------------------------------------------------------------ check and report
-    log = open_run_log(str(where), readonly=True)
+    log = open_run_log(location, readonly=True)
     try:
         run = report_from_log(log, k=k, price_in=price_in, price_out=price_out)
         errors, checked = verify_hanoi_log(log, disks)
@@ -360,6 +414,8 @@ def _run(
         "decided_by": run.decided_by,
         "provider_failures": run.provider_failures,
         "cost": run.cost,
+        # Spend so far extrapolated to the whole task (the cost itself once it is done).
+        "projected_cost": run.cost * steps / run.steps if run.steps else None,
         "error_rate": error_rate if model.startswith("simulated") else None,
         "seed": seed if model.startswith("simulated") else None,
         "red_flag_tokens": red_flag_tokens,
@@ -382,8 +438,28 @@ def _run(
         raise typer.Exit(exit_code)
 
 
+def _provider_options(**options: Any) -> Any:
+    from ..providers import ProviderOptions
+
+    return ProviderOptions(**options)
+
+
+def _table_price(model: str, prices: Path | None) -> tuple[float, float]:
+    """Prices of a provider model from the built-in table (or `--prices`), else zero."""
+    from ..providers import parse_model_spec
+    from ._models import price_table
+
+    price = price_table(prices).lookup(parse_model_spec(model).model)
+    return (price.input, price.output) if price is not None else (0.0, 0.0)
+
+
 def _sampler(
-    task: Any, model: str, error_rate: float, seed: int, concurrency: int | None
+    task: Any,
+    model: str,
+    error_rate: float,
+    seed: int,
+    concurrency: int | None,
+    provider: Any = None,
 ) -> tuple[Any, str]:
     from ..providers import ProviderOptions, parse_model_spec, resolve_chat_model
     from ..providers import simulated_error_model
@@ -399,6 +475,15 @@ def _sampler(
             return simulated_sampler(task, errors), spec.text
         chat = simulated_chat_model(task, errors)
         return ChatModelSampler(chat, prompt=task.prompt), spec.text
+    if provider is not None:
+        from ..sampling import TemperatureSchedule
+        from ._models import build_model
+
+        schedule = None
+        if provider.temperature is not None:
+            schedule = TemperatureSchedule(first=provider.temperature, rest=provider.temperature)
+        built = build_model(task, spec, options=provider, errors=None, temperature=schedule)
+        return built.sampler, spec.text
     chat = resolve_chat_model(spec, ProviderOptions(max_concurrency=concurrency))
     return ChatModelSampler(chat, prompt=task.prompt), spec.text
 
@@ -412,9 +497,17 @@ def _console() -> Any:
 class _ProgressBar:
     """A rich progress bar on stderr, redrawn only when the run reports (every batch)."""
 
-    def __init__(self, console: Any, total: int, *, enabled: bool) -> None:
+    def __init__(
+        self,
+        console: Any,
+        total: int,
+        *,
+        enabled: bool,
+        prices: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         self.enabled = enabled
         self.total = total
+        self.prices = prices
         self._progress: Any = None
         self._task: Any = None
         if not enabled:
@@ -436,12 +529,15 @@ class _ProgressBar:
             TextColumn("{task.fields[rate]:>8,.0f} steps/s"),
             TextColumn("{task.fields[sps]:.3f} samples/step"),
             TextColumn("{task.fields[flags]:,} red flags"),
+            TextColumn("{task.fields[spend]}"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             auto_refresh=False,
             transient=False,
         )
-        self._task = self._progress.add_task("hanoi", total=total, rate=0.0, sps=0.0, flags=0)
+        self._task = self._progress.add_task(
+            "hanoi", total=total, rate=0.0, sps=0.0, flags=0, spend=""
+        )
 
     def __enter__(self) -> _ProgressBar:
         if self._progress is not None:
@@ -459,9 +555,27 @@ class _ProgressBar:
         rate = event.session_steps / event.elapsed if event.elapsed > 0 else 0.0
         sps = event.samples / event.steps if event.steps else 0.0
         self._progress.update(
-            self._task, completed=event.steps, rate=rate, sps=sps, flags=event.red_flagged
+            self._task,
+            completed=event.steps,
+            rate=rate,
+            sps=sps,
+            flags=event.red_flagged,
+            spend=self._spend(event),
         )
         self._progress.refresh()
+
+
+    def _spend(self, event: Any) -> str:
+        """`$spent / ~$projected` once prices are known (empty otherwise)."""
+        price_in, price_out = self.prices
+        if not (price_in or price_out):
+            return ""
+        spent = (
+            getattr(event, "input_tokens", 0) * price_in
+            + getattr(event, "output_tokens", 0) * price_out
+        ) / 1e6
+        projected = spent * self.total / event.steps if event.steps else 0.0
+        return f"${spent:,.2f} / ~${projected:,.2f}"
 
 
 def _summary(console: Any, data: dict[str, Any]) -> None:
@@ -483,6 +597,11 @@ def _summary(console: Any, data: dict[str, Any]) -> None:
     console.print(
         f"tokens: {_fmt_int(data['input_tokens'])} in, {_fmt_int(data['output_tokens'])} out"
         + (f", cost {data['cost']:.4f}" if data["cost"] else "")
+        + (
+            f" (projected for all steps: {data['projected_cost']:.4f})"
+            if data["cost"] and data.get("projected_cost") and data["steps"] < data["total_steps"]
+            else ""
+        )
     )
     console.print(
         f"solved: {'true' if data['solved'] else 'false'}, errors: {data['errors']}",
