@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -31,6 +32,8 @@ from ..errors import RunLogError
 from .base import Checkpoint, RunLog, RunMeta, StepRecord, batch_checksum, check_same_task
 
 __all__ = ["DB_NAME", "SqliteRunLog"]
+
+_log = logging.getLogger("maker_graph.runlog")
 
 DB_NAME = "run.sqlite"
 """The database file's name inside a run directory."""
@@ -334,20 +337,44 @@ class SqliteRunLog(RunLog):
         return checked
 
     def _verify_last_batch(self) -> None:
-        row = self._connect().execute(
+        """Check the log's tail before writing to it, and recover from a torn write.
+
+        A last batch whose rows do not match its checksum, and step rows after the
+        last batch, are what a torn write leaves: they are dropped, with a warning,
+        and those steps are decided again. A bad batch before the last one is
+        corruption, not a torn write: it raises and nothing is dropped.
+        """
+        db = self._connect()
+        query = (
             "SELECT batch, first_step, last_step, checkpoint, checksum FROM batches "
-            "ORDER BY batch DESC LIMIT 1"
-        ).fetchone()
+            "WHERE batch < ? ORDER BY batch DESC LIMIT 1"
+        )
+        row = db.execute(query, (2**62,)).fetchone()
         if row is not None:
-            self._verify_batch(*row)
-            extra = self._connect().execute(
-                "SELECT COUNT(*) FROM steps WHERE step > ?", (row[2],)
-            ).fetchone()[0]
-            if extra:
-                raise RunLogError(
-                    f"the run log {self.location} holds {extra} steps after its last "
-                    "checkpoint: it was written by something other than maker_graph"
+            try:
+                self._verify_batch(*row)
+            except RunLogError:
+                before = db.execute(query, (row[0],)).fetchone()
+                if before is not None:
+                    self._verify_batch(*before)  # bad too: corruption, not a torn write
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM steps WHERE step >= ?", (row[1],))
+                db.execute("DELETE FROM batches WHERE batch >= ?", (row[0],))
+                db.execute("COMMIT")
+                _log.warning(
+                    "%s: dropped the torn last batch %s (steps %s..%s), which did not match "
+                    "its checksum; those steps will be decided again",
+                    self.location, row[0], row[1], row[2],
                 )
+                row = before
+        committed = -1 if row is None else row[2]
+        extra = db.execute("DELETE FROM steps WHERE step > ?", (committed,)).rowcount
+        if extra:
+            _log.warning(
+                "%s: dropped %s step rows after the last committed batch (a torn write); "
+                "those steps will be decided again",
+                self.location, extra,
+            )
 
     def _verify_batch(self, batch: int, first: int, last: int, cp_json: str, checksum: str) -> int:
         records = list(self.steps(first, last + 1))
