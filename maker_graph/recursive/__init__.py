@@ -29,6 +29,16 @@ from .graph import (
     merge_nodes,
     recursion_condition,
 )
+from .nodes import (
+    composer_node,
+    create_composer_graph,
+    create_decomposer_graph,
+    create_discriminator_graph,
+    create_solver_graph,
+    decomposer_node,
+    discriminator_node,
+    solver_node,
+)
 from .parsers import (
     answer_key,
     canonical_decomposition,
@@ -84,6 +94,15 @@ __all__ = [
     "create_recursive_graph",
     "merge_nodes",
     "recursion_condition",
+    # the roles as nodes and one-node sub-graphs
+    "composer_node",
+    "create_composer_graph",
+    "create_decomposer_graph",
+    "create_discriminator_graph",
+    "create_solver_graph",
+    "decomposer_node",
+    "discriminator_node",
+    "solver_node",
     # roles
     "Candidate",
     "Composer",

@@ -317,7 +317,7 @@ def create_recursive_graph(
         record({
             "event": "proposals", "tree": tree_id, "node": node_id,
             "candidates": [
-                {"decomposition": d, "key": _key_text(c.key), "proposers": list(c.proposers)}
+                {"decomposition": d, "key": _json_key(c.key), "proposers": list(c.proposers)}
                 for d, c in zip(candidates, proposals.candidates, strict=True)
             ],
             "draw": draw.to_dict(with_samples=True),
@@ -441,8 +441,13 @@ def _answer_text(winner: Any) -> str:
     return str(text).strip()
 
 
-def _key_text(key: Any) -> str:
-    return key if isinstance(key, str) else repr(key)
+def _json_key(key: Any) -> Any:
+    """A vote key in the JSON form `StepResult.to_dict` gives tally keys (tuples as lists)."""
+    if isinstance(key, (list, tuple)):
+        return [_json_key(k) for k in key]
+    if key is None or isinstance(key, (str, int, float, bool)):
+        return key
+    return repr(key)
 
 
 def _policy_dict(policy: RecursionPolicy) -> dict[str, Any]:
