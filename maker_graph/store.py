@@ -5,8 +5,8 @@ one from the same `--store` value the run log uses, so a run's log and its graph
 checkpoints can live side by side:
 
 - `None` or `"memory"`: `InMemorySaver` (nothing survives the process);
-- a directory: `DIR/checkpoints.sqlite`; a file path or `sqlite:///path.db`: that file
-  (`SqliteSaver`, needs `maker-graph[sqlite]`);
+- a directory: `DIR/checkpoints.sqlite`; a file path, `sqlite:///relative.db` or
+  `sqlite:////absolute.db`: that file (`SqliteSaver`, needs `maker-graph[sqlite]`);
 - `postgresql://...`: `PostgresSaver` (needs `maker-graph[postgres]`); its tables are
   created on first use, and the run log's own `?run_id=`/`?schema=` parameters are
   ignored here, so one URL serves both.
@@ -59,8 +59,10 @@ def store_kind(target: str | os.PathLike[str] | None) -> str:
 
 
 def _sqlite_path(text: str) -> str:
+    # As the run log reads them (SQLAlchemy's convention): sqlite:///relative.db,
+    # sqlite:////absolute/path.db.
     if text.startswith("sqlite:///"):
-        return text[len("sqlite://") :]
+        return text[len("sqlite:///") :]
     if text.startswith("sqlite:"):
         return text[len("sqlite:") :]
     path = Path(text)
