@@ -75,5 +75,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def emit(event: dict[str, Any]) -> None:
-    """Write a progress event to the graph's `custom` stream (a no-op when not streamed)."""
-    get_stream_writer()(event)
+    """Write a progress event to the graph's `custom` stream (a no-op when not streamed,
+    or when the node is called directly, outside any graph)."""
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:
+        return
+    writer(event)

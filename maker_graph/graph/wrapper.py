@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, NamedTuple, TypedDict, cast, get_type_hints
 
 from langgraph.config import get_config
@@ -51,6 +51,7 @@ from ._options import (
     build_sampler,
     build_voter,
     check_no_consensus,
+    is_chat_model,
     pick,
 )
 from .events import decided_event, escalation_request, red_flag_event, sample_event
@@ -94,6 +95,7 @@ class MakerNode(DualNode):
         stats_key: str | None,
         interrupt_on_no_consensus: bool,
         budget: int,
+        check_input: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__(name, self._run, self._arun)
         self.node_name = name
@@ -102,6 +104,9 @@ class MakerNode(DualNode):
         self.output_key = output_key
         self.stats_key = stats_key
         self.budget = budget
+        # A setup mistake in the input (e.g. a default chat prompt that cannot work)
+        # must fail at once, not be retried as if the provider had failed.
+        self._check_input = check_input
         self._interrupts = interrupt_on_no_consensus
         if interrupt_on_no_consensus:
             # The undecided vote runs as a LangGraph task: when the node re-runs on
@@ -157,14 +162,20 @@ class MakerNode(DualNode):
         result.winner = interrupt(request)
         return self._output(result)
 
-    def _run(self, state: Mapping[str, Any]) -> dict[str, Any]:
+    def _input(self, state: Mapping[str, Any]) -> Any:
         step_input = pick(state, self.input_keys)
+        if self._check_input is not None:
+            self._check_input(step_input)
+        return step_input
+
+    def _run(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        step_input = self._input(state)
         if self._interrupts:
             return self._escalate(step_input, self._vote_task(step_input).result())
         return self._output(run_sync(self._avote(step_input)))
 
     async def _arun(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        step_input = pick(state, self.input_keys)
+        step_input = self._input(state)
         if self._interrupts:
             return self._escalate(step_input, await self._avote_task(step_input))
         return self._output(await self._avote(step_input))
@@ -187,6 +198,19 @@ class MakerNode(DualNode):
         from ._middleware import maker_middleware
 
         return maker_middleware(self, hook=hook, state_schema=state_schema)
+
+
+def is_chat_model_step(step: Any) -> bool:
+    """True for a chat model or a list of them (the steps `prompt=` applies to)."""
+    if isinstance(step, (list, tuple)):
+        return bool(step) and all(is_chat_model(m) for m in step)
+    return is_chat_model(step)
+
+
+def _checked(step_input: Any, check: Callable[[Any], Any] | None) -> Any:
+    if check is not None:
+        check(step_input)
+    return step_input
 
 
 def _node_label(default: str) -> str:
@@ -302,6 +326,7 @@ def maker_node(
     sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
                             max_tokens=max_tokens, structured=structured,
                             default_prompt=_chat_input)
+    check_input = _chat_input if is_chat_model_step(step) and prompt is None else None
     interrupts = action == "escalate" and escalate is None
     voter = build_voter(
         sampler, k=k, parser=parser, key=key, red_flags=red_flags, max_samples=max_samples,
@@ -310,7 +335,7 @@ def maker_node(
     )
     return MakerNode(name, voter, input_keys=input_keys, output_key=output_key,
                      stats_key=stats_key, interrupt_on_no_consensus=interrupts,
-                     budget=voter.policy.budget)
+                     budget=voter.policy.budget, check_input=check_input)
 
 
 # --------------------------------------------------------------------------- grafting
@@ -407,6 +432,7 @@ def add_maker_step(
                 f"{sorted(known)}; add it to your state schema, or choose another key"
             )
     votes = votes_key or f"{name}_votes"
+    check_input = _chat_input if is_chat_model_step(step) and prompt is None else None
     sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
                             max_tokens=max_tokens, structured=structured,
                             default_prompt=_chat_input)
@@ -424,7 +450,7 @@ def add_maker_step(
         votes_key=votes,
         output_key=output_key,
         stats_key=stats_key,
-        read_input=lambda state: pick(state, keys),
+        read_input=lambda state: _checked(pick(state, keys), check_input),
         on_no_consensus=action,
         escalate=escalate,
         label=name,
