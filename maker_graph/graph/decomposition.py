@@ -44,7 +44,7 @@ from langgraph.types import interrupt
 from ..errors import ConfigurationError
 from ..records import StepResult
 from ..red_flags import RedFlag
-from ..run import ProgressEvent, answer_key, run_task
+from ..run import ProgressEvent, run_task
 from ..runlog import Checkpoint, RunLog, RunMeta, StepRecord, open_run_log
 from ..sampling import ChatModelSampler
 from ..tasks.base import StepAnswer, Task
@@ -52,7 +52,7 @@ from ..vote import EscalationHandler, VotePolicy
 from ..voting import KeyFunction, canonical_key
 from ._node import DualNode, emit, run_sync
 from ._options import build_voter, is_chat_model, pick
-from .events import chunk_event, escalation_request
+from .events import chunk_event, escalation_request, jsonable
 from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
 
 __all__ = [
@@ -354,7 +354,8 @@ def create_decomposition_graph(
         policy: the per-step `VotePolicy` (k, max samples per step, no-consensus
             action, concurrency, retries).
         parser: raw output -> `StepAnswer` (default `task.parse`).
-        key: `StepAnswer` -> vote key (default: `maker_graph.run.answer_key`).
+        key: `StepAnswer` -> vote key (default: the answer itself, i.e. action and
+            next state).
         red_flags: checks that discard samples.
         escalate: the escalation handler when the policy says `"escalate"`; at
             `chunk=1` without one, escalation is an `interrupt()`.
@@ -425,13 +426,15 @@ def _one_step_graph(
     answer_slot, stats_slot, votes_slot = "maker_answer", "maker_stats", "maker_votes"
     steps = _StepNodes(task, io, stats_slot, answer_slot)
     parse = parser or task.parse
-    user_key = key or answer_key
 
     def plain_parser(output: Any) -> dict[str, Any]:
         return steps.plain(parse(output))
 
     def plain_key(plain: Any) -> Hashable:
-        return canonical_key(_jsonish(user_key(steps.answer_of(plain))))
+        # Keys are checkpointed in the tally: keep them JSON text, never task objects.
+        if key is None:
+            return canonical_key(plain)
+        return json.dumps(jsonable(key(steps.answer_of(plain))), sort_keys=True)
 
     voter = build_voter(
         _sampler_for(task, sampler), k=policy.k, parser=plain_parser, key=plain_key,
@@ -467,12 +470,6 @@ def _one_step_graph(
     builder.add_conditional_edges("advance", continue_condition,
                                   {"next": "dispatch", "done": END})
     return builder
-
-
-def _jsonish(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonish(v) for v in value]
-    return value
 
 
 def _typed(name: str, fields: dict[str, Any]) -> type[Any]:
