@@ -352,8 +352,12 @@ def _bin_centre(low: int, high: int | None) -> float:
 def _plot_collisions(plt: Any, report: Any) -> Any:
     fig, ax = plt.subplots(figsize=(8, 4))
     if report.samples_per_step < 2:
-        ax.text(0.5, 0.5, "one sample per step: rerun the estimate with\n--samples-per-step 2",
-                transform=ax.transAxes, ha="center", va="center", color="grey")
+        ax.text(0.5, 0.5, "one sample per step: no collisions to count;\nrerun the estimate "
+                "with --samples-per-step 2", transform=ax.transAxes, ha="center",
+                va="center", color="grey")
+        ax.set_axis_off()
+        ax.set_title("Collisions against the length cap")
+        return fig
     # Caps that discard most answers say nothing about errors: only draw caps that keep
     # at least half of the samples.
     shown = {
@@ -380,7 +384,7 @@ def _plot_collisions(plt: Any, report: Any) -> Any:
     ax.set_xticks(ticks)
     ax.set_xticklabels([str(t) if t != right else "no cap" for t in ticks])
     ax.minorticks_off()
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))
     ax.set_xlabel("length red flag: answers above this many tokens discarded")
     ax.set_ylabel(f"steps with two wrong valid samples\n(of {report.pilot_steps:,} pilot steps)")
     ax.yaxis.get_major_locator().set_params(integer=True)
