@@ -22,7 +22,7 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
-from ..errors import ConfigurationError, MakerRuntimeError, SpecError
+from ..errors import BudgetExhaustedError, ConfigurationError, MakerRuntimeError, SpecError
 from ..sampling import ChatModelSampler, TemperatureSchedule
 from ..vote import VotePolicy
 from ._models import ModelFactory
@@ -118,6 +118,13 @@ class PromptBuilder:
             kind(content=text.format_map({n: _text(values[n]) for n in names}))
             for kind, text, names in self.parts
         ]
+
+
+def _in_spec(exc: BudgetExhaustedError, node: str) -> BudgetExhaustedError:
+    """The same budget error, naming the spec field that raises the budget."""
+    field = {"samples": "max_total_samples", "tokens": "max_total_tokens"}.get(exc.budget)
+    flag = f"nodes.{node}.{field} in the spec" if field else exc.flag
+    return BudgetExhaustedError(exc.budget, exc.limit, exc.spent, flag, exc.steps_done)
 
 
 def _check_update(node: str, update: Any, keys: Mapping[str, StateKey]) -> Any:
@@ -305,11 +312,17 @@ class _Builder:
 
         def run(state: Mapping[str, Any]) -> dict[str, Any]:
             _, params, graph = make(state)
-            return summary(params, graph.invoke({}))
+            try:
+                return summary(params, graph.invoke({}))
+            except BudgetExhaustedError as exc:
+                raise _in_spec(exc, name) from exc
 
         async def arun(state: Mapping[str, Any]) -> dict[str, Any]:
             _, params, graph = make(state)
-            return summary(params, await graph.ainvoke({}))
+            try:
+                return summary(params, await graph.ainvoke({}))
+            except BudgetExhaustedError as exc:
+                raise _in_spec(exc, name) from exc
 
         return RunnableLambda(run, afunc=arun, name=name)
 

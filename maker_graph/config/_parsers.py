@@ -44,9 +44,13 @@ _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 _LABEL_TRIM = " \t\r\n'\"`*.:;!"
 
 
+def _is_message(output: Any) -> bool:
+    return hasattr(output, "content") and hasattr(output, "response_metadata")
+
+
 def output_text(output: Any) -> str:
     """The text of a raw output: a chat message's text, or the value as text."""
-    if hasattr(output, "content") and hasattr(output, "response_metadata"):
+    if _is_message(output):
         return message_text(output)
     default_parser(output)  # raises for a structured answer that did not validate
     return output if isinstance(output, str) else str(output)
@@ -178,7 +182,9 @@ def _json_parser(spec: JsonParser, node_name: str) -> tuple[Parser, type[BaseMod
         return dumped["value"] if wrapped else dumped
 
     def parse_json(output: Any) -> Any:
-        if isinstance(output, BaseModel):
+        if _is_message(output):
+            pass  # a chat message (itself a pydantic model): parse its text below
+        elif isinstance(output, BaseModel):
             return finish(output.model_dump())
         if isinstance(output, dict):
             return finish(output)

@@ -182,6 +182,10 @@ def _message(error: dict[str, Any], parent: Any, is_key: bool) -> tuple[str, str
         for prefix in ("Value error, ", "Assertion failed, "):
             if message.startswith(prefix):
                 message = message[len(prefix):]
+        if message.startswith("@"):
+            # A model-level check naming the field it is about: "@field.sub: message".
+            field, _, rest = message[1:].partition(": ")
+            return rest, field
         return message, None
     if kind in ("oracle_kind", "shape", "key_kind"):
         return f"{error.get('msg')}{got}", None

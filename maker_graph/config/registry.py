@@ -312,7 +312,10 @@ class Registry:
         if entry is None:
             known = ", ".join(self.names(kind)) or "none registered"
             hint = _did_you_mean(name, self.names(kind))
-            raise ConfigurationError(f"unknown {kind} {name!r}{hint} (known: {known})")
+            raise ConfigurationError(
+                f"unknown {kind} {name!r}{hint} (known: {known}); register yours with "
+                f"@register.{kind} in a module imported before the spec is loaded"
+            )
         return entry
 
     def resolve(

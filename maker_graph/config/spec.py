@@ -130,6 +130,7 @@ class _Spec(BaseModel):
         extra="forbid",
         use_attribute_docstrings=True,
         frozen=True,
+        strict=True,
     )
 
 
@@ -161,7 +162,8 @@ class StateKey(_Spec):
         types = allowed.get(self.reducer)
         if types is not None and self.type not in types:
             raise ValueError(
-                f"reducer {self.reducer!r} needs type {' or '.join(types)}, got {self.type!r}"
+                f"@reducer: {self.reducer!r} needs type {' or '.join(types)}, "
+                f"got {self.type!r}"
             )
         return self
 
@@ -400,11 +402,12 @@ class RegexParser(_Spec):
         compiled = _compile(self.pattern, ignore_case=self.ignore_case)
         if isinstance(self.group, int) and not 0 <= self.group <= compiled.groups:
             raise ValueError(
-                f"group {self.group} does not exist: the pattern has {compiled.groups} group(s)"
+                f"@group: group {self.group} does not exist: the pattern has "
+                f"{compiled.groups} group(s)"
             )
         if isinstance(self.group, str) and self.group not in compiled.groupindex:
             names = ", ".join(compiled.groupindex) or "none"
-            raise ValueError(f"group {self.group!r} is not a named group (named: {names})")
+            raise ValueError(f"@group: {self.group!r} is not a named group (named: {names})")
         return self
 
 
@@ -438,17 +441,19 @@ class JsonSchemaSpec(_Spec):
     @model_validator(mode="after")
     def _consistent(self) -> JsonSchemaSpec:
         if self.type == "object" and not self.properties:
-            raise ValueError("an object needs at least one entry in properties")
+            raise ValueError("@properties: an object needs at least one property")
         if self.type != "object" and (self.properties is not None or self.required is not None):
             raise ValueError(f"properties and required apply to objects, not {self.type}")
         if self.type == "array" and self.items is None:
-            raise ValueError("an array needs items")
+            raise ValueError("@items: an array needs items")
         if self.type != "array" and self.items is not None:
-            raise ValueError(f"items applies to arrays, not {self.type}")
+            raise ValueError(f"@items: items applies to arrays, not {self.type}")
         if self.required and self.properties is not None:
             missing = [name for name in self.required if name not in self.properties]
             if missing:
-                raise ValueError(f"required names unknown properties: {', '.join(missing)}")
+                raise ValueError(
+                    f"@required: names unknown properties: {', '.join(missing)}"
+                )
         return self
 
 
@@ -668,8 +673,8 @@ class MakerNode(_PromptedNode):
     def _budget_fits_k(self) -> MakerNode:
         if self.budget.max_samples is not None and self.budget.max_samples < self.k:
             raise ValueError(
-                f"budget.max_samples ({self.budget.max_samples}) must be >= k ({self.k}): "
-                "fewer samples can never decide a step"
+                f"@budget.max_samples: must be >= k ({self.k}), got "
+                f"{self.budget.max_samples}: fewer samples can never decide a step"
             )
         return self
 
@@ -723,11 +728,12 @@ class DecompositionNode(_Spec):
     def _budget_fits_k(self) -> DecompositionNode:
         if self.budget.max_samples is not None and self.budget.max_samples < self.k:
             raise ValueError(
-                f"budget.max_samples ({self.budget.max_samples}) must be >= k ({self.k})"
+                f"@budget.max_samples: must be >= k ({self.k}), got "
+                f"{self.budget.max_samples}: fewer samples can never decide a step"
             )
         both = sorted(set(self.params) & set(self.params_from))
         if both:
-            raise ValueError(f"params and params_from both set {', '.join(both)}")
+            raise ValueError(f"@params_from: sets {', '.join(both)}, which params sets too")
         return self
 
 
