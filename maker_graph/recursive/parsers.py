@@ -63,13 +63,15 @@ def structured_parser(schema: type[M]) -> Callable[[Any], M]:
     def parse(output: Any) -> M:
         if isinstance(output, schema):
             return output
-        if isinstance(output, BaseModel):
+        is_message = hasattr(output, "content") and hasattr(output, "response_metadata")
+        if is_message:
+            tool_calls = getattr(output, "tool_calls", None)
+            if tool_calls:
+                return schema.model_validate(tool_calls[0].get("args", {}))
+        elif isinstance(output, BaseModel):
             return schema.model_validate(output.model_dump())
         if isinstance(output, dict):
             return schema.model_validate(output)
-        tool_calls = getattr(output, "tool_calls", None)
-        if tool_calls:
-            return schema.model_validate(tool_calls[0].get("args", {}))
         text = default_parser(output)  # raises on a structured answer that did not validate
         if not isinstance(text, str):
             raise TypeError(f"expected {schema.__name__} or JSON text, got {type(text).__name__}")

@@ -1,0 +1,407 @@
+"""Recursive decomposition: the four roles, the tree driver, budgets, the record, forecasts.
+
+The toy task used here sums the lengths of `+`-separated words: `"ab+cde+f"`
+splits into `"ab"` and `"cde+f"` (composition `#1 + #2`), a single word is a
+leaf whose answer is its length. Its agents are plain functions or scripted
+samplers, so every outcome is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from maker_graph.errors import BudgetExhaustedError, ConfigurationError, NoConsensusError
+from maker_graph.recursive import (
+    Answer,
+    ComposeInput,
+    Composer,
+    DecomposeInput,
+    Decomposer,
+    Decomposition,
+    Discriminator,
+    JsonlTreeRecorder,
+    MemoryTreeRecorder,
+    NodeBudgetExhaustedError,
+    Part,
+    RecursionPolicy,
+    Role,
+    Roles,
+    SolveInput,
+    Solver,
+    canonical_decomposition,
+    check_decomposition,
+    create_composer_graph,
+    create_decomposer_graph,
+    create_discriminator_graph,
+    create_recursive_graph,
+    create_solver_graph,
+    input_from_messages,
+    load_events,
+    load_trees,
+    solver_prompt,
+    structured_parser,
+)
+from maker_graph.recursive.predict import RoleRates, forecast_tree, forecast_vote, race
+from maker_graph.recursive.render import render_mermaid, render_text
+from maker_graph.scaling import expected_samples_per_step, p_step
+from maker_graph.testing import ScriptedSampler
+from maker_graph.vote import VotePolicy
+
+# --------------------------------------------------------------------------- the toy task
+
+
+def split_words(inp: DecomposeInput) -> str:
+    words = inp.problem.split("+")
+    if len(words) == 1:
+        return json.dumps({"solve_directly": True})
+    return json.dumps({"subproblems": [words[0], "+".join(words[1:])], "composition": "#1 + #2"})
+
+
+def length(inp: SolveInput) -> str:
+    return json.dumps({"answer": str(len(inp.problem))})
+
+
+def add_parts(inp: ComposeInput) -> str:
+    return json.dumps({"answer": str(sum(int(p.answer) for p in inp.parts))})
+
+
+def first(inp: Any) -> str:
+    return json.dumps({"choice": 1})
+
+
+def toy_roles(**overrides: Role) -> Roles:
+    roles = {
+        "decomposer": Role(model=split_words),
+        "discriminator": Role(model=first),
+        "solver": Role(model=length),
+        "composer": Role(model=add_parts),
+    }
+    roles.update(overrides)
+    return Roles(**roles)
+
+
+def split(*parts: str, composition: str = "#1 + #2") -> str:
+    return json.dumps({"subproblems": list(parts), "composition": composition})
+
+
+# --------------------------------------------------------------------------- parsers, checks
+
+
+def test_structured_parser_reads_every_shape_and_rejects_the_rest() -> None:
+    parse = structured_parser(Answer)
+    assert parse(Answer(answer="1")) == Answer(answer="1")
+    assert parse({"answer": "2"}) == Answer(answer="2")
+    assert parse('```json\n{"answer": "3"}\n```') == Answer(answer="3")
+    assert parse(AIMessage(content='{"answer": "4"}', response_metadata={})) == Answer(answer="4")
+    tool = AIMessage(content="", tool_calls=[{"name": "Answer", "args": {"answer": "5"},
+                                              "id": "c1"}])
+    assert parse(tool) == Answer(answer="5")
+    for bad in ('{"answer": "6", "why": "because"}', "six", '{"result": "6"}', 6):
+        with pytest.raises((ValueError, TypeError)):
+            parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("proposal", "reason"),
+    [
+        (Decomposition(solve_directly=True), None),
+        (Decomposition(solve_directly=True, subproblems=["a"]), "subproblems are listed"),
+        (Decomposition(subproblems=["a"], composition="#1"), "2 to 3 subproblems"),
+        (Decomposition(subproblems=["a", "b", "c", "d"], composition="#1+#2+#3+#4"),
+         "2 to 3 subproblems"),
+        (Decomposition(subproblems=["a", " "], composition="#1 + #2"), "#2 is empty"),
+        (Decomposition(subproblems=["A+B", "b"], composition="#1 + #2"), "the problem itself"),
+        (Decomposition(subproblems=["a", "b"], composition="#1"), "does not use #2"),
+        (Decomposition(subproblems=["a", "b"], composition="#1 + #2 + #3"), "#3, which do not"),
+        (Decomposition(subproblems=["a", "b"], composition="#2 * #1"), None),
+    ],
+)
+def test_check_decomposition(proposal: Decomposition, reason: str | None) -> None:
+    found = check_decomposition("a+b", proposal, max_fanout=3)
+    if reason is None:
+        assert found is None
+    else:
+        assert found is not None and reason in found
+
+
+def test_default_prompt_carries_the_input_for_the_model_and_back() -> None:
+    messages = solver_prompt(guidance="Digits only.")(SolveInput(problem="12 × 34"))
+    assert "Digits only." in str(messages[0].content)
+    assert input_from_messages(messages, SolveInput) == SolveInput(problem="12 × 34")
+    with pytest.raises(ValueError):
+        input_from_messages([AIMessage(content="nothing here")], SolveInput)
+
+
+# --------------------------------------------------------------------------- roles
+
+
+async def test_decomposer_red_flags_an_invalid_split_and_draws_another() -> None:
+    # The first proposal keeps the whole problem as a part (no progress): red-flagged.
+    script = ScriptedSampler([
+        split("ab+cd", "x"),
+        split("ab", "cd"),
+        split("ab", "cd"),
+        split("AB", " cd "),
+    ])
+    decomposer = Decomposer(Role(model=script), candidates=3)
+    proposals = await decomposer.propose("ab+cd")
+    script.assert_all_used()
+    draw = proposals.result
+    assert draw.samples_drawn == 4 and draw.valid_votes == 3
+    assert draw.red_flags == {"invalid_split": 1}
+    flagged = draw.samples[0]
+    assert flagged.red_flag == "invalid_split" and "the problem itself" in str(
+        flagged.red_flag_detail
+    )
+    # "AB" / " cd " is the same split up to case and spaces: one candidate, three proposers.
+    assert proposals.unanimous
+    assert proposals.candidates[0].proposers == (1, 2, 3)
+
+
+async def test_decomposer_keeps_distinct_proposals_in_order() -> None:
+    script = ScriptedSampler([split("a", "b+c"), json.dumps({"solve_directly": True}),
+                              split("a", "b+c")])
+    proposals = await Decomposer(Role(model=script), candidates=3).propose("a+b+c")
+    assert [c.proposers for c in proposals.candidates] == [(0, 2), (1,)]
+    assert not proposals.unanimous
+
+
+async def test_discriminator_votes_for_equivalent_candidates_collide() -> None:
+    a = Decomposition(subproblems=["ab", "cd"], composition="#1 + #2")
+    a_again = Decomposition(subproblems=["AB", "cd "], composition="#1  +  #2")
+    b = Decomposition(subproblems=["a", "bcd"], composition="#1 + #2")
+    # Votes 1, 2, 3 then 1, 1: keyed by index no answer would lead by 3 after five votes;
+    # keyed canonically, candidates 1 and 2 are one answer with 4 votes against 1.
+    script = ScriptedSampler(['{"choice": 1}', '{"choice": 2}', '{"choice": 3}',
+                              '{"choice": 1}', '{"choice": 1}'])
+    disc = Discriminator(Role(model=script, policy=VotePolicy(k=3)))
+    chosen, vote = await disc.choose("ab+cd", [a, a_again, b])
+    script.assert_all_used()
+    assert canonical_decomposition(chosen) == canonical_decomposition(a)
+    assert sorted(vote.tally.values()) == [1, 4]
+    assert vote.samples_drawn == 5
+
+
+async def test_discriminator_red_flags_a_choice_out_of_range() -> None:
+    script = ScriptedSampler(['{"choice": 3}', '{"choice": 1}', '{"choice": 1}'])
+    disc = Discriminator(Role(model=script, policy=VotePolicy(k=2)))
+    cands = [Decomposition(solve_directly=True), Decomposition(subproblems=["a", "b"],
+                                                               composition="#1+#2")]
+    chosen, vote = await disc.choose("a+b", cands)
+    assert chosen.solve_directly and vote.red_flags == {"invalid_choice": 1}
+
+
+async def test_solver_and_composer_vote_and_red_flag() -> None:
+    solver = Solver(Role(model=ScriptedSampler(['{"answer": " "}', '{"answer": "7"}',
+                                                '{"answer": "7"}']), policy=VotePolicy(k=2)))
+    vote = await solver.solve("abcdefg")
+    assert vote.winner == Answer(answer="7") and vote.red_flags == {"invalid_answer": 1}
+    composer = Composer(Role(model=add_parts, policy=VotePolicy(k=2)))
+    parts = [Part(problem="ab", answer="2"), Part(problem="cde", answer="3")]
+    assert (await composer.compose("ab+cde", "#1 + #2", parts)).winner.answer == "5"
+
+
+def test_role_checks_their_configuration() -> None:
+    with pytest.raises(ConfigurationError):
+        Decomposer(Role(model=split_words), candidates=0)
+    with pytest.raises(ConfigurationError):
+        Solver(length)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        Roles(decomposer=Role(model=split_words), discriminator=Role(model=first),
+              solver=Role(model=length), composer=Role(model=add_parts),
+              guidance={"planner": "x"}).build()
+    with pytest.raises(ConfigurationError):
+        RecursionPolicy(max_depth=-1, candidates=0)
+
+
+def test_role_sub_graphs_run_alone() -> None:
+    d = create_decomposer_graph(Decomposer(Role(model=split_words))).compile()
+    out = d.invoke({"problem": "ab+c"})
+    assert out["candidates"] == [json.loads(split("ab", "c")) | {"solve_directly": False}]
+    disc = create_discriminator_graph(Discriminator(Role(model=first))).compile()
+    chosen = disc.invoke({"problem": "ab+c", "candidates": out["candidates"]})
+    assert chosen["decomposition"]["subproblems"] == ["ab", "c"]
+    solver = create_solver_graph(Solver(Role(model=length))).compile()
+    assert solver.invoke({"problem": "abc"})["answer"] == "3"
+    composer = create_composer_graph(Composer(Role(model=add_parts))).compile()
+    parts = [{"problem": "ab", "answer": "2"}, {"problem": "c", "answer": "1"}]
+    assert composer.invoke({"problem": "ab+c", "composition": "#1 + #2",
+                            "parts": parts})["answer"] == "3"
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def test_tree_with_invoke_and_the_drawn_graph() -> None:
+    graph = create_recursive_graph(toy_roles())
+    out = graph.compile().invoke({"problem": "ab+cde+f+ghij"})
+    assert out["answer"] == "10"
+    assert out["stats"]["nodes"] == 7 and out["stats"]["leaves"] == 4
+    drawn = graph.compile().get_graph().draw_mermaid()
+    for name in ("expand", "decomposer", "discriminator", "solver", "composer", "finish"):
+        assert name in drawn
+
+
+async def test_tree_with_ainvoke_and_a_checkpointer() -> None:
+    graph = create_recursive_graph(toy_roles()).compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "t1"}}
+    out = await graph.ainvoke({"problem": "ab+cde+f"}, config)
+    assert out["answer"] == "6"
+    state = await graph.aget_state(config)
+    assert state.values["nodes"]["0"]["answer"] == "6"
+
+
+async def test_siblings_of_a_level_run_in_parallel() -> None:
+    running = peak = 0
+
+    async def slow_length(inp: SolveInput) -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return length(inp)
+
+    graph = create_recursive_graph(toy_roles(solver=Role(model=slow_length))).compile()
+    started = time.perf_counter()
+    out = await graph.ainvoke({"problem": "a+bb+ccc+dddd"})
+    elapsed = time.perf_counter() - started
+    assert out["answer"] == "10"
+    # Three solver samples per leaf, four leaves at two depths: leaves of a level and the
+    # samples of a vote overlap, so far fewer than 12 sequential 20 ms calls.
+    assert peak >= 6
+    assert elapsed < 12 * 0.02
+
+
+def test_depth_limit_solves_without_a_decomposer() -> None:
+    recorder = MemoryTreeRecorder()
+    graph = create_recursive_graph(toy_roles(), policy=RecursionPolicy(max_depth=1),
+                                   recorder=recorder).compile()
+    # "cde+f" at depth 1 goes straight to the solver, which counts all 5 characters.
+    assert graph.invoke({"problem": "ab+cde+f"})["answer"] == "7"
+    tree = load_events(recorder.events)[0]
+    deep = tree.nodes["0.1"]  # "cde+f" at depth 1: solved directly, never split
+    assert deep.proposals is None
+    assert deep.choice is not None and deep.choice["chosen_by"] == "depth_limit"
+
+
+def test_disagreeing_proposals_go_to_the_discriminator() -> None:
+    def two_minds(inp: DecomposeInput, index: int) -> str:
+        words = inp.problem.split("+")
+        if len(words) == 1:
+            return json.dumps({"solve_directly": True})
+        if index % 2:  # the other proposers split at the last '+'
+            return split("+".join(words[:-1]), words[-1])
+        return split_words(inp)
+
+    recorder = MemoryTreeRecorder()
+    roles = toy_roles(decomposer=Role(model=two_minds))
+    graph = create_recursive_graph(roles, recorder=recorder).compile()
+    out = graph.invoke({"problem": "ab+cde+f"})
+    assert out["answer"] == "6"
+    assert out["stats"]["discriminator_votes"] >= 1
+    root = load_events(recorder.events)[0].nodes["0"]
+    assert root.choice is not None and root.choice["chosen_by"] == "vote"
+    assert len(root.proposals["candidates"]) == 2  # type: ignore[index]
+
+
+def test_budget_exhaustion_at_an_inner_node_names_the_node() -> None:
+    # The composer cannot agree on "cde+f" (node 0.1): every sample a different answer.
+    def stubborn(inp: ComposeInput, index: int) -> str:
+        if inp.problem == "cde+f":
+            return json.dumps({"answer": str(100 + index)})
+        return add_parts(inp)
+
+    recorder = MemoryTreeRecorder()
+    roles = toy_roles(composer=Role(model=stubborn))
+    policy = RecursionPolicy(max_samples_per_node=12)
+    graph = create_recursive_graph(roles, policy=policy, recorder=recorder).compile()
+    with pytest.raises(NodeBudgetExhaustedError) as info:
+        graph.invoke({"problem": "ab+cde+f"})
+    err = info.value
+    assert err.node == "0.1" and err.role == "composer" and err.problem == "cde+f"
+    assert err.limit == 12 and err.spent == 12
+    assert isinstance(err, BudgetExhaustedError)
+    assert str(err).startswith("node 0.1 (composer, cde+f): its sample budget is spent")
+    assert "max_samples_per_node" in str(err)
+    tree = load_events(recorder.events)[0]
+    assert tree.done is not None and tree.done["ok"] is False
+    assert tree.nodes["0.1"].failure is not None
+    # The sibling finished and was recorded; the root was never composed.
+    assert tree.nodes["0.0"].answer == "2" and tree.nodes["0"].answer is None
+
+
+def test_no_consensus_within_a_vote_names_the_node() -> None:
+    def scattered(inp: SolveInput, index: int) -> str:
+        return json.dumps({"answer": str(index if inp.problem == "cde" else len(inp.problem))})
+
+    roles = toy_roles(solver=Role(model=scattered, policy=VotePolicy(k=2, max_samples=6)))
+    graph = create_recursive_graph(roles).compile()
+    with pytest.raises(NoConsensusError) as info:
+        graph.invoke({"problem": "ab+cde+f"})
+    assert "node 0.1.0 (solver, cde)" in str(info.value)
+    assert info.value.samples_drawn == 6
+
+
+def test_tree_size_limit() -> None:
+    graph = create_recursive_graph(toy_roles(), policy=RecursionPolicy(max_nodes=4)).compile()
+    with pytest.raises(BudgetExhaustedError, match="tree nodes budget spent"):
+        graph.invoke({"problem": "a+b+c+d+e"})
+
+
+# --------------------------------------------------------------------------- the record
+
+
+def test_jsonl_record_is_appended_and_rendered(tmp_path: Any) -> None:
+    with JsonlTreeRecorder(tmp_path, fsync=False) as recorder:
+        graph = create_recursive_graph(toy_roles(), recorder=recorder).compile()
+        graph.invoke({"problem": "ab+cde+f", "tree_id": "first"})
+        graph.invoke({"problem": "x+yy", "tree_id": "second"})
+    # A run killed mid-write leaves a torn last line; reading skips it.
+    with (tmp_path / "tree.jsonl").open("a") as f:
+        f.write('{"event": "node", "tree": "sec')
+    trees = load_trees(tmp_path)
+    assert [t.id for t in trees] == ["first", "second"]
+    first_tree = trees[0]
+    assert first_tree.answer == "6" and [n.id for n in first_tree.walk()] == [
+        "0", "0.0", "0.1", "0.1.0", "0.1.1"]
+    text = render_text(first_tree)
+    assert "0  ab+cde+f = 6" in text and "decomposer: 3 valid of 3 drawn" in text
+    assert "composer: 6" in text
+    mermaid = render_mermaid(first_tree)
+    assert mermaid.startswith("flowchart TD") and 'n0 -->|"#35;1"| n0_0' in mermaid
+
+
+# --------------------------------------------------------------------------- forecasts
+
+
+@pytest.mark.parametrize(("p", "k"), [(0.95, 3), (0.8, 2), (0.7, 4), (0.99, 1)])
+def test_race_with_one_rival_is_the_closed_form(p: float, k: int) -> None:
+    right, samples = race(p, k, rivals=1)
+    assert math.isclose(right, p_step(p, k), rel_tol=1e-9)
+    assert math.isclose(samples, expected_samples_per_step(p, k), rel_tol=1e-9)
+
+
+def test_spread_rivals_are_easier_than_one() -> None:
+    one = forecast_vote(RoleRates(wrong=0.05), 3)
+    three = forecast_vote(RoleRates(wrong=0.05, rivals=3), 3)
+    assert three.error < one.error / 5
+    flagged = forecast_vote(RoleRates(wrong=0.05, invalid=0.1), 3)
+    assert math.isclose(flagged.samples, flagged.valid_samples / 0.9)
+
+
+def test_forecast_tree_adds_up_its_votes() -> None:
+    perfect = RoleRates(wrong=0.0)
+    f = forecast_tree(inner=3, leaves=4, k=3, candidates=3, decomposer=perfect,
+                      discriminator=perfect, solver=perfect, composer=perfect)
+    # 7 decomposer draws of 3, 4 solver and 3 composer votes of 3, no discriminator.
+    assert f.samples_per_tree == pytest.approx(7 * 3 + 7 * 3)
+    assert f.error_per_tree == 0.0 and f.p_all_correct(1000) == 1.0
