@@ -102,8 +102,12 @@ DEFAULT_PRICES: Mapping[str, Price] = {
 """List prices of a few common models. They change: check the provider and override."""
 
 
+def _key(model: str) -> str:
+    return model.strip().lower()
+
+
 def _normalise(model: str) -> str:
-    name = model.strip().lower()
+    name = _key(model)
     head, sep, rest = name.partition(":")
     # "openai:gpt-4.1-mini" -> "gpt-4.1-mini"; but keep "simulated:0.01" -> "simulated".
     if sep and head in ("simulated", "simulated-chat"):
@@ -138,8 +142,17 @@ class PriceTable:
         self._prices: dict[str, Price] = {}
         if defaults:
             self._prices.update({_normalise(k): v for k, v in DEFAULT_PRICES.items()})
-        for model, value in (prices or {}).items():
-            self._prices[_normalise(model)] = _as_price(model, value)
+        self._add(prices or {})
+
+    def _add(self, prices: Mapping[str, Any]) -> None:
+        # Entries are stored as written (so "simulated:0.01" can have its own price) and,
+        # when that differs, under the normalised name too (so "openai:x" prices "x").
+        for model, value in prices.items():
+            price = _as_price(model, value)
+            self._prices[_key(model)] = price
+            normalised = _normalise(model)
+            if normalised not in ("simulated", "simulated-chat"):
+                self._prices.setdefault(normalised, price)
 
     @classmethod
     def from_file(cls, path: str | Path, *, defaults: bool = True) -> PriceTable:
@@ -172,14 +185,16 @@ class PriceTable:
         """A new table with `prices` added (this one is unchanged)."""
         table = PriceTable(defaults=False)
         table._prices = {**self._prices}
-        for model, value in prices.items():
-            table._prices[_normalise(model)] = _as_price(model, value)
+        table._add(prices)
         return table
 
     def lookup(self, model: str | None) -> Price | None:
         """The price of `model`, or None when the table does not know it."""
         if not model:
             return None
+        price = self._prices.get(_key(model))
+        if price is not None:
+            return price
         name = _normalise(model)
         price = self._prices.get(name)
         if price is not None:

@@ -200,3 +200,12 @@ def test_meter_without_prices_counts_tokens_only() -> None:
     assert (spend.input_tokens, spend.output_tokens) == (5, 2)
     assert Spend(steps_done=0, total_steps=5, samples=0, input_tokens=0, output_tokens=0,
                  cost=0.0).projected_cost is None
+
+
+def test_simulated_specs_can_have_their_own_price() -> None:
+    table = PriceTable({"simulated:0.0022": (0.4, 1.6), "openai:my-model": (1, 2)})
+    assert table.lookup("simulated:0.0022") == Price(input=0.4, output=1.6)
+    assert table.lookup("simulated:0.05") == Price(input=0, output=0)  # the free default
+    assert table.lookup("simulated") == Price(input=0, output=0)
+    assert table.lookup("my-model") == Price(input=1, output=2)
+    assert table.lookup("openai:my-model") == Price(input=1, output=2)

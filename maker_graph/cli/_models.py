@@ -56,8 +56,8 @@ def build_model(
     if spec.simulated:
         model_errors = _errors_for(spec, errors)
         sampler = _simulated(task, spec, model_errors, options, temperature)
-        return BuiltModel(label=spec.text, name=spec.provider or "simulated", sampler=sampler,
-                          simulated=True)
+        # Priced by the full spec when a price file names it, else as "simulated" (free).
+        return BuiltModel(label=spec.text, name=spec.text, sampler=sampler, simulated=True)
     model = resolve_chat_model(spec, options)
     chat = ChatModelSampler(
         model, prompt=task.prompt, temperature=temperature, max_tokens=options.max_tokens
