@@ -56,6 +56,9 @@ def format_location(path: Iterable[Any]) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
+    # As the author wrote it: YAML/JSON's null and booleans, not Python's.
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -162,7 +165,7 @@ def _message(error: dict[str, Any], parent: Any, is_key: bool) -> tuple[str, str
         )
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "kind")).strip("'")
-        return f"is required (it says which kind of entry this is){got}", field
+        return "is required (it says which kind of entry this is)", field
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
         hint = _PATTERN_HINTS.get(pattern, f"text matching {pattern}")
@@ -200,7 +203,7 @@ def _parent_of(raw: Any, path: list[Any]) -> Any:
 
 
 def _line(lines: dict[tuple[Any, ...], int], path: list[Any]) -> int | None:
-    for cut in range(len(path), -1, -1):
+    for cut in range(len(path), 0, -1):
         line = lines.get(tuple(path[:cut]))
         if line is not None:
             return line

@@ -406,7 +406,7 @@ def resolve_import(reference: str, allow_imports: Sequence[str]) -> Any:
         raise ConfigurationError(
             f"importing {reference!r} is not allowed: specs run no code unless the caller "
             f"allows its module (load_graph(..., allow_imports=[{module_name!r}]) or "
-            f"--allow-import {module_name}); or register it with @register"
+            f"maker-graph --import {module_name}), or register it with @register"
         )
     try:
         return _import_target(reference)

@@ -399,7 +399,7 @@ class RegexParser(_Spec):
 
     @model_validator(mode="after")
     def _pattern_and_group(self) -> RegexParser:
-        compiled = _compile(self.pattern, ignore_case=self.ignore_case)
+        compiled = _compile(self.pattern, ignore_case=self.ignore_case, field="pattern")
         if isinstance(self.group, int) and not 0 <= self.group <= compiled.groups:
             raise ValueError(
                 f"@group: group {self.group} does not exist: the pattern has "
@@ -518,7 +518,7 @@ class MatchesFlag(_Spec):
 
     @model_validator(mode="after")
     def _pattern(self) -> MatchesFlag:
-        _compile(self.pattern, ignore_case=self.ignore_case)
+        _compile(self.pattern, ignore_case=self.ignore_case, field="pattern")
         return self
 
 
@@ -852,11 +852,13 @@ class GraphSpec(_Spec):
 # --------------------------------------------------------------------------- helpers
 
 
-def _compile(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
+def _compile(pattern: str, *, ignore_case: bool = False, field: str = "") -> re.Pattern[str]:
     try:
         return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        # In a model-level check, "@field: " tells the error which field it is about.
+        where = f"@{field}: " if field else ""
+        raise ValueError(f"{where}invalid regular expression {pattern!r}: {exc}") from None
 
 
 def placeholders(template: str) -> list[str]:
