@@ -31,6 +31,7 @@ import dataclasses
 import importlib.util
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +175,8 @@ class ModelSpec:
     """The provider's model name (empty for the simulated models)."""
     error_overrides: dict[str, Any] = field(default_factory=dict)
     """`ErrorModel` fields set in a simulated model's spec."""
+    alias: str | None = None
+    """A short name given as `NAME=SPEC` (e.g. `mini=openai:gpt-4.1-mini`)."""
 
     @property
     def simulated(self) -> bool:
@@ -182,8 +185,8 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        """A short name for tables and plots."""
-        return self.text
+        """A short name for tables and plots: the alias, else the spec as given."""
+        return self.alias or self.text
 
 
 def parse_model_spec(text: str) -> ModelSpec:
@@ -197,20 +200,33 @@ def parse_model_spec(text: str) -> ModelSpec:
         True
         >>> parse_model_spec("simulated-chat:error_rate=0.1,rivals=2").error_overrides
         {'error_rate': 0.1, 'rivals': 2}
+        >>> parse_model_spec("mini=openai:gpt-4.1-mini").label
+        'mini'
     """
     spec = text.strip()
+    alias = None
+    m = _ALIAS.match(spec)
+    if m is not None:
+        alias, spec = m.group(1), m.group(2).strip()
     if not spec:
         raise ConfigurationError(
             "empty model spec: use simulated, simulated-chat or PROVIDER:MODEL"
         )
     head, sep, rest = spec.partition(":")
     if head in SIMULATED_MODELS:
-        return ModelSpec(text=spec, provider=head, model="", error_overrides=_error_options(rest))
+        return ModelSpec(
+            text=spec, provider=head, model="", error_overrides=_error_options(rest), alias=alias
+        )
     if sep and head and rest:
-        return ModelSpec(text=spec, provider=head, model=rest)
+        return ModelSpec(text=spec, provider=head, model=rest, alias=alias)
     if sep:
         raise ConfigurationError(f"bad model spec {text!r}: expected PROVIDER:MODEL")
-    return ModelSpec(text=spec, provider=None, model=spec)
+    return ModelSpec(text=spec, provider=None, model=spec, alias=alias)
+
+
+# `NAME=SPEC`: a name of letters, digits, dots, dashes and underscores before the first
+# "=" and before any ":" (so "simulated:error_rate=0.1" is not mistaken for an alias).
+_ALIAS = re.compile(r"^([A-Za-z0-9_.\-]+)=([^=].*)$")
 
 
 def _error_options(text: str) -> dict[str, Any]:

@@ -224,3 +224,15 @@ def test_streaming_from_custom_base_url_reports_usage() -> None:
         assert message.usage_metadata["input_tokens"] == stub.usage["prompt_tokens"] > 0
     finally:
         stub.stop()
+
+
+def test_alias_names_a_model_for_tables() -> None:
+    spec = parse_model_spec("mini=openai:gpt-4.1-mini")
+    assert (spec.alias, spec.provider, spec.model, spec.label) == (
+        "mini", "openai", "gpt-4.1-mini", "mini"
+    )
+    sim = parse_model_spec("cheap=simulated:error_rate=0.05,seed=3")
+    assert sim.simulated and sim.label == "cheap"
+    assert sim.error_overrides == {"error_rate": 0.05, "seed": 3}
+    # An "=" after the provider's ":" is an option, not an alias.
+    assert parse_model_spec("simulated:error_rate=0.05").alias is None

@@ -28,9 +28,11 @@ class BuiltModel:
     label: str
     """The `--model` value as given."""
     name: str
-    """The provider's model name (or `simulated`), for price lookups."""
+    """The provider's model name (or the simulated spec), for price lookups."""
     sampler: Sampler
     simulated: bool
+    price_names: tuple[str, ...] = ()
+    """Names to look the price up by, in order (the alias first, then `name`)."""
 
 
 def build_model(
@@ -56,18 +58,26 @@ def build_model(
     if spec.simulated:
         model_errors = _errors_for(spec, errors)
         sampler = _simulated(task, spec, model_errors, options, temperature)
-        # Priced by the full spec when a price file names it, else as "simulated" (free).
-        return BuiltModel(label=spec.text, name=spec.text, sampler=sampler, simulated=True)
+        # Priced by its alias or full spec when a price file names them, else as
+        # "simulated" (free).
+        return BuiltModel(
+            label=spec.label,
+            name=spec.text,
+            sampler=sampler,
+            simulated=True,
+            price_names=(spec.label, spec.text),
+        )
     model = resolve_chat_model(spec, options)
     chat = ChatModelSampler(
         model, prompt=task.prompt, temperature=temperature, max_tokens=options.max_tokens
     )
     counted = TokenCountingSampler(chat, prompt=task.prompt)
     return BuiltModel(
-        label=spec.text,
+        label=spec.label,
         name=spec.model,
         sampler=limit_concurrency(counted, options.max_concurrency),
         simulated=False,
+        price_names=(spec.label, spec.model),
     )
 
 
@@ -105,12 +115,17 @@ def price_table(prices_file: Path | None) -> PriceTable:
 
 
 def resolve_price(
-    name: str,
+    name: str | tuple[str, ...],
     table: PriceTable,
     price_in: float | None,
     price_out: float | None,
 ) -> Price | None:
-    """`--price-in/--price-out` when given (both or one, the other 0), else the table's."""
+    """`--price-in/--price-out` when given (both or one, the other 0), else the table's
+    price of the first of the names it knows."""
     if price_in is not None or price_out is not None:
         return Price(input=price_in or 0.0, output=price_out or 0.0)
-    return table.lookup(name)
+    for candidate in (name,) if isinstance(name, str) else name:
+        price = table.lookup(candidate)
+        if price is not None:
+            return price
+    return None

@@ -288,7 +288,7 @@ def _estimate(
         # Each simulated model gets its own seed unless its spec names one.
         base = replace(ErrorModel(), error_rate=error_rate, seed=seed + i)
         built = build_model(task, spec, options=provider, errors=base, temperature=schedule)
-        price = resolve_price(built.name, table, price_in, price_out)
+        price = resolve_price(built.price_names or built.name, table, price_in, price_out)
         if price is None:
             console.print(
                 f"note: no price known for {built.name!r}; pass --price-in/--price-out or "
