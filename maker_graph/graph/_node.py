@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.config import get_stream_writer
 
-__all__ = ["ROUTE", "DualNode", "emit", "run_sync"]
+__all__ = ["ROUTE", "DualNode", "emit", "router", "run_sync"]
 
 T = TypeVar("T")
 
@@ -55,6 +55,15 @@ class DualNode(Runnable[Any, Any]):
 
     def __repr__(self) -> str:
         return f"DualNode({self.name!r})"
+
+
+def router(fn: Callable[[Any], Any]) -> DualNode:
+    """A pure routing function as a runnable LangGraph calls directly under `ainvoke`.
+
+    A plain sync function given to `add_conditional_edges` runs in a worker thread
+    under `ainvoke`; routers that only read the state should not pay for that.
+    """
+    return DualNode(fn.__name__, fn)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -50,7 +50,7 @@ from ..sampling import ChatModelSampler
 from ..tasks.base import StepAnswer, Task
 from ..vote import EscalationHandler, VotePolicy
 from ..voting import KeyFunction, canonical_key
-from ._node import DualNode, emit, run_sync
+from ._node import DualNode, emit, router, run_sync
 from ._options import build_voter, is_chat_model, pick
 from .events import chunk_event, escalation_request, jsonable
 from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
@@ -394,8 +394,8 @@ def create_decomposition_graph(
                           options=options)
         builder.add_node("chunk", DualNode("chunk", node.run, node.arun))
         builder.add_edge(START, "chunk")
-        builder.add_conditional_edges("chunk", continue_condition, {"next": "chunk",
-                                                                     "done": END})
+        builder.add_conditional_edges("chunk", router(continue_condition),
+                                      {"next": "chunk", "done": END})
         return builder
     if run_log is not None:
         raise ConfigurationError(
@@ -466,8 +466,9 @@ def _one_step_graph(
         state, _, _ = io.position(values)
         return "done" if values.get("done") or task.is_done(state) else "next"
 
-    builder.add_conditional_edges(START, begin_condition, {"next": "dispatch", "done": END})
-    builder.add_conditional_edges("advance", continue_condition,
+    builder.add_conditional_edges(START, router(begin_condition),
+                                  {"next": "dispatch", "done": END})
+    builder.add_conditional_edges("advance", router(continue_condition),
                                   {"next": "dispatch", "done": END})
     return builder
 

@@ -53,7 +53,7 @@ from ..red_flags import RedFlag
 from ..sampling import RetryPolicy, draw
 from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
 from ..voting import KeyFunction, first_to_ahead_by_k, samples_needed
-from ._node import ROUTE, DualNode, emit, run_sync
+from ._node import ROUTE, DualNode, emit, router, run_sync
 from ._options import Temperature, build_sampler, build_voter, check_no_consensus
 from .events import (
     decided_event,
@@ -509,9 +509,11 @@ class VoteNodes:
         builder.add_node(names.sample, DualNode(names.sample, self.sample, self.asample),
                          **schema_kw)
         builder.add_node(names.tally, DualNode(names.tally, self.tally, atally), **schema_kw)
-        builder.add_conditional_edges(names.dispatch, dispatch_condition, [names.sample])
+        builder.add_conditional_edges(names.dispatch, router(dispatch_condition),
+                                      [names.sample])
         builder.add_conditional_edges(
-            names.sample, red_flag_condition, {"vote": names.tally, "red_flag": names.sample}
+            names.sample, router(red_flag_condition),
+            {"vote": names.tally, "red_flag": names.sample},
         )
         ends: dict[Hashable, str] = {"next_round": names.sample, "decided": then}
         if self.on_no_consensus == "escalate":
@@ -522,7 +524,7 @@ class VoteNodes:
                 **schema_kw,
             )
             builder.add_edge(names.escalate, then)
-        builder.add_conditional_edges(names.tally, tally_condition, ends)
+        builder.add_conditional_edges(names.tally, router(tally_condition), ends)
 
 
 # --------------------------------------------------------------------------- factory
