@@ -94,6 +94,15 @@ async def voted_step(steps: int, make_sampler: Callable[[], Any]) -> dict[str, f
     grafted = grafted_graph(make_sampler())
     shared = make_sampler()
 
+    async def engine_in_node(state: State) -> dict[str, Any]:
+        return {"a": (await voter.vote(state["q"])).winner}
+
+    async def nothing(state: State) -> dict[str, Any]:
+        return {"a": "yes"}
+
+    bare = one_node_graph(nothing)
+    engine_node = one_node_graph(engine_in_node)
+
     async def sync_invoke(i: int) -> Any:
         return node_graph.invoke({"q": f"q{i}"})
 
@@ -101,6 +110,10 @@ async def voted_step(steps: int, make_sampler: Callable[[], Any]) -> dict[str, f
         "Voter.vote (engine)": await per_step(lambda i: voter.vote(f"q{i}"), steps),
         "vote_step": await per_step(lambda i: vote_step(shared, f"q{i}", k=3,
                                                         max_samples=200), steps),
+        "bare 1-node graph (no vote)": await per_step(
+            lambda i: bare.ainvoke({"q": f"q{i}"}), steps),
+        "Voter.vote in a plain node": await per_step(
+            lambda i: engine_node.ainvoke({"q": f"q{i}"}), steps),
         "maker_node graph, ainvoke": await per_step(
             lambda i: node_graph.ainvoke({"q": f"q{i}"}), steps),
         "maker_node graph, invoke": await per_step(sync_invoke, steps),
