@@ -130,6 +130,22 @@ def _check_tags(node: yaml.Node, limits: Limits) -> None:
 
 
 def _construct_mapping(loader: _SpecLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    written: set[str] = set()
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _Refused(
+                problem="a mapping key must be text, not a list or a mapping",
+                problem_mark=key_node.start_mark,
+            )
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key_node.value in written:
+            raise _Refused(
+                problem=f"the key {key_node.value!r} appears twice in this mapping",
+                problem_mark=key_node.start_mark,
+            )
+        written.add(key_node.value)
+    # Merge keys (`<<: *defaults`) come first; the mapping's own keys override them.
     loader.flatten_mapping(node)
     mapping: dict[str, Any] = {}
     for key_node, value_node in node.value:
@@ -138,13 +154,7 @@ def _construct_mapping(loader: _SpecLoader, node: yaml.MappingNode, deep: bool =
                 problem="a mapping key must be text, not a list or a mapping",
                 problem_mark=key_node.start_mark,
             )
-        key = key_node.value  # always text, whatever it looks like
-        if key in mapping:
-            raise _Refused(
-                problem=f"the key {key!r} appears twice in this mapping",
-                problem_mark=key_node.start_mark,
-            )
-        mapping[key] = loader.construct_object(value_node, deep=deep)
+        mapping[key_node.value] = loader.construct_object(value_node, deep=deep)
     return mapping
 
 

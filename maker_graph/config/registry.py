@@ -122,11 +122,14 @@ def _first_line(obj: Any) -> str:
 def _same_definition(a: Any, b: Any) -> bool:
     # A module imported twice (a dev server reloading it) registers new objects
     # for the same definitions; that is not a clash.
-    return (
-        getattr(a, "__module__", None) == getattr(b, "__module__", None)
-        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
-        and getattr(a, "__qualname__", None) is not None
-    )
+    qualname = getattr(a, "__qualname__", None)
+    if qualname is None or "<" in qualname or qualname != getattr(b, "__qualname__", None):
+        return False  # lambdas and local functions are never the same definition
+    file_a = getattr(getattr(a, "__code__", None), "co_filename", None)
+    file_b = getattr(getattr(b, "__code__", None), "co_filename", None)
+    if file_a is not None and file_a == file_b:
+        return True  # one file imported under two module names (a server, the CLI)
+    return getattr(a, "__module__", None) == getattr(b, "__module__", None)
 
 
 class Registry:
