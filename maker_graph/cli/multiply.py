@@ -130,7 +130,8 @@ def multiply(
                        f"(checked against Python integers)")
             typer.echo(f"tree: {s.get('nodes')} nodes, {s.get('leaves')} leaves, depth "
                        f"{s.get('depth')}, {s.get('samples')} samples, "
-                       f"{s.get('discriminator_votes')} discriminator vote(s)")
+                       f"{s.get('discriminator_votes')} discriminator vote(s), tokens "
+                       f"{s.get('input_tokens', 0):,} in / {s.get('output_tokens', 0):,} out")
         if run_dir is not None:
             typer.echo(f"tree record: {Path(run_dir) / 'tree.jsonl'} "
                        f"(show it: maker-graph tree --run-dir {run_dir})")

@@ -54,6 +54,7 @@ from langgraph.types import Send
 from typing_extensions import NotRequired
 
 from ..errors import BudgetExhaustedError, MakerRuntimeError
+from ..records import StepResult
 from .failures import Failure, failure_from_error, raise_failure
 from .policy import RecursionPolicy
 from .record import TreeRecorder, stamp
@@ -92,6 +93,10 @@ class TreeNode(TypedDict, total=False):
     answer: str | None
     samples: int
     """Samples drawn at this node, all roles together."""
+    input_tokens: int
+    """Prompt tokens of those samples (as reported by the model, 0 when it reports none)."""
+    output_tokens: int
+    """Completion tokens of those samples."""
 
 
 def merge_nodes(
@@ -322,8 +327,7 @@ def create_recursive_graph(
             ],
             "draw": draw.to_dict(with_samples=True),
         })
-        update: TreeNode = {"candidates": candidates,
-                            "samples": int(node.get("samples", 0)) + draw.samples_drawn}
+        update: TreeNode = {"candidates": candidates, **_spent(node, draw)}
         if proposals.unanimous and not policy.always_discriminate:
             update["status"] = "planned"
             update["decomposition"] = candidates[0]
@@ -350,7 +354,7 @@ def create_recursive_graph(
                 "vote": vote.to_dict(with_samples=True)})
         return {"nodes": {node_id: {
             "status": "planned", "decomposition": decomposition, "chosen_by": "vote",
-            "samples": int(node.get("samples", 0)) + vote.samples_drawn,
+            **_spent(node, vote),
         }}}
 
     async def solve(payload: Payload) -> dict[str, Any]:
@@ -369,8 +373,7 @@ def create_recursive_graph(
         answer = _answer_text(vote.winner)
         record({"event": "answer", "tree": tree_id, "node": node_id, "role": "solver",
                 "answer": answer, "vote": vote.to_dict(with_samples=True)})
-        update: TreeNode = {"status": "answered", "answer": answer,
-                            "samples": int(node.get("samples", 0)) + vote.samples_drawn}
+        update: TreeNode = {"status": "answered", "answer": answer, **_spent(node, vote)}
         if at_limit:
             update["chosen_by"] = "depth_limit"
         return {"nodes": {node_id: update}}
@@ -390,8 +393,7 @@ def create_recursive_graph(
         record({"event": "answer", "tree": tree_id, "node": node_id, "role": "composer",
                 "answer": answer, "vote": vote.to_dict(with_samples=True)})
         return {"nodes": {node_id: {
-            "status": "answered", "answer": answer,
-            "samples": int(node.get("samples", 0)) + vote.samples_drawn,
+            "status": "answered", "answer": answer, **_spent(node, vote),
         }}}
 
     async def finish(state: RecursiveState) -> dict[str, Any]:
@@ -456,10 +458,22 @@ def _policy_dict(policy: RecursionPolicy) -> dict[str, Any]:
     return asdict(policy)
 
 
+def _spent(node: TreeNode, vote: StepResult) -> TreeNode:
+    """The node's running totals after one more vote."""
+    return {
+        "samples": int(node.get("samples", 0)) + vote.samples_drawn,
+        "input_tokens": int(node.get("input_tokens", 0)) + vote.input_tokens,
+        "output_tokens": int(node.get("output_tokens", 0)) + vote.output_tokens,
+    }
+
+
 def _stats(nodes: dict[str, TreeNode]) -> dict[str, Any]:
     samples = sum(int(n.get("samples", 0)) for n in nodes.values())
+    tokens_in = sum(int(n.get("input_tokens", 0)) for n in nodes.values())
+    tokens_out = sum(int(n.get("output_tokens", 0)) for n in nodes.values())
     depth = max((int(n.get("depth", 0)) for n in nodes.values()), default=0)
     leaves = sum(1 for n in nodes.values() if not n.get("children"))
     votes = sum(1 for n in nodes.values() if n.get("chosen_by") == "vote")
     return {"nodes": len(nodes), "leaves": leaves, "depth": depth, "samples": samples,
+            "input_tokens": tokens_in, "output_tokens": tokens_out,
             "discriminator_votes": votes}
