@@ -387,3 +387,11 @@ async def test_accuracy_lift_matches_p_step() -> None:
     assert abs(voted - expected) < 4 * se
     assert abs(single - 0.8) < 4 * math.sqrt(0.8 * 0.2 / questions)
     assert voted > single + 0.1
+
+
+def test_docs_show_the_graph_this_code_draws() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "voting.md").read_text()
+    drawn = create_voting_graph(lambda q: "x", on_no_consensus="escalate").compile()
+    assert drawn.get_graph().draw_mermaid().strip() in docs
