@@ -1,13 +1,63 @@
-"""LangGraph surfaces."""
+"""The LangGraph surfaces: voted steps and decomposed runs as graph building blocks.
 
-from .decomposition import create_decomposition_graph, decomposition_node
-from .voting_graph import create_voting_graph
-from .wrapper import add_maker_step, maker_node
+- `maker_node`: a node for any existing `StateGraph` that decides its step by
+  k-ahead voting with red flags and a budget (the fast engine in one node).
+- `add_maker_step`: the voting sub-graph's nodes grafted into your builder, so
+  every sample is a visible, checkpointed `Send` branch.
+- `create_voting_graph`: one voted step as an uncompiled sub-graph
+  (dispatch → sample ⇄ red-flag guard → tally → escalate).
+- `create_decomposition_graph`: the maximal-decomposition loop over a `Task`,
+  a chunk of steps per superstep (or one step through the voting nodes).
+- `decomposition_node`: a decomposed run as one node of a larger pipeline.
+
+Example:
+    >>> from maker_graph.graph import maker_node
+    >>> node = maker_node(lambda inputs: "yes", k=2, input_keys=["q"], output_key="a")
+    >>> node.invoke({"q": "ok?"})
+    {'a': 'yes'}
+"""
+
+from .decomposition import (
+    DEFAULT_CHUNK,
+    DecompositionState,
+    continue_condition,
+    create_decomposition_graph,
+    decomposition_node,
+)
+from .events import EVENT_NAMES
+from .voting_graph import (
+    STATS_KEY,
+    VOTES_KEY,
+    create_voting_graph,
+    dispatch_condition,
+    k_ahead_reducer,
+    new_tally,
+    red_flag_condition,
+    tally_condition,
+)
+from .wrapper import MakerNode, MakerStepNodes, add_maker_step, maker_node
 
 __all__ = [
+    # wrap a step of an existing graph
+    "MakerNode",
+    "MakerStepNodes",
     "add_maker_step",
-    "create_decomposition_graph",
-    "create_voting_graph",
-    "decomposition_node",
     "maker_node",
+    # the voting sub-graph
+    "STATS_KEY",
+    "VOTES_KEY",
+    "create_voting_graph",
+    "dispatch_condition",
+    "k_ahead_reducer",
+    "new_tally",
+    "red_flag_condition",
+    "tally_condition",
+    # decomposition
+    "DEFAULT_CHUNK",
+    "DecompositionState",
+    "continue_condition",
+    "create_decomposition_graph",
+    "decomposition_node",
+    # progress events
+    "EVENT_NAMES",
 ]

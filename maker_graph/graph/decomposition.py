@@ -56,7 +56,9 @@ from .events import chunk_event, escalation_request, jsonable
 from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
 
 __all__ = [
+    "DEFAULT_CHUNK",
     "DecompositionState",
+    "continue_condition",
     "create_decomposition_graph",
     "decomposition_node",
 ]

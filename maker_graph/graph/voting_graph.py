@@ -67,6 +67,8 @@ from .events import (
 __all__ = [
     "STATS_KEY",
     "VOTES_KEY",
+    "NodeNames",
+    "VoteNodes",
     "create_voting_graph",
     "dispatch_condition",
     "k_ahead_reducer",

@@ -200,7 +200,7 @@ class MakerNode(DualNode):
         return maker_middleware(self, hook=hook, state_schema=state_schema)
 
 
-def is_chat_model_step(step: Any) -> bool:
+def _is_chat_model_step(step: Any) -> bool:
     """True for a chat model or a list of them (the steps `prompt=` applies to)."""
     if isinstance(step, (list, tuple)):
         return bool(step) and all(is_chat_model(m) for m in step)
@@ -326,7 +326,7 @@ def maker_node(
     sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
                             max_tokens=max_tokens, structured=structured,
                             default_prompt=_chat_input)
-    check_input = _chat_input if is_chat_model_step(step) and prompt is None else None
+    check_input = _chat_input if _is_chat_model_step(step) and prompt is None else None
     interrupts = action == "escalate" and escalate is None
     voter = build_voter(
         sampler, k=k, parser=parser, key=key, red_flags=red_flags, max_samples=max_samples,
@@ -432,7 +432,7 @@ def add_maker_step(
                 f"{sorted(known)}; add it to your state schema, or choose another key"
             )
     votes = votes_key or f"{name}_votes"
-    check_input = _chat_input if is_chat_model_step(step) and prompt is None else None
+    check_input = _chat_input if _is_chat_model_step(step) and prompt is None else None
     sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
                             max_tokens=max_tokens, structured=structured,
                             default_prompt=_chat_input)
