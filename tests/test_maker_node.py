@@ -443,3 +443,8 @@ async def test_one_failing_call_never_cancels_sibling_samples() -> None:
     with pytest.raises(SamplerError):
         await ticket_graph(node).ainvoke({"ticket": "t"})
     assert sorted(finished) == [1, 2]
+
+
+def test_an_unused_escalation_handler_is_a_setup_error() -> None:
+    with pytest.raises(ConfigurationError, match="only called with"):
+        maker_node(lambda s: "x", escalate=lambda result: "y")

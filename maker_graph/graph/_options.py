@@ -96,11 +96,17 @@ def build_sampler(
     )
 
 
-def check_no_consensus(on_no_consensus: str) -> NoConsensusAction:
+def check_no_consensus(on_no_consensus: str, escalate: Any = None) -> NoConsensusAction:
+    """Validate `on_no_consensus` (and that an escalation handler is not silently unused)."""
     if on_no_consensus not in ("raise", "plurality", "escalate"):
         raise ConfigurationError(
             f"on_no_consensus must be 'raise', 'plurality' or 'escalate', "
             f"got {on_no_consensus!r}"
+        )
+    if escalate is not None and on_no_consensus != "escalate":
+        raise ConfigurationError(
+            f"escalate=... is only called with on_no_consensus='escalate', "
+            f"not {on_no_consensus!r}; set on_no_consensus='escalate' or drop escalate="
         )
     return on_no_consensus  # type: ignore[return-value]
 

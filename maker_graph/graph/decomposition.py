@@ -51,7 +51,7 @@ from ..tasks.base import StepAnswer, Task
 from ..vote import EscalationHandler, VotePolicy
 from ..voting import KeyFunction, canonical_key
 from ._node import DualNode, emit, router, run_sync
-from ._options import build_voter, is_chat_model, pick
+from ._options import build_voter, check_no_consensus, is_chat_model, pick
 from .events import chunk_event, escalation_request, jsonable
 from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
 
@@ -383,6 +383,7 @@ def create_decomposition_graph(
     if not isinstance(chunk, int) or chunk < 1:
         raise ConfigurationError(f"chunk must be an integer >= 1, got {chunk!r}")
     policy = policy or VotePolicy(k=k)
+    check_no_consensus(policy.on_no_consensus, escalate)
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(DecompositionState)
     if chunk > 1:
         if policy.on_no_consensus == "escalate" and escalate is None:

@@ -609,7 +609,7 @@ def create_voting_graph(
         >>> graph.invoke({"q": "yes"}, {"configurable": {"thread_id": "1"}})["a"]
         'YES'
     """
-    action = check_no_consensus(on_no_consensus)
+    action = check_no_consensus(on_no_consensus, escalate)
     keys = [input_key, output_key, votes_key] + ([stats_key] if stats_key else [])
     if len(set(keys)) != len(keys):
         raise ConfigurationError(

@@ -318,7 +318,7 @@ def maker_node(
         >>> node.invoke({"q": " Yes "})
         {'answer': 'yes'}
     """
-    action = check_no_consensus(on_no_consensus)
+    action = check_no_consensus(on_no_consensus, escalate)
     if input_keys is not None and (isinstance(input_keys, str) or not input_keys):
         raise ConfigurationError(
             f"input_keys must be a non-empty list of state keys or None, got {input_keys!r}"
@@ -416,7 +416,7 @@ def add_maker_step(
         >>> builder.compile().invoke({"q": "?"})["a"]
         '42'
     """
-    action = check_no_consensus(on_no_consensus)
+    action = check_no_consensus(on_no_consensus, escalate)
     names = NodeNames(name, f"{name}_sample", f"{name}_tally", f"{name}_escalate")
     taken = [n for n in (names.dispatch, names.sample, names.tally, names.escalate)
              if n in builder.nodes]
