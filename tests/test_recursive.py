@@ -405,3 +405,26 @@ def test_forecast_tree_adds_up_its_votes() -> None:
     # 7 decomposer draws of 3, 4 solver and 3 composer votes of 3, no discriminator.
     assert f.samples_per_tree == pytest.approx(7 * 3 + 7 * 3)
     assert f.error_per_tree == 0.0 and f.p_all_correct(1000) == 1.0
+
+
+async def test_a_proposal_that_cannot_be_keyed_is_red_flagged() -> None:
+    def strict_key(proposal: Decomposition) -> Any:
+        if "?" in proposal.composition:
+            raise ValueError("unknown operator '?'")
+        return canonical_decomposition(proposal)
+
+    script = ScriptedSampler([split("a", "b", composition="#1 ? #2"), split("a", "b"),
+                              split("a", "b")])
+    decomposer = Decomposer(Role(model=script), candidates=2, canonical=strict_key)
+    proposals = await decomposer.propose("a+b")
+    assert proposals.result.red_flags == {"invalid_split": 1}
+    assert "unknown operator" in str(proposals.result.samples[0].red_flag_detail)
+
+
+def test_public_names_of_the_package() -> None:
+    import maker_graph.recursive as recursive
+
+    assert recursive.__doc__
+    assert len(recursive.__all__) == len(set(recursive.__all__))
+    for name in recursive.__all__:
+        assert hasattr(recursive, name), name

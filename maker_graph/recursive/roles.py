@@ -144,13 +144,20 @@ class _RoleRunner(Generic[Out]):
             self.sampler = as_sampler(role.model)
         self.parser: Callable[[Any], Any] = role.parser or structured_parser(self.schema)
 
+    def _final_check(self, step_input: Any, value: Any) -> str | None:
+        """Runs after the role's own check (the decomposer keys the proposal here)."""
+        return None
+
     def _checks(self, step_input: Any, builtin: Check | None) -> list[RedFlag]:
-        checks = [c for c in (builtin, self.role.check) if c is not None]
+        checks = [c for c in (builtin, self.role.check, self._final_check) if c is not None]
         reason = self.flag_reason
 
         def check_in_context(sample: Any) -> Verdict | None:
             for check in checks:
-                detail = check(step_input, sample.value)
+                try:
+                    detail = check(step_input, sample.value)
+                except Exception as exc:  # noqa: BLE001 - a check that cannot judge flags
+                    detail = f"{type(exc).__name__}: {exc}"
                 if detail:
                     return Verdict.flag(reason, str(detail))
             return None
@@ -317,10 +324,14 @@ class Decomposer(_RoleRunner[Decomposition]):
     def _builtin(self, step_input: DecomposeInput, proposal: Any) -> str | None:
         if not isinstance(proposal, Decomposition):
             return f"expected a Decomposition, got {type(proposal).__name__}"
-        reason = check_decomposition(step_input.problem, proposal, max_fanout=self.max_fanout)
-        if reason is None:
-            self.canonical(proposal)  # a proposal that cannot be keyed cannot be voted on
-        return reason
+        return check_decomposition(step_input.problem, proposal, max_fanout=self.max_fanout)
+
+    def _final_check(self, step_input: Any, proposal: Any) -> str | None:
+        try:
+            self.canonical(proposal)
+        except Exception as exc:  # noqa: BLE001 - a proposal that cannot be keyed cannot vote
+            return f"cannot be put in canonical form: {type(exc).__name__}: {exc}"
+        return None
 
     async def propose(
         self, problem: str, *, node: str | None = None, budget: NodeAllowance | None = None

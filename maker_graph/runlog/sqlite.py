@@ -286,6 +286,10 @@ class SqliteRunLog(RunLog):
         db = self._connect()
         try:
             data = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError as exc:
+            if self.readonly and "no such table" in str(exc):
+                return None  # a reader that came before the writer created the tables
+            raise RunLogError(f"{self.location} is not a maker_graph run log: {exc}") from exc
         except sqlite3.Error as exc:
             raise RunLogError(f"{self.location} is not a maker_graph run log: {exc}") from exc
         if "task" not in data:
@@ -301,9 +305,14 @@ class SqliteRunLog(RunLog):
     def checkpoint(self) -> Checkpoint | None:
         if not self.path.exists():
             return None
-        row = self._connect().execute(
-            "SELECT checkpoint FROM batches ORDER BY batch DESC LIMIT 1"
-        ).fetchone()
+        try:
+            row = self._connect().execute(
+                "SELECT checkpoint FROM batches ORDER BY batch DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if self.readonly and "no such table" in str(exc):
+                return None  # a reader that came before the writer created the tables
+            raise RunLogError(f"cannot read the run log {self.location}: {exc}") from exc
         return None if row is None else Checkpoint.from_json(row[0])
 
     def steps(self, start: int = 0, stop: int | None = None) -> Iterator[StepRecord]:
