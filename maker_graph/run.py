@@ -457,7 +457,8 @@ async def run_task(
             it must return a `StepAnswer`.
         chunk_size: steps per committed batch, at most.
         commit_interval: seconds between commits, at most (a slow run commits often).
-        max_steps: stop after this many steps in this session (`stopped="max_steps"`).
+        max_steps: stop after this many steps in this session (`stopped="max_steps"`). A
+            task with a `total_steps` attribute also stops there if it is not done by then.
         max_total_samples: run budget of samples drawn (over all sessions).
         max_total_tokens: run budget of input plus output tokens.
         max_total_cost: run budget of cost, priced with `price_in`/`price_out`.
@@ -610,6 +611,10 @@ async def _loop(
     price_in, price_out = prices
     budgeted = any(limit is not None for limit in limits)
     stop_at = step + max_steps if max_steps is not None else None
+    if total_steps is not None:
+        # A task that knows its length is off course if it is not done by then (a wrong
+        # step committed): stop rather than wander on, possibly for ever.
+        stop_at = total_steps if stop_at is None else min(stop_at, total_steps)
 
     # An exact sample budget: count every sample asked for, and never let a step
     # start more samples than remain (see `_SampleCounter`).
