@@ -272,8 +272,8 @@ async def test_resume_after_a_provider_outage_redraws_the_step_only() -> None:
     assert Counter(calls) == {0: 1, 1: 2, 2: 1}  # siblings finished, not cancelled
     state["broken"] = False
     out = await graph.ainvoke(None, cfg("outage"))
-    # maker_node is one node: its step is voted again from scratch (add_maker_step
-    # keeps finished samples; see the next test).
+    # By default maker_node is one engine call: its step is voted again from
+    # scratch (durable=True and add_maker_step keep finished samples; see below).
     assert out["routed"] == "queue:bug" and Counter(calls) == {0: 2, 1: 3, 2: 2}
 
 
@@ -448,3 +448,47 @@ async def test_one_failing_call_never_cancels_sibling_samples() -> None:
 def test_an_unused_escalation_handler_is_a_setup_error() -> None:
     with pytest.raises(ConfigurationError, match="only called with"):
         maker_node(lambda s: "x", escalate=lambda result: "y")
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_durable_node_resume_keeps_finished_samples(use_async: bool) -> None:
+    state = {"broken": True}
+    calls: list[int] = []
+
+    async def step(inputs: dict[str, Any], index: int) -> str:
+        calls.append(index)
+        if state["broken"] and index == 1:
+            await asyncio.sleep(0.005)
+            raise ConnectionError("down")
+        await asyncio.sleep(0.02)
+        return "bug"
+
+    node = maker_node(step, input_keys=["ticket"], output_key="label", stats_key="stats",
+                      retry=FAST_RETRY, durable=True)
+    graph = ticket_graph(node, checkpointer=InMemorySaver())
+    config = cfg(f"durable-{use_async}")
+    with pytest.raises(SamplerError):
+        await run(graph, {"ticket": "t"}, config, use_async=use_async)
+    state["broken"] = False
+    out = await run(graph, None, config, use_async=use_async)
+    assert out["routed"] == "queue:bug" and out["stats"]["samples_drawn"] == 3
+    assert Counter(calls) == {0: 1, 1: 5, 2: 1}  # samples 0 and 2 were never redrawn
+
+
+async def test_durable_node_escalates_and_streams_from_its_subgraph() -> None:
+    calls: list[int] = []
+
+    def step(inputs: dict[str, Any], index: int) -> str:
+        calls.append(index)
+        return "bug" if index % 2 else "billing"
+
+    node = maker_node(step, k=2, max_samples=4, on_no_consensus="escalate", durable=True,
+                      input_keys=["ticket"], output_key="label")
+    graph = ticket_graph(node, checkpointer=InMemorySaver())
+    events = [(ns, e) async for ns, e in graph.astream(
+        {"ticket": "t"}, cfg("durable-esc"), stream_mode="custom", subgraphs=True)]
+    assert any(e["event"] == "maker.sample" and ns for ns, e in events)
+    (request,) = graph.get_state(cfg("durable-esc")).interrupts
+    assert request.value["tally"] == [["billing", 2], ["bug", 2]]
+    out = await graph.ainvoke(Command(resume="other"), cfg("durable-esc"))
+    assert out["label"] == "other" and sorted(calls) == [0, 1, 2, 3]

@@ -75,6 +75,7 @@ __all__ = [
     "new_tally",
     "red_flag_condition",
     "tally_condition",
+    "voting_builder",
 ]
 
 VOTES_KEY = "maker_votes"
@@ -620,7 +621,24 @@ def create_voting_graph(
     voter = build_voter(sampler, k=k, parser=parser, key=key, red_flags=red_flags,
                         max_samples=max_samples, on_no_consensus="raise", escalate=None,
                         retry=retry)
-    reducer = k_ahead_reducer(k)
+    return voting_builder(voter, on_no_consensus=action, escalate=escalate,
+                          input_key=input_key, output_key=output_key, stats_key=stats_key,
+                          votes_key=votes_key)
+
+
+def voting_builder(
+    voter: Voter,
+    *,
+    on_no_consensus: NoConsensusAction,
+    escalate: EscalationHandler | None,
+    input_key: str = "step_input",
+    output_key: str = "answer",
+    stats_key: str | None = STATS_KEY,
+    votes_key: str = VOTES_KEY,
+    label: str = "voting_graph",
+) -> StateGraph[Any, Any, Any, Any]:
+    """The voting sub-graph around an already built `Voter` (see `create_voting_graph`)."""
+    reducer = k_ahead_reducer(voter.policy.k)
     fields: dict[str, Any] = {
         input_key: Any,
         output_key: Any,
@@ -652,9 +670,9 @@ def create_voting_graph(
         output_key=output_key,
         stats_key=stats_key,
         read_input=read_input,
-        on_no_consensus=action,
+        on_no_consensus=on_no_consensus,
         escalate=escalate,
-        label="voting_graph",
+        label=label,
     )
     builder.add_edge(START, "dispatch")
     nodes.attach(builder)

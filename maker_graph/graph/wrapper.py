@@ -55,7 +55,7 @@ from ._options import (
     pick,
 )
 from .events import decided_event, escalation_request, red_flag_event, sample_event
-from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
+from .voting_graph import STATS_KEY, NodeNames, VoteNodes, k_ahead_reducer, voting_builder
 
 __all__ = ["MakerNode", "MakerStepNodes", "add_maker_step", "maker_node"]
 
@@ -96,6 +96,7 @@ class MakerNode(DualNode):
         interrupt_on_no_consensus: bool,
         budget: int,
         check_input: Callable[[Any], Any] | None = None,
+        durable_graph: Any = None,
     ) -> None:
         super().__init__(name, self._run, self._arun)
         self.node_name = name
@@ -107,8 +108,11 @@ class MakerNode(DualNode):
         # A setup mistake in the input (e.g. a default chat prompt that cannot work)
         # must fail at once, not be retried as if the provider had failed.
         self._check_input = check_input
-        self._interrupts = interrupt_on_no_consensus
-        if interrupt_on_no_consensus:
+        # durable=True: the vote runs as the voting sub-graph called from this node;
+        # it inherits the parent's checkpointer, so each finished sample is saved.
+        self._durable = durable_graph
+        self._interrupts = interrupt_on_no_consensus and durable_graph is None
+        if self._interrupts:
             # The undecided vote runs as a LangGraph task: when the node re-runs on
             # resume, the task's saved result comes back instead of a second vote.
             self._vote_task: Any = task(name=f"{name}.vote")(cast(Any, self._vote_undecided))
@@ -168,14 +172,25 @@ class MakerNode(DualNode):
             self._check_input(step_input)
         return step_input
 
+    def _durable_output(self, out: Mapping[str, Any]) -> dict[str, Any]:
+        result = {self.output_key: out["answer"]}
+        if self.stats_key is not None:
+            result[self.stats_key] = out[STATS_KEY]
+        return result
+
     def _run(self, state: Mapping[str, Any]) -> dict[str, Any]:
         step_input = self._input(state)
+        if self._durable is not None:
+            return self._durable_output(self._durable.invoke({"step_input": step_input}))
         if self._interrupts:
             return self._escalate(step_input, self._vote_task(step_input).result())
         return self._output(run_sync(self._avote(step_input)))
 
     async def _arun(self, state: Mapping[str, Any]) -> dict[str, Any]:
         step_input = self._input(state)
+        if self._durable is not None:
+            out = await self._durable.ainvoke({"step_input": step_input})
+            return self._durable_output(out)
         if self._interrupts:
             return self._escalate(step_input, await self._avote_task(step_input))
         return self._output(await self._avote(step_input))
@@ -267,6 +282,7 @@ def maker_node(
     max_concurrency: int | None = None,
     retry: RetryPolicy | None = None,
     stats_key: str | None = None,
+    durable: bool = False,
     name: str = "maker_step",
 ) -> MakerNode:
     """Make a fragile step a k-ahead voted, red-flag guarded, budgeted graph node.
@@ -305,6 +321,12 @@ def maker_node(
         max_concurrency: provider calls in flight at once for this node.
         retry: how provider failures are retried (never counted as votes).
         stats_key: parent-state key for the step's statistics (`StepResult.to_dict()`).
+        durable: run the vote as the voting sub-graph inside this node (a `Send` per
+            sample, each saved by the parent's checkpointer as it finishes), so a
+            resume after a crash or an outage mid-vote redraws only unfinished
+            samples. Costs the sub-graph's orchestration (a few ms per step);
+            progress events then come from a sub-graph (`subgraphs=True`).
+            `max_concurrency` does not apply (use the run config's).
         name: the node's name (used in events and traces).
 
     Returns:
@@ -333,9 +355,18 @@ def maker_node(
         on_no_consensus="raise" if interrupts else action, escalate=escalate,
         max_concurrency=max_concurrency, retry=retry,
     )
+    durable_graph = None
+    if durable:
+        graph_voter = build_voter(
+            sampler, k=k, parser=parser, key=key, red_flags=red_flags,
+            max_samples=max_samples, on_no_consensus="raise", escalate=None, retry=retry,
+        )
+        durable_graph = voting_builder(graph_voter, on_no_consensus=action, escalate=escalate,
+                                       label=name).compile()
     return MakerNode(name, voter, input_keys=input_keys, output_key=output_key,
                      stats_key=stats_key, interrupt_on_no_consensus=interrupts,
-                     budget=voter.policy.budget, check_input=check_input)
+                     budget=voter.policy.budget, check_input=check_input,
+                     durable_graph=durable_graph)
 
 
 # --------------------------------------------------------------------------- grafting
