@@ -428,3 +428,13 @@ def test_public_names_of_the_package() -> None:
     assert len(recursive.__all__) == len(set(recursive.__all__))
     for name in recursive.__all__:
         assert hasattr(recursive, name), name
+
+
+def test_a_thread_reused_for_a_new_problem_starts_a_new_tree() -> None:
+    graph = create_recursive_graph(toy_roles()).compile(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "same"}}
+    first_out = graph.invoke({"problem": "ab+cde"}, config)
+    second = graph.invoke({"problem": "x+y+z"}, config)
+    assert (first_out["answer"], second["answer"]) == ("5", "3")
+    assert second["tree_id"] != first_out["tree_id"]
+    assert set(second["nodes"]) == {"0", "0.0", "0.1", "0.1.0", "0.1.1"}

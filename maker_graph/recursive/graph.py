@@ -2,11 +2,12 @@
 
 The graph has one hub and the four roles around it::
 
-    START -> expand --(recursion_condition: Sends)--> decomposer | discriminator
-                                                      | solver | composer | finish
+    START -> start -> expand --(recursion_condition: Sends)--> decomposer | discriminator
+                                                               | solver | composer | finish
              decomposer, discriminator, solver, composer -> expand;  finish -> END
 
-`expand` turns chosen decompositions into child nodes. Its router,
+`start` plants the root (and clears any tree an earlier problem left on the
+same checkpointed thread); `expand` turns chosen decompositions into child nodes. Its router,
 `recursion_condition`, then dispatches *every* piece of work that is ready, one
 `Send` per tree node, all in one superstep: decomposers for new nodes,
 discriminators for nodes with several distinct proposals, solvers for leaves
@@ -50,7 +51,7 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Send
+from langgraph.types import Overwrite, Send
 from typing_extensions import NotRequired
 
 from ..errors import BudgetExhaustedError, MakerRuntimeError
@@ -121,6 +122,7 @@ class RecursiveState(TypedDict, total=False):
     failures: Annotated[list[Failure], operator.add]
     answer: str | None
     stats: dict[str, Any]
+    last_tree_id: str
 
 
 class RecursiveInput(TypedDict):
@@ -256,19 +258,24 @@ def create_recursive_graph(
 
     # ------------------------------------------------------------------ hub
 
+    async def start(state: RecursiveState) -> dict[str, Any]:
+        # A new problem on a thread that already solved one must not see the old tree:
+        # accumulating reducers persist across invocations, so reset them explicitly.
+        given = state.get("tree_id")
+        tree_id = given if given and given != state.get("last_tree_id") else uuid.uuid4().hex[:12]
+        problem = state["problem"]
+        record({"event": "tree", "tree": tree_id, "problem": problem,
+                "policy": _policy_dict(policy)})
+        record({"event": "node", "tree": tree_id, "node": ROOT, "parent": None,
+                "depth": 0, "problem": problem})
+        root: TreeNode = {"id": ROOT, "parent": None, "depth": 0, "problem": problem,
+                          "status": "pending", "children": [], "answer": None, "samples": 0}
+        return {"tree_id": tree_id, "last_tree_id": tree_id, "nodes": Overwrite({ROOT: root}),
+                "failures": Overwrite([]), "answer": None, "stats": {}}
+
     async def expand(state: RecursiveState) -> dict[str, Any]:
         nodes = state.get("nodes") or {}
-        tree_id = state.get("tree_id") or uuid.uuid4().hex[:12]
-        if not nodes:
-            problem = state["problem"]
-            record({"event": "tree", "tree": tree_id, "problem": problem,
-                    "policy": _policy_dict(policy)})
-            record({"event": "node", "tree": tree_id, "node": ROOT, "parent": None,
-                    "depth": 0, "problem": problem})
-            root: TreeNode = {"id": ROOT, "parent": None, "depth": 0, "problem": problem,
-                              "status": "pending", "children": [], "answer": None,
-                              "samples": 0}
-            return {"tree_id": tree_id, "nodes": {ROOT: root}}
+        tree_id = state.get("tree_id", "")
         updates: dict[str, TreeNode] = {}
         count = len(nodes)
         failures: list[Failure] = []
@@ -417,13 +424,15 @@ def create_recursive_graph(
     builder: StateGraph[RecursiveState, None, RecursiveInput, RecursiveOutput] = StateGraph(
         RecursiveState, input_schema=RecursiveInput, output_schema=RecursiveOutput
     )
+    builder.add_node("start", _node("start", start))  # type: ignore[arg-type,type-var]
     builder.add_node("expand", _node("expand", expand))  # type: ignore[arg-type,type-var]
     builder.add_node("decomposer", _node("decomposer", decompose))  # type: ignore[arg-type,type-var]
     builder.add_node("discriminator", _node("discriminator", discriminate))  # type: ignore[arg-type,type-var]
     builder.add_node("solver", _node("solver", solve))  # type: ignore[arg-type,type-var]
     builder.add_node("composer", _node("composer", compose))  # type: ignore[arg-type,type-var]
     builder.add_node("finish", _node("finish", finish))  # type: ignore[arg-type,type-var]
-    builder.add_edge(START, "expand")
+    builder.add_edge(START, "start")
+    builder.add_edge("start", "expand")
 
     def route(state: RecursiveState) -> list[Send] | str:
         return recursion_condition(state, max_depth=policy.max_depth)
