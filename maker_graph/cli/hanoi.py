@@ -267,6 +267,7 @@ def _run(
     from ..red_flags import max_output_tokens
     from ..run import report_from_log, run_task_sync
     from ..runlog import open_run_log
+    from ..runlog.base import check_same_task
     from ..scaling import k_min
     from ..tasks.hanoi import HanoiTask
     from ..vote import VotePolicy
@@ -290,6 +291,9 @@ def _run(
             meta, cp = probe.meta(), probe.checkpoint()
         finally:
             probe.close()
+    if meta is not None and not fresh:
+        # Another task (or other disks) in the directory: refuse, whatever the flags.
+        check_same_task(meta, task.name, task.params, location)
     if meta is not None:
         if fresh:
             open_run_log(location).drop()
