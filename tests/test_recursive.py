@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 from typing import Any
 
 import pytest
@@ -271,14 +270,11 @@ async def test_siblings_of_a_level_run_in_parallel() -> None:
         return length(inp)
 
     graph = create_recursive_graph(toy_roles(solver=Role(model=slow_length))).compile()
-    started = time.perf_counter()
     out = await graph.ainvoke({"problem": "a+bb+ccc+dddd"})
-    elapsed = time.perf_counter() - started
     assert out["answer"] == "10"
-    # Three solver samples per leaf, four leaves at two depths: leaves of a level and the
-    # samples of a vote overlap, so far fewer than 12 sequential 20 ms calls.
-    assert peak >= 6
-    assert elapsed < 12 * 0.02
+    # "ccc" and "dddd" are leaves of the same level: their two votes (3 samples each)
+    # are dispatched in one superstep and run at the same time.
+    assert peak == 6
 
 
 def test_depth_limit_solves_without_a_decomposer() -> None:
