@@ -15,12 +15,14 @@ import json
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Annotated, Any, TypedDict, cast
+from typing import Annotated, Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from ..errors import BudgetExhaustedError, ConfigurationError, MakerRuntimeError, SpecError
 from ..sampling import ChatModelSampler, TemperatureSchedule
@@ -68,11 +70,20 @@ _REDUCERS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def _typed_dict(name: str, keys: Mapping[str, StateKey]) -> type[Any]:
+    # typing_extensions' TypedDict: pydantic (and so the LangGraph server's input and
+    # output schemas) cannot read typing's on Python < 3.12.
     fields: dict[str, Any] = {}
     for key, declared in keys.items():
         kind = _PYTHON_TYPES[declared.type]
+        # LangGraph reads the reducer from the last metadata item; the description
+        # before it reaches the JSON schemas clients (and LangGraph Studio) show.
+        metadata: list[Any] = []
+        if declared.description:
+            metadata.append(Field(description=declared.description))
         reducer = _REDUCERS.get(declared.reducer)
-        fields[key] = Annotated[kind, reducer] if reducer is not None else kind
+        if reducer is not None:
+            metadata.append(reducer)
+        fields[key] = Annotated[(kind, *metadata)] if metadata else kind  # type: ignore[valid-type]
     schema = cast(Any, TypedDict)(name, fields, total=False)
     return cast(type[Any], schema)
 
