@@ -434,3 +434,12 @@ def test_a_thread_reused_for_a_new_problem_starts_a_new_tree() -> None:
     assert (first_out["answer"], second["answer"]) == ("5", "3")
     assert second["tree_id"] != first_out["tree_id"]
     assert set(second["nodes"]) == {"0", "0.0", "0.1", "0.1.0", "0.1.1"}
+
+
+async def test_decomposer_escalation_can_supply_the_split() -> None:
+    human = Decomposition(subproblems=["a", "b"], composition="#1 + #2")
+    role = Role(model=lambda inp: "not json", escalate=lambda result: human,
+                policy=VotePolicy(k=1, max_samples=4, on_no_consensus="escalate"))
+    proposals = await Decomposer(role, candidates=2).propose("a+b")
+    assert proposals.result.red_flags == {"parse_error": 4}
+    assert [c.decomposition for c in proposals.candidates] == [human]

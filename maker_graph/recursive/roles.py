@@ -362,6 +362,15 @@ class Decomposer(_RoleRunner[Decomposition]):
                     groups[key][1].append(sample.index)
                 else:
                     groups[key] = (sample.value, [sample.index])
+        if not groups and isinstance(result.winner, Decomposition):
+            # An escalation handler (a human, a stronger model) proposed the split itself.
+            groups[self.canonical(result.winner)] = (result.winner, [])
+        if not groups:
+            raise NoConsensusError(
+                result.tally, result.samples_drawn, self.role.policy.budget,
+                red_flags=result.red_flags, k=self.candidates,
+                step=f"node {node} (decomposer, {_clip(problem)}): no valid proposal",
+            )
         candidates = [Candidate(d, key, tuple(ix)) for key, (d, ix) in groups.items()]
         return Proposals(candidates, result)
 
