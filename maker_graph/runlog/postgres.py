@@ -581,45 +581,54 @@ class PostgresRunLog(RunLog):
     def _verify_last_batch(self) -> None:
         """Check the run's tail before writing to it, and recover from a torn write.
 
-        A last batch whose rows do not match its checksum, and step rows after the
-        last batch (a batch row that never made it), are what a torn write leaves:
-        they are dropped, with a warning, and those steps are decided again. A
-        mismatch in any earlier batch is corruption, not a torn write, and raises.
+        The tail is the last batch that holds steps and the step-less batches after it
+        (a session that ends right after a commit adds one). A tail batch whose rows do
+        not match its checksum, and step rows after the last batch, are what a torn
+        write leaves: they are dropped, with a warning, and those steps are decided
+        again. A bad batch before the tail is corruption, not a torn write: it raises
+        and nothing is dropped.
         """
         conn = self._connect()
-        last_query = sql.SQL(
-            "SELECT batch, first_step, last_step, checkpoint, checksum FROM {} "
-            "WHERE run_id = %s ORDER BY batch DESC LIMIT 1"
-        ).format(self._t("batches"))
-        row = conn.execute(last_query, (self.run_id,)).fetchone()
-        if row is not None:
+        columns = sql.SQL("batch, first_step, last_step, checkpoint, checksum")
+        batches = self._t("batches")
+        tail = conn.execute(
+            sql.SQL(
+                "SELECT {c} FROM {b} WHERE run_id = %s AND batch >= COALESCE((SELECT MAX(batch) "
+                "FROM {b} WHERE run_id = %s AND last_step >= first_step), 0) ORDER BY batch"
+            ).format(c=columns, b=batches),
+            (self.run_id, self.run_id),
+        ).fetchall()
+        last = tail[-1] if tail else None
+        for row in tail:
             try:
                 self._verify_batch(*row)
             except RunLogError:
                 before = conn.execute(
                     sql.SQL(
-                        "SELECT batch, first_step, last_step, checkpoint, checksum FROM {} "
-                        "WHERE run_id = %s AND batch < %s ORDER BY batch DESC LIMIT 1"
-                    ).format(self._t("batches")),
+                        "SELECT {c} FROM {b} WHERE run_id = %s AND batch < %s "
+                        "ORDER BY batch DESC LIMIT 1"
+                    ).format(c=columns, b=batches),
                     (self.run_id, row[0]),
                 ).fetchone()
                 if before is not None:
                     self._verify_batch(*before)  # bad too: corruption, not a torn write
                 with conn.transaction():
-                    for table, column in (("steps", "step"), ("batches", "batch")):
+                    for table, column, value in (("steps", "step", row[1]),
+                                                 ("batches", "batch", row[0])):
                         conn.execute(
                             sql.SQL("DELETE FROM {} WHERE run_id = %s AND {} >= %s").format(
                                 self._t(table), sql.Identifier(column)
                             ),
-                            (self.run_id, row[1] if table == "steps" else row[0]),
+                            (self.run_id, value),
                         )
                 _log.warning(
                     "%s: dropped the torn last batch %s (steps %s..%s), which did not match "
                     "its checksum; those steps will be decided again",
                     self.location, row[0], row[1], row[2],
                 )
-                row = before
-        committed = -1 if row is None else int(row[2])
+                last = before
+                break
+        committed = -1 if last is None else int(last[2])
         cur = conn.execute(
             sql.SQL("DELETE FROM {} WHERE run_id = %s AND step > %s").format(self._t("steps")),
             (self.run_id, committed),

@@ -348,22 +348,28 @@ class SqliteRunLog(RunLog):
     def _verify_last_batch(self) -> None:
         """Check the log's tail before writing to it, and recover from a torn write.
 
-        A last batch whose rows do not match its checksum, and step rows after the
-        last batch, are what a torn write leaves: they are dropped, with a warning,
-        and those steps are decided again. A bad batch before the last one is
-        corruption, not a torn write: it raises and nothing is dropped.
+        The tail is the last batch that holds steps and the step-less batches after it
+        (a session that ends right after a commit adds one). A tail batch whose rows do
+        not match its checksum, and step rows after the last batch, are what a torn
+        write leaves: they are dropped, with a warning, and those steps are decided
+        again. A bad batch before the tail is corruption, not a torn write: it raises
+        and nothing is dropped.
         """
         db = self._connect()
-        query = (
-            "SELECT batch, first_step, last_step, checkpoint, checksum FROM batches "
-            "WHERE batch < ? ORDER BY batch DESC LIMIT 1"
-        )
-        row = db.execute(query, (2**62,)).fetchone()
-        if row is not None:
+        columns = "batch, first_step, last_step, checkpoint, checksum"
+        tail = db.execute(
+            f"SELECT {columns} FROM batches WHERE batch >= COALESCE((SELECT MAX(batch) "
+            "FROM batches WHERE last_step >= first_step), 0) ORDER BY batch"
+        ).fetchall()
+        last = tail[-1] if tail else None
+        for row in tail:
             try:
                 self._verify_batch(*row)
             except RunLogError:
-                before = db.execute(query, (row[0],)).fetchone()
+                before = db.execute(
+                    f"SELECT {columns} FROM batches WHERE batch < ? ORDER BY batch DESC LIMIT 1",
+                    (row[0],),
+                ).fetchone()
                 if before is not None:
                     self._verify_batch(*before)  # bad too: corruption, not a torn write
                 db.execute("BEGIN IMMEDIATE")
@@ -375,8 +381,9 @@ class SqliteRunLog(RunLog):
                     "its checksum; those steps will be decided again",
                     self.location, row[0], row[1], row[2],
                 )
-                row = before
-        committed = -1 if row is None else row[2]
+                last = before
+                break
+        committed = -1 if last is None else last[2]
         extra = db.execute("DELETE FROM steps WHERE step > ?", (committed,)).rowcount
         if extra:
             _log.warning(

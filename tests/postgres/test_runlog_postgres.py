@@ -187,6 +187,20 @@ def test_a_torn_last_batch_is_detected_then_dropped_and_redone(
     log.close()
 
 
+def test_empty_batches_do_not_hide_a_torn_batch_before_them(postgres_url: str) -> None:
+    _three_batches(postgres_url, "e")
+    with PostgresRunLog(postgres_url, run_id="e") as log:  # two sessions that ended
+        log.start("hanoi", {"disks": 3})                   # right after a commit
+        log.append([], cp(8))
+    with PostgresRunLog(postgres_url, run_id="e") as log:
+        log.start("hanoi", {"disks": 3})
+        log.append([], cp(8))
+    _sql(postgres_url, "DELETE FROM maker_graph.steps WHERE run_id = 'e' AND step = 7")
+    with PostgresRunLog(postgres_url, run_id="e") as log:
+        log.start("hanoi", {"disks": 3})
+        assert log.last_step() == 5 and log.verify() == 6
+
+
 def test_step_rows_without_their_batch_are_dropped(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
