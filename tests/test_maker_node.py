@@ -492,3 +492,25 @@ async def test_durable_node_escalates_and_streams_from_its_subgraph() -> None:
     assert request.value["tally"] == [["billing", 2], ["bug", 2]]
     out = await graph.ainvoke(Command(resume="other"), cfg("durable-esc"))
     assert out["label"] == "other" and sorted(calls) == [0, 1, 2, 3]
+
+
+def test_sync_invoke_keeps_loop_bound_clients_working() -> None:
+    """Async provider clients (httpx pools) belong to the loop they first ran on."""
+
+    class LoopBoundClient:
+        def __init__(self) -> None:
+            self.loop: Any = None
+
+        async def sample(self, step_input: Any, index: int) -> RawSample:
+            loop = asyncio.get_running_loop()
+            if self.loop is None:
+                self.loop = loop
+            if loop is not self.loop or self.loop.is_closed():
+                raise RuntimeError("Event loop is closed")  # what a pooled client would do
+            return RawSample("bug", "bug")
+
+    client = LoopBoundClient()
+    graph = ticket_graph(maker_node(client, input_keys=["ticket"], output_key="label",
+                                    retry=RetryPolicy(max_attempts=1)))
+    for _ in range(3):
+        assert graph.invoke({"ticket": "t"})["label"] == "bug"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -66,21 +67,61 @@ def router(fn: Callable[[Any], Any]) -> DualNode:
     return DualNode(fn.__name__, fn)
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from synchronous code.
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
 
-    Uses `asyncio.run` when the thread has no running loop; otherwise (a sync
-    `invoke` called from async code) runs it on a fresh loop in a worker thread,
-    carrying the context along so `get_config`, stream writers and `interrupt`
-    keep working.
+
+def _sync_loop() -> asyncio.AbstractEventLoop:
+    """The one event loop, in a daemon thread, that runs async work for sync callers.
+
+    Async provider clients (httpx pools behind most chat models) belong to the
+    loop they were first used on; a fresh `asyncio.run` per call would hand them
+    a new, later closed, loop each time. One long-lived loop keeps them valid.
     """
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="maker-graph-sync-loop",
+                             daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code, in the caller's context.
+
+    The coroutine runs on a long-lived background loop (see `_sync_loop`), with a
+    copy of the caller's context so `get_config`, stream writers and `interrupt`
+    keep working. Called from a thread that is itself running a loop (that loop
+    cannot block on another), it runs on a fresh loop in a worker thread instead.
+    """
+    context = contextvars.copy_context()
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    context = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(context.run, asyncio.run, coro).result()
+        pass
+    else:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(context.run, asyncio.run, coro).result()
+    loop = _sync_loop()
+    done: Future[T] = Future()
+
+    def finish(task: asyncio.Task[T]) -> None:
+        if task.cancelled():
+            done.cancel()
+        elif (error := task.exception()) is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(task.result())
+
+    def start() -> None:
+        # create_task copies the current context: inside context.run, the caller's.
+        task = context.run(loop.create_task, coro)
+        task.add_done_callback(finish)
+
+    loop.call_soon_threadsafe(start)
+    return done.result()
 
 
 def emit(event: dict[str, Any]) -> None:
