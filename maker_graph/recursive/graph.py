@@ -43,7 +43,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import operator
 import uuid
 from collections.abc import Callable, Coroutine
@@ -55,6 +54,7 @@ from langgraph.types import Overwrite, Send
 from typing_extensions import NotRequired
 
 from ..errors import BudgetExhaustedError, MakerRuntimeError
+from ..graph._node import run_sync
 from ..records import StepResult
 from .failures import Failure, failure_from_error, raise_failure
 from .policy import RecursionPolicy
@@ -186,14 +186,8 @@ NodeFn = Callable[[Payload], Coroutine[Any, Any, dict[str, Any]]]
 
 def _sync(afunc: NodeFn) -> Callable[[Payload], dict[str, Any]]:
     def run(payload: Payload) -> dict[str, Any]:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(afunc(payload))
-        raise RuntimeError(
-            "the recursive graph's nodes are async: inside a running event loop use "
-            "`await graph.ainvoke(...)` instead of `graph.invoke(...)`"
-        )
+        # One long-lived loop for sync callers: async provider clients stay valid.
+        return run_sync(afunc(payload))
 
     return run
 
@@ -219,8 +213,8 @@ def create_recursive_graph(
 
     Returns:
         A `StateGraph` taking `{"problem": ...}` and returning the answer, the tree
-        (`nodes`) and `stats`. Its nodes are async; `invoke` runs them on a private
-        event loop, `ainvoke` on yours.
+        (`nodes`) and `stats`. Its nodes are async; `invoke` runs them on maker_graph's
+        long-lived background loop, `ainvoke` on yours.
 
     Raises:
         ConfigurationError: a role or the policy cannot work.

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypedDict
 
@@ -33,6 +32,7 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import NotRequired
 
+from ..graph._node import run_sync
 from .roles import Composer, Decomposer, Discriminator, Solver
 from .schemas import Decomposition, Part
 
@@ -85,11 +85,7 @@ AsyncNode = Callable[[State], Coroutine[Any, Any, State]]
 
 def _both(name: str, afunc: AsyncNode) -> RunnableLambda[State, State]:
     def func(state: State) -> State:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(afunc(state))
-        raise RuntimeError(f"node {name!r} is async: use ainvoke inside a running event loop")
+        return run_sync(afunc(state))
 
     return RunnableLambda(func, afunc=afunc, name=name)
 

@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
@@ -732,12 +731,10 @@ class Multiplier:
         )
 
     def multiply_sync(self, a: int, b: int, *, tree_id: str | None = None) -> ProductResult:
-        """Synchronous `multiply`; cannot be called inside a running event loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.multiply(a, b, tree_id=tree_id))
-        raise RuntimeError("multiply_sync() cannot run inside an event loop; await multiply()")
+        """Synchronous `multiply` (runs on maker_graph's long-lived background loop)."""
+        from ..graph._node import run_sync
+
+        return run_sync(self.multiply(a, b, tree_id=tree_id))
 
 
 # --------------------------------------------------------------------------- auditing
