@@ -146,7 +146,8 @@ def test_a_missing_file_is_a_spec_error(tmp_path: Path) -> None:
 
 def test_yaml_python_tags_never_construct_objects(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    text = f"name: x\nstate: {{x: str}}\nnodes: !!python/object/apply:os.system ['touch {marker}']\n"
+    text = ("name: x\nstate: {x: str}\n"
+            f"nodes: !!python/object/apply:os.system ['touch {marker}']\n")
     with pytest.raises(SpecError, match="is not allowed"):
         load_spec(text)
     assert not marker.exists()

@@ -196,7 +196,7 @@ def run(
         raise fail(str(exc)) from None
     try:
         if stream:
-            final: dict[str, Any] = {}
+            final: Any = {}
             for mode, chunk in graph.stream(values, stream_mode=["updates", "values"]):
                 if mode == "updates":
                     typer.echo(json.dumps(chunk, default=str))

@@ -9,10 +9,10 @@ components come from `maker_graph.registry`.
 
 Example:
     >>> from maker_graph.config import load_graph
+    >>> greet = {"kind": "function", "function": "format_text",
+    ...          "params": {"template": "hi {who}", "output": "out"}}
     >>> graph = load_graph({"name": "hi", "state": {"who": "str", "out": "str"},
-    ...                     "nodes": {"greet": {"kind": "function", "function": "format_text",
-    ...                                         "params": {"template": "hi {who}", "output": "out"}}},
-    ...                     "entry": "greet", "finish": ["greet"]})
+    ...                     "nodes": {"greet": greet}, "entry": "greet", "finish": ["greet"]})
     >>> graph.compile().invoke({"who": "Ada"})["out"]
     'hi Ada'
 """

@@ -356,7 +356,7 @@ class _Builder:
         keys = self.keys
         target = entry.obj if not entry.factory else fn
         if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-            getattr(target, "__call__", None)
+            getattr(target, "__call__", None)  # noqa: B004 - an object with an async __call__
         ):
             async def afunction_node(state: Mapping[str, Any]) -> Any:
                 return _check_update(name, await fn(state), keys)

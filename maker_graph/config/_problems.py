@@ -122,7 +122,7 @@ def _allowed_fields(parent: Any, extra: str) -> list[str]:
     return best[2]
 
 
-def _message(error: dict[str, Any], parent: Any, is_key: bool) -> tuple[str, str | None]:
+def _message(error: Any, parent: Any, is_key: bool) -> tuple[str, str | None]:
     """The plain-language message, and a location suffix when the problem is a sub-field."""
     kind = error["type"]
     ctx = error.get("ctx") or {}

@@ -299,7 +299,9 @@ def read_source(source: Any, limits: Limits | None = None) -> Source:
             with path.open("rb") as handle:
                 raw = handle.read(limits.max_bytes + 1)
         except OSError as exc:
-            raise SourceProblem([("", f"cannot read the spec: {exc.strerror or exc}")], label)
+            raise SourceProblem(
+                [("", f"cannot read the spec: {exc.strerror or exc}")], label
+            ) from None
         if len(raw) > limits.max_bytes:
             raise SourceProblem(
                 [("", f"the spec is larger than {limits.max_bytes} bytes")], label

@@ -278,8 +278,8 @@ class _Checker:
             params = dict(node.params)
             params.update({p: None for p in node.params_from})
             self.registered(f"{loc}.task", "task", node.task, params)
-            for param, key in node.params_from.items():
-                self.state_key(f"{loc}.params_from.{param}", key)
+            for param, state_key in node.params_from.items():
+                self.state_key(f"{loc}.params_from.{param}", state_key)
             refs = [node.model] if isinstance(node.model, str) else list(node.model)
             for i, ref in enumerate(refs):
                 where = f"{loc}.model" if isinstance(node.model, str) else f"{loc}.model.{i}"

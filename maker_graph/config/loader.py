@@ -38,18 +38,30 @@ from ._build import build_graph
 from ._problems import Problem, problems_from_validation
 from ._source import Limits, Source, SourceProblem, read_source
 from .checks import SpecView, check_spec
-from .registry import Registry, registry as default_registry
-from .spec import START_NAME, END_NAME, Edge, GraphSpec, ModelSpec, NodeSpec, Route, StateKey
+from .registry import Registry
+from .registry import registry as default_registry
+from .spec import (
+    END_NAME,
+    START_NAME,
+    Edge,
+    EdgeSpec,
+    GraphSpec,
+    ModelSpec,
+    NodeSpec,
+    Route,
+    StateEntry,
+    StateKey,
+)
 
 __all__ = ["Limits", "load_graph", "load_spec"]
 
 SpecSource = str | Path | bytes | Mapping[str, Any]
 """A path to a `.yaml`/`.yml`/`.json` file, the spec's text, or the spec as a mapping."""
 
-_STATE_VALUE: TypeAdapter[Any] = TypeAdapter(GraphSpec.model_fields["state"].annotation)
+_STATE_VALUE: TypeAdapter[Any] = TypeAdapter(dict[str, StateEntry])
 _MODEL: TypeAdapter[Any] = TypeAdapter(ModelSpec)
 _NODE: TypeAdapter[Any] = TypeAdapter(NodeSpec)
-_EDGE: TypeAdapter[Any] = TypeAdapter(GraphSpec.model_fields["edges"].annotation)
+_EDGE: TypeAdapter[Any] = TypeAdapter(list[EdgeSpec])
 _ROUTE: TypeAdapter[Route] = TypeAdapter(Route)
 
 

@@ -414,7 +414,9 @@ def resolve_import(reference: str, allow_imports: Sequence[str]) -> Any:
     try:
         return _import_target(reference)
     except Exception as exc:  # noqa: BLE001 - any failure of the user's module is a setup error
-        raise ConfigurationError(f"cannot import {reference!r}: {type(exc).__name__}: {exc}") from exc
+        raise ConfigurationError(
+            f"cannot import {reference!r}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 registry = Registry()

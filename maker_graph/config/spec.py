@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -47,6 +47,7 @@ __all__ = [
     "Budget",
     "DecompositionNode",
     "Edge",
+    "EdgeSpec",
     "FunctionNode",
     "FunctionOracle",
     "GraphSpec",
@@ -73,6 +74,7 @@ __all__ = [
     "RulesOracle",
     "SimulatedErrors",
     "SimulatedModel",
+    "StateEntry",
     "StateKey",
     "TemperatureSpec",
     "TextParser",
@@ -97,7 +99,7 @@ NodeName = Annotated[str, StringConstraints(pattern=_NODE, max_length=64)]
 ModelName = Annotated[str, StringConstraints(pattern=_NODE, max_length=64)]
 Reference = Annotated[str, StringConstraints(pattern=_REF, max_length=200)]
 """A registry name, or `package.module:attribute` when the caller allows that import."""
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 
 
 def _shape(value: Any) -> str | None:
@@ -111,18 +113,14 @@ def _shape(value: Any) -> str | None:
     return None
 
 
-def _by_shape(**tags: Any) -> Any:
-    """A union discriminated by shape: `_by_shape(text=A, mapping=B)`."""
+def _shape_of(*shapes: str) -> Discriminator:
+    """Discriminate a union by the value's shape, with one clear error when none fits."""
     words = {"text": "text", "list": "a list", "mapping": "a mapping"}
-    allowed = " or ".join(words[t] for t in tags)
-    return Annotated[
-        Union[tuple(Annotated[t, Tag(tag)] for tag, t in tags.items())],  # type: ignore[valid-type]
-        Discriminator(
-            _shape,
-            custom_error_type="shape",
-            custom_error_message=f"must be {allowed}",
-        ),
-    ]
+    return Discriminator(
+        _shape,
+        custom_error_type="shape",
+        custom_error_message=f"must be {' or '.join(words[s] for s in shapes)}",
+    )
 
 
 class _Spec(BaseModel):
@@ -168,39 +166,46 @@ class StateKey(_Spec):
         return self
 
 
+StateEntry = Annotated[
+    Annotated[StateType, Tag("text")] | Annotated[StateKey, Tag("mapping")],
+    _shape_of("text", "mapping"),
+]
+"""A state key's declaration: its type alone (`str`), or a `StateKey` mapping."""
+
+
 # --------------------------------------------------------------------------- models
 
 
 class SimulatedErrors(_Spec):
     """How a simulated model errs (the fields of `maker_graph.testing.ErrorModel`)."""
 
-    error_rate: float = Field(0.01, ge=0.0, le=1.0)
+    error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
     """Chance that a well-formed answer is wrong."""
-    rivals: int = Field(1, ge=1, le=1000)
+    rivals: int = Field(default=1, ge=1, le=1000)
     """Distinct wrong answers per step; 1 is the worst case for voting (all errors agree)."""
-    hard_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    hard_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
     """Fraction of steps that are hard: their errors are more frequent and all agree."""
-    hard_error_rate: float = Field(0.3, ge=0.0, le=1.0)
+    hard_error_rate: float = Field(default=0.3, ge=0.0, le=1.0)
     """Error rate on hard steps."""
-    ramble_rate: float = Field(0.0, ge=0.0, le=1.0)
+    ramble_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Chance of an over-long, rambling answer."""
-    ramble_tokens: int = Field(1200, ge=1, le=1_000_000)
+    ramble_tokens: int = Field(default=1200, ge=1, le=1_000_000)
     """Output tokens a rambling answer is long."""
-    ramble_error_rate: float = Field(0.5, ge=0.0, le=1.0)
+    ramble_error_rate: float = Field(default=0.5, ge=0.0, le=1.0)
     """Chance that a rambling answer is also wrong."""
-    malformed_rate: float = Field(0.0, ge=0.0, le=1.0)
+    malformed_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Chance of an answer that breaks the expected format."""
-    exception_rate: float = Field(0.0, ge=0.0, le=1.0)
+    exception_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Chance that a call fails with a transient provider error (retried, never a vote)."""
-    timeout_rate: float = Field(0.0, ge=0.0, le=1.0)
+    timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Chance that a call times out (retried)."""
-    rate_limit_rate: float = Field(0.0, ge=0.0, le=1.0)
+    rate_limit_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     """Chance that a call is throttled (retried after `retry_after`)."""
-    retry_after: float = Field(0.0, ge=0.0, le=60.0)
+    retry_after: float = Field(default=0.0, ge=0.0, le=60.0)
     """The retry-after hint of a throttled call, in seconds."""
-    latency_median: float = Field(0.0, ge=0.0, le=60.0)
+    latency_median: float = Field(default=0.0, ge=0.0, le=60.0)
     """Median seconds per call (lognormal); 0 answers at once."""
-    latency_sigma: float = Field(0.5, ge=0.0, le=5.0)
+    latency_sigma: float = Field(default=0.5, ge=0.0, le=5.0)
     """Spread of the lognormal latency."""
     seed: int = 0
     """Seed of every random choice: the same seed gives the same run."""
@@ -259,17 +264,17 @@ def _oracle_tag(value: Any) -> str | None:
             if tag in value:
                 return tag
         return None
-    return {RulesOracle: "rules", FunctionOracle: "function", ConstantOracle: "answer"}.get(
-        type(value)
-    )
+    if isinstance(value, RulesOracle):
+        return "rules"
+    if isinstance(value, FunctionOracle):
+        return "function"
+    return "answer" if isinstance(value, ConstantOracle) else None
 
 
 Oracle = Annotated[
-    Union[
-        Annotated[RulesOracle, Tag("rules")],
-        Annotated[FunctionOracle, Tag("function")],
-        Annotated[ConstantOracle, Tag("answer")],
-    ],
+    Annotated[RulesOracle, Tag("rules")]
+    | Annotated[FunctionOracle, Tag("function")]
+    | Annotated[ConstantOracle, Tag("answer")],
     Discriminator(
         _oracle_tag,
         custom_error_type="oracle_kind",
@@ -290,7 +295,7 @@ class SimulatedModel(_Spec):
     oracle: Oracle | None = None
     """Where correct answers come from. Needed by maker and prompt nodes; decomposition
     nodes use their task's own ground truth instead."""
-    choices: list[str] | None = Field(None, min_length=2, max_length=1000)
+    choices: list[str] | None = Field(default=None, min_length=2, max_length=1000)
     """The possible answers (e.g. the labels); a wrong answer is another choice."""
     errors: SimulatedErrors = Field(default_factory=SimulatedErrors)
     """The error model."""
@@ -305,11 +310,11 @@ class ProviderModel(_Spec):
     """`PROVIDER:MODEL`, e.g. `openai:gpt-4.1-mini` (needs `pip install 'maker-graph[openai]'`)."""
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=500)] | None = None
     """An OpenAI-compatible server's URL, e.g. a local model server."""
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     """The model's default temperature (maker nodes override it per sample)."""
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     """Cap on output tokens per call."""
-    timeout: float | None = Field(None, gt=0.0, le=3600.0)
+    timeout: float | None = Field(default=None, gt=0.0, le=3600.0)
     """Seconds a call may take."""
     api_key_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     """The name of the environment variable holding the API key. Keys are never written
@@ -339,7 +344,7 @@ def _model_tag(value: Any) -> str:
 
 
 ModelSpec = Annotated[
-    Union[Annotated[SimulatedModel, Tag("simulated")], Annotated[ProviderModel, Tag("provider")]],
+    Annotated[SimulatedModel, Tag("simulated")] | Annotated[ProviderModel, Tag("provider")],
     Discriminator(_model_tag),
 ]
 """A named model: `simulated`, or a provider's `PROVIDER:MODEL`."""
@@ -421,21 +426,21 @@ class JsonSchemaSpec(_Spec):
     """The value's JSON type."""
     description: str = ""
     """What the value means (sent to providers that support structured output)."""
-    properties: dict[StateKeyName, JsonSchemaSpec] | None = Field(None, max_length=200)
+    properties: dict[StateKeyName, JsonSchemaSpec] | None = Field(default=None, max_length=200)
     """For objects: the schema of each property."""
     required: list[StateKeyName] | None = None
     """For objects: properties that must be present (default: all of them)."""
     items: JsonSchemaSpec | None = None
     """For arrays: the schema of every item."""
-    enum: list[Union[str, int, float, bool]] | None = Field(None, min_length=1, max_length=1000)
+    enum: list[str | int | float | bool] | None = Field(default=None, min_length=1, max_length=1000)
     """The allowed values."""
     minimum: float | None = None
     """For numbers: the smallest allowed value."""
     maximum: float | None = None
     """For numbers: the largest allowed value."""
-    min_length: int | None = Field(None, ge=0, alias="minLength")
+    min_length: int | None = Field(default=None, ge=0, alias="minLength")
     """For strings: the shortest allowed length."""
-    max_length: int | None = Field(None, ge=0, alias="maxLength")
+    max_length: int | None = Field(default=None, ge=0, alias="maxLength")
     """For strings: the longest allowed length."""
 
     @model_validator(mode="after")
@@ -479,7 +484,7 @@ class RegisteredParser(_Spec):
 
 
 ParserSpec = Annotated[
-    Union[TextParser, LabelsParser, RegexParser, JsonParser, RegisteredParser],
+    TextParser | LabelsParser | RegexParser | JsonParser | RegisteredParser,
     Field(discriminator="kind"),
 ]
 """How a reply becomes an answer; a reply that does not parse is red-flagged."""
@@ -533,7 +538,7 @@ class RegisteredFlag(_Spec):
 
 
 RedFlagSpec = Annotated[
-    Union[MaxOutputTokensFlag, TruncatedFlag, MatchesFlag, RegisteredFlag],
+    MaxOutputTokensFlag | TruncatedFlag | MatchesFlag | RegisteredFlag,
     Field(discriminator="kind"),
 ]
 """A check that discards a sample before it can vote."""
@@ -561,15 +566,15 @@ def _key_tag(value: Any) -> str | None:
         return "named"
     if isinstance(value, dict):
         return "fields" if "fields" in value else "function" if "function" in value else None
-    return {KeyFields: "fields", KeyFunction: "function"}.get(type(value))
+    if isinstance(value, KeyFields):
+        return "fields"
+    return "function" if isinstance(value, KeyFunction) else None
 
 
 KeySpec = Annotated[
-    Union[
-        Annotated[Literal["exact", "casefold"], Tag("named")],
-        Annotated[KeyFields, Tag("fields")],
-        Annotated[KeyFunction, Tag("function")],
-    ],
+    Annotated[Literal["exact", "casefold"], Tag("named")]
+    | Annotated[KeyFields, Tag("fields")]
+    | Annotated[KeyFunction, Tag("function")],
     Discriminator(
         _key_tag,
         custom_error_type="key_kind",
@@ -590,30 +595,31 @@ class Message(_Spec):
     """The text; `{key}` inserts the state key's value, `{{` and `}}` are literal braces."""
 
 
-PromptSpec = _by_shape(
-    text=Annotated[str, StringConstraints(min_length=1)],
-    list=Annotated[list[Message], Field(min_length=1, max_length=100)],
-)
+PromptSpec = Annotated[
+    Annotated[str, StringConstraints(min_length=1), Tag("text")]
+    | Annotated[list[Message], Field(min_length=1, max_length=100), Tag("list")],
+    _shape_of("text", "list"),
+]
 
 
 class TemperatureSpec(_Spec):
     """Temperature per sample: the first is the model's best guess, later ones vary a little."""
 
-    first: float | None = Field(0.0, ge=0.0, le=2.0)
+    first: float | None = Field(default=0.0, ge=0.0, le=2.0)
     """Temperature of each step's first sample (null: the model's own)."""
-    rest: float | None = Field(0.1, ge=0.0, le=2.0)
+    rest: float | None = Field(default=0.1, ge=0.0, le=2.0)
     """Temperature of every later sample (null: the model's own)."""
 
 
 class Budget(_Spec):
     """What a step may spend, and what happens when it is spent."""
 
-    max_samples: int | None = Field(None, ge=1, le=100_000)
+    max_samples: int | None = Field(default=None, ge=1, le=100_000)
     """Samples one step may draw, red-flagged ones included (default: 10 k + 20)."""
     on_no_consensus: Literal["raise", "plurality", "escalate"] = "raise"
     """When the budget is spent: fail the run, take the most-voted answer, or interrupt
     the graph for a human (or the caller) to answer."""
-    max_concurrency: int | None = Field(None, ge=1, le=1000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     """Provider calls of one step in flight at once (default: a whole round)."""
 
 
@@ -623,11 +629,11 @@ class _PromptedNode(_Spec):
     prompt: PromptSpec
     """The prompt: a string (one user message) or a list of messages. `{key}` inserts a
     state key's value."""
-    inputs: list[StateKeyName] | None = Field(None, max_length=200)
+    inputs: list[StateKeyName] | None = Field(default=None, max_length=200)
     """The state keys the node reads (default: the prompt's placeholders)."""
     output: StateKeyName
     """The state key the answer is written to."""
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     """Cap on each reply's output tokens (a runaway reply costs little)."""
 
     @field_validator("prompt")
@@ -640,10 +646,11 @@ class _PromptedNode(_Spec):
 
 
 _ModelText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-ModelRef = _by_shape(
-    text=_ModelText,
-    list=Annotated[list[_ModelText], Field(min_length=1, max_length=20)],
-)
+ModelRef = Annotated[
+    Annotated[_ModelText, Tag("text")]
+    | Annotated[list[_ModelText], Field(min_length=1, max_length=20), Tag("list")],
+    _shape_of("text", "list"),
+]
 
 
 class MakerNode(_PromptedNode):
@@ -653,7 +660,7 @@ class MakerNode(_PromptedNode):
     model: ModelRef
     """A model's name (from `models`), `PROVIDER:MODEL`, or a list of them: sample i uses
     model i mod n, so different models decorrelate errors."""
-    k: int = Field(3, ge=1, le=100)
+    k: int = Field(default=3, ge=1, le=100)
     """The margin: an answer wins once it has k more votes than any other."""
     parser: ParserSpec = Field(default_factory=lambda: TextParser(kind="text"))
     """How a reply becomes an answer (default: its stripped text)."""
@@ -685,7 +692,7 @@ class PromptNode(_PromptedNode):
     kind: Literal["prompt"]
     model: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     """A model's name (from `models`) or `PROVIDER:MODEL`."""
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     """The call's temperature (null: the model's own)."""
     parser: ParserSpec | None = None
     """Parse the reply (a reply that does not parse fails the run); default: its text."""
@@ -706,7 +713,7 @@ class DecompositionNode(_Spec):
     model: ModelRef
     """The model(s) sampling each micro-step; a `simulated` model answers from the task's
     ground truth."""
-    k: int = Field(3, ge=1, le=100)
+    k: int = Field(default=3, ge=1, le=100)
     """The margin of every micro-step's vote."""
     red_flags: list[RedFlagSpec] = Field(default_factory=list, max_length=50)
     """Checks that discard a micro-step's sample (the task's parser always applies)."""
@@ -714,12 +721,12 @@ class DecompositionNode(_Spec):
     """The per-micro-step sample budget."""
     temperature: TemperatureSpec = Field(default_factory=TemperatureSpec)
     """Temperature of the first and of later samples of each micro-step."""
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     """Cap on each reply's output tokens."""
-    max_total_samples: int | None = Field(None, ge=1)
+    max_total_samples: int | None = Field(default=None, ge=1)
     """A budget of samples for the whole run: when spent the run stops with an error
     that says so (a guard when task parameters come from the state)."""
-    max_total_tokens: int | None = Field(None, ge=1)
+    max_total_tokens: int | None = Field(default=None, ge=1)
     """A budget of tokens (input and output) for the whole run."""
     output: StateKeyName
     """The state key receiving the run's summary (steps, solved, final state, samples)."""
@@ -751,7 +758,7 @@ class FunctionNode(_Spec):
 
 
 NodeSpec = Annotated[
-    Union[MakerNode, PromptNode, DecompositionNode, FunctionNode],
+    MakerNode | PromptNode | DecompositionNode | FunctionNode,
     Field(discriminator="kind"),
 ]
 """A node: `maker`, `prompt`, `decomposition` or `function`."""
@@ -772,7 +779,11 @@ class Edge(_Spec):
     """The node the edge enters (or `END`)."""
 
 
-EdgeSpec = _by_shape(text=Annotated[str, StringConstraints(pattern=_EDGE_TEXT)], mapping=Edge)
+EdgeSpec = Annotated[
+    Annotated[str, StringConstraints(pattern=_EDGE_TEXT), Tag("text")]
+    | Annotated[Edge, Tag("mapping")],
+    _shape_of("text", "mapping"),
+]
 
 
 class Route(_Spec):
@@ -797,7 +808,7 @@ class Route(_Spec):
 class GraphSpec(_Spec):
     """A graph spec: state, models, nodes and how they connect."""
 
-    schema_ref: str | None = Field(None, alias="$schema")
+    schema_ref: str | None = Field(default=None, alias="$schema")
     """The JSON Schema's location, for editors; ignored by the loader."""
     version: Literal[1] = 1
     """The spec format's version."""
@@ -805,9 +816,7 @@ class GraphSpec(_Spec):
     """The graph's name (the compiled graph's name in traces and the server)."""
     description: str = ""
     """What the graph does."""
-    state: dict[StateKeyName, _by_shape(text=StateType, mapping=StateKey)] = Field(  # type: ignore[valid-type]
-        min_length=1, max_length=500
-    )
+    state: dict[StateKeyName, StateEntry] = Field(min_length=1, max_length=500)
     """The state's keys: `name: type` or `name: {type, reducer, description}`."""
     input: list[StateKeyName] | None = None
     """The keys a caller may pass in (default: all)."""
