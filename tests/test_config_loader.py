@@ -470,13 +470,15 @@ def test_a_local_server_model_builds_offline() -> None:
                       "output": "out"},
                      models={"local": {"model": "openai:qwen2.5-0.5b",
                                        "base_url": "http://127.0.0.1:9/v1", "max_tokens": 40,
-                                       "temperature": 0.2, "timeout": 5},
+                                       "temperature": 0.2, "timeout": 5,
+                                       "requests_per_second": 5},
                              "local2": {"model": "openai:qwen2.5-1.5b",
                                         "base_url": "http://127.0.0.1:9/v1"}})
     node = load_graph(spec).nodes["n"].runnable
     models = node.voter.sampler.models  # type: ignore[union-attr]
     assert [type(m).__name__ for m in models] == ["ChatOpenAI", "ChatOpenAI"]
     assert models[0].max_tokens == 40
+    assert models[0].rate_limiter is not None and models[1].rate_limiter is None
 
 
 def test_missing_langchain_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:

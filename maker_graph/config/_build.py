@@ -257,7 +257,7 @@ class _Builder:
         return RunnableLambda(run, afunc=arun, name=name)
 
     def decomposition(self, name: str, node: DecompositionNode) -> Any:
-        from ..graph.decomposition import create_decomposition_graph
+        from ..graph import create_decomposition_graph
 
         try:
             entry = self.registry.resolve("task", node.task, allow_imports=self.allow_imports)

@@ -136,6 +136,7 @@ class ModelFactory:
             temperature=spec.temperature,
             max_tokens=spec.max_tokens,
             timeout=spec.timeout,
+            requests_per_second=spec.requests_per_second,
             api_key_env=spec.api_key_env,
             extra=dict(spec.options),
         )

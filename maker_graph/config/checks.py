@@ -286,6 +286,9 @@ class _Checker:
                 self.model_ref(where, ref, node)
             self.check_flags(loc, node.red_flags)
             self.state_key(f"{loc}.output", node.output)
+            if node.budget.on_no_consensus == "escalate":
+                self.add(f"{loc}.budget.on_no_consensus", "escalate is for maker nodes; a "
+                         "decomposition's micro-steps use raise or plurality")
         elif isinstance(node, FunctionNode):
             self.registered(f"{loc}.function", "function", node.function, node.params)
 

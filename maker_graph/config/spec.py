@@ -316,6 +316,8 @@ class ProviderModel(_Spec):
     """Cap on output tokens per call."""
     timeout: float | None = Field(default=None, gt=0.0, le=3600.0)
     """Seconds a call may take."""
+    requests_per_second: float | None = Field(default=None, gt=0.0, le=10_000.0)
+    """A client-side rate limit shared by every call to this model (default: none)."""
     api_key_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     """The name of the environment variable holding the API key. Keys are never written
     in a spec; without this, the provider's usual variable (e.g. OPENAI_API_KEY) is used."""
