@@ -51,6 +51,9 @@ __all__ = [
 FORMATS = ("png", "svg")
 """File formats written by default: PNG for docs, SVG for papers."""
 
+_MIN_BIN = 5
+"""Bins with fewer samples are left out of the error-vs-length plot."""
+
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 
 
@@ -201,7 +204,8 @@ def _title(series: RunSeries) -> str:
     if series.k:
         bits.append(f"k = {series.k}")
     if series.model:
-        bits.append(str(series.model))
+        model = str(series.model)
+        bits.append(model if len(model) <= 32 else model[:31] + "\u2026")
     return ", ".join(bits)
 
 
@@ -273,11 +277,18 @@ def _plot_red_flags(plt: Any, series: RunSeries, windows: int = 50) -> Any:
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xlim(0, max(steps, 1))
     ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_formatter(_thousands())
     ax.set_xlabel("step")
     ax.set_ylabel(f"red flags per 1,000 steps\n(windows of {size:,} steps)")
     ax.set_title(f"Red flags by reason - {_title(series)}")
     fig.tight_layout()
     return fig
+
+
+def _thousands() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda x, _pos: f"{x:,.0f}")
 
 
 def plot_run(
@@ -315,9 +326,11 @@ def plot_run(
 def _plot_error_vs_length(plt: Any, report: Any) -> Any:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, m in enumerate(report.models):
-        bins = [b for b in m.length_bins if b.samples > 0]
+        # A bin of a handful of samples (an empty answer, say) is noise, not a trend.
+        bins = [b for b in m.length_bins if b.samples >= _MIN_BIN]
         if not bins:
             continue
+        biggest = max(b.samples for b in bins)
         xs = [_bin_centre(b.low, b.high) for b in bins]
         ys = [100 * b.error_rate for b in bins]
         # Marker area grows with the bin's sample count: big dots are the reliable ones.
@@ -326,8 +339,9 @@ def _plot_error_vs_length(plt: Any, report: Any) -> Any:
         ax.plot(xs, ys, "-", color=colour, alpha=0.6)
         ax.scatter(xs, ys, s=sizes, color=colour, label=m.model, zorder=3)
         for x, y, b in zip(xs, ys, bins, strict=True):
-            ax.annotate(f"n={b.samples:,}", (x, y), xytext=(6, 2 + 9 * i),
-                        textcoords="offset points", fontsize=7, color=colour)
+            if b.samples < biggest:  # label the tails; the bulk is the big dot
+                ax.annotate(f"n={b.samples:,}", (x, y), xytext=(6, 2),
+                            textcoords="offset points", fontsize=7, color=colour)
     cap = report.max_output_tokens
     if cap is not None:
         ax.axvline(cap, color="grey", linestyle="--", linewidth=1)
@@ -335,7 +349,8 @@ def _plot_error_vs_length(plt: Any, report: Any) -> Any:
                     color="grey", fontsize=8)
     ax.set_xscale("log")
     ax.set_ylim(0, max(ax.get_ylim()[1] * 1.12, 1.0))  # room for the labels above the dots
-    ax.set_xlabel("output tokens of the answer (bin centre)")
+    ax.set_xlabel(f"output tokens of the answer (bin centre; bins of {_MIN_BIN}+ samples, "
+                  "dot area grows with the count)")
     ax.set_ylabel("answers wrong or malformed (%)")
     ax.set_title("Error rate against answer length")
     ax.legend(fontsize=8, markerscale=0.6, loc="upper left")
@@ -384,10 +399,20 @@ def _plot_collisions(plt: Any, report: Any) -> Any:
     ax.set_xticks(ticks)
     ax.set_xticklabels([str(t) if t != right else "no cap" for t in ticks])
     ax.minorticks_off()
-    ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))
+    top = max((c.collisions for cs in shown.values() for c in cs), default=0)
+    if top > 20:
+        # One bad model's hundreds of collisions would flatten everyone else's few.
+        from matplotlib.ticker import ScalarFormatter
+
+        ax.set_yscale("symlog", linthresh=1)
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.set_ylim(0, top * 2)
+    else:
+        ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))
     ax.set_xlabel("length red flag: answers above this many tokens discarded")
     ax.set_ylabel(f"steps with two wrong valid samples\n(of {report.pilot_steps:,} pilot steps)")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    if top <= 20:
+        ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title("Collisions against the length cap")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
@@ -416,22 +441,20 @@ def _plot_p_full(plt: Any, report: Any) -> Any:
         ks_all += ks
         colour = _COLOURS[i % len(_COLOURS)]
         ax.plot(ks, [p_full(p, k, report.task_steps) for k in ks], "o-", color=colour,
-                markersize=4, label=f"{m.model} (p = {p:.4f})")
+                markersize=4, label=f"{m.model}: p = {p:.4f}, k_min = {m.plan.k_min}")
         ax.plot([m.plan.k_min], [m.plan.p_full], "o", markersize=11, markerfacecolor="none",
                 markeredgecolor=colour, markeredgewidth=2)
-        ax.annotate(f"k_min = {m.plan.k_min}", (m.plan.k_min, m.plan.p_full),
-                    xytext=(10, -24 - 12 * i), textcoords="offset points", color=colour,
-                    fontsize=8)
     ax.axhline(report.target, color="grey", linestyle="--", linewidth=1)
-    ax.annotate(f"target {report.target:g}", (1, report.target), xytext=(2, 4),
-                textcoords="offset points", color="grey", fontsize=8)
+    ax.annotate(f"target {report.target:g}", (1.0, report.target), xytext=(-2, -12),
+                xycoords=("axes fraction", "data"), textcoords="offset points", ha="right",
+                color="grey", fontsize=8)
     if not ks_all:
         ax.text(0.5, 0.5, "no model with p > 0.5: nothing to plan", transform=ax.transAxes,
                 ha="center", va="center", color="grey")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("margin k")
     ax.set_ylabel("P(whole task solved)")
-    ax.set_title(f"Solving all {report.task_steps:,} steps against the margin")
+    ax.set_title(f"Solving all {report.task_steps:,} steps against the margin (circled: k_min)")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
