@@ -148,3 +148,22 @@ def test_a_truncated_write_ahead_log_loses_only_whole_batches(tmp_path: Path) ->
     with open_run_log(str(run_dir), readonly=True) as log:
         assert [r.step for r in log.steps()] == list(range(task.total_steps))
         assert count_errors(task, log.steps()) == 0
+
+
+def test_a_second_cli_on_the_same_run_directory_is_refused(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["hanoi", "--disks", "16", "--run-dir", str(run_dir), "--no-progress"]
+    first = cli(args, tmp_path, tmp_path, "first")
+    try:
+        deadline = time.monotonic() + 60
+        while committed(str(run_dir)) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = run_cli([*args, "--resume"], tmp_path)
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines() == [
+        f"error: the run in {run_dir} is being written by pid {first.pid}; wait for it to "
+        "finish or stop it (two writers would corrupt the run)"
+    ]

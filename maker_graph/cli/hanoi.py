@@ -105,7 +105,7 @@ def hanoi(
         None, "--error-rate", help="Simulated per-sample error rate (default 0.002)."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the simulated model."),
-    run_dir: Path | None = typer.Option(
+    run_dir: Path | None = typer.Option(  # noqa: B008 - typer's idiom
         None, "--run-dir", help="Directory of the run log (default: a temporary one)."
     ),
     store: str | None = typer.Option(
@@ -118,7 +118,9 @@ def hanoi(
     fresh: bool = typer.Option(
         False, "--fresh", help="Delete any run in --run-dir and start over."
     ),
-    report: Path | None = typer.Option(None, "--report", help="Write the JSON report here."),
+    report: Path | None = typer.Option(  # noqa: B008 - typer's idiom
+        None, "--report", help="Write the JSON report here."
+    ),
     max_samples_per_step: int | None = typer.Option(
         None, "--max-samples-per-step", help="Sample budget of one step (default 10k + 20)."
     ),
@@ -380,7 +382,10 @@ def _run(
             1,
         )
     except KeyboardInterrupt:
-        stop_message, exit_code = "interrupted: every decided step is saved; resume with --resume", 130
+        stop_message = "interrupted: every decided step is saved; resume with --resume"
+        exit_code = 130
+    except RunLogError:
+        raise  # the log is locked by another writer, or unusable: one line, no summary
     except MakerRuntimeError as exc:
         stop_message, exit_code = f"stopped: {exc}", 1
     session_seconds = time.perf_counter() - started
@@ -465,8 +470,12 @@ def _sampler(
     concurrency: int | None,
     provider: Any = None,
 ) -> tuple[Any, str]:
-    from ..providers import ProviderOptions, parse_model_spec, resolve_chat_model
-    from ..providers import simulated_error_model
+    from ..providers import (
+        ProviderOptions,
+        parse_model_spec,
+        resolve_chat_model,
+        simulated_error_model,
+    )
     from ..sampling import ChatModelSampler
     from ..tasks.hanoi import simulated_chat_model, simulated_sampler
 
