@@ -828,7 +828,9 @@ async def _loop(
     )
 
 
-def run_task_sync(task: Task, sampler: Any, policy: VotePolicy | None = None, **options: Any) -> RunReport:
+def run_task_sync(
+    task: Task, sampler: Any, policy: VotePolicy | None = None, **options: Any
+) -> RunReport:
     """Synchronous `run_task`; cannot be called from inside a running event loop.
 
     Ctrl-C stops the run after committing every decided step, then raises

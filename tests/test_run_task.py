@@ -240,6 +240,26 @@ def committed(where: Path) -> int:
         return 0
 
 
+def kill_child_at_a_random_moment(where: Path, rng: random.Random) -> None:
+    """Start the run in a child, wait (bounded) until it committed a random number of
+    steps, let it go on a random few milliseconds more, then SIGKILL it."""
+    chunk = rng.choice([1, 7, 100, 500])
+    threshold = rng.randrange(200, 3000)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(where), str(chunk)])
+    try:
+        deadline = time.monotonic() + 120
+        while committed(where) < threshold:
+            assert proc.poll() is None, "the child finished before it could be killed"
+            assert time.monotonic() < deadline, "the child made no progress"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.05))  # land anywhere: mid-step, mid-commit
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert committed(where) >= threshold
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[StepRecord], RunReport]:
     """The same run, never interrupted."""
@@ -255,23 +275,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[StepRecord
 async def test_resume_after_sigkill_at_a_random_moment(
     seed: int, tmp_path: Path, reference: tuple[list[StepRecord], RunReport]
 ) -> None:
-    rng = random.Random(seed)
-    chunk = rng.choice([1, 7, 100, 500])
-    threshold = rng.randrange(200, 3000)
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(chunk)])
-    try:
-        deadline = time.monotonic() + 120
-        while committed(tmp_path) < threshold:
-            assert proc.poll() is None, "the child finished before it could be killed"
-            assert time.monotonic() < deadline, "the child made no progress"
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(rng.uniform(0.0, 0.05))  # land anywhere: mid-step, mid-commit
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    kill_child_at_a_random_moment(tmp_path, random.Random(seed))
     done_before = committed(tmp_path)
-    assert done_before >= threshold
 
     task = HanoiTask(13)
     voted: list[int] = []

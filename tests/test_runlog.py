@@ -180,8 +180,10 @@ def test_a_torn_last_batch_is_detected_and_dropped_on_start(tmp_path: Path, sql:
         log.append(records(0, 5), checkpoint(5))
         log.append(records(5, 5), checkpoint(10))
     _tamper(tmp_path, sql)
-    with pytest.raises(RunLogError, match="corrupt: batch 2"), open_run_log(tmp_path, readonly=True) as r:
-        r.verify()
+    reader = open_run_log(tmp_path, readonly=True)
+    with pytest.raises(RunLogError, match="corrupt: batch 2"):
+        reader.verify()
+    reader.close()
     # A writer treats a last batch that fails its checksum as a torn write: it drops
     # it (those steps are decided again) and continues from the batch before.
     with open_run_log(tmp_path) as log:

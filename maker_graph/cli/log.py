@@ -51,7 +51,8 @@ def export(
         # decode and re-encode a million of them.
         for r in log.steps():
             write(
-                f'{{"step": {r.step}, {name}: {r.action}, "state_hash": {json.dumps(r.state_hash)}, '
+                f'{{"step": {r.step}, {name}: {r.action}, '
+                f'"state_hash": {json.dumps(r.state_hash)}, '
                 f'"tally": {r.tally}, "samples": {r.samples}, "valid": {r.valid}, '
                 f'"red_flagged": {r.samples - r.valid}, "red_flags": {r.red_flags or "{}"}, '
                 f'"rounds": {r.rounds}, "input_tokens": {r.input_tokens}, '

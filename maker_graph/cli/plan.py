@@ -86,7 +86,8 @@ def plan(
         typer.echo(json.dumps(data, indent=2))
         return
     typer.echo(f"steps:                 {steps:,} (m = {m} per call)")
-    typer.echo(f"per-step success p:    {p:g}" + (f", red-flag pass rate v: {v:g}" if v != 1 else ""))
+    passing = f", red-flag pass rate v: {v:g}" if v != 1 else ""
+    typer.echo(f"per-step success p:    {p:g}{passing}")
     typer.echo(f"k_min:                 {result.k_min} (target {target:g})")
     typer.echo(f"predicted p_full:      {result.p_full:.6f}")
     typer.echo(f"error per vote:        {result.step_error:.3e}")

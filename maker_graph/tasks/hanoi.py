@@ -32,7 +32,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ConfigurationError
@@ -177,11 +177,13 @@ def format_answer(move: Move, next_state: State) -> str:
     return f"move = [{move[0]}, {move[1]}, {move[2]}]\nnext_state = {state_text(next_state)}"
 
 
+# Spaces and tabs may pad the tokens; line breaks only separate the two lines.
+_S = r"[ \t]*"
 _INT = r"(0|[1-9][0-9]*)"
-_PEG = r"\[[ \t]*((?:0|[1-9][0-9]*)(?:[ \t]*,[ \t]*(?:0|[1-9][0-9]*))*)?[ \t]*\]"
+_PEG = rf"\[{_S}((?:0|[1-9][0-9]*)(?:{_S},{_S}(?:0|[1-9][0-9]*))*)?{_S}\]"
 _ANSWER = re.compile(
-    rf"move[ \t]*=[ \t]*\[[ \t]*{_INT}[ \t]*,[ \t]*{_INT}[ \t]*,[ \t]*{_INT}[ \t]*\][ \t]*\r?\n"
-    rf"[ \t]*next_state[ \t]*=[ \t]*\[[ \t]*{_PEG}[ \t]*,[ \t]*{_PEG}[ \t]*,[ \t]*{_PEG}[ \t]*\]\s*",
+    rf"move{_S}={_S}\[{_S}{_INT}{_S},{_S}{_INT}{_S},{_S}{_INT}{_S}\]{_S}\r?\n"
+    rf"{_S}next_state{_S}={_S}\[{_S}{_PEG}{_S},{_S}{_PEG}{_S},{_S}{_PEG}{_S}\]\s*",
 )
 _SPLIT = re.compile(r"[ \t]*,[ \t]*")
 
@@ -272,7 +274,7 @@ class HanoiTask:
         return _PROMPT.format(
             n=self.n,
             cycle=_CYCLES[_cycle(self.n)],
-            previous="none" if previous is None else f"[{previous[0]}, {previous[1]}, {previous[2]}]",
+            previous="none" if previous is None else self.dump_action(previous),
             state=state_text(step_input.state),
         )
 
@@ -432,7 +434,7 @@ def malformed_answers(step_input: HanoiStep, task: HanoiTask) -> list[str]:
         f"move = ({d}, {f}, {t})\nnext_state = {st}",
         f"move = [{d}, {f}]\nnext_state = {st}",
         f"move = [{d}, {f}, {t}, 0]\nnext_state = {st}",
-        f"move = [{d}, -{f}, {t}]\nnext_state = {st}" if f else f"move = [{d}, {f}, -{t}]\nnext_state = {st}",
+        f"move = [{d}, -{f}, {t}]\nnext_state = {st}",
         f"move = [{d}, {f}.0, {t}]\nnext_state = {st}",
         f"move = [{d}, {f}, {t}] next_state = {st}",
         f"move = [{d}, {f}, {t}]\nnext_state = {missing}",
