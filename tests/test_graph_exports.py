@@ -12,6 +12,10 @@ MODULES = [
     "maker_graph.graph.voting_graph",
     "maker_graph.graph.wrapper",
     "maker_graph.graph.decomposition",
+    "maker_graph.graph.graft",
+    "maker_graph.graph.hybrid",
+    "maker_graph.graph.routers",
+    "maker_graph.graph.tally",
     "maker_graph.graph.events",
 ]
 

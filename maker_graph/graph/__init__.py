@@ -22,20 +22,14 @@ from .decomposition import (
     DecompositionState,
     continue_condition,
     create_decomposition_graph,
-    decomposition_node,
 )
 from .events import EVENT_NAMES
-from .voting_graph import (
-    STATS_KEY,
-    VOTES_KEY,
-    create_voting_graph,
-    dispatch_condition,
-    k_ahead_reducer,
-    new_tally,
-    red_flag_condition,
-    tally_condition,
-)
-from .wrapper import MakerNode, MakerStepNodes, add_maker_step, maker_node
+from .graft import MakerStepNodes, add_maker_step
+from .hybrid import decomposition_node
+from .routers import dispatch_condition, red_flag_condition, tally_condition
+from .tally import k_ahead_reducer, new_tally
+from .voting_graph import STATS_KEY, VOTES_KEY, create_voting_graph
+from .wrapper import MakerNode, maker_node
 
 __all__ = [
     # wrap a step of an existing graph

@@ -22,7 +22,10 @@ __all__ = [
     "build_sampler",
     "build_voter",
     "check_no_consensus",
+    "checked_input",
+    "default_chat_input",
     "is_chat_model",
+    "is_chat_model_step",
     "pick",
 ]
 
@@ -149,3 +152,31 @@ def pick(state: Mapping[str, Any], keys: Sequence[str] | None) -> dict[str, Any]
             "fix input_keys or give those keys a value before this node runs"
         )
     return {k: state[k] for k in keys}
+
+
+def default_chat_input(step_input: Any) -> Any:
+    """Default model input when a chat model is the step and no prompt is given."""
+    if isinstance(step_input, Mapping):
+        if "messages" in step_input:
+            return step_input["messages"]
+        if len(step_input) == 1:
+            return next(iter(step_input.values()))
+        raise ConfigurationError(
+            f"the step is a chat model and its input has several keys {sorted(step_input)}; "
+            "pass prompt=... (a function or ChatPromptTemplate of that dict), or "
+            "input_keys=[one key]"
+        )
+    return step_input
+
+
+def is_chat_model_step(step: Any) -> bool:
+    """True for a chat model or a list of them (the steps `prompt=` applies to)."""
+    if isinstance(step, (list, tuple)):
+        return bool(step) and all(is_chat_model(m) for m in step)
+    return is_chat_model(step)
+
+
+def checked_input(step_input: Any, check: Callable[[Any], Any] | None) -> Any:
+    if check is not None:
+        check(step_input)
+    return step_input

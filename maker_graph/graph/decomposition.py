@@ -17,9 +17,8 @@ run stands, O(1) in the number of steps):
 Progress goes to the `custom` stream: `maker.chunk` after each chunk,
 `maker.progress` while a chunk runs, and the voting events at `chunk=1`.
 
-`decomposition_node` puts a whole decomposed run inside one node of a larger
-graph (a hybrid pipeline: a router hands a fragile sub-task to the
-decomposition and continues with its answer).
+`maker_graph.graph.hybrid.decomposition_node` puts a whole decomposed run
+inside one node of a larger graph.
 
 Example:
     >>> from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
@@ -51,16 +50,16 @@ from ..tasks.base import StepAnswer, Task
 from ..vote import EscalationHandler, VotePolicy
 from ..voting import KeyFunction, canonical_key
 from ._node import DualNode, emit, router, run_sync
-from ._options import build_voter, check_no_consensus, is_chat_model, pick
+from ._options import build_voter, check_no_consensus, is_chat_model
+from ._vote_nodes import NodeNames, VoteNodes
 from .events import chunk_event, escalation_request, jsonable
-from .voting_graph import NodeNames, VoteNodes, k_ahead_reducer
+from .tally import k_ahead_reducer
 
 __all__ = [
     "DEFAULT_CHUNK",
     "DecompositionState",
     "continue_condition",
     "create_decomposition_graph",
-    "decomposition_node",
 ]
 
 DEFAULT_CHUNK = 10_000
@@ -486,81 +485,3 @@ def _annotated(reducer: Callable[..., Any]) -> Any:
     from typing import Annotated
 
     return Annotated[dict[str, Any], reducer]
-
-
-# --------------------------------------------------------------------------- hybrid
-
-
-def decomposition_node(
-    make_task: Callable[[dict[str, Any]], Task],
-    sampler: Any = None,
-    *,
-    make_sampler: Callable[[Task], Any] | None = None,
-    input_keys: Sequence[str] | None = None,
-    output_key: str = "answer",
-    answer: Callable[[Task, Any], Any] | None = None,
-    stats_key: str | None = None,
-    k: int = 3,
-    policy: VotePolicy | None = None,
-    chunk: int = DEFAULT_CHUNK,
-    name: str = "decompose",
-) -> DualNode:
-    """A node that solves a sub-task by maximal decomposition and writes its answer.
-
-    For hybrid pipelines: the parent graph (a router, an agent) decides *what* to
-    solve; this node builds the `Task` from the parent state, runs it as a
-    decomposition sub-graph (its events reach the parent with `subgraphs=True`),
-    and writes `answer(task, final_state)` to `output_key`.
-
-    Args:
-        make_task: a dict of the parent state's `input_keys` (whole state when None)
-            -> the `Task` to solve.
-        sampler: the sampler for every task; or give `make_sampler(task)`.
-        make_sampler: builds the sampler for the task at hand.
-        input_keys: the parent-state keys `make_task` reads.
-        output_key: where the answer goes.
-        answer: (task, final task state) -> the answer (default: the final state).
-        stats_key: where the run's totals go (optional).
-        k: the voting margin (ignored with `policy`).
-        policy: the per-step `VotePolicy`.
-        chunk: steps per superstep of the sub-graph.
-        name: the node's name in events.
-
-    Example:
-        >>> from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
-        >>> node = decomposition_node(lambda s: HanoiTask(s["disks"]),
-        ...                           make_sampler=simulated_sampler, input_keys=["disks"],
-        ...                           answer=lambda task, final: task.total_steps)
-        >>> node.invoke({"disks": 3})
-        {'answer': 7}
-    """
-    if (sampler is None) == (make_sampler is None):
-        raise ConfigurationError(
-            "decomposition_node needs exactly one of sampler= or make_sampler="
-        )
-    keys = list(input_keys) if input_keys is not None else None
-
-    def prepare(values: Mapping[str, Any]) -> tuple[Task, Any]:
-        task = make_task(pick(values, keys))
-        chosen = make_sampler(task) if make_sampler is not None else sampler
-        graph = create_decomposition_graph(task, chosen, k=k, policy=policy, chunk=chunk,
-                                           name=name).compile()
-        return task, graph
-
-    def output(task: Task, final: Mapping[str, Any]) -> dict[str, Any]:
-        state = _TaskIO(task).load_state(final["state"])
-        out = {output_key: answer(task, state) if answer is not None else state}
-        if stats_key is not None:
-            out[stats_key] = {"steps": final.get("step"), "done": final.get("done"),
-                              **(final.get("totals") or {})}
-        return out
-
-    def run(values: Mapping[str, Any]) -> dict[str, Any]:
-        task, graph = prepare(values)
-        return output(task, graph.invoke({}))
-
-    async def arun(values: Mapping[str, Any]) -> dict[str, Any]:
-        task, graph = prepare(values)
-        return output(task, await graph.ainvoke({}))
-
-    return DualNode(name, run, arun)

@@ -1,4 +1,4 @@
-"""`maker_node` and `add_maker_step`: put a voted step into a graph you already have.
+"""`maker_node`: put a voted step into a graph you already have.
 
 `maker_node(step, ...)` returns a node for `builder.add_node(...)`. It reads the
 step's input from the parent state, decides the step with the engine (`Voter`:
@@ -8,11 +8,9 @@ make a fragile step reliable. It works under `invoke` and `ainvoke`, `stream`
 and `astream` (progress events on the `custom` stream), any checkpointer, and
 `interrupt` (escalation when the budget is spent).
 
-`add_maker_step(builder, name, step, ...)` grafts the voting sub-graph's nodes
-(`name` → `name_sample` ⇄ red-flag guard → `name_tally`) into your builder
-instead, so the `Send` fan-out per sample is visible in your graph and each
-finished sample is checkpointed on its own: a resume after a crash mid-vote
-redraws only the samples that had not finished.
+`maker_node(..., durable=True)` runs the voting sub-graph inside the node
+instead, so each finished sample is checkpointed; `maker_graph.graph.graft.
+add_maker_step` grafts that sub-graph's nodes into your own builder.
 
 Example:
     >>> from typing import TypedDict
@@ -32,11 +30,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, NamedTuple, TypedDict, cast, get_type_hints
+from typing import Any, cast
 
 from langgraph.config import get_config
 from langgraph.func import task
-from langgraph.graph import END, StateGraph
 from langgraph.types import interrupt
 
 from ..errors import ConfigurationError, NoConsensusError
@@ -51,28 +48,14 @@ from ._options import (
     build_sampler,
     build_voter,
     check_no_consensus,
-    is_chat_model,
+    default_chat_input,
+    is_chat_model_step,
     pick,
 )
 from .events import decided_event, escalation_request, red_flag_event, sample_event
-from .voting_graph import STATS_KEY, NodeNames, VoteNodes, k_ahead_reducer, voting_builder
+from .voting_graph import STATS_KEY, voting_builder
 
-__all__ = ["MakerNode", "MakerStepNodes", "add_maker_step", "maker_node"]
-
-
-def _chat_input(step_input: Any) -> Any:
-    """Default model input when a chat model is the step and no prompt is given."""
-    if isinstance(step_input, Mapping):
-        if "messages" in step_input:
-            return step_input["messages"]
-        if len(step_input) == 1:
-            return next(iter(step_input.values()))
-        raise ConfigurationError(
-            f"the step is a chat model and its input has several keys {sorted(step_input)}; "
-            "pass prompt=... (a function or ChatPromptTemplate of that dict), or "
-            "input_keys=[one key]"
-        )
-    return step_input
+__all__ = ["MakerNode", "maker_node"]
 
 
 class MakerNode(DualNode):
@@ -215,19 +198,6 @@ class MakerNode(DualNode):
         return maker_middleware(self, hook=hook, state_schema=state_schema)
 
 
-def _is_chat_model_step(step: Any) -> bool:
-    """True for a chat model or a list of them (the steps `prompt=` applies to)."""
-    if isinstance(step, (list, tuple)):
-        return bool(step) and all(is_chat_model(m) for m in step)
-    return is_chat_model(step)
-
-
-def _checked(step_input: Any, check: Callable[[Any], Any] | None) -> Any:
-    if check is not None:
-        check(step_input)
-    return step_input
-
-
 def _node_label(default: str) -> str:
     """The name the node was added under (`builder.add_node(name, ...)`), for events."""
     try:
@@ -347,8 +317,8 @@ def maker_node(
         )
     sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
                             max_tokens=max_tokens, structured=structured,
-                            default_prompt=_chat_input)
-    check_input = _chat_input if _is_chat_model_step(step) and prompt is None else None
+                            default_prompt=default_chat_input)
+    check_input = default_chat_input if is_chat_model_step(step) and prompt is None else None
     interrupts = action == "escalate" and escalate is None
     voter = build_voter(
         sampler, k=k, parser=parser, key=key, red_flags=red_flags, max_samples=max_samples,
@@ -367,127 +337,3 @@ def maker_node(
                      stats_key=stats_key, interrupt_on_no_consensus=interrupts,
                      budget=voter.policy.budget, check_input=check_input,
                      durable_graph=durable_graph)
-
-
-# --------------------------------------------------------------------------- grafting
-
-
-class MakerStepNodes(NamedTuple):
-    """The nodes `add_maker_step` added; route into `entry`."""
-
-    entry: str
-    sample: str
-    tally: str
-    escalate: str | None
-    votes_key: str
-
-
-def _state_keys(builder: StateGraph[Any, Any, Any, Any]) -> set[str] | None:
-    try:
-        return set(get_type_hints(builder.state_schema))
-    except Exception:  # noqa: BLE001 - a schema we cannot introspect is not checked
-        return None
-
-
-def add_maker_step(
-    builder: StateGraph[Any, Any, Any, Any],
-    name: str,
-    step: Any,
-    *,
-    then: str = END,
-    k: int = 3,
-    parser: Parser | None = None,
-    key: KeyFunction | None = None,
-    red_flags: Sequence[RedFlag] = (),
-    input_keys: Sequence[str] | None = None,
-    output_key: str = "answer",
-    max_samples: int | None = None,
-    on_no_consensus: NoConsensusAction = "raise",
-    escalate: EscalationHandler | None = None,
-    temperature: Temperature = None,
-    models: Sequence[Any] = (),
-    prompt: Any = None,
-    max_tokens: int | None = None,
-    structured: Any = None,
-    retry: RetryPolicy | None = None,
-    stats_key: str | None = None,
-    votes_key: str | None = None,
-) -> MakerStepNodes:
-    """Graft a voted step's sub-graph nodes into your own builder.
-
-    Adds `name` (dispatch: reads the input, sends k samples), `name_sample` (one
-    branch per sample, with the red-flag guard edge back to itself),
-    `name_tally` (joins votes with the k-ahead reducer, ends or sends the next
-    round) and, with `on_no_consensus="escalate"`, `name_escalate`. Route into
-    `name` with your own edges; when the step is decided the graph goes on to
-    `then`. The tally lives in one extra state key (`votes_key`, default
-    `"{name}_votes"`), reset at every dispatch, so the state stays O(1) when the
-    step runs again in a loop.
-
-    Options are those of `maker_node`, plus `then` (the node after the step) and
-    `votes_key`.
-
-    Returns:
-        The names of the added nodes.
-
-    Raises:
-        ConfigurationError: a node name is taken, or `output_key`/`stats_key` is not
-            a key of the builder's state schema.
-
-    Example:
-        >>> from typing import TypedDict
-        >>> from langgraph.graph import START, StateGraph
-        >>> class State(TypedDict, total=False):
-        ...     q: str
-        ...     a: str
-        >>> builder = StateGraph(State)
-        >>> nodes = add_maker_step(builder, "answer", lambda s: "42", k=2,
-        ...                        input_keys=["q"], output_key="a")
-        >>> _ = builder.add_edge(START, nodes.entry)
-        >>> builder.compile().invoke({"q": "?"})["a"]
-        '42'
-    """
-    action = check_no_consensus(on_no_consensus, escalate)
-    names = NodeNames(name, f"{name}_sample", f"{name}_tally", f"{name}_escalate")
-    taken = [n for n in (names.dispatch, names.sample, names.tally, names.escalate)
-             if n in builder.nodes]
-    if taken:
-        raise ConfigurationError(
-            f"add_maker_step: node(s) {taken} already exist; pick another name"
-        )
-    known = _state_keys(builder)
-    for what, state_key in (("output_key", output_key), ("stats_key", stats_key)):
-        if state_key is not None and known is not None and state_key not in known:
-            raise ConfigurationError(
-                f"add_maker_step: {what}={state_key!r} is not a key of the graph state "
-                f"{sorted(known)}; add it to your state schema, or choose another key"
-            )
-    votes = votes_key or f"{name}_votes"
-    check_input = _chat_input if _is_chat_model_step(step) and prompt is None else None
-    sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
-                            max_tokens=max_tokens, structured=structured,
-                            default_prompt=_chat_input)
-    voter = build_voter(sampler, k=k, parser=parser, key=key, red_flags=red_flags,
-                        max_samples=max_samples, on_no_consensus="raise", escalate=None,
-                        retry=retry)
-    votes_schema = cast(Any, TypedDict)(
-        f"MakerVotes_{name}", {votes: Annotated[dict[str, Any], k_ahead_reducer(k)]},
-        total=False,
-    )
-    keys = list(input_keys) if input_keys is not None else None
-    nodes = VoteNodes(
-        voter,
-        names=names,
-        votes_key=votes,
-        output_key=output_key,
-        stats_key=stats_key,
-        read_input=lambda state: _checked(pick(state, keys), check_input),
-        on_no_consensus=action,
-        escalate=escalate,
-        label=name,
-    )
-    nodes.attach(builder, then=then, votes_schema=votes_schema)
-    return MakerStepNodes(
-        names.dispatch, names.sample, names.tally,
-        names.escalate if action == "escalate" else None, votes,
-    )
