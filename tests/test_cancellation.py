@@ -1,0 +1,155 @@
+"""Cancellation: cancelling `vote_step` or `run_task` (asyncio cancel, Ctrl-C in the CLI)
+leaves no orphan tasks or provider calls, commits every decided step, and says how to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crash_harness import cli, committed, run_cli
+
+from maker_graph.records import RawSample
+from maker_graph.run import count_errors, run_task
+from maker_graph.runlog import open_run_log
+from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
+from maker_graph.testing import ErrorModel
+from maker_graph.vote import VotePolicy, vote_step
+
+
+class Tracked:
+    """A sampler whose calls can hang; counts calls started, finished and cancelled."""
+
+    def __init__(self, inner: Any = None, delay: float = 0.0, hang_from_step: int | None = None):
+        self.inner = inner
+        self.delay = delay
+        self.hang_from_step = hang_from_step
+        self.started = self.finished = self.cancelled = 0
+        self.progress = asyncio.Event()
+
+    async def until(self, condition: Any, timeout: float = 30.0) -> None:
+        """Wait (bounded) until `condition()` holds; re-checked whenever a call starts."""
+        async with asyncio.timeout(timeout):
+            while not condition():
+                self.progress.clear()
+                await self.progress.wait()
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        self.started += 1
+        self.progress.set()
+        try:
+            step = getattr(step_input, "step", 0)
+            if self.hang_from_step is not None and step >= self.hang_from_step:
+                await asyncio.sleep(3600)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            raw = (
+                await self.inner.sample(step_input, index)
+                if self.inner is not None
+                else RawSample(output="a", text="a")
+            )
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.finished += 1
+        return raw  # type: ignore[no-any-return]
+
+
+def others() -> set[asyncio.Task[Any]]:
+    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+
+async def test_cancelling_vote_step_cancels_every_sample_in_flight() -> None:
+    sampler = Tracked(hang_from_step=0)
+    task = asyncio.create_task(vote_step(sampler, "q", k=4))
+    await sampler.until(lambda: sampler.started == 4)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert others() == set()  # no orphan tasks
+    assert sampler.started == sampler.finished == sampler.cancelled == 4
+
+
+async def test_cancelling_vote_step_with_a_concurrency_limit() -> None:
+    sampler = Tracked(hang_from_step=0)
+    task = asyncio.create_task(
+        vote_step(sampler, "q", policy=VotePolicy(k=5, max_concurrency=2))
+    )
+    await sampler.until(lambda: sampler.started == 2)
+    await asyncio.sleep(0.01)
+    assert sampler.started == 2  # the rest wait on the semaphore, never called
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert others() == set()
+    assert sampler.started == sampler.finished == 2
+
+
+async def test_cancelling_run_task_commits_every_decided_step(tmp_path: Path) -> None:
+    task = HanoiTask(8)
+    sampler = Tracked(simulated_sampler(task, ErrorModel(error_rate=0.01, seed=1)),
+                      hang_from_step=100)
+    decided: list[int] = []
+    run = asyncio.create_task(
+        run_task(task, sampler, VotePolicy(k=3), run_log=tmp_path,
+                 on_step=lambda step, result: decided.append(step))
+    )
+    await sampler.until(lambda: sampler.started - sampler.finished == 3)  # step 100 hangs
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await asyncio.sleep(0)
+    assert others() == set()
+    assert sampler.started == sampler.finished
+    # Every decided step was committed, the undecided one was not.
+    assert decided == list(range(100))
+    with open_run_log(tmp_path, readonly=True) as log:
+        checkpoint = log.checkpoint()
+        assert checkpoint is not None and checkpoint.next_step == 100 and not checkpoint.done
+        assert log.verify() == 100
+    # Resuming decides the rest, each step once.
+    report = await run_task(task, simulated_sampler(task, ErrorModel(error_rate=0.01, seed=1)),
+                            VotePolicy(k=3), run_log=tmp_path)
+    assert report.done and report.resumed_from == 100
+    with open_run_log(tmp_path, readonly=True) as log:
+        records = list(log.steps())
+    assert [r.step for r in records] == list(range(255))
+    assert count_errors(task, records) == 0
+
+
+def test_ctrl_c_in_the_cli_saves_and_says_how_to_resume(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["hanoi", "--disks", "13", "--run-dir", str(run_dir), "--no-progress"]
+    proc = cli(args, tmp_path, tmp_path, "interrupted")
+    try:
+        deadline = time.monotonic() + 60
+        while committed(str(run_dir)) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen = committed(str(run_dir))
+        time.sleep(0.2)  # mid-batch: some decided steps are not yet committed
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    err = (tmp_path / "interrupted.err").read_text()
+    out = (tmp_path / "interrupted.out").read_text()
+    assert code == 130, err
+    assert "interrupted: every decided step is saved; resume with --resume" in err
+    assert "Traceback" not in err
+    assert "solved: false, errors: 0" in out  # the summary of what was done so far
+    saved = committed(str(run_dir))
+    assert 0 < seen < saved < 2**13 - 1  # the steps decided since the last batch were saved
+    resumed = run_cli([*args, "--resume"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "solved: true, errors: 0" in resumed.stdout
+    with open_run_log(str(run_dir), readonly=True) as log:
+        assert [r.step for r in log.steps()] == list(range(2**13 - 1))
