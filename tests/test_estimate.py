@@ -246,7 +246,7 @@ def test_estimate_through_chatopenai_and_the_stub() -> None:
     try:
         model = resolve_chat_model(
             "openai:stub", ProviderOptions(base_url=stub.base_url, max_retries=6,
-                                           requests_per_second=200)
+                                           requests_per_second=200, timeout=10)
         )
         sampler = ChatModelSampler(model, prompt=task.prompt)
         m = estimate_sync(task, [("stub", sampler, Price(input=1, output=1))],
@@ -300,3 +300,33 @@ def test_estimate_and_plan_cli(tmp_path: Path) -> None:
         bad = runner.invoke(app, args)
         assert bad.exit_code == 2, (args, bad.output)
         assert needle in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.timeout(120)
+def test_estimate_cli_against_the_stub(tmp_path: Path) -> None:
+    from maker_graph.cli import app, load_commands
+
+    load_commands()
+    task = HanoiTask(6)
+    oracle, wrong = hanoi_oracle(task)
+    behaviour = StubBehaviour(wrong_rate=0.05, ramble_rate=0.1, ramble_tokens=300,
+                              malformed_rate=0.0, rate_limit_rate=0.0, server_error_rate=0.0,
+                              seed=2, script=("ramble",))
+    stub = OpenAIStub(oracle, wrong, behaviour)
+    stub.start()
+    try:
+        result = CliRunner().invoke(app, [
+            "estimate", "hanoi", "--disks", "6", "--steps", "30", "--model", "stub=openai:stub",
+            "--base-url", stub.base_url, "--requests-per-second", "100", "--max-tokens", "100",
+            "--price-in", "1", "--price-out", "2", "--json", str(tmp_path / "e.json"),
+        ])
+    finally:
+        stub.stop()
+    assert result.exit_code == 0, result.output
+    m = load_estimate(tmp_path / "e.json").models[0]
+    assert m.model == "stub" and m.samples == 60 == stub.stats["requests"]
+    # Rambles came back cut at the 100-token call cap with finish_reason "length".
+    assert m.red_flags.get("parse_error", 0) + m.red_flags.get("truncated", 0) == (
+        stub.stats["truncated"]
+    ) >= 1
+    assert sum(r.input_tokens for r in m.records) == stub.usage["prompt_tokens"]
