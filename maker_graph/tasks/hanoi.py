@@ -185,6 +185,7 @@ _ANSWER = re.compile(
     rf"move{_S}={_S}\[{_S}{_INT}{_S},{_S}{_INT}{_S},{_S}{_INT}{_S}\]{_S}\r?\n"
     rf"{_S}next_state{_S}={_S}\[{_S}{_PEG}{_S},{_S}{_PEG}{_S},{_S}{_PEG}{_S}\]\s*",
 )
+_EARLIER_ANSWER = re.compile(r"^[ \t]*(?:move|next_state)[ \t]*[=:]", re.MULTILINE)
 _SPLIT = re.compile(r"[ \t]*,[ \t]*")
 
 _PROMPT = """\
@@ -304,8 +305,9 @@ class HanoiTask:
         `next_state = [[...], [...], [...]]`, with nothing after them. Text before the
         two lines (reasoning) is allowed. Rejected: a missing or reshaped line, numbers
         that are not plain non-negative integers, a disk missing or repeated or out of
-        range, a larger disk on a smaller one, pegs outside 0..2 or equal, and a moved
-        disk that is not on top of its target peg in `next_state`.
+        range, a larger disk on a smaller one, pegs outside 0..2 or equal, a moved
+        disk that is not on top of its target peg in `next_state`, and an earlier line
+        starting `move =` or `next_state =` (a draft or injected second answer).
 
         Args:
             output: the model's answer: a string or a chat message.
@@ -323,6 +325,11 @@ class HanoiTask:
                 "the answer does not end with 'move = [d, f, t]' and "
                 "'next_state = [[...], [...], [...]]' lines"
             )
+        # A draft answer line before the final one means the sample changed its mind
+        # (or was told to): the paper's parser would take the last, but such samples
+        # are where errors agree, so they never vote.
+        if _EARLIER_ANSWER.search(text, 0, text.rfind("\n", 0, at) + 1):
+            raise ValueError("the answer has more than one 'move =' or 'next_state =' line")
         g = m.groups()
         move = (int(g[0]), int(g[1]), int(g[2]))
         pegs = tuple(
