@@ -35,6 +35,29 @@ def load_commands() -> None:
 
 
 def main() -> None:
-    """Entry point of the `maker-graph` console script."""
+    """Entry point of the `maker-graph` console script.
+
+    A bad flag or value (an unknown option, a value of the wrong type) is one
+    `error: ...` line and exit code 2, like the commands' own checks, instead of
+    a usage box.
+    """
+    import sys
+
+    import typer
+
     load_commands()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors, as typer ships them
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: show its help
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.command_path} --help" if ctx is not None else "--help"
+            message = exc.format_message()  # type: ignore[attr-defined]
+            typer.echo(f"error: {message} (see {where})", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
