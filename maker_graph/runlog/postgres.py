@@ -149,6 +149,11 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _one_line(exc: BaseException) -> str:
+    # libpq's messages span lines ("... Is the server running ...?"): the CLI shows one.
+    return " ".join(str(exc).split())
+
+
 def _lock_key(schema: str, run_id: str) -> int:
     # A signed 64-bit key for pg_advisory_lock, stable across processes and machines.
     digest = hashlib.blake2b(f"maker_graph|{schema}|{run_id}".encode(), digest_size=8).digest()
@@ -214,7 +219,7 @@ class PostgresRunLog(RunLog):
                 application_name="maker_graph",
             )
         except psycopg.Error as exc:
-            raise RunLogError(f"cannot connect to {redact(self.url)}: {exc}".strip()) from exc
+            raise RunLogError(f"cannot connect to {redact(self.url)}: {_one_line(exc)}") from exc
         self._conn = conn
         return conn
 
@@ -367,7 +372,9 @@ class PostgresRunLog(RunLog):
             return meta
         except psycopg.Error as exc:
             self.close()
-            raise RunLogError(f"cannot start the run log {self.location}: {exc}") from exc
+            raise RunLogError(
+                f"cannot start the run log {self.location}: {_one_line(exc)}"
+            ) from exc
         except BaseException:
             self.close()
             raise
@@ -408,7 +415,9 @@ class PostgresRunLog(RunLog):
             # once, re-take the lock, and look before writing again.
             self._recover_after(exc, first, last, checksum, records, cp_json)
         except psycopg.Error as exc:
-            raise RunLogError(f"cannot append to the run log {self.location}: {exc}") from exc
+            raise RunLogError(
+                f"cannot append to the run log {self.location}: {_one_line(exc)}"
+            ) from exc
         self._next_step = last + 1
         self._next_batch += 1
 
@@ -478,8 +487,8 @@ class PostgresRunLog(RunLog):
             self.close()
             raise RunLogError(
                 f"lost the connection to {self.location} while writing steps {first}..{last} "
-                f"and could not reconnect: {exc}. Everything before step {first} is saved; "
-                "resume the run once the database is back"
+                f"and could not reconnect: {_one_line(exc)}. Everything before step {first} "
+                "is saved; resume the run once the database is back"
             ) from exc
 
     def drop(self) -> None:
@@ -675,7 +684,7 @@ def list_runs(url: str, *, connect_timeout: float = 10.0) -> list[RunMeta]:
                 ).format(sql.Identifier(schema))
             ).fetchall()
     except psycopg.Error as exc:
-        raise RunLogError(f"cannot read runs from {redact(clean)}: {exc}") from exc
+        raise RunLogError(f"cannot read runs from {redact(clean)}: {_one_line(exc)}") from exc
     return [
         RunMeta(
             run_id=r[0],
