@@ -9,14 +9,19 @@ its message contains TEXT. Other problems may be reported too.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from maker_graph.cli import app, load_commands
 from maker_graph.config import Limits, load_graph, load_spec
+from maker_graph.config._source import read_source
 from maker_graph.errors import SpecError
 
 CORPUS = Path(__file__).parent / "broken_specs"
@@ -139,6 +144,11 @@ def test_a_non_mapping_source_is_a_spec_error() -> None:
         load_spec(42)  # type: ignore[arg-type]
 
 
+def test_bytes_that_are_not_utf8_are_a_spec_error() -> None:
+    with pytest.raises(SpecError, match="not UTF-8 text"):
+        load_spec(b"name: caf\xe9\n")
+
+
 def test_a_missing_file_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read the spec"):
         load_spec(tmp_path / "missing.yaml")
@@ -157,3 +167,54 @@ def test_json_corpus_files_are_real_json_or_deliberately_broken() -> None:
     for path in SPECS:
         if path.suffix == ".json" and path.name != "bad_json.json":
             json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=8,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _paths(item, (*prefix, i))
+    return out
+
+
+_TRIAGE = read_source(Path(__file__).parents[1] / "examples" / "configs" / "triage.yaml").data
+_TRIAGE_PATHS = _paths(_TRIAGE)[1:]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(_TRIAGE_PATHS), value=_JSON)
+def test_any_mutation_of_a_valid_spec_loads_or_gives_a_spec_error(
+    path: tuple[Any, ...], value: Any
+) -> None:
+    data = copy.deepcopy(_TRIAGE)
+    target = data
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    try:
+        load_graph(data)
+    except SpecError as exc:
+        assert exc.problems and all(isinstance(m, str) and m for _, m in exc.problems)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=300))
+def test_any_text_loads_or_gives_a_spec_error(text: str) -> None:
+    try:
+        load_spec(text)
+    except SpecError as exc:
+        assert exc.problems

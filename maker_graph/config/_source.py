@@ -288,7 +288,11 @@ def read_source(source: Any, limits: Limits | None = None) -> Source:
             raise SourceProblem([("", problem)])
         return Source(dict(source), None, {})
     if isinstance(source, bytes):
-        source = source.decode("utf-8", errors="strict")
+        try:
+            source = source.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceProblem([("", f"the spec is not UTF-8 text (byte {exc.start})")]) \
+                from None
     if isinstance(source, (str, os.PathLike)) and (
         isinstance(source, os.PathLike) or _looks_like_path(source)
     ):
