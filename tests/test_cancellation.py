@@ -5,7 +5,11 @@ leaves no orphan tasks or provider calls, commits every decided step, and says h
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -143,7 +147,10 @@ def test_ctrl_c_in_the_cli_saves_and_says_how_to_resume(tmp_path: Path) -> None:
     err = (tmp_path / "interrupted.err").read_text()
     out = (tmp_path / "interrupted.out").read_text()
     assert code == 130, err
-    assert "interrupted: every decided step is saved; resume with --resume" in err
+    assert (
+        "interrupted: every decided step is saved; resume with: maker-graph hanoi --disks 13 "
+        f"--run-dir {run_dir} --resume"
+    ) in err
     assert "Traceback" not in err
     assert "solved: false, errors: 0" in out  # the summary of what was done so far
     saved = committed(str(run_dir))
@@ -153,3 +160,22 @@ def test_ctrl_c_in_the_cli_saves_and_says_how_to_resume(tmp_path: Path) -> None:
     assert "solved: true, errors: 0" in resumed.stdout
     with open_run_log(str(run_dir), readonly=True) as log:
         assert [r.step for r in log.steps()] == list(range(2**13 - 1))
+
+
+def test_a_stopped_run_without_a_run_directory_keeps_it_and_says_how_to_resume(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    stopped = subprocess.run(
+        [sys.executable, "-m", "maker_graph", "hanoi", "--disks", "8", "--no-progress",
+         "--max-total-samples", "100"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert stopped.returncode == 1
+    command = stopped.stderr.strip().splitlines()[-1].split("To resume: ", 1)[1]
+    args = shlex.split(command)
+    assert args[:2] == ["maker-graph", "hanoi"] and args[-1] == "--resume"
+    resumed = run_cli(args[1:], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming the run in" in resumed.stdout
+    assert "solved: true, errors: 0" in resumed.stdout

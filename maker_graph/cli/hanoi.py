@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import resource
+import shlex
 import shutil
 import sys
 import tempfile
@@ -351,6 +352,7 @@ def _run(
     )
     stop_message: str | None = None
     exit_code = 0
+    resume_cmd = _resume_command(disks, store, where)
     started = time.perf_counter()
     bar = _ProgressBar(console, steps, enabled=show_progress, prices=(price_in, price_out))
     try:
@@ -375,19 +377,19 @@ def _run(
                 settings=settings,
             )
     except BudgetExhaustedError as exc:
-        stop_message, exit_code = f"stopped: {exc}", 1
+        stop_message, exit_code = f"stopped: {exc} To resume: {resume_cmd}", 1
     except NoConsensusError as exc:
         stop_message, exit_code = (
-            f"stopped: {exc} Resume with --resume and a larger --max-samples-per-step.",
+            f"stopped: {exc} Resume with a larger --max-samples-per-step: {resume_cmd}",
             1,
         )
     except KeyboardInterrupt:
-        stop_message = "interrupted: every decided step is saved; resume with --resume"
+        stop_message = f"interrupted: every decided step is saved; resume with: {resume_cmd}"
         exit_code = 130
     except RunLogError:
         raise  # the log is locked by another writer, or unusable: one line, no summary
     except MakerRuntimeError as exc:
-        stop_message, exit_code = f"stopped: {exc}", 1
+        stop_message, exit_code = f"stopped: {exc} To resume: {resume_cmd}", 1
     session_seconds = time.perf_counter() - started
 
     # ------------------------------------------------------------------ check and report
@@ -441,10 +443,23 @@ def _run(
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(data, indent=2) + "\n")
         console.print(f"report: {report_path}")
-    if temporary:
+    if temporary and not (exit_code and store is None):
+        # A stopped run keeps its temporary directory: the resume command points there.
         shutil.rmtree(where, ignore_errors=True)
     if exit_code:
         raise typer.Exit(exit_code)
+
+
+def _resume_command(disks: int, store: str | None, where: Path) -> str:
+    """The command that continues this run (the store's password left out)."""
+    if store is None:
+        return f"maker-graph hanoi --disks {disks} --run-dir {shlex.quote(str(where))} --resume"
+    shown = store
+    if store.startswith(("postgres://", "postgresql")):
+        from ..runlog.postgres import redact
+
+        shown = redact(store)
+    return f"maker-graph hanoi --disks {disks} --store {shlex.quote(shown)} --resume"
 
 
 def _provider_options(**options: Any) -> Any:
