@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +38,6 @@ def postgres_server() -> Iterator[str]:
     if existing:
         yield existing
         return
-    started = time.perf_counter()
     try:
         proc = subprocess.run(
             ["bash", str(SCRIPT), "start"],
@@ -56,7 +54,6 @@ def postgres_server() -> Iterator[str]:
         pytest.fail(f"{SCRIPT.name} start failed ({proc.returncode}): {proc.stderr.strip()}")
     url = proc.stdout.strip().splitlines()[-1]
     port = url.rsplit(":", 1)[1].split("/", 1)[0]
-    os.environ["MAKER_GRAPH_PG_STARTUP_SECONDS"] = f"{time.perf_counter() - started:.2f}"
     try:
         yield url
     finally:
