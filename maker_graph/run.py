@@ -395,11 +395,19 @@ class _SampleCounter:
     were paid for, and a resumed run must count them.
     """
 
-    __slots__ = ("drawn", "inner")
+    __slots__ = ("drawn", "inner", "sample_now")
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.drawn = 0
+        # Keep the inner sampler's no-wait path (see `Voter`), counted too.
+        now = getattr(inner, "sample_now", None)
+        self.sample_now = self._sample_now if callable(now) else None
+
+    def _sample_now(self, step_input: Any, index: int) -> Any:
+        raw = self.inner.sample_now(step_input, index)
+        self.drawn += 1  # after the call: one that raised is redone through `sample`
+        return raw
 
     async def sample(self, step_input: Any, index: int) -> Any:
         self.drawn += 1
@@ -622,8 +630,15 @@ async def _loop(
     step_budget, k = voter.policy.budget, voter.policy.k
     if max_samples is not None:
         counter = _SampleCounter(voter.sampler)
-        voter = copy.copy(voter)
-        voter.sampler = counter
+        # A new voter, not a copy: a voter picks its sampler's no-wait path when built.
+        voter = Voter(
+            counter,
+            parser=voter.parser,
+            key=voter.key,
+            red_flags=voter.red_flags,
+            policy=voter.policy,
+            escalate=voter.escalate,
+        )
     session_base = totals.samples
 
     # Hot-path locals: one million iterations make every attribute lookup count.
@@ -790,6 +805,10 @@ async def _loop(
                 commit()
                 last_commit = perf_counter()
                 progress()
+            if not step & 63:
+                # A sampler that answers at once (`sample_now`) never suspends the loop:
+                # yield now and then so other tasks run and a cancellation (Ctrl-C) lands.
+                await asyncio.sleep(0)
     except asyncio.CancelledError:
         stopped = "cancelled"
         raise

@@ -128,6 +128,11 @@ class Voter:
             raise ConfigurationError(
                 "on_no_consensus='escalate' needs an escalation handler (escalate=...)"
             )
+        # A sampler that can answer without waiting (a simulated model with no latency and
+        # no failures) may offer `sample_now(step_input, index) -> RawSample`. Calling it
+        # directly saves the Task per sample that `gather` costs: a third of a fast step.
+        now = getattr(self.sampler, "sample_now", None)
+        self._sample_now: Callable[[Any, int], RawSample] | None = now if callable(now) else None
         self._async_flags = has_async(self.red_flags)
         self._async_parser = inspect.iscoroutinefunction(self.parser)
         self._async_escalate = escalate is not None and inspect.iscoroutinefunction(escalate)
@@ -231,6 +236,7 @@ class Voter:
         drawn = valid = rounds = tokens_in = tokens_out = 0
         sampler, retry = self.sampler, policy.retry
         slow_check = self._async_flags or self._async_parser
+        sample_now = self._sample_now if semaphore is None else None
 
         while True:
             need = samples_needed(counts, k)
@@ -240,8 +246,16 @@ class Voter:
             if n <= 0:
                 break
             rounds += 1
-            if n == 1:
-                raws: list[Any] = [
+            raws: list[Any] = []  # n >= 1 here: empty means "not drawn yet"
+            if sample_now is not None:
+                try:
+                    raws = [sample_now(step_input, drawn + i) for i in range(n)]
+                except Exception:  # noqa: BLE001 - redo the round the usual way, with retries
+                    raws = []
+            if raws:
+                pass  # drawn at once by `sample_now`
+            elif n == 1:
+                raws = [
                     await draw(
                         sampler,
                         step_input,

@@ -154,6 +154,8 @@ HAND_WRITTEN_BAD = [
     "move = [ 1 , 0 , 2 , ]\nnext_state = [[3, 2], [], [1]]",
     "move = [1, 0, 2]\nnext_state = [[3, 2], [], [1,]]",
     "move = [1, 0, 2]\nnext_state = [[+3, 2], [], [1]]",
+    "move = [1, 0, 2]\nnext_state = [[3, 2], [], [100]]",
+    "move = [1, 0, 2]\nnext_state = [[3, 2], [], [1_0]]",
 ]
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,27 @@ async def test_count_errors_catches_a_wrong_committed_move(tmp_path: Path) -> No
     report = await run_task(task, WrongAtStep3(), VotePolicy(k=1), run_log=tmp_path)
     assert report.steps == task.total_steps
     assert not report.done and report.stopped == "max_steps"
+
+
+async def test_the_no_wait_path_decides_exactly_as_awaiting(tmp_path: Path) -> None:
+    # The simulated sampler offers `sample_now` (no latency, no failures), which the
+    # voter calls directly; hiding it forces the awaited path. Both logs must agree.
+    task = HanoiTask(9)
+    fast = simulated_sampler(task, NOISY)
+    assert fast.sample_now is not None
+
+    class AwaitOnly:
+        async def sample(self, step_input: HanoiStep, index: int) -> RawSample:
+            return await fast.sample(step_input, index)
+
+    await run_task(task, fast, VotePolicy(k=3), run_log=tmp_path / "fast", red_flags=FLAGS)
+    await run_task(task, AwaitOnly(), VotePolicy(k=3), run_log=tmp_path / "slow",
+                   red_flags=FLAGS)
+    assert log_records(tmp_path / "fast") == log_records(tmp_path / "slow")
+    # Under a sample budget the counting wrapper keeps the fast path and counts it.
+    report = await run_task(task, fast, VotePolicy(k=3), red_flags=FLAGS,
+                            max_total_samples=10**9)
+    assert report.samples == sum(r.samples for r in log_records(tmp_path / "fast"))
 
 
 async def test_run_without_a_log_and_with_a_chat_model() -> None:
@@ -297,12 +319,18 @@ async def test_resume_after_sigkill_at_a_random_moment(
 # --------------------------------------------------------------------------- cancellation
 
 
-async def test_cancellation_commits_every_decided_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("latency", [0.0, 0.0005])
+async def test_cancellation_commits_every_decided_step(tmp_path: Path, latency: float) -> None:
+    # With no latency the simulated sampler answers without suspending (`sample_now`), so
+    # the cancellation lands where the loop next yields (within 64 steps); with latency,
+    # in the very next step. Either way every decided step is committed.
     task = HanoiTask(9)
-    sampler = simulated_sampler(task, NOISY)
+    sampler = simulated_sampler(task, replace(NOISY, latency_median=latency))
     me: list[asyncio.Task[Any]] = []
+    decided: list[int] = []
 
     def stop_at_300(step: int, result: StepResult) -> None:
+        decided.append(step)
         if step == 300:
             me[0].cancel()
 
@@ -313,9 +341,12 @@ async def test_cancellation_commits_every_decided_step(tmp_path: Path) -> None:
     me.append(run)
     with pytest.raises(asyncio.CancelledError):
         await run
-    assert committed(tmp_path) == 301  # steps 0..300 were decided; nothing was in a batch yet
+    assert committed(tmp_path) == len(decided) == decided[-1] + 1
+    assert 301 <= len(decided) <= 301 + 64
+    if latency:
+        assert len(decided) == 301
     report = await run_task(task, sampler, run_log=tmp_path, red_flags=FLAGS)
-    assert report.resumed_from == 301 and report.done
+    assert report.resumed_from == len(decided) and report.done
     assert count_errors(task, log_records(tmp_path)) == 0
 
 
