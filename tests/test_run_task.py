@@ -436,3 +436,17 @@ def test_step_answer_keys_need_not_be_hashable() -> None:
     )
     listy = StepAnswer([1, 0, 2], [[2], [], [1]])
     assert answer_key(listy) == listy.key()
+
+
+def test_the_task_guide_example_runs_and_prints_what_it_says(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import re
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "tasks.md").read_text()
+    code = re.search(r"```python\n(.*?)```", guide, re.S)
+    assert code, "docs/tasks.md lost its example"
+    expected = re.search(r"# (\d+ True 0)$", code.group(1), re.M)
+    assert expected
+    exec(compile(code.group(1), "docs/tasks.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == expected.group(1)
