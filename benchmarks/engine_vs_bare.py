@@ -10,9 +10,14 @@ the same process, alternately, `--repeats` times; the medians are compared.
 
 Target (issue 3): the engine costs at most 2x the bare voter.
 
-A second table repeats the comparison with an oracle sampler (the right answer
-at once, no dice): only orchestration is left, which shows the engine's own
-overhead at its most visible.
+The simulated sampler offers `sample_now` (it needs no waiting), which the
+engine calls directly instead of gathering one Task per sample; the bare voter
+awaits `sample` like any asyncio code. So the engine is also timed with that
+path hidden ("engine, awaited"): the like-for-like figure, and the one checked
+against the target. A second table repeats the comparison with an oracle
+sampler (the right answer at once, no dice, no `sample_now`): only
+orchestration is left, which shows the engine's own overhead at its most
+visible.
 
 Run: `python benchmarks/engine_vs_bare.py [--disks 16] [--repeats 3] [--json out.json]`
 """
@@ -98,6 +103,16 @@ class Oracle:
         return raw
 
 
+class AwaitOnly:
+    """Hides the wrapped sampler's `sample_now`: the engine then awaits every sample."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        return await self.inner.sample(step_input, index)  # type: ignore[no-any-return]
+
+
 async def engine(task: HanoiTask, sampler: Any, k: int, run_log: str | None) -> tuple[int, int]:
     report = await run_task(
         task, sampler, VotePolicy(k=k), run_log=run_log, red_flags=[max_output_tokens(TOKEN_CAP)]
@@ -133,14 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         figures = compare(task, sampler, args.k, args.repeats)
         print(f"{label}:")
         for name, seconds in figures["seconds"].items():
-            print(f"  {name:<11} {seconds:7.2f} s  {figures['us_per_step'][name]:6.1f} us/step  "
+            print(f"  {name:<16} {seconds:7.2f} s  {figures['us_per_step'][name]:6.1f} us/step  "
                   f"{figures['samples'][name] / steps:.4f} samples/step")
-        print(f"  engine / bare:     {figures['ratio']:.2f}x"
-              + (f" (target <= {TARGET:g}x)" if label.startswith("simulated") else ""))
-        print(f"  engine+log / bare: {figures['ratio_with_log']:.2f}x")
+        if "engine, awaited" in figures["seconds"]:
+            print(f"  engine, awaited / bare: {figures['ratio_awaited']:.2f}x "
+                  f"(like for like; target <= {TARGET:g}x)")
+        print(f"  engine / bare:          {figures['ratio']:.2f}x")
+        print(f"  engine+log / bare:      {figures['ratio_with_log']:.2f}x")
         results[label.split()[0]] = figures
         if label.startswith("simulated"):
-            ok = figures["ratio"] <= TARGET
+            ok = max(figures["ratio"], figures["ratio_awaited"]) <= TARGET
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0 if ok else 1
@@ -148,8 +165,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def compare(task: HanoiTask, sampler: Any, k: int, repeats: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {"bare": [], "engine": [], "engine+log": []}
+    awaited = getattr(sampler, "sample_now", None) is not None
+    if awaited:
+        times["engine, awaited"] = []
     samples: dict[str, int] = {}
     for _ in range(repeats):
+        if awaited:
+            seconds, _, drawn = timed(lambda: engine(task, AwaitOnly(sampler), k, None))
+            times["engine, awaited"].append(seconds)
+            samples["engine, awaited"] = drawn
         seconds, steps, drawn = timed(lambda: bare(task, sampler, k))
         times["bare"].append(seconds)
         samples["bare"] = drawn
@@ -173,6 +197,7 @@ def compare(task: HanoiTask, sampler: Any, k: int, repeats: int) -> dict[str, An
         "samples": samples,
         "ratio": medians["engine"] / medians["bare"],
         "ratio_with_log": medians["engine+log"] / medians["bare"],
+        "ratio_awaited": medians.get("engine, awaited", medians["engine"]) / medians["bare"],
     }
 
 

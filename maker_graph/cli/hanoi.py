@@ -550,13 +550,13 @@ class _ProgressBar:
         )
 
         # No auto-refresh thread: it would compete with the run for the GIL.
+        # Narrow columns: the whole line fits about 90 characters.
         self._progress = Progress(
-            TextColumn("[bold]hanoi"),
-            BarColumn(),
+            BarColumn(bar_width=10),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>8,.0f} steps/s"),
-            TextColumn("{task.fields[sps]:.3f} samples/step"),
-            TextColumn("{task.fields[flags]:,} red flags"),
+            TextColumn("{task.fields[rate]:>6,.0f} steps/s"),
+            TextColumn("{task.fields[sps]:.2f} samples/step"),
+            TextColumn("{task.fields[flags]:,} flagged"),
             TextColumn("{task.fields[spend]}"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
