@@ -77,3 +77,48 @@ async def test_voting_graph_on_async_postgres_saver(postgres_url: str) -> None:
             lambda q: q.upper(), k=2, input_key="q", output_key="a"
         ).compile(checkpointer=saver)
         assert (await graph.aget_state(cfg)).values["a"] == "YES"  # persisted
+
+
+def test_decomposition_graph_resumes_with_log_and_checkpoints_in_postgres(
+    postgres_url: str,
+) -> None:
+    """The provider goes down mid-run of the decomposition graph, whose run log and
+    LangGraph checkpoints are both in PostgreSQL: the graph, resumed from new
+    connections once the provider is back, ends solved with each step once."""
+    from maker_graph.errors import SamplerError
+    from maker_graph.graph import create_decomposition_graph
+    from maker_graph.run import count_errors
+    from maker_graph.runlog.postgres import PostgresRunLog
+    from maker_graph.sampling import RetryPolicy
+    from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
+    from maker_graph.testing import ErrorModel, SimulatedProviderError
+    from maker_graph.vote import VotePolicy
+
+    task = HanoiTask(8)
+    good = simulated_sampler(task, ErrorModel(error_rate=0.01, seed=2))
+
+    class DownFromStep150:
+        async def sample(self, step_input: Any, index: int) -> Any:
+            if step_input.step >= 150:
+                raise SimulatedProviderError("the provider is down")
+            return await good.sample(step_input, index)
+
+    policy = VotePolicy(k=3, retry=RetryPolicy(initial_delay=0.0001, max_attempts=2))
+    url = f"{postgres_url}?run_id=decomposed"
+    cfg = {"configurable": {"thread_id": "decomposed"}}
+    with open_checkpointer(url) as saver:
+        graph = create_decomposition_graph(task, DownFromStep150(), policy=policy, chunk=64,
+                                           run_log=url).compile(checkpointer=saver)
+        with pytest.raises(SamplerError):
+            graph.invoke({}, cfg, durability="sync")
+    with PostgresRunLog(url, readonly=True) as log:
+        assert log.last_step() == 149  # everything decided before the outage is committed
+    with open_checkpointer(url) as saver:
+        graph = create_decomposition_graph(task, good, policy=policy, chunk=64,
+                                           run_log=url).compile(checkpointer=saver)
+        out = graph.invoke(None, cfg, durability="sync")
+    assert out["done"] and out["step"] == 255
+    with PostgresRunLog(url, readonly=True) as log:
+        records = list(log.steps())
+    assert [r.step for r in records] == list(range(255))
+    assert count_errors(task, records) == 0
