@@ -24,9 +24,10 @@ from maker_graph.runlog.sqlite import DB_NAME
 from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 from maker_graph.vote import VotePolicy
 
-DISKS = 13  # 8,191 steps, committed in batches of up to 2,000 steps or 0.5 s
+DISKS = 14  # 16,383 steps, committed in batches of up to 2,000 steps or 0.5 s
 
 
+@pytest.mark.slow  # ~30-50 s: 21 CLI starts
 def test_twenty_kills_then_resume_leave_every_step_once(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     location = ["--run-dir", str(run_dir)]
@@ -36,7 +37,7 @@ def test_twenty_kills_then_resume_leave_every_step_once(tmp_path: Path) -> None:
     assert len(report.kills) == 20
     # The moments were spread over the run, not bunched at its start.
     assert report.committed_points >= 3, report.kills
-    assert report.unfinished >= 15, report.kills
+    assert report.unfinished == 20, report.kills
     # A killed process never leaves a torn batch behind: commits are atomic.
     assert not any("torn" in err for err in report.stderr), report.stderr
     finish_and_check(

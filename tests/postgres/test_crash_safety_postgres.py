@@ -14,9 +14,10 @@ from crash_harness import cli, committed, finish_and_check, kill_and_resume
 
 pytestmark = pytest.mark.postgres
 
-DISKS = 13
+DISKS = 14
 
 
+@pytest.mark.slow  # ~30-50 s: 21 CLI starts
 def test_twenty_kills_then_resume_with_the_postgres_store(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -33,7 +34,7 @@ def test_twenty_kills_then_resume_with_the_postgres_store(
         disks=DISKS, location_args=["--store", store], store=store, workdir=tmp_path
     )
     assert len(report.kills) == 20
-    assert report.committed_points >= 3 and report.unfinished >= 15, report.kills
+    assert report.committed_points >= 3 and report.unfinished == 20, report.kills
     assert not any("torn" in err for err in report.stderr), report.stderr
     finish_and_check(
         disks=DISKS, location_args=["--store", store], export_args=["--run-dir", store],
