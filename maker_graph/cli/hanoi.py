@@ -622,6 +622,10 @@ def _summary(console: Any, data: dict[str, Any]) -> None:
         f"({flags}); most in one step: {data['max_samples_in_step']}"
     )
     console.print(f"rounds per step: {rounds or '-'}")
+    failures = data.get("provider_failures") or {}
+    if failures:
+        shown = ", ".join(f"{kind} {n:,}" for kind, n in sorted(failures.items()))
+        console.print(f"provider failures (retried, never votes): {shown}")
     console.print(
         f"tokens: {_fmt_int(data['input_tokens'])} in, {_fmt_int(data['output_tokens'])} out"
         + (f", cost {data['cost']:.4f}" if data["cost"] else "")
