@@ -27,6 +27,18 @@ TARGET_SECONDS = 180.0
 TARGET_RSS_MB = 500.0
 
 
+def _rss_mb(pid: int) -> float | None:
+    """A process's resident set size from /proc (None where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--disks", type=int, default=20)
@@ -42,14 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("$ " + " ".join(["maker-graph", *command[3:]]), flush=True)
     started = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Sample the child's resident memory every half second: flat memory means the
+    # curve levels off early instead of growing with the steps done.
+    curve: list[tuple[float, float]] = []
+    while proc.poll() is None:
+        rss = _rss_mb(proc.pid)
+        if rss is not None:
+            curve.append((time.perf_counter() - started, rss))
+        time.sleep(0.5)
+    stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
     # Only one child has run, so the children's peak is this run's peak (KiB on Linux).
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     peak_mb = peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-    sys.stdout.write(proc.stdout)
+    sys.stdout.write(stdout)
     if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
+        sys.stderr.write(stderr)
         print(f"the run failed with exit code {proc.returncode}")
         return 1
     data = json.loads(report.read_text())
@@ -61,13 +82,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{'ok' if wall_ok else 'MISSED'}); the run itself: {data['wall_seconds']:.1f} s")
     print(f"peak RSS:   {peak_mb:7.1f} MB  (target < {TARGET_RSS_MB:.0f} MB: "
           f"{'ok' if rss_ok else 'MISSED'})")
+    if curve:
+        marks = [curve[min(len(curve) - 1, int(f * len(curve)))] for f in (0.1, 0.5, 0.99)]
+        print("RSS over the run: " + ", ".join(f"{mb:.0f} MB at {t:.0f} s" for t, mb in marks))
     print(f"per step:   {1e6 * data['wall_seconds'] / data['steps']:7.1f} us over "
           f"{data['steps']:,} steps; run log {db_mb:.0f} MB; 1-min load average {load:.1f}")
     print(f"solved:     {str(solved).lower()}, errors: {data['errors']}")
     if args.json is not None:
         args.json.write_text(json.dumps({
             "disks": args.disks, "wall_seconds": wall, "run_seconds": data["wall_seconds"],
-            "peak_rss_mb": peak_mb, "run_log_mb": db_mb, "load_average": load,
+            "peak_rss_mb": peak_mb, "rss_curve": curve, "run_log_mb": db_mb, "load_average": load,
             "solved": solved, "errors": data["errors"], "steps": data["steps"],
             "samples": data["samples"],
         }, indent=2) + "\n")
