@@ -41,10 +41,14 @@ DEMO_RED_FLAG_TOKENS = 750
 def _demo_errors() -> Any:
     from ..testing import ErrorModel
 
-    # Per-step error 0.2 % (gpt-4.1-mini's measured rate), a handful of hard steps
-    # whose errors all agree (~21 in a 20-disk run, each wrong 10 % of the time),
-    # 0.2 % over-long rambles (half of them wrong: caught by the 750-token flag)
-    # and 0.1 % malformed answers (caught by the strict parser).
+    # Per-step error 0.2 % (gpt-4.1-mini's measured rate); a handful of hard steps whose
+    # errors all agree (2e-5 of the steps: 14 in the 20-disk run at seed 0, each sample
+    # there wrong 10 % of the time); 0.2 % over-long rambles (half of them wrong: the
+    # 750-token flag catches them) and 0.1 % malformed answers (the parser catches them).
+    # At k = 3 a hard step is decided wrongly with probability (1/9)^3 / (1 + (1/9)^3),
+    # 0.14 %, so the hard steps add ~0.02 expected errors to the run's ~0.01: it is solved
+    # with probability ~0.97, above the 0.95 the plan aims at. Harder steps (say 1e-4 of
+    # them at 25 %) would need k = 7 for the same odds: a demo of a run that k = 3 loses.
     return ErrorModel(
         error_rate=0.002,
         hard_fraction=2e-5,
