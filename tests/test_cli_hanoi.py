@@ -244,3 +244,14 @@ def test_log_export_of_nothing_is_one_line(tmp_path: Path) -> None:
         code, _, err = invoke("log", "export", "--run-dir", str(where))
         assert code == 2
         assert len([line for line in err.splitlines() if line.strip()]) == 1
+
+
+@pytest.mark.parametrize("args", [["--disks", "abc"], ["--disks", "3", "--bogus"], []])
+def test_unparseable_flags_are_one_line_too(args: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "maker_graph", "hanoi", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
