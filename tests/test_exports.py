@@ -17,6 +17,21 @@ PUBLIC_MODULES = [
     "maker_graph.errors",
     "maker_graph.records",
     "maker_graph.testing",
+    "maker_graph.tokens",
+    "maker_graph.tasks",
+    "maker_graph.tasks.hanoi",
+    "maker_graph.tasks.multiplication",
+    "maker_graph.runlog",
+    "maker_graph.run",
+    "maker_graph.graph",
+    "maker_graph.recursive",
+    "maker_graph.config",
+    "maker_graph.registry",
+    "maker_graph.providers",
+    "maker_graph.costs",
+    "maker_graph.estimate",
+    "maker_graph.plots",
+    "maker_graph.store",
 ]
 
 

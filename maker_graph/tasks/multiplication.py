@@ -88,6 +88,15 @@ __all__ = [
     "problem_text",
     "simulated_models",
     "true_split",
+    # oracles and rival answers of the simulated agents
+    "product_key",
+    "true_choice",
+    "true_composition",
+    "true_product",
+    "wrong_choice",
+    "wrong_composition",
+    "wrong_product",
+    "wrong_split",
 ]
 
 ROLES = ("decomposer", "discriminator", "solver", "composer")
