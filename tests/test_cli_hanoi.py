@@ -128,7 +128,7 @@ BAD = [
     (["--disks", "3", "--run-dir", "x", "--resume", "--fresh"], "only one"),
     (["--disks", "3", "--k", "3", "--max-samples-per-step", "2"], "max-samples-per-step"),
     (["--disks", "3", "--max-cost", "1"], "--price"),
-    (["--disks", "3", "--max-tokens", "-1"], "--max-tokens"),
+    (["--disks", "3", "--max-total-tokens", "-1"], "--max-total-tokens"),
     (["--disks", "3", "--model", "simulated:error_rate=0.7"], "error"),
     (["--disks", "3", "--model", "openai:"], "model"),
 ]

@@ -133,7 +133,7 @@ def hanoi(
         None, "--max-total-samples", help="Stop once the run has drawn this many samples."
     ),
     max_tokens: int | None = typer.Option(
-        None, "--max-tokens", help="Stop once the run has used this many tokens (in + out)."
+        None, "--max-total-tokens", help="Stop once the run has used this many tokens (in + out)."
     ),
     max_cost: float | None = typer.Option(
         None, "--max-cost", help="Stop once the run has cost this much (needs --price-*)."
@@ -154,7 +154,10 @@ def hanoi(
         None, "--temperature", help="Temperature of every sample (default: 0 first, then 0.1)."
     ),
     max_tokens_per_call: int | None = typer.Option(
-        None, "--max-tokens-per-call", help="Output-token cap of each provider call."
+        None,
+        "--max-tokens",
+        "--max-tokens-per-call",
+        help="Output-token cap of each provider call (the provider cuts there).",
     ),
     requests_per_second: float | None = typer.Option(
         None, "--requests-per-second", help="Client-side rate limit of provider calls."
@@ -197,7 +200,7 @@ def hanoi(
         raise fail(f"--max-samples-per-step must be >= 1, got {max_samples_per_step}")
     for flag, value in (
         ("--max-total-samples", max_total_samples),
-        ("--max-tokens", max_tokens),
+        ("--max-total-tokens", max_tokens),
         ("--max-cost", max_cost),
         ("--price-in", price_in),
         ("--price-out", price_out),
@@ -374,7 +377,7 @@ def _run(
                 price_out=price_out,
                 budget_flags={
                     "samples": "--max-total-samples",
-                    "tokens": "--max-tokens",
+                    "tokens": "--max-total-tokens",
                     "cost": "--max-cost",
                 },
                 on_progress=bar.update,
