@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,38 @@ def test_a_stopped_run_without_a_run_directory_keeps_it_and_says_how_to_resume(
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming the run in" in resumed.stdout
     assert "solved: true, errors: 0" in resumed.stdout
+
+
+def test_ctrl_c_during_a_sync_graph_invoke_stops_its_background_work(tmp_path: Path) -> None:
+    """Sync graph nodes run the engine on a background loop; Ctrl-C in the caller must
+    cancel that work too (no orphan calling providers or writing the log), and the
+    loop must keep serving later calls."""
+    from maker_graph.graph import create_decomposition_graph
+
+    task = HanoiTask(9)
+    good = simulated_sampler(task, ErrorModel(error_rate=0.01, seed=4))
+    sampler = Tracked(good, hang_from_step=300)
+    graph = create_decomposition_graph(task, sampler, chunk=100,
+                                       run_log=str(tmp_path)).compile()
+
+    def interrupt_when_hanging() -> None:
+        deadline = time.monotonic() + 30
+        while sampler.started - sampler.finished < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+
+    watcher = threading.Thread(target=interrupt_when_hanging)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            graph.invoke({})
+    finally:
+        watcher.join(timeout=60)
+    assert sampler.started == sampler.finished and sampler.cancelled == 3
+    assert committed(str(tmp_path)) == 300  # the decided steps were committed
+    resumed = create_decomposition_graph(task, good, chunk=100,
+                                         run_log=str(tmp_path)).compile()
+    out = resumed.invoke({})
+    assert out["done"] and out["step"] == 511
+    with open_run_log(str(tmp_path), readonly=True) as log:
+        assert [r.step for r in log.steps()] == list(range(511))

@@ -9,6 +9,7 @@ sync `invoke`, and a sync-only node costs a worker thread per call under
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -82,10 +83,22 @@ def _sync_loop() -> asyncio.AbstractEventLoop:
     with _loop_lock:
         if _loop is None or _loop.is_closed():
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="maker-graph-sync-loop",
+            threading.Thread(target=_serve, args=(loop,), name="maker-graph-sync-loop",
                              daemon=True).start()
             _loop = loop
         return _loop
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    # A KeyboardInterrupt or SystemExit raised inside one of the loop's tasks leaves
+    # `run_forever`; keep serving, so the task's waiters learn of it and later calls
+    # do not wait forever on a dead loop.
+    while not loop.is_closed():
+        try:
+            loop.run_forever()
+            return
+        except (KeyboardInterrupt, SystemExit):
+            continue
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -106,6 +119,15 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             return pool.submit(context.run, asyncio.run, coro).result()
     loop = _sync_loop()
     done: Future[T] = Future()
+    started: list[asyncio.Task[T]] = []
+
+    async def guarded() -> T:
+        try:
+            return await coro
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Raised inside the loop these would stop its thread for good (and every
+            # later call would wait forever): carry them to the caller instead.
+            raise _Escaped(exc) from exc
 
     def finish(task: asyncio.Task[T]) -> None:
         if task.cancelled():
@@ -117,11 +139,30 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
     def start() -> None:
         # create_task copies the current context: inside context.run, the caller's.
-        task = context.run(loop.create_task, coro)
+        task = context.run(loop.create_task, guarded())
+        started.append(task)
         task.add_done_callback(finish)
 
     loop.call_soon_threadsafe(start)
-    return done.result()
+    try:
+        return done.result()
+    except _Escaped as exc:
+        raise exc.error from None
+    except BaseException:
+        # The caller was interrupted (Ctrl-C): stop the work too, so no orphan keeps
+        # calling providers or writing a run log, and give it a moment to wind down.
+        loop.call_soon_threadsafe(lambda: [task.cancel() for task in started])
+        with contextlib.suppress(BaseException):
+            done.result(timeout=30)
+        raise
+
+
+class _Escaped(Exception):
+    """Carries a KeyboardInterrupt or SystemExit out of the background loop."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(repr(error))
+        self.error = error
 
 
 def emit(event: dict[str, Any]) -> None:
