@@ -19,8 +19,19 @@ load_commands()
 runner = CliRunner()
 
 REPORT_KEYS = {
-    "disks", "steps", "k", "model", "errors", "solved", "samples", "valid_samples",
-    "red_flagged", "max_samples_in_step", "rounds_histogram", "wall_seconds", "input_tokens",
+    "disks",
+    "steps",
+    "k",
+    "model",
+    "errors",
+    "solved",
+    "samples",
+    "valid_samples",
+    "red_flagged",
+    "max_samples_in_step",
+    "rounds_histogram",
+    "wall_seconds",
+    "input_tokens",
     "output_tokens",
 }
 
@@ -39,8 +50,16 @@ def hanoi(*args: str) -> tuple[int, str, str]:
 
 def test_hanoi_run_summary_and_report(tmp_path: Path) -> None:
     report = tmp_path / "out" / "report.json"
-    code, out, err = hanoi("--disks", "7", "--run-dir", str(tmp_path / "run"),
-                           "--report", str(report), "--error-rate", "0.02")
+    code, out, err = hanoi(
+        "--disks",
+        "7",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--report",
+        str(report),
+        "--error-rate",
+        "0.02",
+    )
     assert code == 0, err
     assert "solved: true, errors: 0" in out
     data = json.loads(report.read_text())
@@ -75,8 +94,18 @@ def test_log_export_is_one_json_line_per_step_in_order(tmp_path: Path) -> None:
     assert [line["step"] for line in lines] == list(range(63))
     assert [line["move"] for line in lines] == [list(m) for m in optimal_moves(6)]
     for line in lines:
-        assert {"tally", "samples", "valid", "red_flagged", "red_flags", "rounds",
-                "input_tokens", "output_tokens", "decided_by", "state_hash"} <= set(line)
+        assert {
+            "tally",
+            "samples",
+            "valid",
+            "red_flagged",
+            "red_flags",
+            "rounds",
+            "input_tokens",
+            "output_tokens",
+            "decided_by",
+            "state_hash",
+        } <= set(line)
         assert sum(line["tally"]) == line["valid"] == line["samples"] - line["red_flagged"]
     verify = invoke("log", "verify", "--run-dir", str(run))
     assert verify[0] == 0 and "63 steps" in verify[1] and "complete" in verify[1]
@@ -84,8 +113,18 @@ def test_log_export_is_one_json_line_per_step_in_order(tmp_path: Path) -> None:
 
 def test_a_budget_stop_then_resume(tmp_path: Path) -> None:
     run, report = tmp_path / "run", tmp_path / "r.json"
-    code, out, err = hanoi("--disks", "8", "--run-dir", str(run), "--max-total-samples", "200",
-                           "--report", str(report), "--seed", "5")
+    code, out, err = hanoi(
+        "--disks",
+        "8",
+        "--run-dir",
+        str(run),
+        "--max-total-samples",
+        "200",
+        "--report",
+        str(report),
+        "--seed",
+        "5",
+    )
     assert code == 1
     assert "samples budget spent" in err and "--max-total-samples" in err
     assert "solved: false" in out
@@ -95,8 +134,9 @@ def test_a_budget_stop_then_resume(tmp_path: Path) -> None:
     code, _, err = hanoi("--disks", "8", "--run-dir", str(run))
     assert code == 2 and "--resume" in err
     # --resume keeps the seed and k the run started with.
-    code, out, err = hanoi("--disks", "8", "--run-dir", str(run), "--resume",
-                           "--report", str(report))
+    code, out, err = hanoi(
+        "--disks", "8", "--run-dir", str(run), "--resume", "--report", str(report)
+    )
     assert code == 0, err
     assert "resuming" in out and "solved: true, errors: 0" in out
     done = json.loads(report.read_text())
@@ -114,8 +154,10 @@ def test_fresh_starts_over(tmp_path: Path) -> None:
 def _other_task(where: Path) -> None:
     with open_run_log(where) as log:
         log.start("multiply", {"digits": 5})
-        log.append([StepRecord(0, "1", "x", "[3]", 3, 3, None, 1, 0, 0, "vote")],
-                   Checkpoint(next_step=1, state=0, previous_action=1))
+        log.append(
+            [StepRecord(0, "1", "x", "[3]", 3, 3, None, 1, 0, 0, "vote")],
+            Checkpoint(next_step=1, state=0, previous_action=1),
+        )
 
 
 BAD = [
@@ -171,7 +213,9 @@ def test_a_provider_model_without_credentials_is_one_line(
 def test_python_dash_m_runs_the_cli() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "maker_graph", "hanoi", "--disks", "3", "--no-progress"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "solved: true, errors: 0" in proc.stdout
@@ -185,8 +229,20 @@ def test_python_dash_m_runs_the_cli() -> None:
     [
         ["--steps", "1048575", "--p", "0.9978"],
         ["--steps", "1000", "--p", "0.9", "--target", "0.99", "--v", "0.95"],
-        ["--steps", "1048575", "--p", "0.9978", "--price-in", "0.4", "--price-out", "1.6",
-         "--tokens-in", "300", "--tokens-out", "200"],
+        [
+            "--steps",
+            "1048575",
+            "--p",
+            "0.9978",
+            "--price-in",
+            "0.4",
+            "--price-out",
+            "1.6",
+            "--tokens-in",
+            "300",
+            "--tokens-out",
+            "200",
+        ],
         ["--steps", "500", "--p", "0.95", "--m", "2"],
     ],
 )
@@ -209,8 +265,21 @@ def test_plan_json_agrees_with_scaling(args: list[str]) -> None:
 
 
 def test_plan_text_shows_the_paper_numbers() -> None:
-    code, out, _ = invoke("plan", "--steps", "1048575", "--p", "0.9978", "--price-in", "0.4",
-                          "--price-out", "1.6", "--tokens-in", "300", "--tokens-out", "200")
+    code, out, _ = invoke(
+        "plan",
+        "--steps",
+        "1048575",
+        "--p",
+        "0.9978",
+        "--price-in",
+        "0.4",
+        "--price-out",
+        "1.6",
+        "--tokens-in",
+        "300",
+        "--tokens-out",
+        "200",
+    )
     assert code == 0
     assert "k_min:                 3" in out
     assert "predicted p_full:      0.98" in out
@@ -250,8 +319,27 @@ def test_log_export_of_nothing_is_one_line(tmp_path: Path) -> None:
 def test_unparseable_flags_are_one_line_too(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "maker_graph", "hanoi", *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
+def test_a_simulated_model_spec_sets_the_error_rate_shown_and_used() -> None:
+    from typer.testing import CliRunner
+
+    from maker_graph.cli import app, load_commands
+
+    load_commands()
+    result = CliRunner().invoke(
+        app, ["hanoi", "--disks", "3", "--model", "simulated:error_rate=0.01"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "error rate 0.01," in result.output
+    bad = CliRunner().invoke(app, ["hanoi", "--disks", "3", "--model", "simulated:error_rate=0.7"])
+    assert bad.exit_code == 2
+    assert "must be below 0.5, got 0.7" in bad.output
+    assert "Traceback" not in bad.output

@@ -322,6 +322,9 @@ def _run(
     model = model or stored.get("model") or "simulated"
     error_rate = error_rate if error_rate is not None else stored.get("error_rate", 0.002)
     seed = seed if seed is not None else int(stored.get("seed", 0))
+    # A simulated model spec (`simulated:error_rate=...`) overrides --error-rate: plan k,
+    # print and store the rate the model will really have.
+    error_rate = _effective_error_rate(model, float(error_rate), seed)
     p = 1.0 - float(error_rate)
     if k is None:
         if "k" in stored:
@@ -482,6 +485,21 @@ def _table_price(model: str, prices: Path | None) -> tuple[float, float]:
 
     price = price_table(prices).lookup(parse_model_spec(model).model)
     return (price.input, price.output) if price is not None else (0.0, 0.0)
+
+
+def _effective_error_rate(model: str, error_rate: float, seed: int) -> float:
+    from ..providers import parse_model_spec, simulated_error_model
+
+    spec = parse_model_spec(model)
+    if not spec.simulated:
+        return error_rate
+    errors = simulated_error_model(spec, replace(DEMO_ERRORS, error_rate=error_rate, seed=seed))
+    if errors.error_rate >= 0.5:
+        raise ConfigurationError(
+            f"the model's error rate must be below 0.5, got {errors.error_rate}: at 0.5 or more "
+            "the wrong answers win the vote as often as the right one"
+        )
+    return float(errors.error_rate)
 
 
 def _sampler(
