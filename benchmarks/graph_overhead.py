@@ -131,26 +131,29 @@ async def decomposition(disks: int, chunk: int, graph_first: bool) -> dict[str, 
     graph = create_decomposition_graph(task, simulated_sampler(task, errors),
                                        chunk=chunk).compile()
 
-    async def engine_run() -> tuple[Any, float]:
-        started = time.perf_counter()
+    async def engine_run() -> tuple[Any, float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
         report = await run_task(task, simulated_sampler(task, errors))
-        return report, time.perf_counter() - started
+        return report, time.perf_counter() - wall, time.process_time() - cpu
 
-    async def graph_run() -> tuple[Any, float]:
-        started = time.perf_counter()
+    async def graph_run() -> tuple[Any, float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
         out = await graph.ainvoke({}, {"recursion_limit": 100_000})
-        return out, time.perf_counter() - started
+        return out, time.perf_counter() - wall, time.process_time() - cpu
 
     # Alternate which goes first: a loaded machine drifts, and order must not decide.
+    # CPU time is the steadier figure on a shared machine (it leaves out the time
+    # other processes held the cores); wall time is reported too.
     if graph_first:
-        out, graphed = await graph_run()
-        report, engine = await engine_run()
+        out, graphed, graphed_cpu = await graph_run()
+        report, engine, engine_cpu = await engine_run()
     else:
-        report, engine = await engine_run()
-        out, graphed = await graph_run()
+        report, engine, engine_cpu = await engine_run()
+        out, graphed, graphed_cpu = await graph_run()
     assert out["done"] and out["step"] == report.steps == task.total_steps
     return {"steps": report.steps, "run_task_s": engine, "graph_s": graphed,
-            "ratio": graphed / engine}
+            "ratio": graphed / engine, "run_task_cpu_s": engine_cpu,
+            "graph_cpu_s": graphed_cpu, "cpu_ratio": graphed_cpu / engine_cpu}
 
 
 async def one_step_graph(disks: int) -> dict[str, float]:
@@ -179,11 +182,16 @@ async def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--disks", type=int, default=16, help="Hanoi size for run_task vs graph")
     parser.add_argument("--chunk", type=int, default=10_000)
     parser.add_argument("--one-step-disks", type=int, default=9)
+    parser.add_argument("--only", choices=["steps", "decomposition", "chunk1"],
+                        help="run one of the three comparisons")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
 
     out: dict[str, Any] = {"steps": args.steps, "repeats": args.repeats}
-    for name, make in (("unanimous (3 samples/step)", Instant), ("p=0.8 (noisy)", noisy)):
+    todo = {args.only} if args.only else {"steps", "decomposition", "chunk1"}
+    samplers: tuple[tuple[str, Callable[[], Any]], ...] = (
+        ("unanimous (3 samples/step)", Instant), ("p=0.8 (noisy)", noisy))
+    for name, make in samplers if "steps" in todo else ():
         runs = [await voted_step(args.steps, make) for _ in range(args.repeats)]
         table = median_of(runs)
         out[name] = table
@@ -193,18 +201,29 @@ async def main(argv: list[str]) -> dict[str, Any]:
             extra = f"  (+{us - base:,.0f} us over the engine)" if us != base else ""
             print(f"  {label:32s} {us:9,.0f}{extra}")
 
-    await decomposition(8, args.chunk, False)  # warm-up: imports, token counter, caches
-    runs = [await decomposition(args.disks, args.chunk, i % 2 == 1) for i in range(args.repeats)]
-    dec = median_of(runs)
-    out["decomposition"] = {**dec, "disks": args.disks, "chunk": args.chunk}
-    print(f"\nHanoi {args.disks} disks ({int(dec['steps']):,} steps), chunk={args.chunk}: "
-          f"run_task {dec['run_task_s']:.2f} s, decomposition graph {dec['graph_s']:.2f} s, "
-          f"ratio {dec['ratio']:.3f}")
+    if "decomposition" in todo:
+        await decomposition(8, args.chunk, False)  # warm-up: imports, token counter, caches
+        runs = []
+        for i in range(args.repeats):
+            runs.append(await decomposition(args.disks, args.chunk, i % 2 == 1))
+            r = runs[-1]
+            print(f"  run {i + 1}: run_task {r['run_task_s']:.2f} s "
+                  f"({r['run_task_cpu_s']:.2f} s CPU), graph {r['graph_s']:.2f} s "
+                  f"({r['graph_cpu_s']:.2f} s CPU)", flush=True)
+        dec = median_of(runs)
+        out["decomposition"] = {**dec, "disks": args.disks, "chunk": args.chunk}
+        print(f"\nHanoi {args.disks} disks ({int(dec['steps']):,} steps), chunk={args.chunk}: "
+              f"run_task {dec['run_task_s']:.2f} s, decomposition graph {dec['graph_s']:.2f} s, "
+              f"ratio {dec['ratio']:.3f}; CPU: {dec['run_task_cpu_s']:.2f} s vs "
+              f"{dec['graph_cpu_s']:.2f} s, ratio {dec['cpu_ratio']:.3f} (medians of "
+              f"{args.repeats})")
 
-    one = await one_step_graph(args.one_step_disks)
-    out["chunk1"] = {**one, "disks": args.one_step_disks}
-    print(f"Hanoi {args.one_step_disks} disks at chunk=1: {one['chunk1_graph_us_per_step']:,.0f} "
-          f"us/step vs run_task {one['run_task_us_per_step']:,.0f} us/step")
+    if "chunk1" in todo:
+        one = await one_step_graph(args.one_step_disks)
+        out["chunk1"] = {**one, "disks": args.one_step_disks}
+        print(f"Hanoi {args.one_step_disks} disks at chunk=1: "
+              f"{one['chunk1_graph_us_per_step']:,.0f} us/step vs run_task "
+              f"{one['run_task_us_per_step']:,.0f} us/step")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))  # noqa: ASYNC240 - once, at the end
     return out
