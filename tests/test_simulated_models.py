@@ -159,3 +159,22 @@ def test_scripted_doubles_record_and_check_usage() -> None:
     asyncio.run(sampler.sample("q", 0))
     with pytest.raises(AssertionError, match="1 scripted answer"):
         sampler.assert_all_used()
+
+
+def test_a_timed_out_call_is_retried_with_fresh_latency() -> None:
+    """A slow call cut off by the retry policy's timeout must not be slow on every attempt."""
+    from maker_graph.sampling import RetryPolicy
+    from maker_graph.vote import VotePolicy, Voter
+
+    errors = ErrorModel(error_rate=0.0, latency_median=0.02, latency_sigma=1.5, seed=4)
+    sampler = SimulatedSampler(lambda q: "ok", errors=errors, tokens=len)
+    retry = RetryPolicy(timeout=0.03, initial_delay=0.0, jitter=0.0, max_attempts=20)
+    voter = Voter(sampler, policy=VotePolicy(k=2, retry=retry))
+
+    async def run() -> list[dict[str, int]]:
+        return [(await voter.vote(f"s{i}")).provider_failures for i in range(30)]
+
+    failures = asyncio.run(run())
+    timeouts = sum(f.get("timeout", 0) for f in failures)
+    assert timeouts > 0  # some calls were slower than the timeout ...
+    assert all(f.get("timeout", 0) < 10 for f in failures)  # ... and their retries were not

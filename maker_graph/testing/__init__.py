@@ -4,6 +4,8 @@
 - `SimulatedChatModel`: the same error model as a real LangChain chat model.
 - `ScriptedSampler`, `ScriptedChatModel`: exact scripted answers with `.calls`.
 - `ErrorModel`: how the simulated models err.
+- `FaultySampler`: wraps any sampler with answer-level faults (empty, wrong shape, truncated,
+  slow tails).
 """
 
 from .chat import SimulatedChatModel
@@ -13,6 +15,7 @@ from .errors_model import (
     SimulatedRateLimitError,
     SimulatedTimeoutError,
 )
+from .faults import Faults, FaultySampler
 from .scripted import ScriptedChatModel, ScriptedSampler, ScriptExhaustedError
 from .simulated import SimulatedSampler
 
@@ -25,6 +28,9 @@ __all__ = [
     "ScriptExhaustedError",
     "ScriptedChatModel",
     "ScriptedSampler",
+    # answer-level faults (empty, wrong shape, truncated, slow tails)
+    "Faults",
+    "FaultySampler",
     # simulated provider failures
     "SimulatedProviderError",
     "SimulatedRateLimitError",

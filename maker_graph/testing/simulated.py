@@ -143,17 +143,19 @@ class SimulatedSampler:
 
     async def sample(self, step_input: Any, index: int) -> RawSample:
         errors = self.errors
-        if errors.latency_median > 0:
-            die = uniforms(errors.seed, self._key(step_input), index, "latency")[0]
-            await asyncio.sleep(errors.latency(die))
-        if not errors.fails:
+        if errors.latency_median <= 0 and not errors.fails:
             return self.respond(step_input, index)
-        # A retry of the same sample must roll fresh failure dice, or a failed call
-        # would fail forever. Retries of one (step, index) run one after another, so
-        # counting attempts here stays deterministic; the entry goes once it succeeds.
-        slot = (self._key(step_input), index)
+        # A retry of the same sample must roll fresh dice (failure and latency), or a
+        # failed or timed-out call would fail forever. Retries of one (step, index) run
+        # one after another, so counting attempts here stays deterministic; the entry
+        # goes once the call succeeds.
+        key = self._key(step_input)
+        slot = (key, index)
         attempt = self._attempts.get(slot, 0)
         self._attempts[slot] = attempt + 1
+        if errors.latency_median > 0:
+            die = uniforms(errors.seed, key, index, "latency", attempt)[0]
+            await asyncio.sleep(errors.latency(die))
         sample = self.respond(step_input, index, attempt=attempt)
         del self._attempts[slot]
         return sample
