@@ -297,3 +297,19 @@ async def test_chunked_escalation_interrupts_and_resumes(tmp_path: Any, with_log
     assert request.value["tally"][0][1] == 2 and request.value["step_input"] == 0
     out = await graph.ainvoke(Command(resume=right), cfg("chunk-esc"))
     assert out["step"] == 7 and out["state"] == goal(3)
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+async def test_a_run_that_reaches_its_step_count_unfinished_ends(chunk: int) -> None:
+    """A wrong move voted in: the task never finishes; the loop must end, not spin."""
+    task = HanoiTask(3)
+    honest = simulated_sampler(task, ErrorModel(error_rate=0.0))
+
+    async def wrong_first(step_input: HanoiStep, index: int) -> Any:
+        if step_input.step == 0:  # every sample agrees on a legal but wrong first move
+            return format_answer((1, 0, 1), ((3, 2), (1,), ()))
+        return await honest.sample(step_input, index)
+
+    graph = create_decomposition_graph(task, wrong_first, chunk=chunk).compile()
+    out = await graph.ainvoke({}, {"recursion_limit": 200})
+    assert out["step"] == 7 and not out["done"] and out["stopped"] == "incomplete"

@@ -75,6 +75,9 @@ class DecompositionState(TypedDict, total=False):
         previous: the last action (JSON data; None before the first step).
         done: True once the task reports itself complete.
         totals: running totals of the run (samples, tokens, red flags, ...).
+        stopped: why the loop ended: `"done"`, or `"incomplete"` when the task's
+            known step count (`task.total_steps`) was reached and the task is not
+            done (a wrong step was voted in); absent while the run goes on.
     """
 
     step: int
@@ -82,6 +85,7 @@ class DecompositionState(TypedDict, total=False):
     previous: Any
     done: bool
     totals: dict[str, Any]
+    stopped: str
 
 
 def _json_text(value: Any) -> str:
@@ -215,7 +219,14 @@ class _ChunkNode:
                                     done=self.task.is_done(state))
         emit(chunk_event(self.label, checkpoint.next_step, report.session_steps,
                          checkpoint.done, report.samples))
-        return _values_of(checkpoint)
+        values = _values_of(checkpoint)
+        if checkpoint.done:
+            values["stopped"] = "done"
+        elif report.session_steps == 0:
+            # `run_task` stops at the task's known step count; a run that gets
+            # there unfinished can make no more progress, so the loop must end.
+            values["stopped"] = "incomplete"
+        return values
 
     def run(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return run_sync(self.arun(values))
@@ -247,7 +258,7 @@ def _interrupt_escalation(io: _TaskIO, label: str) -> EscalationHandler:
 
 def continue_condition(state: Mapping[str, Any]) -> Literal["next", "done"]:
     """Router of the decomposition loop: another chunk (or step), or the end."""
-    return "done" if state.get("done") else "next"
+    return "done" if state.get("done") or state.get("stopped") else "next"
 
 
 # --------------------------------------------------------------------------- one step
@@ -308,8 +319,14 @@ class _StepNodes:
         totals["red_flags"] = flags
         done = self.task.is_done(state)
         emit(chunk_event("advance", step + 1, 1, done, int(stats.get("samples_drawn", 0))))
-        return {"step": step + 1, "state": plain["next_state"], "previous": plain["action"],
-                "done": done, "totals": totals}
+        out = {"step": step + 1, "state": plain["next_state"], "previous": plain["action"],
+               "done": done, "totals": totals}
+        total = getattr(self.task, "total_steps", None)
+        if done:
+            out["stopped"] = "done"
+        elif total is not None and step + 1 >= total:
+            out["stopped"] = "incomplete"
+        return out
 
 
 # --------------------------------------------------------------------------- factory
