@@ -27,6 +27,12 @@ from maker_graph.errors import RunLogError
 from maker_graph.runlog import open_run_log
 from maker_graph.tasks.hanoi import optimal_moves
 
+PACED_MODEL = "simulated:latency_median=0.0005,latency_sigma=0"
+"""The simulated model with half a millisecond per call. Without it a run finishes faster
+than the harness can aim a kill (a whole 14-disk run takes about a second), so kills would
+land after the end; with it a run advances at most ~1,000 steps a second on any machine,
+and a kill due in the first half of the run always finds it unfinished."""
+
 SESSION_TIMEOUT = 120.0
 """Seconds one CLI session may take before the test fails (never reached when healthy)."""
 
@@ -124,7 +130,10 @@ def kill_and_resume(
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     report = KillReport(total)
-    base = ["hanoi", "--disks", str(disks), *location_args, "--no-progress", "--seed", "3"]
+    base = [
+        "hanoi", "--disks", str(disks), *location_args, "--no-progress", "--seed", "3",
+        "--model", PACED_MODEL,
+    ]
     for i, (target, jitter) in enumerate(zip(targets, jitters, strict=True)):
         proc = cli([*base, "--resume"], workdir, logs, f"session{i}")
         out = logs / f"session{i}.out"

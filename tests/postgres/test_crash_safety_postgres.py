@@ -14,7 +14,7 @@ from crash_harness import cli, committed, finish_and_check, kill_and_resume
 
 pytestmark = pytest.mark.postgres
 
-DISKS = 14
+DISKS = 13
 
 
 @pytest.mark.slow  # ~30-50 s: 21 CLI starts
