@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypedDict
@@ -204,7 +203,9 @@ class _ChunkNode:
         try:
             report = await run_task(
                 self.task, self.sampler, self.policy, run_log=log, max_steps=self.chunk,
-                chunk_size=self.chunk, commit_interval=math.inf if self.run_log is None else 0.5,
+                # Commit (and report progress) as `run_task` does on its own: every
+                # 2,000 steps or half a second; a memory log's commit is a swap.
+                chunk_size=min(self.chunk, 2000), commit_interval=0.5,
                 on_progress=self._progress, **self.options,
             )
             checkpoint = log.checkpoint()
