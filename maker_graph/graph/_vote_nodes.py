@@ -34,6 +34,7 @@ from .tally import new_tally
 
 __all__ = ["NodeNames", "VoteNodes"]
 
+
 @dataclass(frozen=True)
 class NodeNames:
     """Names of the voting nodes (prefixed when grafted into a user's graph)."""

@@ -18,6 +18,7 @@ from ._node import ROUTE
 
 __all__ = ["dispatch_condition", "red_flag_condition", "tally_condition"]
 
+
 def dispatch_condition(state: Mapping[str, Any]) -> list[Send]:
     """Router after `dispatch`: the first round's `Send`s, one per sample."""
     return cast(list[Send], state.get(ROUTE) or [])

@@ -23,6 +23,7 @@ from ..voting import first_to_ahead_by_k
 
 __all__ = ["freeze_key", "k_ahead_reducer", "new_tally"]
 
+
 def freeze_key(value: Any) -> Hashable:
     """A vote key in the form it keeps after a checkpoint round trip (lists as tuples)."""
     # Checkpointers store tuples as lists; freezing keeps vote keys comparable and
