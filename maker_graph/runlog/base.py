@@ -39,6 +39,7 @@ __all__ = [
     "RunMeta",
     "StepRecord",
     "batch_checksum",
+    "check_batch",
     "check_same_task",
 ]
 
@@ -179,6 +180,31 @@ def batch_checksum(records: Sequence[StepRecord], checkpoint_json: str) -> str:
     digest.update(b"\x00")
     digest.update(checkpoint_json.encode())
     return digest.hexdigest()
+
+
+def check_batch(
+    records: Sequence[StepRecord], checkpoint: Checkpoint, expected: int
+) -> tuple[int, int]:
+    """Check that a batch continues the log at step `expected` and matches its checkpoint.
+
+    Returns:
+        The batch's first and last step (`expected, expected - 1` for an empty batch).
+
+    Raises:
+        RunLogError: the batch leaves a gap, overlaps, or disagrees with its checkpoint.
+    """
+    if records:
+        first, last = records[0].step, records[-1].step
+        if first != expected or last - first + 1 != len(records):
+            raise RunLogError(
+                f"batch of steps {first}..{last} ({len(records)} records) does not "
+                f"continue the run log at step {expected}"
+            )
+    else:
+        first, last = expected, expected - 1
+    if checkpoint.next_step != last + 1:
+        raise RunLogError(f"checkpoint says next step {checkpoint.next_step}, batch ends at {last}")
+    return first, last
 
 
 def check_same_task(meta: RunMeta, task: str, params: Mapping[str, Any], where: str) -> None:

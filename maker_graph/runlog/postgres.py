@@ -39,7 +39,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, RunLogError
-from .base import Checkpoint, RunLog, RunMeta, StepRecord, batch_checksum, check_same_task
+from .base import (
+    Checkpoint,
+    RunLog,
+    RunMeta,
+    StepRecord,
+    batch_checksum,
+    check_batch,
+    check_same_task,
+)
 
 try:
     import psycopg
@@ -393,19 +401,7 @@ class PostgresRunLog(RunLog):
     def append(self, records: Sequence[StepRecord], checkpoint: Checkpoint) -> None:
         self._writable()
         expected = self._next_step if self._next_step is not None else 0
-        if records:
-            first, last = records[0].step, records[-1].step
-            if first != expected or last - first + 1 != len(records):
-                raise RunLogError(
-                    f"batch of steps {first}..{last} ({len(records)} records) does not "
-                    f"continue the run log at step {expected}"
-                )
-        else:
-            first, last = expected, expected - 1
-        if checkpoint.next_step != last + 1:
-            raise RunLogError(
-                f"checkpoint says next step {checkpoint.next_step}, batch ends at {last}"
-            )
+        first, last = check_batch(records, checkpoint, expected)
         cp_json = checkpoint.to_json()
         checksum = batch_checksum(records, cp_json)
         try:
