@@ -102,10 +102,25 @@ async def voted_step(steps: int, make_sampler: Callable[[], Any]) -> dict[str, f
         return {"a": "yes"}
 
     bare = one_node_graph(nothing)
+    bare_sync = one_node_graph(lambda state: {"a": "yes"})
     engine_node = one_node_graph(engine_in_node)
 
-    async def sync_invoke(i: int) -> Any:
-        return node_graph.invoke({"q": f"q{i}"})
+    def sync_loop() -> float:
+        # A sync caller has no running event loop: time it from a plain thread.
+        for i in range(min(50, steps)):
+            node_graph.invoke({"q": f"q{i}"})
+        started = time.perf_counter()
+        for i in range(steps):
+            node_graph.invoke({"q": f"q{i}"})
+        return (time.perf_counter() - started) / steps * 1e6
+
+    def bare_sync_loop() -> float:
+        for i in range(min(50, steps)):
+            bare_sync.invoke({"q": f"q{i}"})
+        started = time.perf_counter()
+        for i in range(steps):
+            bare_sync.invoke({"q": f"q{i}"})
+        return (time.perf_counter() - started) / steps * 1e6
 
     results = {
         "Voter.vote (engine)": await per_step(lambda i: voter.vote(f"q{i}"), steps),
@@ -117,7 +132,8 @@ async def voted_step(steps: int, make_sampler: Callable[[], Any]) -> dict[str, f
             lambda i: engine_node.ainvoke({"q": f"q{i}"}), steps),
         "maker_node graph, ainvoke": await per_step(
             lambda i: node_graph.ainvoke({"q": f"q{i}"}), steps),
-        "maker_node graph, invoke": await per_step(sync_invoke, steps),
+        "bare 1-node graph, invoke": await asyncio.to_thread(bare_sync_loop),
+        "maker_node graph, invoke": await asyncio.to_thread(sync_loop),
         "create_voting_graph, ainvoke": await per_step(
             lambda i: voting.ainvoke({"q": f"q{i}"}), steps),
         "add_maker_step graph, ainvoke": await per_step(
