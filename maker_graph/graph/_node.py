@@ -3,23 +3,18 @@
 `DualNode` is a node with a synchronous and an asynchronous body, so one node
 works under both `invoke` and `ainvoke` (an async-only node cannot run under a
 sync `invoke`, and a sync-only node costs a worker thread per call under
-`ainvoke`). `run_sync` runs a coroutine from synchronous node code.
+`ainvoke`). Sync bodies run their async work through `maker_graph._sync.run_sync`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
-import threading
-from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.config import get_stream_writer
 
-__all__ = ["ROUTE", "DualNode", "emit", "router", "run_sync"]
+__all__ = ["ROUTE", "DualNode", "emit", "router"]
 
 T = TypeVar("T")
 
@@ -66,103 +61,6 @@ def router(fn: Callable[[Any], Any]) -> DualNode:
     under `ainvoke`; routers that only read the state should not pay for that.
     """
     return DualNode(fn.__name__, fn)
-
-
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
-
-
-def _sync_loop() -> asyncio.AbstractEventLoop:
-    """The one event loop, in a daemon thread, that runs async work for sync callers.
-
-    Async provider clients (httpx pools behind most chat models) belong to the
-    loop they were first used on; a fresh `asyncio.run` per call would hand them
-    a new, later closed, loop each time. One long-lived loop keeps them valid.
-    """
-    global _loop
-    with _loop_lock:
-        if _loop is None or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=_serve, args=(loop,), name="maker-graph-sync-loop",
-                             daemon=True).start()
-            _loop = loop
-        return _loop
-
-
-def _serve(loop: asyncio.AbstractEventLoop) -> None:
-    # A KeyboardInterrupt or SystemExit raised inside one of the loop's tasks leaves
-    # `run_forever`; keep serving, so the task's waiters learn of it and later calls
-    # do not wait forever on a dead loop.
-    while not loop.is_closed():
-        try:
-            loop.run_forever()
-            return
-        except (KeyboardInterrupt, SystemExit):
-            continue
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from synchronous code, in the caller's context.
-
-    The coroutine runs on a long-lived background loop (see `_sync_loop`), with a
-    copy of the caller's context so `get_config`, stream writers and `interrupt`
-    keep working. Called from a thread that is itself running a loop (that loop
-    cannot block on another), it runs on a fresh loop in a worker thread instead.
-    """
-    context = contextvars.copy_context()
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(context.run, asyncio.run, coro).result()
-    loop = _sync_loop()
-    done: Future[T] = Future()
-    started: list[asyncio.Task[T]] = []
-
-    async def guarded() -> T:
-        try:
-            return await coro
-        except (KeyboardInterrupt, SystemExit) as exc:
-            # Raised inside the loop these would stop its thread for good (and every
-            # later call would wait forever): carry them to the caller instead.
-            raise _Escaped(exc) from exc
-
-    def finish(task: asyncio.Task[T]) -> None:
-        if task.cancelled():
-            done.cancel()
-        elif (error := task.exception()) is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(task.result())
-
-    def start() -> None:
-        # create_task copies the current context: inside context.run, the caller's.
-        task = context.run(loop.create_task, guarded())
-        started.append(task)
-        task.add_done_callback(finish)
-
-    loop.call_soon_threadsafe(start)
-    try:
-        return done.result()
-    except _Escaped as exc:
-        raise exc.error from None
-    except BaseException:
-        # The caller was interrupted (Ctrl-C): stop the work too, so no orphan keeps
-        # calling providers or writing a run log, and give it a moment to wind down.
-        loop.call_soon_threadsafe(lambda: [task.cancel() for task in started])
-        with contextlib.suppress(BaseException):
-            done.result(timeout=30)
-        raise
-
-
-class _Escaped(Exception):
-    """Carries a KeyboardInterrupt or SystemExit out of the background loop."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(repr(error))
-        self.error = error
 
 
 def emit(event: dict[str, Any]) -> None:

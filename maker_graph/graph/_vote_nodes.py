@@ -15,12 +15,13 @@ from typing import Any
 from langgraph.graph import END, StateGraph
 from langgraph.types import Overwrite, Send, interrupt
 
+from .._sync import run_sync
 from ..errors import NoConsensusError, SamplerError
 from ..records import Sample, StepResult
 from ..sampling import draw
 from ..vote import EscalationHandler, NoConsensusAction, Voter
 from ..voting import samples_needed
-from ._node import ROUTE, DualNode, emit, router, run_sync
+from ._node import ROUTE, DualNode, emit, router
 from .events import (
     decided_event,
     escalation_request,

@@ -39,6 +39,7 @@ from typing import Any, Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
+from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..records import StepResult
 from ..red_flags import RedFlag
@@ -48,7 +49,7 @@ from ..sampling import ChatModelSampler
 from ..tasks.base import StepAnswer, Task
 from ..vote import EscalationHandler, VotePolicy
 from ..voting import KeyFunction, canonical_key
-from ._node import DualNode, emit, router, run_sync
+from ._node import DualNode, emit, router
 from ._options import build_voter, check_no_consensus, is_chat_model
 from ._vote_nodes import NodeNames, VoteNodes
 from .events import chunk_event, escalation_request, jsonable

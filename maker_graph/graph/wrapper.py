@@ -36,13 +36,14 @@ from langgraph.config import get_config
 from langgraph.func import task
 from langgraph.types import interrupt
 
+from .._sync import run_sync
 from ..errors import ConfigurationError, NoConsensusError
 from ..records import Sample, StepResult
 from ..red_flags import RedFlag
 from ..sampling import RetryPolicy
 from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
 from ..voting import KeyFunction
-from ._node import DualNode, emit, run_sync
+from ._node import DualNode, emit
 from ._options import (
     Temperature,
     build_sampler,

@@ -53,8 +53,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Overwrite, Send
 from typing_extensions import NotRequired
 
+from .._sync import run_sync
 from ..errors import BudgetExhaustedError, MakerRuntimeError
-from ..graph._node import run_sync
 from ..records import StepResult
 from .failures import Failure, failure_from_error, raise_failure
 from .policy import RecursionPolicy

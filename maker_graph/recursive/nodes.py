@@ -32,7 +32,7 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import NotRequired
 
-from ..graph._node import run_sync
+from .._sync import run_sync
 from .roles import Composer, Decomposer, Discriminator, Solver
 from .schemas import Decomposition, Part
 

@@ -741,7 +741,7 @@ class Multiplier:
 
     def multiply_sync(self, a: int, b: int, *, tree_id: str | None = None) -> ProductResult:
         """Synchronous `multiply` (runs on maker_graph's long-lived background loop)."""
-        from ..graph._node import run_sync
+        from .._sync import run_sync
 
         return run_sync(self.multiply(a, b, tree_id=tree_id))
 
