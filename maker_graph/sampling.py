@@ -123,6 +123,19 @@ def retry_after(exc: BaseException) -> float | None:
     return None
 
 
+def _retryable(exc: BaseException) -> bool:
+    """Provider failures are retried; a setup error or LangGraph control flow never is.
+
+    A `ConfigurationError` would fail the same way every time, and LangGraph's
+    `GraphInterrupt`/`ParentCommand` (subclasses of `GraphBubbleUp`) are how `interrupt()`
+    and `Command` travel up the stack: retrying them would swallow the pause. The
+    class is matched by name so this layer does not import LangGraph.
+    """
+    if isinstance(exc, (ConfigurationError, asyncio.CancelledError)):
+        return False
+    return not any(cls.__name__ == "GraphBubbleUp" for cls in type(exc).__mro__)
+
+
 def classify_failure(exc: BaseException) -> str:
     """Sort a provider failure into `"timeout"`, `"rate_limit"` or `"exception"`."""
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
@@ -163,7 +176,7 @@ async def draw(
             async with semaphore:
                 return await call
         except retry.retry_on as exc:
-            if isinstance(exc, asyncio.CancelledError):  # pragma: no cover - not an Exception
+            if not _retryable(exc):
                 raise
             kind = classify_failure(exc)
             failures[kind] = failures.get(kind, 0) + 1

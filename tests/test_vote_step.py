@@ -220,3 +220,18 @@ async def test_simulation_is_reproducible_under_any_concurrency() -> None:
     serial = [await vote_step(make(), f"step-{i}", k=2) for i in range(40)]
     together = await asyncio.gather(*[vote_step(make(), f"step-{i}", k=2) for i in range(40)])
     assert [r.tally for r in serial] == [r.tally for r in together]
+
+
+@pytest.mark.parametrize("make_error", ["configuration", "interrupt"])
+async def test_setup_errors_and_graph_interrupts_are_not_retried(make_error: str) -> None:
+    from langgraph.errors import GraphInterrupt
+
+    error: Exception = (
+        ConfigurationError("bad prompt template") if make_error == "configuration"
+        else GraphInterrupt(())
+    )
+    sampler = ScriptedSampler([error])
+    voter = Voter(sampler, policy=VotePolicy(k=1, retry=FAST_RETRY))
+    with pytest.raises(type(error)):
+        await voter.vote("q")
+    assert len(sampler.calls) == 1

@@ -9,14 +9,12 @@ sync `invoke`, and a sync-only node costs a worker thread per call under
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.config import get_stream_writer
 
 __all__ = ["ROUTE", "DualNode", "emit", "router"]
-
-T = TypeVar("T")
 
 ROUTE = "maker_graph.route"
 """Key a node returns to tell its router where to go next.
