@@ -38,7 +38,51 @@ from .voting import Tally, canonical_key, first_to_ahead_by_k, samples_needed
 
 __version__ = "0.1.0"
 
+# The LangGraph surfaces load on first use: importing langgraph costs about a second,
+# which the pure core and the engine should not pay.
+_LAZY = {
+    "maker_node": "maker_graph.graph",
+    "add_maker_step": "maker_graph.graph",
+    "create_voting_graph": "maker_graph.graph",
+    "red_flag_condition": "maker_graph.graph",
+    "create_decomposition_graph": "maker_graph.graph",
+    "decomposition_node": "maker_graph.graph",
+    "create_recursive_graph": "maker_graph.recursive",
+    "load_graph": "maker_graph.config",
+    "run_task": "maker_graph.run",
+    "run_task_sync": "maker_graph.run",
+    "RunReport": "maker_graph.run",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'maker_graph' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 __all__ = [
+    # LangGraph surfaces (loaded on first use)
+    "add_maker_step",
+    "create_decomposition_graph",
+    "create_recursive_graph",
+    "create_voting_graph",
+    "decomposition_node",
+    "load_graph",
+    "maker_node",
+    "red_flag_condition",
+    # long runs
+    "RunReport",
+    "run_task",
+    "run_task_sync",
     # voting core
     "Tally",
     "canonical_key",

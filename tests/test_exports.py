@@ -58,3 +58,28 @@ def test_public_classes_and_functions_are_exported(name: str) -> None:
     }
     missing = defined - set(module.__all__)
     assert not missing, f"{name} defines public {sorted(missing)} but does not export them"
+
+
+def test_top_level_lazy_names_are_the_surfaces_themselves() -> None:
+    import maker_graph
+    from maker_graph.config import load_graph
+    from maker_graph.graph import create_voting_graph, maker_node
+    from maker_graph.recursive import create_recursive_graph
+    from maker_graph.run import run_task
+
+    assert maker_graph.maker_node is maker_node
+    assert maker_graph.create_voting_graph is create_voting_graph
+    assert maker_graph.create_recursive_graph is create_recursive_graph
+    assert maker_graph.load_graph is load_graph
+    assert maker_graph.run_task is run_task
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        maker_graph.nope  # noqa: B018
+
+
+def test_importing_the_core_does_not_load_langgraph() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, maker_graph; print('langgraph' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
