@@ -34,10 +34,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
+
+# typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
+# Python < 3.12.
+from typing_extensions import TypedDict
 
 from .._sync import run_sync
 from ..errors import ConfigurationError

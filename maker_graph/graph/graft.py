@@ -23,9 +23,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, NamedTuple, TypedDict, cast, get_type_hints
+from typing import Annotated, Any, NamedTuple, cast, get_type_hints
 
 from langgraph.graph import END, StateGraph
+
+# typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
+# Python < 3.12.
+from typing_extensions import TypedDict
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag

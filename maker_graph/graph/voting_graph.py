@@ -40,9 +40,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, TypedDict, cast
+from typing import Annotated, Any, cast
 
 from langgraph.graph import START, StateGraph
+
+# typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
+# Python < 3.12.
+from typing_extensions import TypedDict
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag

@@ -14,7 +14,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
+
+# typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
+# Python < 3.12.
+from typing_extensions import TypedDict
 
 from ..errors import BudgetExhaustedError, MakerRuntimeError, NoConsensusError, SamplerError
 

@@ -46,12 +46,15 @@ from __future__ import annotations
 import operator
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Overwrite, Send
-from typing_extensions import NotRequired
+
+# typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
+# Python < 3.12.
+from typing_extensions import NotRequired, TypedDict
 
 from .._sync import run_sync
 from ..errors import BudgetExhaustedError, MakerRuntimeError

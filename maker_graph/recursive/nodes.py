@@ -26,11 +26,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, TypedDict
+from typing import Any
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
-from typing_extensions import NotRequired
+
+# typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
+# Python < 3.12.
+from typing_extensions import NotRequired, TypedDict
 
 from .._sync import run_sync
 from .roles import Composer, Decomposer, Discriminator, Solver
