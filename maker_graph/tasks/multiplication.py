@@ -409,22 +409,26 @@ def _slip(value: int, rival: int, bound_digits: int, salt: str) -> int:
 
 
 def true_product(step_input: SolveInput) -> Answer:
+    """The simulated solver's correct answer: the exact product of the leaf problem."""
     a, b = parse_problem(step_input.problem)
     return Answer(answer=str(int(a) * int(b)))
 
 
 def wrong_product(step_input: SolveInput, rival: int) -> Answer:
+    """A plausible wrong product (a one-digit slip), distinct per `rival`."""
     a, b = parse_problem(step_input.problem)
     bound = _digits(a) + _digits(b)
     return Answer(answer=str(_slip(int(a) * int(b), rival, bound, step_input.problem)))
 
 
 def true_composition(step_input: ComposeInput) -> Answer:
+    """The simulated composer's correct answer: the composition evaluated on the parts."""
     answers = [int(p.answer) for p in step_input.parts]
     return Answer(answer=str(evaluate_composition(step_input.composition, answers)))
 
 
 def wrong_composition(step_input: ComposeInput, rival: int) -> Answer:
+    """A plausible wrong composition result (a one-digit slip), distinct per `rival`."""
     a, b = parse_problem(step_input.problem)
     right = int(true_composition(step_input).answer)
     bound = max(_digits(a) + _digits(b), len(str(right)))

@@ -1,0 +1,36 @@
+"""docs/reference.md is generated from the code and must be current."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_reference_page_is_current() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "gen_reference", ROOT / "scripts" / "gen_reference.py"
+    )
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    expected = gen.render()
+    actual = (ROOT / "docs" / "reference.md").read_text()
+    assert actual == expected, "docs/reference.md is stale: run `python scripts/gen_reference.py`"
+
+
+def test_reference_page_covers_every_public_module() -> None:
+    exported = {"maker_graph"}
+    for path in (ROOT / "maker_graph").rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = rel.parts
+        if any(p.startswith("_") and p != "__init__" for p in parts) or "cli" in parts:
+            continue
+        name = ".".join(p for p in parts if p != "__init__")
+        module_text = path.read_text()
+        if "__all__" in module_text and name.count(".") == 1:
+            exported.add(name)
+    page = (ROOT / "docs" / "reference.md").read_text()
+    missing = sorted(m for m in exported if f"## `{m}`" not in page)
+    assert not missing, f"add these modules to scripts/gen_reference.py: {missing}"
