@@ -8,6 +8,7 @@ and no random generator is shared between threads or tasks.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import struct
@@ -147,9 +148,15 @@ class ErrorModel:
         return self.latency_median * math.exp(self.latency_sigma * z)
 
     def is_hard(self, step_key: str) -> bool:
-        return (
-            self.hard_fraction > 0 and uniforms(self.seed, step_key, "hard")[0] < self.hard_fraction
-        )
+        """Whether a step is one of the hard ones (decided once per step, by seed and key)."""
+        return self.hard_fraction > 0 and _hard_die(self.seed, step_key) < self.hard_fraction
+
+
+@functools.lru_cache(maxsize=1024)
+def _hard_die(seed: int, step_key: str) -> float:
+    # Every sample of a step asks again; samples of one step come together, so a small
+    # cache answers all but the first (a hash per sample was ~10 % of a fast step).
+    return uniforms(seed, step_key, "hard")[0]
 
 
 @dataclass(frozen=True, slots=True)
