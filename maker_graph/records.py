@@ -168,7 +168,7 @@ class StepResult:
 
 
 def _jsonable(value: Any) -> Any:
-    """Best-effort JSON form of a parsed answer or vote key."""
+    """Best-effort JSON form of a parsed answer or vote key (tuples become lists)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     dump = getattr(value, "model_dump", None)

@@ -28,7 +28,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+# `jsonable` is the records' JSON form of answers and keys, so events and
+# `StepResult.to_dict()` always agree.
 from ..records import Sample, StepResult
+from ..records import _jsonable as jsonable
 
 __all__ = [
     "EVENT_NAMES",
@@ -50,20 +53,6 @@ EVENT_NAMES = (
     "maker.decided",
     "maker.chunk",
 )
-
-
-def jsonable(value: Any) -> Any:
-    """A JSON-friendly form of an answer or vote key (tuples become lists)."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    return repr(value)
 
 
 def _pairs(tally: Iterable[tuple[Any, int]] | Mapping[Any, int]) -> list[list[Any]]:
