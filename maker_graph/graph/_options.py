@@ -21,6 +21,7 @@ __all__ = [
     "Temperature",
     "build_sampler",
     "build_voter",
+    "chat_input_check",
     "check_no_consensus",
     "checked_input",
     "default_chat_input",
@@ -58,9 +59,7 @@ def build_sampler(
     default_prompt: Callable[[Any], Any] | None = None,
 ) -> Sampler:
     """The sampler for a step description; chat options only apply to chat models."""
-    chat = is_chat_model(step) or (
-        isinstance(step, (list, tuple)) and bool(step) and all(is_chat_model(m) for m in step)
-    )
+    chat = is_chat_model_step(step)
     if models and not chat:
         raise ConfigurationError(
             f"models=... rotates chat models, but the step is a {type(step).__name__}; "
@@ -176,7 +175,18 @@ def is_chat_model_step(step: Any) -> bool:
     return is_chat_model(step)
 
 
+def chat_input_check(step: Any, prompt: Any) -> Callable[[Any], Any] | None:
+    """The check a step input must pass before sampling, if any.
+
+    A chat-model step without a prompt gets `default_chat_input`, which cannot
+    work on every input; checking it up front makes such a setup mistake fail at
+    once instead of being retried as if the provider had failed.
+    """
+    return default_chat_input if is_chat_model_step(step) and prompt is None else None
+
+
 def checked_input(step_input: Any, check: Callable[[Any], Any] | None) -> Any:
+    """`step_input`, after `check` (if given) has accepted it."""
     if check is not None:
         check(step_input)
     return step_input

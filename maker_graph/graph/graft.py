@@ -40,10 +40,10 @@ from ._options import (
     Temperature,
     build_sampler,
     build_voter,
+    chat_input_check,
     check_no_consensus,
     checked_input,
     default_chat_input,
-    is_chat_model_step,
     pick,
 )
 from ._vote_nodes import NodeNames, VoteNodes
@@ -143,7 +143,7 @@ def add_maker_step(
                 f"{sorted(known)}; add it to your state schema, or choose another key"
             )
     votes = votes_key or f"{name}_votes"
-    check_input = default_chat_input if is_chat_model_step(step) and prompt is None else None
+    check_input = chat_input_check(step, prompt)
     sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
                             max_tokens=max_tokens, structured=structured,
                             default_prompt=default_chat_input)

@@ -48,9 +48,10 @@ from ._options import (
     Temperature,
     build_sampler,
     build_voter,
+    chat_input_check,
     check_no_consensus,
+    checked_input,
     default_chat_input,
-    is_chat_model_step,
     pick,
 )
 from .events import decided_event, escalation_request, red_flag_event, sample_event
@@ -151,10 +152,7 @@ class MakerNode(DualNode):
         return self._output(result)
 
     def _input(self, state: Mapping[str, Any]) -> Any:
-        step_input = pick(state, self.input_keys)
-        if self._check_input is not None:
-            self._check_input(step_input)
-        return step_input
+        return checked_input(pick(state, self.input_keys), self._check_input)
 
     def _durable_output(self, out: Mapping[str, Any]) -> dict[str, Any]:
         result = {self.output_key: out["answer"]}
@@ -319,7 +317,7 @@ def maker_node(
     sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
                             max_tokens=max_tokens, structured=structured,
                             default_prompt=default_chat_input)
-    check_input = default_chat_input if is_chat_model_step(step) and prompt is None else None
+    check_input = chat_input_check(step, prompt)
     interrupts = action == "escalate" and escalate is None
     voter = build_voter(
         sampler, k=k, parser=parser, key=key, red_flags=red_flags, max_samples=max_samples,
