@@ -55,9 +55,9 @@ from ..vote import EscalationHandler, VotePolicy
 from ..voting import KeyFunction, canonical_key
 from ._node import DualNode, emit, router
 from ._options import build_voter, check_no_consensus, is_chat_model
+from ._schema import typed_dict, votes_channel
 from ._vote_nodes import NodeNames, VoteNodes
 from .events import chunk_event, escalation_request, jsonable
-from .tally import k_ahead_reducer
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -467,10 +467,10 @@ def _one_step_graph(
         escalate=None, retry=policy.retry,
     )
     # The voting keys join the loop's state; they are overwritten every step.
-    extra = _typed(
+    extra = typed_dict(
         "DecompositionStepState",
         {answer_slot: Any, stats_slot: dict[str, Any],
-         votes_slot: _annotated(k_ahead_reducer(policy.k))},
+         votes_slot: votes_channel(policy.k)},
     )
     nodes = VoteNodes(
         voter, names=NodeNames(), votes_key=votes_slot, output_key=answer_slot,
@@ -483,7 +483,7 @@ def _one_step_graph(
         return steps.advance(values)
 
     builder.add_node("advance", DualNode("advance", steps.advance, aadvance),
-                     input_schema=_typed("AdvanceInput", {
+                     input_schema=typed_dict("AdvanceInput", {
                          **DecompositionState.__annotations__, answer_slot: Any,
                          stats_slot: dict[str, Any]}))
 
@@ -497,14 +497,3 @@ def _one_step_graph(
                                   {"next": "dispatch", "done": END})
     return builder
 
-
-def _typed(name: str, fields: dict[str, Any]) -> type[Any]:
-    from typing import cast
-
-    return cast(type[Any], cast(Any, TypedDict)(name, fields, total=False))
-
-
-def _annotated(reducer: Callable[..., Any]) -> Any:
-    from typing import Annotated
-
-    return Annotated[dict[str, Any], reducer]

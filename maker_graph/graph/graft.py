@@ -23,13 +23,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, NamedTuple, cast, get_type_hints
+from typing import Any, NamedTuple, get_type_hints
 
 from langgraph.graph import END, StateGraph
-
-# typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
-# Python < 3.12.
-from typing_extensions import TypedDict
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag
@@ -46,8 +42,8 @@ from ._options import (
     default_chat_input,
     pick,
 )
+from ._schema import typed_dict, votes_channel
 from ._vote_nodes import NodeNames, VoteNodes
-from .tally import k_ahead_reducer
 
 __all__ = ["MakerStepNodes", "add_maker_step"]
 
@@ -150,10 +146,7 @@ def add_maker_step(
     voter = build_voter(sampler, k=k, parser=parser, key=key, red_flags=red_flags,
                         max_samples=max_samples, on_no_consensus="raise", escalate=None,
                         retry=retry)
-    votes_schema = cast(Any, TypedDict)(
-        f"MakerVotes_{name}", {votes: Annotated[dict[str, Any], k_ahead_reducer(k)]},
-        total=False,
-    )
+    votes_schema = typed_dict(f"MakerVotes_{name}", {votes: votes_channel(k)})
     keys = list(input_keys) if input_keys is not None else None
     nodes = VoteNodes(
         voter,

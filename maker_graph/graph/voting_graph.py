@@ -40,13 +40,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, cast
+from typing import Any
 
 from langgraph.graph import START, StateGraph
-
-# typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
-# Python < 3.12.
-from typing_extensions import TypedDict
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag
@@ -54,6 +50,7 @@ from ..sampling import RetryPolicy
 from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
 from ..voting import KeyFunction
 from ._options import Temperature, build_sampler, build_voter, check_no_consensus
+from ._schema import typed_dict, votes_channel
 from ._vote_nodes import NodeNames, VoteNodes
 from .routers import dispatch_condition, red_flag_condition, tally_condition
 from .tally import k_ahead_reducer, new_tally
@@ -75,11 +72,6 @@ VOTES_KEY = "maker_votes"
 """Default state key of the step's tally (joined by the k-ahead reducer)."""
 STATS_KEY = "maker_stats"
 """Default state key of the decided step's statistics (`StepResult.to_dict()`)."""
-
-
-def _typed_dict(name: str, fields: dict[str, Any]) -> type[Any]:
-    # Key names are the caller's choice, so the schema is built at run time.
-    return cast(type[Any], cast(Any, TypedDict)(name, fields, total=False))
 
 
 def create_voting_graph(
@@ -182,17 +174,17 @@ def voting_builder(
     label: str = "voting_graph",
 ) -> StateGraph[Any, Any, Any, Any]:
     """The voting sub-graph around an already built `Voter` (see `create_voting_graph`)."""
-    reducer = k_ahead_reducer(voter.policy.k)
+    # Key names are the caller's choice, so the schemas are built at run time.
     fields: dict[str, Any] = {
         input_key: Any,
         output_key: Any,
-        votes_key: Annotated[dict[str, Any], reducer],
+        votes_key: votes_channel(voter.policy.k),
     }
     if stats_key:
         fields[stats_key] = dict[str, Any]
-    state = _typed_dict("VotingState", fields)
-    input_schema = _typed_dict("VotingInput", {input_key: Any})
-    output_schema = _typed_dict(
+    state = typed_dict("VotingState", fields)
+    input_schema = typed_dict("VotingInput", {input_key: Any})
+    output_schema = typed_dict(
         "VotingOutput", {output_key: Any, **({stats_key: dict[str, Any]} if stats_key else {})}
     )
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
