@@ -47,14 +47,14 @@ from .._sync import run_sync
 from ..errors import ConfigurationError
 from ..records import StepResult
 from ..red_flags import RedFlag
-from ..run import ProgressEvent, run_task
+from ..run import ProgressEvent, _identity, _json_text, run_task
 from ..runlog import Checkpoint, RunLog, RunMeta, StepRecord, open_run_log
 from ..sampling import ChatModelSampler
 from ..tasks.base import StepAnswer, Task
 from ..vote import EscalationHandler, VotePolicy
 from ..voting import KeyFunction, canonical_key
 from ._node import DualNode, emit, router
-from ._options import build_voter, check_no_consensus, is_chat_model
+from ._options import build_voter, check_no_consensus, is_chat_model_step
 from ._schema import typed_dict, votes_channel
 from ._vote_nodes import NodeNames, VoteNodes
 from .events import chunk_event, escalation_request, jsonable
@@ -92,19 +92,12 @@ class DecompositionState(TypedDict, total=False):
     stopped: str
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=repr)
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
 class _TaskIO:
     """The task's JSON forms of states and actions (as `run_task` stores them)."""
 
     def __init__(self, task: Task) -> None:
         self.task = task
+        # `run_task`'s own defaults, so chunk=1 and chunk>1 store the same JSON.
         self.dump_state: Callable[[Any], Any] = getattr(task, "dump_state", _identity)
         self.load_state: Callable[[Any], Any] = getattr(task, "load_state", _identity)
         self._dump_action: Callable[[Any], str] = getattr(task, "dump_action", _json_text)
@@ -340,9 +333,7 @@ class _StepNodes:
 
 def _sampler_for(task: Task, sampler: Any) -> Any:
     # A bare chat model samples the task's prompt, as `run_task` does.
-    if is_chat_model(sampler) or (
-        isinstance(sampler, (list, tuple)) and sampler and all(is_chat_model(m) for m in sampler)
-    ):
+    if is_chat_model_step(sampler):
         return ChatModelSampler(sampler, prompt=task.prompt)
     return sampler
 
