@@ -85,6 +85,40 @@ def _missing(extra: str, exc: ImportError) -> ConfigurationError:
     )
 
 
+def _saver_class(kind: str, *, aio: bool) -> Any:
+    """The LangGraph saver class for a `"sqlite"` or `"postgres"` store, sync or async.
+
+    Imported on first use, so the core needs neither extra.
+
+    Raises:
+        ConfigurationError: the store's extra is not installed.
+    """
+    try:
+        if kind == "sqlite":
+            if aio:
+                from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+                return AsyncSqliteSaver
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            return SqliteSaver
+        if aio:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+            return AsyncPostgresSaver
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        return PostgresSaver
+    except ImportError as exc:
+        raise _missing(kind, exc) from exc
+
+
+def _conn_string(kind: str, target: str | os.PathLike[str]) -> str:
+    """What the saver's `from_conn_string` takes: the SQLite file, or the libpq URL."""
+    text = os.fspath(target)
+    return _sqlite_path(text) if kind == "sqlite" else _postgres_url(text)
+
+
 @contextmanager
 def open_checkpointer(target: str | os.PathLike[str] | None) -> Iterator[Any]:
     """Open a synchronous LangGraph checkpointer for `target` (see the module docstring).
@@ -104,21 +138,10 @@ def open_checkpointer(target: str | os.PathLike[str] | None) -> Iterator[Any]:
 
         yield InMemorySaver()
         return
-    text = os.fspath(target)  # type: ignore[arg-type]
-    if kind == "sqlite":
-        try:
-            from langgraph.checkpoint.sqlite import SqliteSaver
-        except ImportError as exc:
-            raise _missing("sqlite", exc) from exc
-        with SqliteSaver.from_conn_string(_sqlite_path(text)) as saver:
-            yield saver
-        return
-    try:
-        from langgraph.checkpoint.postgres import PostgresSaver
-    except ImportError as exc:
-        raise _missing("postgres", exc) from exc
-    with PostgresSaver.from_conn_string(_postgres_url(text)) as saver:
-        saver.setup()
+    saver_class = _saver_class(kind, aio=False)
+    with saver_class.from_conn_string(_conn_string(kind, target)) as saver:  # type: ignore[arg-type]
+        if kind == "postgres":
+            saver.setup()  # creates the checkpoint tables on first use
         yield saver
 
 
@@ -143,19 +166,8 @@ async def open_async_checkpointer(target: str | os.PathLike[str] | None) -> Asyn
 
         yield InMemorySaver()
         return
-    text = os.fspath(target)  # type: ignore[arg-type]
-    if kind == "sqlite":
-        try:
-            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-        except ImportError as exc:
-            raise _missing("sqlite", exc) from exc
-        async with AsyncSqliteSaver.from_conn_string(_sqlite_path(text)) as saver:
-            yield saver
-        return
-    try:
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-    except ImportError as exc:
-        raise _missing("postgres", exc) from exc
-    async with AsyncPostgresSaver.from_conn_string(_postgres_url(text)) as saver:
-        await saver.setup()
+    saver_class = _saver_class(kind, aio=True)
+    async with saver_class.from_conn_string(_conn_string(kind, target)) as saver:  # type: ignore[arg-type]
+        if kind == "postgres":
+            await saver.setup()  # creates the checkpoint tables on first use
         yield saver

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -41,7 +43,16 @@ __all__ = [
     "batch_checksum",
     "check_batch",
     "check_same_task",
+    "iter_steps",
+    "settings_json",
 ]
+
+_log = logging.getLogger("maker_graph.runlog")
+
+_STEP_PAGE = 10_000
+"""Rows per page when `iter_steps` reads steps back."""
+_NO_STOP = 2**62
+"""The `stop` of an open-ended `iter_steps`: beyond any step index."""
 
 
 class StepRecord(NamedTuple):
@@ -159,6 +170,36 @@ class RunMeta:
     settings: Mapping[str, Any] = field(default_factory=dict)
     """How the run was started (model, k, seed, ...): informational, may change on resume."""
 
+    @classmethod
+    def new(
+        cls,
+        run_id: str,
+        task: str,
+        params: Mapping[str, Any],
+        settings: Mapping[str, Any] | None,
+    ) -> RunMeta:
+        """The metadata of a run created now, as a backend's `start` stores it."""
+        return cls(
+            run_id=run_id,
+            task=task,
+            params=dict(params),
+            created=time.time(),
+            settings=dict(settings or {}),
+        )
+
+    @classmethod
+    def from_stored(
+        cls, run_id: str, task: str, params_json: str, created: Any, settings_json: str
+    ) -> RunMeta:
+        """The metadata as a backend reads it back: params and settings as JSON text."""
+        return cls(
+            run_id=run_id,
+            task=task,
+            params=json.loads(params_json),
+            created=float(created),
+            settings=json.loads(settings_json),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -167,6 +208,34 @@ class RunMeta:
             "created": self.created,
             "settings": dict(self.settings),
         }
+
+
+def settings_json(settings: Mapping[str, Any]) -> str:
+    """Run settings as stored: sorted JSON, anything not JSON written as its `str`."""
+    return json.dumps(dict(settings), sort_keys=True, default=str)
+
+
+def iter_steps(
+    fetch: Callable[[int, int, int], Sequence[Sequence[Any]]], start: int, stop: int | None
+) -> Iterator[StepRecord]:
+    """Stream the steps with `start <= step < stop` in step order, one page at a time.
+
+    `fetch(at, end, limit)` is the backend's query: at most `limit` step rows with
+    `at <= step < end`, ordered by step, each in `StepRecord` field order.
+
+    Keyset pages instead of one long-lived cursor: memory stays flat, and a reader
+    holds no cursor (nor, in SQLite, a WAL snapshot) for the length of a
+    million-row export.
+    """
+    at = start
+    end = stop if stop is not None else _NO_STOP
+    while at < end:
+        rows = fetch(at, end, _STEP_PAGE)
+        if not rows:
+            return
+        for row in rows:
+            yield StepRecord._make(row)
+        at = int(rows[-1][0]) + 1
 
 
 def batch_checksum(records: Sequence[StepRecord], checkpoint_json: str) -> str:
@@ -235,6 +304,9 @@ class RunLog(ABC):
 
     #: Where the log lives, for messages.
     location: str
+    #: Set by a backend that uses `_verify_batch`: what to do with a corrupt log
+    #: besides starting over ("keep the file for inspection and ...").
+    _corrupt_advice: str
 
     @abstractmethod
     def start(
@@ -291,6 +363,72 @@ class RunLog(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the writer's lock and the connection. Safe to call twice."""
+
+    def _verify_batch(self, batch: int, first: int, last: int, cp_json: str, checksum: str) -> int:
+        """Recheck one batch against its stored checksum; returns its number of steps.
+
+        Raises:
+            RunLogError: the batch's rows are missing or do not match its checksum.
+        """
+        records = list(self.steps(first, last + 1))
+        if len(records) != last - first + 1 or batch_checksum(records, cp_json) != checksum:
+            raise RunLogError(
+                f"the run log {self.location} is corrupt: batch {batch} (steps {first}..{last}) "
+                f"does not match its checksum. Start over with --fresh, or {self._corrupt_advice}"
+            )
+        return len(records)
+
+    def _recover_torn_tail(
+        self,
+        tail: Sequence[Sequence[Any]],
+        *,
+        batch_before: Callable[[int], Sequence[Any] | None],
+        drop_batches_from: Callable[[int, int], None],
+        drop_steps_after: Callable[[int], int],
+    ) -> None:
+        """Check the log's tail before writing to it, and recover from a torn write.
+
+        The tail is the last batch that holds steps and the step-less batches after it
+        (a session that ends right after a commit adds one). A tail batch whose rows do
+        not match its checksum, and step rows after the last batch, are what a torn
+        write leaves: they are dropped, with a warning, and those steps are decided
+        again. A bad batch before the tail is corruption, not a torn write: it raises
+        and nothing is dropped.
+
+        The backend supplies the queries, on the connection that holds the writer's lock:
+
+        Args:
+            tail: the tail's batch rows `(batch, first_step, last_step, checkpoint,
+                checksum)`, in batch order.
+            batch_before: the row of the batch just before the given batch, or None.
+            drop_batches_from: delete, in one transaction, the given batch and the
+                batches after it and the steps from the given step on.
+            drop_steps_after: delete the step rows after the given step; returns how many.
+        """
+        last = tail[-1] if tail else None
+        for row in tail:
+            try:
+                self._verify_batch(*row)
+            except RunLogError:
+                before = batch_before(row[0])
+                if before is not None:
+                    self._verify_batch(*before)  # bad too: corruption, not a torn write
+                drop_batches_from(row[0], row[1])
+                _log.warning(
+                    "%s: dropped the torn last batch %s (steps %s..%s), which did not match "
+                    "its checksum; those steps will be decided again",
+                    self.location, row[0], row[1], row[2],
+                )
+                last = before
+                break
+        committed = -1 if last is None else int(last[2])
+        extra = drop_steps_after(committed)
+        if extra:
+            _log.warning(
+                "%s: dropped %s step rows after the last committed batch (a torn write); "
+                "those steps will be decided again",
+                self.location, extra,
+            )
 
     def last_step(self) -> int | None:
         """The index of the last committed step, or None when none is committed."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import socket
 import time
@@ -47,6 +46,8 @@ from .base import (
     batch_checksum,
     check_batch,
     check_same_task,
+    iter_steps,
+    settings_json,
 )
 
 try:
@@ -58,8 +59,6 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     ) from _exc
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresRunLog", "list_runs", "redact", "split_url"]
-
-_log = logging.getLogger("maker_graph.runlog")
 
 DEFAULT_SCHEMA = "maker_graph"
 """The schema that holds the run-log tables unless the URL says `?schema=...`."""
@@ -190,6 +189,8 @@ class PostgresRunLog(RunLog):
         >>> log.run_id
         'hanoi-20'
     """
+
+    _corrupt_advice = "keep the rows for inspection and use another run id"
 
     def __init__(
         self,
@@ -336,13 +337,7 @@ class PostgresRunLog(RunLog):
                 self._acquire(conn, self.run_id)
             meta = self.meta()
             if meta is None:
-                meta = RunMeta(
-                    run_id=self.run_id,
-                    task=task,
-                    params=dict(params),
-                    created=time.time(),
-                    settings=dict(settings or {}),
-                )
+                meta = RunMeta.new(self.run_id, task, params, settings)
                 conn.execute(
                     sql.SQL(
                         "INSERT INTO {} (run_id, task, params, created, settings, "
@@ -353,7 +348,7 @@ class PostgresRunLog(RunLog):
                         meta.task,
                         json.dumps(meta.params, sort_keys=True),
                         meta.created,
-                        json.dumps(meta.settings, sort_keys=True, default=str),
+                        settings_json(meta.settings),
                         _SCHEMA_VERSION,
                         _writer_name(),
                         time.time(),
@@ -369,9 +364,7 @@ class PostgresRunLog(RunLog):
                     (
                         _writer_name(),
                         time.time(),
-                        None
-                        if settings is None
-                        else json.dumps(dict(settings), sort_keys=True, default=str),
+                        None if settings is None else settings_json(settings),
                         self.run_id,
                     ),
                 )
@@ -527,13 +520,7 @@ class PostgresRunLog(RunLog):
         ).fetchone()
         if row is None:
             return None
-        return RunMeta(
-            run_id=row[0],
-            task=row[1],
-            params=json.loads(row[2]),
-            created=float(row[3]),
-            settings=json.loads(row[4] or "{}"),
-        )
+        return RunMeta.from_stored(row[0], row[1], row[2], row[3], row[4] or "{}")
 
     def checkpoint(self) -> Checkpoint | None:
         conn = self._reader()
@@ -551,21 +538,15 @@ class PostgresRunLog(RunLog):
         conn = self._reader()
         if conn is None:
             return
-        # Keyset pages: flat memory for a million-row export, no long-lived cursor.
-        page = 10_000
-        at = start
-        end = stop if stop is not None else 2**62
         query = sql.SQL(
             "SELECT {} FROM {} WHERE run_id = %s AND step >= %s AND step < %s "
             "ORDER BY step LIMIT %s"
         ).format(sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), self._t("steps"))
-        while at < end:
-            rows = conn.execute(query, (self.run_id, at, end, page)).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield StepRecord._make(row)
-            at = int(rows[-1][0]) + 1
+        yield from iter_steps(
+            lambda at, end, limit: conn.execute(query, (self.run_id, at, end, limit)).fetchall(),
+            start,
+            stop,
+        )
 
     def verify(self) -> int:
         conn = self._reader()
@@ -584,18 +565,36 @@ class PostgresRunLog(RunLog):
         return checked
 
     def _verify_last_batch(self) -> None:
-        """Check the run's tail before writing to it, and recover from a torn write.
-
-        The tail is the last batch that holds steps and the step-less batches after it
-        (a session that ends right after a commit adds one). A tail batch whose rows do
-        not match its checksum, and step rows after the last batch, are what a torn
-        write leaves: they are dropped, with a warning, and those steps are decided
-        again. A bad batch before the tail is corruption, not a torn write: it raises
-        and nothing is dropped.
-        """
+        """Check the run's tail before writing to it (see `RunLog._recover_torn_tail`)."""
         conn = self._connect()
         columns = sql.SQL("batch, first_step, last_step, checkpoint, checksum")
         batches = self._t("batches")
+
+        def batch_before(batch: int) -> Any:
+            return conn.execute(
+                sql.SQL(
+                    "SELECT {c} FROM {b} WHERE run_id = %s AND batch < %s "
+                    "ORDER BY batch DESC LIMIT 1"
+                ).format(c=columns, b=batches),
+                (self.run_id, batch),
+            ).fetchone()
+
+        def drop_batches_from(batch: int, step: int) -> None:
+            with conn.transaction():
+                for table, column, value in (("steps", "step", step), ("batches", "batch", batch)):
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE run_id = %s AND {} >= %s").format(
+                            self._t(table), sql.Identifier(column)
+                        ),
+                        (self.run_id, value),
+                    )
+
+        def drop_steps_after(step: int) -> int:
+            return conn.execute(
+                sql.SQL("DELETE FROM {} WHERE run_id = %s AND step > %s").format(self._t("steps")),
+                (self.run_id, step),
+            ).rowcount
+
         tail = conn.execute(
             sql.SQL(
                 "SELECT {c} FROM {b} WHERE run_id = %s AND batch >= COALESCE((SELECT MAX(batch) "
@@ -603,57 +602,12 @@ class PostgresRunLog(RunLog):
             ).format(c=columns, b=batches),
             (self.run_id, self.run_id),
         ).fetchall()
-        last = tail[-1] if tail else None
-        for row in tail:
-            try:
-                self._verify_batch(*row)
-            except RunLogError:
-                before = conn.execute(
-                    sql.SQL(
-                        "SELECT {c} FROM {b} WHERE run_id = %s AND batch < %s "
-                        "ORDER BY batch DESC LIMIT 1"
-                    ).format(c=columns, b=batches),
-                    (self.run_id, row[0]),
-                ).fetchone()
-                if before is not None:
-                    self._verify_batch(*before)  # bad too: corruption, not a torn write
-                with conn.transaction():
-                    for table, column, value in (("steps", "step", row[1]),
-                                                 ("batches", "batch", row[0])):
-                        conn.execute(
-                            sql.SQL("DELETE FROM {} WHERE run_id = %s AND {} >= %s").format(
-                                self._t(table), sql.Identifier(column)
-                            ),
-                            (self.run_id, value),
-                        )
-                _log.warning(
-                    "%s: dropped the torn last batch %s (steps %s..%s), which did not match "
-                    "its checksum; those steps will be decided again",
-                    self.location, row[0], row[1], row[2],
-                )
-                last = before
-                break
-        committed = -1 if last is None else int(last[2])
-        cur = conn.execute(
-            sql.SQL("DELETE FROM {} WHERE run_id = %s AND step > %s").format(self._t("steps")),
-            (self.run_id, committed),
+        self._recover_torn_tail(
+            tail,
+            batch_before=batch_before,
+            drop_batches_from=drop_batches_from,
+            drop_steps_after=drop_steps_after,
         )
-        if cur.rowcount:
-            _log.warning(
-                "%s: dropped %s step rows after the last committed batch (a torn write); "
-                "those steps will be decided again",
-                self.location, cur.rowcount,
-            )
-
-    def _verify_batch(self, batch: int, first: int, last: int, cp_json: str, checksum: str) -> int:
-        records = list(self.steps(first, last + 1))
-        if len(records) != last - first + 1 or batch_checksum(records, cp_json) != checksum:
-            raise RunLogError(
-                f"the run log {self.location} is corrupt: batch {batch} (steps {first}..{last}) "
-                "does not match its checksum. Start over with --fresh, or keep the rows "
-                "for inspection and use another run id"
-            )
-        return len(records)
 
     def __repr__(self) -> str:
         return f"PostgresRunLog({self.location!r})"
@@ -681,13 +635,4 @@ def list_runs(url: str, *, connect_timeout: float = 10.0) -> list[RunMeta]:
             ).fetchall()
     except psycopg.Error as exc:
         raise RunLogError(f"cannot read runs from {redact(clean)}: {_one_line(exc)}") from exc
-    return [
-        RunMeta(
-            run_id=r[0],
-            task=r[1],
-            params=json.loads(r[2]),
-            created=float(r[3]),
-            settings=json.loads(r[4] or "{}"),
-        )
-        for r in rows
-    ]
+    return [RunMeta.from_stored(r[0], r[1], r[2], r[3], r[4] or "{}") for r in rows]

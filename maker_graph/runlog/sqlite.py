@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import time
@@ -37,11 +36,11 @@ from .base import (
     batch_checksum,
     check_batch,
     check_same_task,
+    iter_steps,
+    settings_json,
 )
 
 __all__ = ["DB_NAME", "SqliteRunLog"]
-
-_log = logging.getLogger("maker_graph.runlog")
 
 DB_NAME = "run.sqlite"
 """The database file's name inside a run directory."""
@@ -124,6 +123,8 @@ class SqliteRunLog(RunLog):
             process, `"FULL"` also a power cut.
     """
 
+    _corrupt_advice = "keep the file for inspection and use another run directory"
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -187,20 +188,14 @@ class SqliteRunLog(RunLog):
             db = self._connect()
             meta = self.meta()
             if meta is None:
-                meta = RunMeta(
-                    run_id=run_id or uuid.uuid4().hex,
-                    task=task,
-                    params=dict(params),
-                    created=time.time(),
-                    settings=dict(settings or {}),
-                )
+                meta = RunMeta.new(run_id or uuid.uuid4().hex, task, params, settings)
                 rows = [
                     ("schema_version", _SCHEMA_VERSION),
                     ("run_id", meta.run_id),
                     ("task", meta.task),
                     ("params", json.dumps(meta.params, sort_keys=True)),
                     ("created", repr(meta.created)),
-                    ("settings", json.dumps(meta.settings, sort_keys=True, default=str)),
+                    ("settings", settings_json(meta.settings)),
                 ]
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany("INSERT INTO meta VALUES (?, ?)", rows)
@@ -214,7 +209,7 @@ class SqliteRunLog(RunLog):
                 if settings is not None:
                     db.execute(
                         "INSERT OR REPLACE INTO meta VALUES ('settings', ?)",
-                        (json.dumps(dict(settings), sort_keys=True, default=str),),
+                        (settings_json(settings),),
                     )
                 self._verify_last_batch()
             cp = self.checkpoint()
@@ -290,12 +285,9 @@ class SqliteRunLog(RunLog):
             raise RunLogError(f"{self.location} is not a maker_graph run log: {exc}") from exc
         if "task" not in data:
             return None
-        return RunMeta(
-            run_id=data["run_id"],
-            task=data["task"],
-            params=json.loads(data["params"]),
-            created=float(data["created"]),
-            settings=json.loads(data.get("settings", "{}")),
+        return RunMeta.from_stored(
+            data["run_id"], data["task"], data["params"], data["created"],
+            data.get("settings", "{}"),
         )
 
     def checkpoint(self) -> Checkpoint | None:
@@ -315,22 +307,15 @@ class SqliteRunLog(RunLog):
         if not self.path.exists():
             return
         db = self._connect()
-        # Keyset pages instead of one long-lived cursor: memory stays flat, and the
-        # reader never pins a WAL snapshot for the length of a million-row export.
-        page = 10_000
-        at = start
-        end = stop if stop is not None else 2**62
-        while at < end:
-            rows = db.execute(
+        yield from iter_steps(
+            lambda at, end, limit: db.execute(
                 f"SELECT {_COLUMNS} FROM steps WHERE step >= ? AND step < ? "
                 "ORDER BY step LIMIT ?",
-                (at, end, page),
-            ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield StepRecord._make(row)
-            at = rows[-1][0] + 1
+                (at, end, limit),
+            ).fetchall(),
+            start,
+            stop,
+        )
 
     def verify(self) -> int:
         db = self._connect()
@@ -342,61 +327,35 @@ class SqliteRunLog(RunLog):
         return checked
 
     def _verify_last_batch(self) -> None:
-        """Check the log's tail before writing to it, and recover from a torn write.
-
-        The tail is the last batch that holds steps and the step-less batches after it
-        (a session that ends right after a commit adds one). A tail batch whose rows do
-        not match its checksum, and step rows after the last batch, are what a torn
-        write leaves: they are dropped, with a warning, and those steps are decided
-        again. A bad batch before the tail is corruption, not a torn write: it raises
-        and nothing is dropped.
-        """
+        """Check the log's tail before writing to it (see `RunLog._recover_torn_tail`)."""
         db = self._connect()
         columns = "batch, first_step, last_step, checkpoint, checksum"
+
+        def batch_before(batch: int) -> Any:
+            return db.execute(
+                f"SELECT {columns} FROM batches WHERE batch < ? ORDER BY batch DESC LIMIT 1",
+                (batch,),
+            ).fetchone()
+
+        def drop_batches_from(batch: int, step: int) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM steps WHERE step >= ?", (step,))
+            db.execute("DELETE FROM batches WHERE batch >= ?", (batch,))
+            db.execute("COMMIT")
+
+        def drop_steps_after(step: int) -> int:
+            return db.execute("DELETE FROM steps WHERE step > ?", (step,)).rowcount
+
         tail = db.execute(
             f"SELECT {columns} FROM batches WHERE batch >= COALESCE((SELECT MAX(batch) "
             "FROM batches WHERE last_step >= first_step), 0) ORDER BY batch"
         ).fetchall()
-        last = tail[-1] if tail else None
-        for row in tail:
-            try:
-                self._verify_batch(*row)
-            except RunLogError:
-                before = db.execute(
-                    f"SELECT {columns} FROM batches WHERE batch < ? ORDER BY batch DESC LIMIT 1",
-                    (row[0],),
-                ).fetchone()
-                if before is not None:
-                    self._verify_batch(*before)  # bad too: corruption, not a torn write
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("DELETE FROM steps WHERE step >= ?", (row[1],))
-                db.execute("DELETE FROM batches WHERE batch >= ?", (row[0],))
-                db.execute("COMMIT")
-                _log.warning(
-                    "%s: dropped the torn last batch %s (steps %s..%s), which did not match "
-                    "its checksum; those steps will be decided again",
-                    self.location, row[0], row[1], row[2],
-                )
-                last = before
-                break
-        committed = -1 if last is None else last[2]
-        extra = db.execute("DELETE FROM steps WHERE step > ?", (committed,)).rowcount
-        if extra:
-            _log.warning(
-                "%s: dropped %s step rows after the last committed batch (a torn write); "
-                "those steps will be decided again",
-                self.location, extra,
-            )
-
-    def _verify_batch(self, batch: int, first: int, last: int, cp_json: str, checksum: str) -> int:
-        records = list(self.steps(first, last + 1))
-        if len(records) != last - first + 1 or batch_checksum(records, cp_json) != checksum:
-            raise RunLogError(
-                f"the run log {self.location} is corrupt: batch {batch} (steps {first}..{last}) "
-                "does not match its checksum. Start over with --fresh, or keep the file "
-                "for inspection and use another run directory"
-            )
-        return len(records)
+        self._recover_torn_tail(
+            tail,
+            batch_before=batch_before,
+            drop_batches_from=drop_batches_from,
+            drop_steps_after=drop_steps_after,
+        )
 
     def __repr__(self) -> str:
         return f"SqliteRunLog({str(self.path)!r})"
