@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -146,14 +145,22 @@ async def test_one_failing_sample_does_not_cancel_its_siblings() -> None:
 
 
 async def test_samples_of_a_round_run_in_parallel() -> None:
-    latency = ErrorModel(error_rate=0.0, latency_median=0.05, latency_sigma=0.0)
-    sampler = SimulatedSampler(lambda q: "a", errors=latency, tokens=len)
-    started = time.perf_counter()
-    result = await vote_step(sampler, "q", k=5)
-    elapsed = time.perf_counter() - started
-    assert result.samples_drawn == 5
-    # Sequential sampling would take 0.25 s; parallel takes one latency (0.05 s) plus overhead.
-    assert elapsed < 0.2
+    """All k samples of the first round are in flight together (checked by overlap, not time)."""
+    in_flight = peak = 0
+    inner = SimulatedSampler(lambda q: "a", errors=ErrorModel(error_rate=0.0), tokens=len)
+
+    class Overlapping:
+        async def sample(self, step_input: str, index: int) -> RawSample:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return await inner.sample(step_input, index)
+
+    result = await vote_step(Overlapping(), "q", k=5)
+    assert result.samples_drawn == 5 and result.rounds == 1
+    assert peak == 5
 
 
 async def test_max_concurrency_limits_calls_in_flight() -> None:
