@@ -288,6 +288,13 @@ def test_estimate_and_plan_cli(tmp_path: Path) -> None:
     as_json = runner.invoke(app, ["plan", "--estimate", str(path), "--json"])
     data = json.loads(as_json.output)
     assert data["models"][0]["plan"]["k_min"] == report.models[0].plan.k_min
+    # Without --target the plan keeps the estimate's own target; with it, the new one.
+    relaxed = tmp_path / "est-0.9.json"
+    relaxed.write_text(json.dumps({**json.loads(path.read_text()), "target": 0.9}))
+    kept = runner.invoke(app, ["plan", "--estimate", str(relaxed), "--json"])
+    assert json.loads(kept.output)["target"] == 0.9
+    stricter = runner.invoke(app, ["plan", "--estimate", str(path), "--json", "--target", "0.999"])
+    assert json.loads(stricter.output)["target"] == 0.999
 
     for args, needle in (
         (["estimate", "chess"], "unknown task"),

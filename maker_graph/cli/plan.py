@@ -24,7 +24,11 @@ def plan(
     p: float | None = typer.Option(
         None, "--p", help="Per-step success rate of one valid sample."
     ),
-    target: float = typer.Option(0.95, "--target", help="Required chance of a flawless run."),
+    target: float | None = typer.Option(
+        None,
+        "--target",
+        help="Required chance of a flawless run (default 0.95, or the estimate file's).",
+    ),
     m: int = typer.Option(1, "--m", help="Task steps per agent call."),
     v: float = typer.Option(1.0, "--v", help="Share of samples that pass the red flags."),
     price_in: float = typer.Option(0.0, "--price-in", help="Price per million input tokens."),
@@ -44,7 +48,7 @@ def plan(
     """Choose k for a task and forecast its success probability, samples and cost."""
     from ..scaling import plan as make_plan
 
-    if not 0.0 < target < 1.0:
+    if target is not None and not 0.0 < target < 1.0:
         raise fail(f"--target must be in (0, 1), got {target}")
     if estimate is not None:
         from ..errors import ConfigurationError
@@ -66,6 +70,8 @@ def plan(
         return
     if steps is None or p is None:
         raise fail("give --steps and --p (or --estimate FILE from `maker-graph estimate`)")
+    if target is None:
+        target = 0.95
     try:
         result = make_plan(
             p,
