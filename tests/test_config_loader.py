@@ -379,6 +379,26 @@ def test_decomposition_with_fixed_params_and_bad_params() -> None:
         load_graph(bad)
 
 
+def test_decomposition_chunk_one_steps_through_the_voting_nodes() -> None:
+    spec = _one_node({"kind": "decomposition", "task": "hanoi", "params": {"disks": 3},
+                      "model": "simulated", "chunk": 1, "output": "out"})
+    graph = load_graph(spec).compile()
+    out = graph.invoke({})["out"]
+    assert out["steps"] == 7 and out["done"] is True
+    # chunk=1 shows each micro-step's vote: the inner graph streams one decision per step.
+    events = [e for _, e in graph.stream({}, stream_mode="custom", subgraphs=True)
+              if isinstance(e, dict) and e.get("event") == "maker.decided"]
+    assert len(events) == 7
+    # More chunks than the parent run's recursion limit (25): the sub-graph gets its own.
+    many = _one_node({"kind": "decomposition", "task": "hanoi", "params": {"disks": 6},
+                      "model": "simulated", "chunk": 2, "output": "out"})
+    assert load_graph(many).compile().invoke({})["out"]["steps"] == 63
+    bad = _one_node({"kind": "decomposition", "task": "hanoi", "params": {"disks": 3},
+                     "model": "simulated", "chunk": 0, "output": "out"})
+    with pytest.raises(SpecError, match="nodes.n.chunk"):
+        load_graph(bad)
+
+
 def test_a_task_without_simulator_cannot_use_a_simulated_model() -> None:
     reg = registry.copy()
     reg.add("task", "plain_task", lambda: None, factory=True)

@@ -131,6 +131,20 @@ class PromptBuilder:
         ]
 
 
+def _inner_config(task: Any, chunk: int) -> dict[str, Any]:
+    """The decomposition sub-graph's own recursion limit.
+
+    Called from inside a node, the sub-graph would inherit the parent run's limit
+    (25 by default): a long run needs one superstep per chunk, and `chunk: 1` a few
+    per step. Bound it by the task's length when the task knows it.
+    """
+    total = getattr(task, "total_steps", None)
+    if not isinstance(total, int):
+        return {"recursion_limit": 10_000_000}
+    per_chunk = 8 if chunk == 1 else 2
+    return {"recursion_limit": per_chunk * -(-total // chunk) + 100}
+
+
 def _in_spec(exc: BudgetExhaustedError, node: str) -> BudgetExhaustedError:
     """The same budget error, naming the spec field that raises the budget."""
     field = {"samples": "max_total_samples", "tokens": "max_total_tokens"}.get(exc.budget)
@@ -307,7 +321,7 @@ class _Builder:
             graph = create_decomposition_graph(
                 task, sampler, policy=policy, red_flags=flags,
                 max_total_samples=node.max_total_samples,
-                max_total_tokens=node.max_total_tokens, name=name,
+                max_total_tokens=node.max_total_tokens, name=name, chunk=node.chunk,
             ).compile()
             return task, params, graph
 
@@ -322,16 +336,17 @@ class _Builder:
             }}
 
         def run(state: Mapping[str, Any]) -> dict[str, Any]:
-            _, params, graph = make(state)
+            task, params, graph = make(state)
             try:
-                return summary(params, graph.invoke({}))
+                return summary(params, graph.invoke({}, _inner_config(task, node.chunk)))
             except BudgetExhaustedError as exc:
                 raise _in_spec(exc, name) from exc
 
         async def arun(state: Mapping[str, Any]) -> dict[str, Any]:
-            _, params, graph = make(state)
+            task, params, graph = make(state)
             try:
-                return summary(params, await graph.ainvoke({}))
+                out = await graph.ainvoke({}, _inner_config(task, node.chunk))
+                return summary(params, out)
             except BudgetExhaustedError as exc:
                 raise _in_spec(exc, name) from exc
 

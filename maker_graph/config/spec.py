@@ -730,6 +730,10 @@ class DecompositionNode(_Spec):
     that says so (a guard when task parameters come from the state)."""
     max_total_tokens: int | None = Field(default=None, ge=1)
     """A budget of tokens (input and output) for the whole run."""
+    chunk: int = Field(default=10_000, ge=1, le=10_000_000)
+    """Steps per superstep of the decomposition graph. 1 sends every step through the
+    voting sub-graph (small, visible runs: LangGraph's recursion limit caps them at a few
+    thousand steps); the default keeps orchestration a rounding error."""
     output: StateKeyName
     """The state key receiving the run's summary (steps, solved, final state, samples)."""
 
