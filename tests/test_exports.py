@@ -83,3 +83,17 @@ def test_importing_the_core_does_not_load_langgraph() -> None:
     code = "import sys, maker_graph; print('langgraph' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_cli_starts_without_langchain() -> None:
+    """The CLI and long runs need only the fast simulated sampler: no langchain import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, maker_graph.cli as c; c.load_commands(); "
+        "from maker_graph.testing import ErrorModel, SimulatedSampler; "
+        "print('langchain_core' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

@@ -8,7 +8,8 @@
   slow tails).
 """
 
-from .chat import SimulatedChatModel
+from typing import TYPE_CHECKING
+
 from .errors_model import (
     ErrorModel,
     SimulatedProviderError,
@@ -16,8 +17,36 @@ from .errors_model import (
     SimulatedTimeoutError,
 )
 from .faults import Faults, FaultySampler
-from .scripted import ScriptedChatModel, ScriptedSampler, ScriptExhaustedError
 from .simulated import SimulatedSampler
+
+if TYPE_CHECKING:
+    from .chat import SimulatedChatModel
+    from .scripted import ScriptedChatModel, ScriptedSampler, ScriptExhaustedError
+
+# The chat-model doubles import langchain_core (about half a second); load them on first
+# use so that the CLI and long runs, which need only ErrorModel and SimulatedSampler,
+# start quickly.
+_LAZY = {
+    "SimulatedChatModel": "chat",
+    "ScriptedChatModel": "scripted",
+    "ScriptedSampler": "scripted",
+    "ScriptExhaustedError": "scripted",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'maker_graph.testing' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     # simulated models
