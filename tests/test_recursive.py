@@ -443,3 +443,133 @@ async def test_decomposer_escalation_can_supply_the_split() -> None:
     proposals = await Decomposer(role, candidates=2).propose("a+b")
     assert proposals.result.red_flags == {"parse_error": 4}
     assert [c.decomposition for c in proposals.candidates] == [human]
+
+
+# --------------------------------------------------------------------------- stream events
+
+
+def _multiplication_graph(**policy: Any) -> Any:
+    from maker_graph.tasks.multiplication import (
+        RoleErrors,
+        multiplication_roles,
+        simulated_models,
+    )
+
+    roles = multiplication_roles(simulated_models(RoleErrors.uniform(0.0)))
+    return create_recursive_graph(roles, policy=RecursionPolicy(max_depth=8, **policy))
+
+
+def _tree_events(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_name.setdefault(event["event"], []).append(event)
+    return by_name
+
+
+def _check_against_tree(events: list[dict[str, Any]], nodes: dict[str, Any]) -> None:
+    from maker_graph.recursive.events import TREE_EVENT_NAMES
+
+    assert {e["event"] for e in events} <= set(TREE_EVENT_NAMES)
+    json.dumps(events)  # every payload is JSON as it is
+    by = _tree_events(events)
+    leaves = {n for n, node in nodes.items() if not node.get("children")}
+    inner = set(nodes) - leaves
+    proposed = [e["node"] for e in by.get("maker.tree.proposed", [])]
+    assert sorted(proposed) == sorted(nodes)  # one per tree node
+    for e in by["maker.tree.proposed"]:
+        node = nodes[e["node"]]
+        assert e["depth"] == node["depth"]
+        assert e["parts"] == len(node.get("children") or [])
+        assert e["solve_directly"] == (e["node"] in leaves)
+    solved = {e["node"]: e for e in by.get("maker.tree.solved", [])}
+    composed = {e["node"]: e for e in by.get("maker.tree.composed", [])}
+    assert len(by.get("maker.tree.solved", [])) == len(solved) and set(solved) == leaves
+    assert len(by.get("maker.tree.composed", [])) == len(composed) and set(composed) == inner
+    for node_id, e in {**solved, **composed}.items():
+        assert e["answer"] == nodes[node_id]["answer"] and e["samples"] >= 1
+    assert "maker.tree.failed" not in by
+
+
+def test_stream_events_follow_the_tree() -> None:
+    from maker_graph.tasks.multiplication import problem_text
+
+    graph = _multiplication_graph().compile()
+    problem = problem_text(1234, 5678)
+    events = list(graph.stream({"problem": problem}, stream_mode="custom"))
+    out = graph.invoke({"problem": problem})
+    assert out["answer"] == "7006652"
+    nodes = out["nodes"]
+    assert len(nodes) > 1  # the 4x4 digits problem is split
+    _check_against_tree(events, nodes)
+    # Not streamed: the same run, no writer, same result.
+    assert graph.invoke({"problem": problem})["nodes"] == nodes
+
+
+async def test_stream_events_reach_a_parent_graph() -> None:
+    from langgraph.graph import END, START, StateGraph
+    from typing_extensions import TypedDict
+
+    from maker_graph.tasks.multiplication import problem_text
+
+    class Parent(TypedDict, total=False):
+        problem: str
+        answer: str | None
+        nodes: dict[str, Any]
+
+    parent = StateGraph(Parent)
+    parent.add_node("multiply", _multiplication_graph().compile())
+    parent.add_edge(START, "multiply")
+    parent.add_edge("multiply", END)
+    graph = parent.compile()
+    inputs = {"problem": problem_text(1234, 5678)}
+    seen: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+        (namespace, event)
+        async for namespace, event in graph.astream(inputs, stream_mode="custom", subgraphs=True)
+    ]
+    out = await graph.ainvoke(inputs)
+    assert out["answer"] == "7006652"
+    assert seen and all(ns and ns[0].startswith("multiply") for ns, _ in seen)
+    _check_against_tree([event for _, event in seen], out["nodes"])
+
+
+def test_a_failing_node_streams_a_failed_event() -> None:
+    def stubborn(inp: ComposeInput, index: int) -> str:
+        if inp.problem == "cde+f":
+            return json.dumps({"answer": str(100 + index)})
+        return add_parts(inp)
+
+    roles = toy_roles(composer=Role(model=stubborn))
+    graph = create_recursive_graph(
+        roles, policy=RecursionPolicy(max_samples_per_node=12)
+    ).compile()
+    events: list[dict[str, Any]] = []
+    with pytest.raises(NodeBudgetExhaustedError):
+        for event in graph.stream({"problem": "ab+cde+f"}, stream_mode="custom"):
+            events.append(event)
+    failed = [e for e in events if e["event"] == "maker.tree.failed"]
+    assert len(failed) == 1
+    assert failed[0]["node"] == "0.1" and failed[0]["role"] == "composer"
+    assert failed[0]["reason"] == "node_budget" and "sample budget" in failed[0]["message"]
+    json.dumps(events)
+    solved = {e["node"] for e in events if e["event"] == "maker.tree.solved"}
+    assert solved == {"0.0", "0.1.0", "0.1.1"}
+    assert not [e for e in events if e["event"] == "maker.tree.composed"]
+
+
+def test_stream_events_at_the_depth_limit_and_after_a_vote() -> None:
+    def two_minds(inp: DecomposeInput, index: int) -> str:
+        words = inp.problem.split("+")
+        if len(words) == 1:
+            return json.dumps({"solve_directly": True})
+        if index % 2:
+            return split("+".join(words[:-1]), words[-1])
+        return split_words(inp)
+
+    roles = toy_roles(decomposer=Role(model=two_minds))
+    graph = create_recursive_graph(roles, policy=RecursionPolicy(max_depth=1)).compile()
+    events = list(graph.stream({"problem": "ab+cde+f"}, stream_mode="custom"))
+    nodes = graph.invoke({"problem": "ab+cde+f"})["nodes"]
+    _check_against_tree(events, nodes)
+    chosen = {e["node"]: e["chosen_by"] for e in events if e["event"] == "maker.tree.proposed"}
+    assert chosen["0"] == "vote"
+    assert "depth_limit" in {chosen[n] for n in nodes if nodes[n]["depth"] == 1}

@@ -20,7 +20,9 @@ provider kept failing) does not raise inside its branch, which would cancel its
 siblings mid-call: it returns a `Failure`, and `finish` raises it once the
 superstep is over, naming the node (`NodeBudgetExhaustedError`,
 `NoConsensusError`, ...). The tree lives in the graph state (small: one entry
-per node); every sample and tally goes to the tree record instead.
+per node); every sample and tally goes to the tree record instead. Streamed with
+`stream_mode="custom"`, the nodes write `maker.tree.*` progress events
+(`maker_graph.recursive.events`).
 
 Example:
     >>> import asyncio, json
@@ -58,7 +60,9 @@ from typing_extensions import NotRequired, TypedDict
 
 from .._sync import run_sync
 from ..errors import BudgetExhaustedError, MakerRuntimeError
+from ..graph._node import emit
 from ..records import StepResult
+from .events import composed_event, failed_event, proposed_event, solved_event
 from .failures import Failure, failure_from_error, raise_failure
 from .policy import RecursionPolicy
 from .record import TreeRecorder, stamp
@@ -251,6 +255,7 @@ def create_recursive_graph(
             exc, node=node.get("id", "?"), role=role, problem=node.get("problem", "")
         )
         record({"event": "failure", "tree": tree_id, **failure})
+        emit(failed_event(tree_id, failure))
         return {"failures": [failure]}
 
     # ------------------------------------------------------------------ hub
@@ -292,6 +297,7 @@ def create_recursive_graph(
                 failures.append(failure_from_error(exc, node=node_id, role="expand",
                                                    problem=node.get("problem", "")))
                 record({"event": "failure", "tree": tree_id, **failures[-1]})
+                emit(failed_event(tree_id, failures[-1]))
                 break
             children = []
             for i, sub in enumerate(plan.subproblems):
@@ -338,6 +344,9 @@ def create_recursive_graph(
             update["chosen_by"] = "unanimous"
             record({"event": "choice", "tree": tree_id, "node": node_id,
                     "decomposition": candidates[0], "chosen_by": "unanimous", "vote": None})
+            emit(proposed_event(tree_id, node_id, depth=int(node.get("depth", 0)),
+                                decomposition=candidates[0], chosen_by="unanimous",
+                                candidates=1, samples=int(update.get("samples", 0))))
         else:
             update["status"] = "proposed"
         return {"nodes": {node_id: update}}
@@ -356,20 +365,26 @@ def create_recursive_graph(
         record({"event": "choice", "tree": tree_id, "node": node_id,
                 "decomposition": decomposition, "chosen_by": "vote",
                 "vote": vote.to_dict(with_samples=True)})
+        spent = _spent(node, vote)
+        emit(proposed_event(tree_id, node_id, depth=int(node.get("depth", 0)),
+                            decomposition=decomposition, chosen_by="vote",
+                            candidates=len(candidates), samples=int(spent.get("samples", 0))))
         return {"nodes": {node_id: {
-            "status": "planned", "decomposition": decomposition, "chosen_by": "vote",
-            **_spent(node, vote),
+            "status": "planned", "decomposition": decomposition, "chosen_by": "vote", **spent,
         }}}
 
     async def solve(payload: Payload) -> dict[str, Any]:
         node: TreeNode = payload["node"]
         tree_id, node_id = payload["tree_id"], node["id"]
         at_limit = node.get("status") == "pending"
+        depth = int(node.get("depth", 0))
         if at_limit:
+            direct = {"solve_directly": True, "subproblems": [], "composition": ""}
             record({"event": "choice", "tree": tree_id, "node": node_id,
-                    "decomposition": {"solve_directly": True, "subproblems": [],
-                                      "composition": ""},
-                    "chosen_by": "depth_limit", "vote": None})
+                    "decomposition": direct, "chosen_by": "depth_limit", "vote": None})
+            emit(proposed_event(tree_id, node_id, depth=depth, decomposition=direct,
+                                chosen_by="depth_limit", candidates=0,
+                                samples=int(node.get("samples", 0))))
         try:
             vote = await solver.solve(node["problem"], node=node_id, budget=allowance(node))
         except MakerRuntimeError as exc:
@@ -377,6 +392,8 @@ def create_recursive_graph(
         answer = _answer_text(vote.winner)
         record({"event": "answer", "tree": tree_id, "node": node_id, "role": "solver",
                 "answer": answer, "vote": vote.to_dict(with_samples=True)})
+        emit(solved_event(tree_id, node_id, depth=depth, answer=answer,
+                          samples=vote.samples_drawn))
         update: TreeNode = {"status": "answered", "answer": answer, **_spent(node, vote)}
         if at_limit:
             update["chosen_by"] = "depth_limit"
@@ -396,6 +413,8 @@ def create_recursive_graph(
         answer = _answer_text(vote.winner)
         record({"event": "answer", "tree": tree_id, "node": node_id, "role": "composer",
                 "answer": answer, "vote": vote.to_dict(with_samples=True)})
+        emit(composed_event(tree_id, node_id, depth=int(node.get("depth", 0)), answer=answer,
+                            parts=len(parts), samples=vote.samples_drawn))
         return {"nodes": {node_id: {
             "status": "answered", "answer": answer, **_spent(node, vote),
         }}}
@@ -411,6 +430,7 @@ def create_recursive_graph(
                              "problem": nodes.get(stuck[0], {}).get("problem", "") if stuck
                              else "", "kind": "error",
                              "message": "the tree has no work left but the root is unanswered"})
+            emit(failed_event(tree_id, failures[-1]))
         stats = _stats(nodes)
         record({"event": "done", "tree": tree_id, "answer": root.get("answer"),
                 "ok": not failures, "stats": stats})
