@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
-from langgraph.config import get_stream_writer
+
+from .events import emit
 
 __all__ = ["ROUTE", "DualNode", "emit", "router"]
 
@@ -59,13 +60,3 @@ def router(fn: Callable[[Any], Any]) -> DualNode:
     under `ainvoke`; routers that only read the state should not pay for that.
     """
     return DualNode(fn.__name__, fn)
-
-
-def emit(event: dict[str, Any]) -> None:
-    """Write a progress event to the graph's `custom` stream (a no-op when not streamed,
-    or when the node is called directly, outside any graph)."""
-    try:
-        writer = get_stream_writer()
-    except RuntimeError:
-        return
-    writer(event)

@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from langgraph.config import get_stream_writer
+
 # `jsonable` is the records' JSON form of answers and keys, so events and
 # `StepResult.to_dict()` always agree.
 from ..records import Sample, StepResult
@@ -37,6 +39,7 @@ __all__ = [
     "EVENT_NAMES",
     "chunk_event",
     "decided_event",
+    "emit",
     "escalation_request",
     "jsonable",
     "provider_failure_event",
@@ -136,3 +139,13 @@ def escalation_request(
         "k": result.k,
         "red_flags": dict(result.red_flags),
     }
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Write a progress event to the graph's `custom` stream (a no-op when not streamed,
+    or when the node is called directly, outside any graph)."""
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:
+        return
+    writer(event)

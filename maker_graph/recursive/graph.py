@@ -60,7 +60,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from .._sync import run_sync
 from ..errors import BudgetExhaustedError, MakerRuntimeError
-from ..graph._node import emit
+from ..graph.events import emit
 from ..records import StepResult
 from .events import composed_event, failed_event, proposed_event, solved_event
 from .failures import Failure, failure_from_error, raise_failure
