@@ -10,30 +10,27 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_example_output_is_true() -> None:
+def run_example(heading: str, printed: str) -> None:
+    """Execute the python block under `heading` and compare its output with the
+    `# ...` comment (matched by the regex `printed`) that the README shows for it."""
     text = README.read_text()
-    block = re.search(r"## Vote one step\s+```python\n(.*?)```", text, re.S)
-    assert block, "README lost its example"
+    block = re.search(rf"## {re.escape(heading)}\s+```python\n(.*?)```", text, re.S)
+    assert block, f"README lost its example under {heading!r}"
     code = block.group(1)
-    expected = re.search(r"# (billing .*)$", code, re.M)
-    assert expected
+    expected = re.search(printed, code, re.M)
+    assert expected, f"the example under {heading!r} no longer shows its output"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})
     assert out.getvalue().strip() == expected.group(1).strip()
+
+
+def test_readme_example_output_is_true() -> None:
+    run_example("Vote one step", r"# (billing .*)$")
 
 
 def test_readme_wrapping_example_output_is_true() -> None:
-    text = README.read_text()
-    block = re.search(r"## Wrap a fragile step of your graph\s+```python\n(.*?)```", text, re.S)
-    assert block, "README lost its maker_node example"
-    code = block.group(1)
-    expected = re.search(r"^# (\{.*\})$", code, re.M)
-    assert expected
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {})
-    assert out.getvalue().strip() == expected.group(1).strip()
+    run_example("Wrap a fragile step of your graph", r"^# (\{.*\})$")
 
 
 def test_readme_names_the_two_commands() -> None:
