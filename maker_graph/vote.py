@@ -29,7 +29,7 @@ from .errors import ConfigurationError, NoConsensusError
 from .records import RawSample, Sample, StepResult
 from .red_flags import PARSE_ERROR, RedFlag, check_sample, check_sample_async, has_async
 from .sampling import RetryPolicy, Sampler, as_sampler, draw, message_text
-from .voting import KeyFunction, canonical_key, samples_needed
+from .voting import KeyFunction, _top_two, canonical_key, samples_needed
 
 __all__ = [
     "EscalationHandler",
@@ -325,9 +325,10 @@ class Voter:
             samples=kept,
             step=step,
         )
-        winner_key = _leader(counts, k)
-        if winner_key is not _NONE:
-            result.winner_key, result.winner = winner_key, values[winner_key]
+        leader, first, second = _top_two(counts)
+        if counts and first - second >= k:
+            # `counts` is not empty, so `leader` is a real key (even if the answer is None).
+            result.winner_key, result.winner = leader, values[leader]
         else:
             await self._no_consensus(result, values)
         result.wall_seconds = time.perf_counter() - started
@@ -359,20 +360,6 @@ class Voter:
             step=result.step,
             k=self.policy.k,
         )
-
-
-_NONE: Any = object()
-
-
-def _leader(counts: dict[Hashable, int], k: int) -> Any:
-    best: Any = _NONE
-    first = second = 0
-    for key_, n in counts.items():
-        if n > first:
-            best, second, first = key_, first, n
-        elif n > second:
-            second = n
-    return best if best is not _NONE and first - second >= k else _NONE
 
 
 async def vote_step(

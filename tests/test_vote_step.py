@@ -242,3 +242,9 @@ async def test_setup_errors_and_graph_interrupts_are_not_retried(make_error: str
     with pytest.raises(type(error)):
         await voter.vote("q")
     assert len(sampler.calls) == 1
+
+
+async def test_a_none_answer_can_win_the_vote() -> None:
+    """None is a legitimate parsed answer (e.g. "no entity found"), not "no winner"."""
+    result = await vote_step(ScriptedSampler(["-", "-"]), "q", k=2, parser=lambda text: None)
+    assert result.decided_by == "vote" and result.winner is None and result.tally == {None: 2}

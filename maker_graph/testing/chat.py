@@ -25,7 +25,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from ..sampling import message_text
 from .errors_model import ErrorModel, decide, stable_hash, uniforms
-from .simulated import default_malform, default_wrong, ramble_text
+from .simulated import default_malform, default_wrong, outcome_text
 
 __all__ = ["SimulatedChatModel"]
 
@@ -107,16 +107,13 @@ class SimulatedChatModel(BaseChatModel):
 
         outcome, _ = decide(errors, key, index)
         correct = self.oracle(messages)
-        if outcome.kind == "malformed":
-            text = default_malform(correct, int(uniforms(errors.seed, key, index, "m")[0] * 1e9))
-        elif outcome.kind == "wrong":
-            text = self._wrong_text(messages, correct, outcome.rival)
-        else:
-            text = correct
+        text = outcome_text(
+            errors, key, index, outcome, correct,
+            wrong=lambda rival: self._wrong_text(messages, correct, rival),
+            malform=default_malform,
+        )
         from ..tokens import count_tokens
 
-        if outcome.ramble:
-            text = ramble_text(text, errors.ramble_tokens)
         out_tokens = count_tokens(text)
         finish = "stop"
         cap = kwargs.get("max_tokens")

@@ -13,9 +13,15 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from ..records import RawSample
-from .errors_model import ErrorModel, decide, stable_hash, uniforms
+from .errors_model import ErrorModel, Outcome, decide, stable_hash, uniforms
 
-__all__ = ["SimulatedSampler", "default_malform", "default_wrong", "ramble_text"]
+__all__ = [
+    "SimulatedSampler",
+    "default_malform",
+    "default_wrong",
+    "outcome_text",
+    "ramble_text",
+]
 
 _FILLER = "Let me reconsider the previous reasoning once more before answering. "
 
@@ -40,6 +46,29 @@ def ramble_text(answer: str, tokens: int) -> str:
     # ~12 tokens per filler sentence; the answer still comes last so a lenient
     # parser would accept it: only a length red flag catches it.
     return _FILLER * max(1, tokens // 12) + answer
+
+
+def outcome_text(
+    errors: ErrorModel,
+    key: str,
+    index: int,
+    outcome: Outcome,
+    correct: str,
+    *,
+    wrong: Callable[[int], str],
+    malform: Callable[[str, int], str],
+) -> str:
+    """The answer text a simulated sample gives for its rolled `outcome`.
+
+    Shared by `SimulatedSampler` and `SimulatedChatModel`, so both err the same way.
+    """
+    if outcome.kind == "malformed":
+        text = malform(correct, int(uniforms(errors.seed, key, index, "m")[0] * 1e9))
+    elif outcome.kind == "wrong":
+        text = wrong(outcome.rival)
+    else:
+        text = correct
+    return ramble_text(text, errors.ramble_tokens) if outcome.ramble else text
 
 
 class SimulatedSampler:
@@ -115,14 +144,11 @@ class SimulatedSampler:
                 raise failure
         outcome, _ = decide(errors, key, index)
         correct = self.answer(step_input)
-        if outcome.kind == "malformed":
-            text = self.malform(correct, int(uniforms(errors.seed, key, index, "m")[0] * 1e9))
-        elif outcome.kind == "wrong":
-            text = self._wrong(step_input, correct, outcome.rival)
-        else:
-            text = correct
+        text = outcome_text(
+            errors, key, index, outcome, correct,
+            wrong=lambda rival: self._wrong(step_input, correct, rival), malform=self.malform,
+        )
         if outcome.ramble:
-            text = ramble_text(text, errors.ramble_tokens)
             out_tokens = errors.ramble_tokens
         else:
             out_tokens = self.tokens(text)
