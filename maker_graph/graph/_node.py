@@ -18,11 +18,12 @@ from .events import emit
 __all__ = ["ROUTE", "DualNode", "emit", "router"]
 
 ROUTE = "maker_graph.route"
-"""Key a node returns to tell its router where to go next.
+"""Key under which a voting node's body returns its routing decision.
 
-It is not a state channel, so LangGraph drops it from the state update, but a
-conditional edge sees the node's own output keys: the node decides once, the
-named router (`red_flag_condition`, ...) only reads the decision.
+The node decides once (it knows the budget, the sample, the tally); the named
+router (`red_flag_condition`, ...) reads the decision from the body's output,
+and the node hands LangGraph a `Command` with the rest as its update. The key
+never reaches the state, so routing works in any state schema.
 """
 
 

@@ -8,6 +8,7 @@ structured-output schema), any `Runnable`, a function, or a `Sampler`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ __all__ = [
     "is_chat_model",
     "is_chat_model_step",
     "pick",
+    "read_key",
+    "state_keys",
 ]
 
 Temperature = TemperatureSchedule | Callable[[int], float | None] | float | None
@@ -140,17 +143,44 @@ def build_voter(
                  escalate=escalate)
 
 
-def pick(state: Mapping[str, Any], keys: Sequence[str] | None) -> dict[str, Any]:
+_MISSING: Any = object()
+
+
+def state_keys(state: Any) -> list[str]:
+    """The keys of a graph state of any schema LangGraph accepts.
+
+    A TypedDict state arrives as a dict; a pydantic or dataclass state as an
+    instance whose fields are attributes, which a Mapping check would miss.
+    """
+    if isinstance(state, Mapping):
+        return sorted(str(k) for k in state)
+    if dataclasses.is_dataclass(state):
+        return [f.name for f in dataclasses.fields(state)]
+    model_fields = getattr(type(state), "model_fields", None)
+    if isinstance(model_fields, dict):
+        return list(model_fields)
+    return sorted(k for k in getattr(state, "__dict__", {}) if not k.startswith("_"))
+
+
+def read_key(state: Any, key: str, default: Any = None) -> Any:
+    """`state[key]` for a dict state, `state.key` for a pydantic or dataclass one."""
+    if isinstance(state, Mapping):
+        return state.get(key, default)
+    return getattr(state, key, default)
+
+
+def pick(state: Any, keys: Sequence[str] | None) -> dict[str, Any]:
     """The step input read from a parent state: the named keys, or the whole state."""
     if keys is None:
-        return dict(state)
-    missing = [k for k in keys if k not in state]
+        return {k: read_key(state, k) for k in state_keys(state)}
+    values = {k: read_key(state, k, _MISSING) for k in keys}
+    missing = [k for k, v in values.items() if v is _MISSING]
     if missing:
         raise ConfigurationError(
-            f"input_keys {missing} are not in the graph state (it has {sorted(state)}); "
+            f"input_keys {missing} are not in the graph state (it has {state_keys(state)}); "
             "fix input_keys or give those keys a value before this node runs"
         )
-    return {k: state[k] for k in keys}
+    return values
 
 
 def default_chat_input(step_input: Any) -> Any:

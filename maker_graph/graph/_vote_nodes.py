@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langgraph.graph import END, StateGraph
-from langgraph.types import Overwrite, Send, interrupt
+from langgraph.types import Command, Overwrite, Send, interrupt
 
 from .._sync import run_sync
 from ..errors import NoConsensusError, SamplerError
@@ -21,7 +21,7 @@ from ..records import Sample, StepResult
 from ..sampling import draw
 from ..vote import EscalationHandler, NoConsensusAction, Voter
 from ..voting import samples_needed
-from ._node import ROUTE, DualNode, emit, router
+from ._node import ROUTE, DualNode, emit
 from .events import (
     decided_event,
     escalation_request,
@@ -296,37 +296,75 @@ class VoteNodes:
         then: str = END,
         votes_schema: type[Any] | None = None,
     ) -> None:
-        """Add the voting nodes and their edges to `builder` (entry: `names.dispatch`)."""
+        """Add the voting nodes to `builder` (entry: `names.dispatch`).
+
+        Each node routes itself with a `Command` whose destinations are declared,
+        so the step works in any state schema: a hidden route key in the update
+        would only reach a conditional edge through a dict state.
+        """
         names = self.names
+        to_dispatch = _commanding(dispatch_condition, {})
+        to_sample = _commanding(red_flag_condition,
+                                {"vote": names.tally, "red_flag": names.sample})
+        ends: dict[Hashable, str] = {"next_round": names.sample, "decided": then}
+        if self.on_no_consensus == "escalate":
+            ends["no_consensus"] = names.escalate
+        to_tally = _commanding(tally_condition, ends)
 
-        async def atally(state: Mapping[str, Any]) -> dict[str, Any]:
-            return self.tally(state)
+        def dispatch(state: Any) -> Command[Any]:
+            return to_dispatch(self.dispatch(state))
 
-        async def adispatch(state: Mapping[str, Any]) -> dict[str, Any]:
-            return self.dispatch(state)
+        async def adispatch(state: Any) -> Command[Any]:
+            return to_dispatch(self.dispatch(state))
+
+        def sample(payload: Mapping[str, Any]) -> Command[Any]:
+            return to_sample(self.sample(payload))
+
+        async def asample(payload: Mapping[str, Any]) -> Command[Any]:
+            return to_sample(await self.asample(payload))
+
+        def tally(state: Mapping[str, Any]) -> Command[Any]:
+            return to_tally(self.tally(state))
+
+        async def atally(state: Mapping[str, Any]) -> Command[Any]:
+            return to_tally(self.tally(state))
 
         schema_kw: dict[str, Any] = {}
         if votes_schema is not None:
             schema_kw["input_schema"] = votes_schema
-        builder.add_node(names.dispatch, DualNode(names.dispatch, self.dispatch, adispatch))
-        builder.add_node(names.sample, DualNode(names.sample, self.sample, self.asample),
+        builder.add_node(names.dispatch, DualNode(names.dispatch, dispatch, adispatch),
+                         destinations=(names.sample,))
+        builder.add_node(names.sample, DualNode(names.sample, sample, asample),
+                         destinations={names.sample: "red_flag", names.tally: "vote"},
                          **schema_kw)
-        builder.add_node(names.tally, DualNode(names.tally, self.tally, atally), **schema_kw)
-        builder.add_conditional_edges(names.dispatch, router(dispatch_condition),
-                                      [names.sample])
-        builder.add_conditional_edges(
-            names.sample, router(red_flag_condition),
-            {"vote": names.tally, "red_flag": names.sample},
-        )
-        ends: dict[Hashable, str] = {"next_round": names.sample, "decided": then}
+        builder.add_node(names.tally, DualNode(names.tally, tally, atally),
+                         destinations={node: str(label) for label, node in ends.items()},
+                         **schema_kw)
         if self.on_no_consensus == "escalate":
-            ends["no_consensus"] = names.escalate
             builder.add_node(
                 names.escalate,
                 DualNode(names.escalate, self.escalate_node, self.aescalate_node),
                 **schema_kw,
             )
             builder.add_edge(names.escalate, then)
-        builder.add_conditional_edges(names.tally, router(tally_condition), ends)
 
 
+def _commanding(
+    condition: Callable[[Any], Any], ends: Mapping[Hashable, str]
+) -> Callable[[Mapping[str, Any]], Command[Any]]:
+    """Turn a node's output (its update plus its `ROUTE` decision) into a `Command`.
+
+    The named router still makes the routing decision from the node's output;
+    `ends` maps its labels to node names.
+    """
+
+    def goto(route: Any) -> Any:
+        return ends.get(route, route) if isinstance(route, str) else route
+
+    def to_command(out: Mapping[str, Any]) -> Command[Any]:
+        route = condition(out)
+        update = {k: v for k, v in out.items() if k != ROUTE}
+        targets = [goto(r) for r in route] if isinstance(route, list) else goto(route)
+        return Command(update=update, goto=targets)
+
+    return to_command

@@ -1,10 +1,11 @@
-"""The voting sub-graph's routers: named conditional edges that follow their node's decision.
+"""The voting nodes' routers: named decisions that follow each node's own output.
 
-Each node decides where the step goes next (it knows the budget, the sample,
-the tally) and returns that decision under `ROUTE`, a key that is not a state
-channel: LangGraph drops it from the state update, but the conditional edge
-right after the node sees it. The routers stay pure and visible by name in
-the drawn graph; `red_flag_condition` is the red-flag guard edge.
+Each node's body decides where the step goes next (it knows the budget, the
+sample, the tally) and returns that decision under `ROUTE` beside its update.
+The router turns it into a destination, and the node returns both as a
+`Command` to destinations it declared, so no route key ever reaches the state
+(a pydantic or dataclass state would drop it) and the drawn graph still shows
+the labelled edges; `red_flag_condition` is the red-flag guard edge.
 """
 
 from __future__ import annotations
