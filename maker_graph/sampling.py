@@ -423,6 +423,11 @@ def as_sampler(step: Any, **chat_options: Any) -> Sampler:
 def _is_chat_model(obj: Any) -> bool:
     try:
         from langchain_core.language_models import BaseChatModel
+        from langchain_core.runnables import RunnableBinding
     except ImportError:  # pragma: no cover - langchain-core is a dependency
         return False
-    return isinstance(obj, BaseChatModel)
+    # `bind_tools(...)`, `bind(...)` and `with_config(...)` wrap the model in bindings.
+    while isinstance(obj, RunnableBinding):
+        obj = obj.bound
+    # `init_chat_model` without a fixed model returns a configurable wrapper.
+    return isinstance(obj, BaseChatModel) or type(obj).__name__ == "_ConfigurableModel"

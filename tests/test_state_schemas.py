@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
 from pydantic import BaseModel
 
 from maker_graph.graph import add_maker_step, maker_node
+from maker_graph.graph._options import is_chat_model
+from maker_graph.testing import SimulatedChatModel
 
 _threads = itertools.count()
 
@@ -83,3 +86,65 @@ async def test_add_maker_step_in_pydantic_and_dataclass_graph(
     graph = builder.compile(checkpointer=InMemorySaver())
     out = await run(graph, {"q": "hi"}, use_async=use_async)
     assert out["a"] == "HI"
+
+
+def refund(order_id: str) -> str:
+    """Refund an order."""
+    return f"refunded {order_id}"
+
+
+def refund_oracle(messages: list[Any]) -> str:
+    # JSON text: with tools bound, the simulated model answers with a call of the tool.
+    return '{"order_id": "A1"}'
+
+
+def text_oracle(messages: list[Any]) -> str:
+    return "hello"
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_messages_state_gets_the_winning_ai_message(use_async: bool) -> None:
+    model = SimulatedChatModel(oracle=text_oracle)
+    builder = StateGraph(MessagesState)
+    builder.add_node("n", maker_node(model, k=2, output_key="messages"))
+    builder.add_edge(START, "n").add_edge("n", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    out = await run(graph, {"messages": [HumanMessage("hi")]}, use_async=use_async)
+    assert [type(m) for m in out["messages"]] == [HumanMessage, AIMessage]
+    assert out["messages"][-1].content == "hello"
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_bound_model_is_a_chat_model_and_its_tool_call_joins_messages(
+    use_async: bool,
+) -> None:
+    bound = SimulatedChatModel(oracle=refund_oracle).bind_tools([refund])
+    node = maker_node(bound, k=2, output_key="messages", temperature=0.0,
+                      prompt=lambda s: s["messages"])
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", node)
+    builder.add_edge(START, "agent").add_edge("agent", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    out = await run(graph, {"messages": [HumanMessage("refund A1")]}, use_async=use_async)
+    last = out["messages"][-1]
+    assert isinstance(last, AIMessage)
+    assert [(c["name"], c["args"]) for c in last.tool_calls] == [("refund", {"order_id": "A1"})]
+
+
+def test_bound_and_configured_models_accept_chat_options() -> None:
+    model = SimulatedChatModel(oracle=text_oracle)
+    for step in (model.bind_tools([refund]), model.with_config(tags=["x"]), model):
+        assert is_chat_model(step)
+        # Chat options are refused for anything that is not a chat model; these pass.
+        maker_node(step, prompt=lambda s: s["messages"], temperature=0.2, models=[model])
+    assert not is_chat_model(lambda s: "x")
+
+
+def test_init_chat_model_wrapper_is_a_chat_model() -> None:
+    from langchain.chat_models import init_chat_model
+
+    # Without a fixed model, init_chat_model returns a configurable wrapper that
+    # is not a BaseChatModel; it still takes prompt= and temperature=.
+    configurable = init_chat_model(configurable_fields="any")
+    assert is_chat_model(configurable)
+    maker_node(configurable, prompt=lambda s: s["messages"], temperature=0.3)

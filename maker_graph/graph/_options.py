@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag
-from ..sampling import RetryPolicy, Sampler, TemperatureSchedule, as_sampler
+from ..sampling import RetryPolicy, Sampler, TemperatureSchedule, _is_chat_model, as_sampler
 from ..vote import EscalationHandler, NoConsensusAction, Parser, VotePolicy, Voter
 from ..voting import KeyFunction
 
@@ -38,9 +38,9 @@ Temperature = TemperatureSchedule | Callable[[int], float | None] | float | None
 
 
 def is_chat_model(obj: Any) -> bool:
-    from langchain_core.language_models import BaseChatModel
-
-    return isinstance(obj, BaseChatModel)
+    """True for a chat model in any form: plain, bound (`bind_tools`, `with_config`),
+    or from `init_chat_model`; one test for every surface, the sampler's own."""
+    return _is_chat_model(obj)
 
 
 def _schedule(temperature: Temperature) -> TemperatureSchedule | Callable[[int], float | None]:

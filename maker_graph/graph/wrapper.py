@@ -29,9 +29,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.config import get_config
 from langgraph.func import task
 from langgraph.types import interrupt
@@ -53,6 +55,7 @@ from ._options import (
     checked_input,
     default_chat_input,
     pick,
+    read_key,
 )
 from .events import decided_event, escalation_request, red_flag_event, sample_event
 from .voting_graph import STATS_KEY, voting_builder
@@ -105,38 +108,50 @@ class MakerNode(DualNode):
 
     # ------------------------------------------------------------- the vote
 
-    async def _avote(self, step_input: Any) -> StepResult:
+    async def _avote(self, step_input: Any) -> tuple[StepResult, Any]:
         label = _node_label(self.node_name)
+        # The first raw output per vote key: the winner's own message (tool calls
+        # included) is what joins a messages key, not its parsed text.
+        outputs: dict[Any, Any] = {}
 
         def on_sample(sample: Sample) -> None:
             emit(sample_event(label, sample))
             if sample.red_flag is not None:
                 # The engine replaces it in its next round while the budget lasts.
                 emit(red_flag_event(label, sample, resampled=None))
+            elif sample.key not in outputs:
+                outputs[sample.key] = sample.raw.output
 
-        return await self.voter.vote(step_input, on_sample=on_sample)
+        result = await self.voter.vote(step_input, on_sample=on_sample)
+        return result, outputs.get(result.winner_key)
 
     async def _avote_undecided(self, step_input: Any) -> dict[str, Any]:
         try:
-            result = await self._avote(step_input)
+            result, output = await self._avote(step_input)
         except NoConsensusError as exc:
             return {"decided": False, "tally": list(exc.tally.items()),
                     "drawn": exc.samples_drawn, "red_flags": exc.red_flags}
-        return {"decided": True, "result": _result_fields(result)}
+        # Only a message is kept beside the result: it is what a messages key needs, and
+        # checkpointers can store it (an arbitrary raw output might not be).
+        message = output if isinstance(output, BaseMessage) else None
+        return {"decided": True, "result": _result_fields(result), "output": message}
 
     def _vote_undecided(self, step_input: Any) -> dict[str, Any]:
         return run_sync(self._avote_undecided(step_input))
 
-    def _output(self, result: StepResult) -> dict[str, Any]:
+    def _output(self, result: StepResult, output: Any, as_message: bool) -> dict[str, Any]:
         emit(decided_event(_node_label(self.node_name), result))
-        out = {self.output_key: result.winner}
+        out = {self.output_key: _as_message(result.winner, output) if as_message
+               else result.winner}
         if self.stats_key is not None:
             out[self.stats_key] = result.to_dict()
         return out
 
-    def _escalate(self, step_input: Any, saved: Mapping[str, Any]) -> dict[str, Any]:
+    def _escalate(
+        self, step_input: Any, saved: Mapping[str, Any], as_message: bool
+    ) -> dict[str, Any]:
         if saved["decided"]:
-            return self._output(StepResult(**saved["result"]))
+            return self._output(StepResult(**saved["result"]), saved.get("output"), as_message)
         result = StepResult(
             winner=None,
             winner_key=None,
@@ -149,33 +164,46 @@ class MakerNode(DualNode):
         )
         request = escalation_request(_node_label(self.node_name), step_input, result, self.budget)
         result.winner = interrupt(request)
-        return self._output(result)
+        return self._output(result, None, as_message)
 
-    def _input(self, state: Mapping[str, Any]) -> Any:
+    def _input(self, state: Any) -> Any:
         return checked_input(pick(state, self.input_keys), self._check_input)
 
-    def _durable_output(self, out: Mapping[str, Any]) -> dict[str, Any]:
-        result = {self.output_key: out["answer"]}
+    def _wants_message(self, state: Any) -> bool:
+        """Whether the winner joins `output_key` as a message (a messages key)."""
+        if self.output_key == "messages":
+            return True
+        current = read_key(state, self.output_key)
+        return (isinstance(current, list) and bool(current)
+                and all(isinstance(m, BaseMessage) for m in current))
+
+    def _durable_output(self, out: Mapping[str, Any], as_message: bool) -> dict[str, Any]:
+        answer = out["answer"]
+        result = {self.output_key: _as_message(answer, None) if as_message else answer}
         if self.stats_key is not None:
             result[self.stats_key] = out[STATS_KEY]
         return result
 
-    def _run(self, state: Mapping[str, Any]) -> dict[str, Any]:
+    def _run(self, state: Any) -> dict[str, Any]:
         step_input = self._input(state)
+        as_message = self._wants_message(state)
         if self._durable is not None:
-            return self._durable_output(self._durable.invoke({"step_input": step_input}))
+            out = self._durable.invoke({"step_input": step_input})
+            return self._durable_output(out, as_message)
         if self._interrupts:
-            return self._escalate(step_input, self._vote_task(step_input).result())
-        return self._output(run_sync(self._avote(step_input)))
+            return self._escalate(step_input, self._vote_task(step_input).result(), as_message)
+        return self._output(*run_sync(self._avote(step_input)), as_message)
 
-    async def _arun(self, state: Mapping[str, Any]) -> dict[str, Any]:
+    async def _arun(self, state: Any) -> dict[str, Any]:
         step_input = self._input(state)
+        as_message = self._wants_message(state)
         if self._durable is not None:
             out = await self._durable.ainvoke({"step_input": step_input})
-            return self._durable_output(out)
+            return self._durable_output(out, as_message)
         if self._interrupts:
-            return self._escalate(step_input, await self._avote_task(step_input))
-        return self._output(await self._avote(step_input))
+            saved = await self._avote_task(step_input)
+            return self._escalate(step_input, saved, as_message)
+        return self._output(*await self._avote(step_input), as_message)
 
     def as_middleware(
         self, *, hook: str = "before_agent", state_schema: type[Any] | None = None
@@ -204,6 +232,22 @@ def _node_label(default: str) -> str:
     except RuntimeError:
         return default
     return str(metadata.get("langgraph_node", default))
+
+
+def _as_message(winner: Any, output: Any) -> BaseMessage:
+    """The winner as the message that joins a messages key.
+
+    The winning sample's own `AIMessage` when there is one (tool calls, ids and
+    metadata intact); otherwise the answer as an `AIMessage`, never the
+    `HumanMessage` that `add_messages` would make of a bare string.
+    """
+    if isinstance(winner, BaseMessage):
+        return winner
+    if isinstance(output, AIMessage):
+        return output
+    if isinstance(winner, str):
+        return AIMessage(content=winner)
+    return AIMessage(content=json.dumps(winner, default=str, sort_keys=True))
 
 
 def _hashable(value: Any) -> Any:
