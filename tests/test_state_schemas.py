@@ -18,6 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from pydantic import BaseModel
 
+from maker_graph.errors import ConfigurationError
 from maker_graph.graph import add_maker_step, maker_node
 from maker_graph.graph._options import is_chat_model
 from maker_graph.testing import SimulatedChatModel
@@ -148,3 +149,13 @@ def test_init_chat_model_wrapper_is_a_chat_model() -> None:
     configurable = init_chat_model(configurable_fields="any")
     assert is_chat_model(configurable)
     maker_node(configurable, prompt=lambda s: s["messages"], temperature=0.3)
+
+
+@pytest.mark.parametrize("schema", [PydanticState, DataclassState])
+def test_misspelt_output_key_names_the_key_and_the_fields(schema: Any) -> None:
+    builder = StateGraph(schema)
+    builder.add_node("n", maker_node(shout, k=1, input_keys=["q"], output_key="lable"))
+    builder.add_edge(START, "n").add_edge("n", END)
+    fields = r"output_key='lable' is not a field.*\['q', 'a'\]"
+    with pytest.raises(ConfigurationError, match=fields):
+        builder.compile().invoke({"q": "x"})

@@ -56,6 +56,7 @@ from ._options import (
     default_chat_input,
     pick,
     read_key,
+    state_keys,
 )
 from .events import decided_event, escalation_request, red_flag_event, sample_event
 from .voting_graph import STATS_KEY, voting_builder
@@ -167,6 +168,18 @@ class MakerNode(DualNode):
         return self._output(result, None, as_message)
 
     def _input(self, state: Any) -> Any:
+        if not isinstance(state, Mapping):
+            # A pydantic or dataclass state lists its fields, so a misspelt output
+            # key is caught here instead of vanishing from the update. (A dict
+            # state only shows the keys set so far, so it cannot be checked.)
+            keys = state_keys(state)
+            for what, key in (("output_key", self.output_key), ("stats_key", self.stats_key)):
+                if key is not None and key not in keys:
+                    raise ConfigurationError(
+                        f"maker_node {self.node_name!r}: {what}={key!r} is not a field of "
+                        f"the graph state {keys}; add it to the state schema or choose "
+                        "another key"
+                    )
         return checked_input(pick(state, self.input_keys), self._check_input)
 
     def _wants_message(self, state: Any) -> bool:
