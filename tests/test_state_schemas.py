@@ -159,3 +159,16 @@ def test_misspelt_output_key_names_the_key_and_the_fields(schema: Any) -> None:
     fields = r"output_key='lable' is not a field.*\['q', 'a'\]"
     with pytest.raises(ConfigurationError, match=fields):
         builder.compile().invoke({"q": "x"})
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_add_maker_step_appends_the_winning_tool_call_to_messages(use_async: bool) -> None:
+    bound = SimulatedChatModel(oracle=refund_oracle).bind_tools([refund])
+    builder = StateGraph(MessagesState)
+    nodes = add_maker_step(builder, "agent", bound, k=2, output_key="messages",
+                           prompt=lambda s: s["messages"])
+    builder.add_edge(START, nodes.entry)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    out = await run(graph, {"messages": [HumanMessage("refund A1")]}, use_async=use_async)
+    assert [type(m) for m in out["messages"]] == [HumanMessage, AIMessage]
+    assert [c["name"] for c in out["messages"][-1].tool_calls] == ["refund"]

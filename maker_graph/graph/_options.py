@@ -9,8 +9,11 @@ structured-output schema), any `Runnable`, a function, or a `Sampler`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, get_type_hints
+
+from langchain_core.messages import AIMessage, BaseMessage
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag
@@ -20,6 +23,7 @@ from ..voting import KeyFunction
 
 __all__ = [
     "Temperature",
+    "as_message",
     "build_sampler",
     "build_voter",
     "chat_input_check",
@@ -28,6 +32,7 @@ __all__ = [
     "default_chat_input",
     "is_chat_model",
     "is_chat_model_step",
+    "is_messages_key",
     "pick",
     "read_key",
     "state_keys",
@@ -181,6 +186,35 @@ def pick(state: Any, keys: Sequence[str] | None) -> dict[str, Any]:
             "fix input_keys or give those keys a value before this node runs"
         )
     return values
+
+
+def as_message(winner: Any, output: Any) -> BaseMessage:
+    """The winner as the message that joins a messages key.
+
+    The winning sample's own `AIMessage` when there is one (tool calls, ids and
+    metadata intact); otherwise the answer as an `AIMessage`, never the
+    `HumanMessage` that `add_messages` would make of a bare string.
+    """
+    if isinstance(winner, BaseMessage):
+        return winner
+    if isinstance(output, AIMessage):
+        return output
+    if isinstance(winner, str):
+        return AIMessage(content=winner)
+    return AIMessage(content=json.dumps(winner, default=str, sort_keys=True))
+
+
+def is_messages_key(schema: Any, key: str) -> bool:
+    """Whether `key` of a state schema is a messages list (the `add_messages` reducer)."""
+    if key == "messages":
+        return True
+    try:
+        hint = get_type_hints(schema, include_extras=True).get(key)
+    except Exception:  # noqa: BLE001 - a schema we cannot introspect is not a messages one
+        return False
+    from langgraph.graph.message import add_messages
+
+    return any(meta is add_messages for meta in getattr(hint, "__metadata__", ()))
 
 
 def default_chat_input(step_input: Any) -> Any:

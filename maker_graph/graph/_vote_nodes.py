@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.messages import BaseMessage
 from langgraph.graph import END, StateGraph
 from langgraph.types import Command, Overwrite, Send, interrupt
 
@@ -22,6 +23,7 @@ from ..sampling import draw
 from ..vote import EscalationHandler, NoConsensusAction, Voter
 from ..voting import samples_needed
 from ._node import ROUTE, DualNode, emit
+from ._options import as_message
 from .events import (
     decided_event,
     escalation_request,
@@ -67,6 +69,7 @@ class VoteNodes:
         write_output: Callable[[Any], dict[str, Any]] | None = None,
         make_input: Callable[[Any], Any] | None = None,
         label: str | None = None,
+        to_message: bool = False,
     ) -> None:
         self.voter = voter
         self.k = voter.policy.k
@@ -83,6 +86,8 @@ class VoteNodes:
         # the tally); `make_input` turns it into what the sampler gets.
         self.make_input = make_input
         self.label = label or names.dispatch
+        # The output key is a messages list: the winner joins it as its own message.
+        self.to_message = to_message
 
     # ---------------------------------------------------------------- dispatch
 
@@ -145,6 +150,8 @@ class VoteNodes:
         if sample.red_flag is None:
             update["key"] = sample.key
             update["value"] = sample.value
+            if self.to_message and isinstance(raw.output, BaseMessage):
+                update["message"] = raw.output
         else:
             update["flag"] = sample.red_flag
             nxt = sample.index + payload["stride"]
@@ -239,14 +246,18 @@ class VoteNodes:
 
     def _decide(self, t: Mapping[str, Any], index: int, how: str) -> dict[str, Any]:
         winner = t["values"][index]
-        return self._finish(self.result(t, winner, t["keys"][index], how), how)
+        messages = t.get("messages") or []
+        message = messages[index] if index < len(messages) else None
+        return self._finish(self.result(t, winner, t["keys"][index], how), how, message)
 
-    def _finish(self, result: StepResult, how: str) -> dict[str, Any]:
+    def _finish(self, result: StepResult, how: str, message: Any = None) -> dict[str, Any]:
         emit(decided_event(self.label, result))
         out: dict[str, Any] = {self.votes_key: {"op": "decided", "decided_by": how},
                                ROUTE: "decided"}
         if self.write_output is not None:
             out.update(self.write_output(result.winner))
+        elif self.output_key is not None and self.to_message:
+            out[self.output_key] = as_message(result.winner, message)
         elif self.output_key is not None:
             out[self.output_key] = result.winner
         if self.stats_key is not None:

@@ -40,6 +40,7 @@ from ._options import (
     check_no_consensus,
     checked_input,
     default_chat_input,
+    is_messages_key,
     pick,
 )
 from ._schema import typed_dict, votes_channel
@@ -158,6 +159,7 @@ def add_maker_step(
         on_no_consensus=action,
         escalate=escalate,
         label=name,
+        to_message=is_messages_key(builder.state_schema, output_key),
     )
     nodes.attach(builder, then=then, votes_schema=votes_schema)
     return MakerStepNodes(

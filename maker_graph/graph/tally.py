@@ -39,7 +39,8 @@ def new_tally(step_input: Any = None) -> dict[str, Any]:
     """An empty tally for one step: plain data, so any checkpointer can store it.
 
     Fields: `input` (the step input), `keys`/`counts`/`values` (vote keys in order of
-    first appearance, their votes, and the first answer seen per key), `winner` (index
+    first appearance, their votes, and the first answer seen per key), `messages` (the
+    first raw message per key, when the output key is a messages list), `winner` (index
     of the first key to get k ahead, or None), `decided_by`, `drawn` (samples drawn,
     red-flagged included), `valid`, `flags` (red flags by reason), `failures` (failed
     provider calls by kind), `in_flight`, `next_index`, `round`, `tokens_in`,
@@ -50,6 +51,7 @@ def new_tally(step_input: Any = None) -> dict[str, Any]:
         "keys": [],
         "counts": [],
         "values": [],
+        "messages": [],
         "winner": None,
         "decided_by": None,
         "drawn": 0,
@@ -118,7 +120,11 @@ def k_ahead_reducer(k: int) -> Callable[[dict[str, Any], dict[str, Any]], dict[s
                 else:
                     tally["keys"] = [*keys, key]
                     counts.append(1)
+                    # `messages` is kept index for index beside `values` (for a messages
+                    # output key); a tally saved before it existed is padded.
+                    prior = tally.get("messages") or [None] * len(tally["values"])
                     tally["values"] = [*tally["values"], update.get("value")]
+                    tally["messages"] = [*prior, update.get("message")]
                 tally["counts"] = counts
                 if tally["winner"] is None:
                     lead = first_to_ahead_by_k(dict(enumerate(counts)), k)

@@ -29,11 +29,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import BaseMessage
 from langgraph.config import get_config
 from langgraph.func import task
 from langgraph.types import interrupt
@@ -48,6 +47,7 @@ from ..voting import KeyFunction
 from ._node import DualNode, emit
 from ._options import (
     Temperature,
+    as_message,
     build_sampler,
     build_voter,
     chat_input_check,
@@ -140,19 +140,19 @@ class MakerNode(DualNode):
     def _vote_undecided(self, step_input: Any) -> dict[str, Any]:
         return run_sync(self._avote_undecided(step_input))
 
-    def _output(self, result: StepResult, output: Any, as_message: bool) -> dict[str, Any]:
+    def _output(self, result: StepResult, output: Any, to_message: bool) -> dict[str, Any]:
         emit(decided_event(_node_label(self.node_name), result))
-        out = {self.output_key: _as_message(result.winner, output) if as_message
+        out = {self.output_key: as_message(result.winner, output) if to_message
                else result.winner}
         if self.stats_key is not None:
             out[self.stats_key] = result.to_dict()
         return out
 
     def _escalate(
-        self, step_input: Any, saved: Mapping[str, Any], as_message: bool
+        self, step_input: Any, saved: Mapping[str, Any], to_message: bool
     ) -> dict[str, Any]:
         if saved["decided"]:
-            return self._output(StepResult(**saved["result"]), saved.get("output"), as_message)
+            return self._output(StepResult(**saved["result"]), saved.get("output"), to_message)
         result = StepResult(
             winner=None,
             winner_key=None,
@@ -165,7 +165,7 @@ class MakerNode(DualNode):
         )
         request = escalation_request(_node_label(self.node_name), step_input, result, self.budget)
         result.winner = interrupt(request)
-        return self._output(result, None, as_message)
+        return self._output(result, None, to_message)
 
     def _input(self, state: Any) -> Any:
         if not isinstance(state, Mapping):
@@ -190,33 +190,33 @@ class MakerNode(DualNode):
         return (isinstance(current, list) and bool(current)
                 and all(isinstance(m, BaseMessage) for m in current))
 
-    def _durable_output(self, out: Mapping[str, Any], as_message: bool) -> dict[str, Any]:
+    def _durable_output(self, out: Mapping[str, Any], to_message: bool) -> dict[str, Any]:
         answer = out["answer"]
-        result = {self.output_key: _as_message(answer, None) if as_message else answer}
+        result = {self.output_key: as_message(answer, None) if to_message else answer}
         if self.stats_key is not None:
             result[self.stats_key] = out[STATS_KEY]
         return result
 
     def _run(self, state: Any) -> dict[str, Any]:
         step_input = self._input(state)
-        as_message = self._wants_message(state)
+        to_message = self._wants_message(state)
         if self._durable is not None:
             out = self._durable.invoke({"step_input": step_input})
-            return self._durable_output(out, as_message)
+            return self._durable_output(out, to_message)
         if self._interrupts:
-            return self._escalate(step_input, self._vote_task(step_input).result(), as_message)
-        return self._output(*run_sync(self._avote(step_input)), as_message)
+            return self._escalate(step_input, self._vote_task(step_input).result(), to_message)
+        return self._output(*run_sync(self._avote(step_input)), to_message)
 
     async def _arun(self, state: Any) -> dict[str, Any]:
         step_input = self._input(state)
-        as_message = self._wants_message(state)
+        to_message = self._wants_message(state)
         if self._durable is not None:
             out = await self._durable.ainvoke({"step_input": step_input})
-            return self._durable_output(out, as_message)
+            return self._durable_output(out, to_message)
         if self._interrupts:
             saved = await self._avote_task(step_input)
-            return self._escalate(step_input, saved, as_message)
-        return self._output(*await self._avote(step_input), as_message)
+            return self._escalate(step_input, saved, to_message)
+        return self._output(*await self._avote(step_input), to_message)
 
     def as_middleware(
         self, *, hook: str = "before_agent", state_schema: type[Any] | None = None
@@ -245,22 +245,6 @@ def _node_label(default: str) -> str:
     except RuntimeError:
         return default
     return str(metadata.get("langgraph_node", default))
-
-
-def _as_message(winner: Any, output: Any) -> BaseMessage:
-    """The winner as the message that joins a messages key.
-
-    The winning sample's own `AIMessage` when there is one (tool calls, ids and
-    metadata intact); otherwise the answer as an `AIMessage`, never the
-    `HumanMessage` that `add_messages` would make of a bare string.
-    """
-    if isinstance(winner, BaseMessage):
-        return winner
-    if isinstance(output, AIMessage):
-        return output
-    if isinstance(winner, str):
-        return AIMessage(content=winner)
-    return AIMessage(content=json.dumps(winner, default=str, sort_keys=True))
 
 
 def _hashable(value: Any) -> Any:
