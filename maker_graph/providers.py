@@ -106,7 +106,7 @@ class ProviderOptions:
 
     Example:
         >>> ProviderOptions(base_url="http://127.0.0.1:8080/v1", requests_per_second=5).max_retries
-        2
+        0
     """
 
     base_url: str | None = None
@@ -114,14 +114,17 @@ class ProviderOptions:
     temperature: float | None = None
     """Default temperature of the model (a sampler's schedule may override it per call)."""
     max_tokens: int | None = None
-    """Default cap on output tokens per call; a runaway answer then costs little."""
+    """Default cap on output tokens per call; a runaway answer then costs little. With a
+    custom `base_url` on an OpenAI-compatible provider it is also sent as the legacy
+    `max_tokens` field, for servers (llama.cpp) that do not read `max_completion_tokens`."""
     requests_per_second: float | None = None
     """Client-side rate limit shared by every call of this model (None: no limit)."""
     max_concurrency: int | None = None
     """Calls in flight at once (None: as many as the voter asks for)."""
-    max_retries: int = 2
-    """Retries inside the provider's HTTP client (429s and 5xx); maker_graph's own
-    `RetryPolicy` retries on top when these are used up."""
+    max_retries: int = 0
+    """Retries inside the provider's HTTP client (429s and 5xx). Off by default:
+    maker_graph's own `RetryPolicy` is the one retry layer and counts every failure;
+    each client retry multiplies the HTTP calls per sample by `1 + max_retries`."""
     timeout: float | None = None
     """Seconds one HTTP request may take (None: the client's default)."""
     api_key_env: str | None = None
@@ -393,6 +396,16 @@ def resolve_chat_model(spec: str | ModelSpec, options: ProviderOptions | None = 
     if stream_usage is not None and (provider in _OPENAI_COMPATIBLE or provider is None):
         kwargs["stream_usage"] = stream_usage
     kwargs.update(opts.extra)
+    if (
+        opts.max_tokens is not None
+        and opts.base_url is not None
+        and provider in _OPENAI_COMPATIBLE
+    ):
+        # ChatOpenAI sends the cap as `max_completion_tokens`; servers that only know
+        # `max_tokens` (llama-cpp-python) would ignore it, so send both.
+        extra_body = dict(kwargs.get("extra_body") or {})
+        extra_body.setdefault("max_tokens", opts.max_tokens)
+        kwargs["extra_body"] = extra_body
 
     try:
         if provider is None:

@@ -14,8 +14,11 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import inspect
 import json
+import math
 import random
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +79,14 @@ class RetryPolicy:
 
     Failures (exceptions, timeouts, rate limits) are never votes: the same sample
     index is drawn again after a backoff.
+
+    This is the one retry layer: models built by `maker_graph.providers` have client
+    retries off (`max_retries=0`), so one sample makes at most `max_attempts` provider
+    calls (6 by default), each bounded by `timeout` (120 s by default), and every
+    failure is counted. A model built elsewhere with client retries of its own makes
+    up to `max_attempts * (1 + max_retries)` HTTP calls per sample. Authentication
+    and permission errors (HTTP 401/403) are never retried: they raise
+    `ConfigurationError` at once.
     """
 
     max_attempts: int = 6
@@ -88,38 +99,108 @@ class RetryPolicy:
     """Upper bound of one delay (a rate limit's retry-after hint may exceed it, up to 60 s)."""
     jitter: float = 0.25
     """Random fraction added to each delay so parallel retries do not stampede."""
-    timeout: float | None = None
-    """Seconds one provider call may take before it counts as a timeout (None: no limit)."""
+    timeout: float | None = 120.0
+    """Seconds one provider call may take in total (connect, wait and every byte of the
+    reply) before it is cancelled and counted as a `"timeout"` failure, then retried
+    (None: no limit)."""
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     """Exception types that are retried; others propagate at once."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
-        if self.timeout is not None and self.timeout <= 0:
+        if self.timeout is not None and not 0 < self.timeout < math.inf:
             raise ConfigurationError(f"timeout must be > 0 seconds, got {self.timeout}")
 
     def delay(self, attempt: int, exc: BaseException | None = None) -> float:
         hint = retry_after(exc) if exc is not None else None
         if hint is not None:
-            return min(hint, 60.0)
+            return hint  # retry_after() already clamps it to [0, MAX_RETRY_AFTER]
         base = min(self.max_delay, self.initial_delay * self.backoff ** (attempt - 1))
         return base * (1 + self.jitter * random.random())
 
 
+MAX_RETRY_AFTER = 60.0
+"""Longest wait a provider's retry-after hint can impose, in seconds."""
+
+
+def _hint_seconds(value: Any, scale: float = 1.0) -> float | None:
+    """A finite, non-negative hint in seconds clamped to `MAX_RETRY_AFTER`, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value) * scale
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text) * scale
+        except ValueError:
+            if scale != 1.0:
+                return None
+            try:  # an HTTP-date, e.g. "Wed, 21 Oct 2015 07:28:00 GMT"
+                when = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError):
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.timezone.utc)
+            seconds = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+            seconds = max(seconds, 0.0)
+    else:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
 def retry_after(exc: BaseException) -> float | None:
-    """A rate-limit error's retry-after hint in seconds, if it carries one."""
+    """A rate-limit error's retry-after hint in seconds, if it carries a usable one.
+
+    Read from a `retry_after`/`retry_after_seconds` attribute or the response's
+    `retry-after-ms` / `retry-after` header (seconds or an HTTP-date). NaN, infinite
+    and negative hints are ignored (the policy's own backoff applies); a hint longer
+    than `MAX_RETRY_AFTER` (60 s) is cut to it.
+
+    Example:
+        >>> class Limited(Exception):
+        ...     retry_after = float("nan")
+        >>> retry_after(Limited()) is None
+        True
+    """
     for attr in ("retry_after", "retry_after_seconds"):
         value = getattr(exc, attr, None)
-        if isinstance(value, (int, float)):
-            return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return _hint_seconds(value)
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if headers is not None:
         try:
-            return float(headers.get("retry-after"))
-        except (TypeError, ValueError):
+            ms = headers.get("retry-after-ms")
+            plain = headers.get("retry-after")
+        except Exception:
             return None
+        if ms is not None:
+            hint = _hint_seconds(ms, 0.001)
+            if hint is not None:
+                return hint
+        if plain is not None:
+            return _hint_seconds(plain)
+    return None
+
+
+def _status(exc: BaseException) -> Any:
+    return getattr(exc, "status_code", None) or getattr(
+        getattr(exc, "response", None), "status_code", None
+    )
+
+
+def _auth_failure(exc: BaseException) -> str | None:
+    """Why `exc` is an authentication/permission error (never worth a retry), else None."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    status = _status(exc)
+    if "AuthenticationError" in names or status == 401:
+        return "authentication failed (HTTP 401): check the API key"
+    if "PermissionDeniedError" in names or status == 403:
+        return "permission denied (HTTP 403): the key may not use this model or endpoint"
     return None
 
 
@@ -143,9 +224,7 @@ def classify_failure(exc: BaseException) -> str:
     name = type(exc).__name__.lower()
     if "timeout" in name:
         return "timeout"
-    status = getattr(exc, "status_code", None) or getattr(
-        getattr(exc, "response", None), "status_code", None
-    )
+    status = _status(exc)
     if "ratelimit" in name or status == 429:
         return "rate_limit"
     return "exception"
@@ -178,6 +257,13 @@ async def draw(
         except retry.retry_on as exc:
             if not _retryable(exc):
                 raise
+            cause = _auth_failure(exc)
+            if cause is not None:
+                failures["exception"] = failures.get("exception", 0) + 1
+                raise ConfigurationError(
+                    f"sample {index}: the provider refused the call, {cause} "
+                    f"({type(exc).__name__}: {exc}); not retried"
+                ) from exc
             kind = classify_failure(exc)
             failures[kind] = failures.get(kind, 0) + 1
             last = exc

@@ -165,7 +165,7 @@ def estimate_command(
     ),
     concurrency: int = typer.Option(16, "--concurrency", help="Calls in flight at once."),
     max_retries: int = typer.Option(
-        2, "--max-retries", help="Retries inside the provider's client (429s, 5xx)."
+        0, "--max-retries", help="Client-side HTTP retries (0: maker_graph retries)."
     ),
     price_in: float | None = typer.Option(
         None, "--price-in", help="Price per million input tokens (all models)."

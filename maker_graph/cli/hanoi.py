@@ -163,7 +163,7 @@ def hanoi(
         None, "--requests-per-second", help="Client-side rate limit of provider calls."
     ),
     max_retries: int = typer.Option(
-        2, "--max-retries", help="Retries inside the provider's client (429s, 5xx)."
+        0, "--max-retries", help="Client-side HTTP retries (0: maker_graph retries)."
     ),
     prices: Path | None = typer.Option(  # noqa: B008 - typer's idiom
         None, "--prices", help="JSON/YAML price table; known models are priced from it "
