@@ -274,3 +274,27 @@ def test_policy_delay_uses_the_clamped_hint_or_its_own_backoff() -> None:
     assert policy.delay(1, _Hinted(1e9)) == MAX_RETRY_AFTER
     with pytest.raises(ConfigurationError):
         RetryPolicy(timeout=float("nan"))
+
+
+@pytest.mark.parametrize("command", ["hanoi", "estimate"])
+def test_cli_timeout_flag_bounds_a_hung_provider(command: str, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from maker_graph.cli import app, load_commands
+
+    load_commands()
+    with fault_server("hang") as (fault, url):
+        args = [command, "--disks", "1", "--model", "openai:stub", "--base-url", url]
+        args += ["--timeout", "0.3", "--k", "1"] if command == "hanoi" else ["--timeout", "0.3"]
+        if command == "hanoi":
+            args += ["--run-dir", str(tmp_path / "run")]
+        else:
+            args[1:1] = ["hanoi"]
+            args += ["--steps", "1", "--samples-per-step", "1"]
+        start = time.monotonic()
+        result = CliRunner().invoke(app, args)
+        elapsed = time.monotonic() - start
+    # Six attempts of 0.3 s plus backoff: far from the 120 s default.
+    assert elapsed < 8.0, result.output
+    assert fault.requests >= 1
+    assert fault.requests <= 6 * 2  # one sample's attempts (estimate may draw two samples)

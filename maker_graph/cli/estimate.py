@@ -167,6 +167,10 @@ def estimate_command(
     max_retries: int = typer.Option(
         0, "--max-retries", help="Client-side HTTP retries (0: maker_graph retries)."
     ),
+    timeout: float = typer.Option(
+        120.0, "--timeout", help="Seconds one provider call may take in total; then it "
+        "counts as a timeout and is retried."
+    ),
     price_in: float | None = typer.Option(
         None, "--price-in", help="Price per million input tokens (all models)."
     ),
@@ -217,6 +221,7 @@ def estimate_command(
             requests_per_second=requests_per_second,
             concurrency=concurrency,
             max_retries=max_retries,
+            timeout=timeout,
             price_in=price_in,
             price_out=price_out,
             prices=prices,
@@ -246,6 +251,7 @@ def _estimate(
     requests_per_second: float | None,
     concurrency: int,
     max_retries: int,
+    timeout: float = 120.0,
     price_in: float | None,
     price_out: float | None,
     prices: Path | None,
@@ -254,7 +260,7 @@ def _estimate(
 
     from ..estimate import EstimateOptions, estimate_sync
     from ..providers import ProviderOptions, parse_model_spec
-    from ..sampling import TemperatureSchedule
+    from ..sampling import RetryPolicy, TemperatureSchedule
     from ..tasks.hanoi import HanoiTask
     from ..testing import ErrorModel
     from ._models import build_model, price_table, resolve_price
@@ -267,6 +273,7 @@ def _estimate(
         target=target,
         cautious=cautious,
         concurrency=concurrency,
+        retry=RetryPolicy(timeout=timeout),
     )
     provider = ProviderOptions(
         base_url=base_url,
@@ -275,6 +282,7 @@ def _estimate(
         requests_per_second=requests_per_second,
         max_concurrency=concurrency,
         max_retries=max_retries,
+        timeout=timeout,
     )
     task = HanoiTask(disks)
     table = price_table(prices)

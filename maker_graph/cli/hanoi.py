@@ -165,6 +165,10 @@ def hanoi(
     max_retries: int = typer.Option(
         0, "--max-retries", help="Client-side HTTP retries (0: maker_graph retries)."
     ),
+    timeout: float = typer.Option(
+        120.0, "--timeout", help="Seconds one provider call may take in total; then it "
+        "counts as a timeout and is retried."
+    ),
     prices: Path | None = typer.Option(  # noqa: B008 - typer's idiom
         None, "--prices", help="JSON/YAML price table; known models are priced from it "
         "when --price-in/--price-out are not given."
@@ -213,6 +217,8 @@ def hanoi(
         raise fail(f"--red-flag-tokens must be >= 1, got {red_flag_tokens}")
     if concurrency is not None and concurrency < 1:
         raise fail(f"--concurrency must be >= 1, got {concurrency}")
+    if not 0 < timeout < float("inf"):
+        raise fail(f"--timeout must be > 0 seconds, got {timeout}")
 
     try:
         provider = _provider_options(
@@ -222,6 +228,7 @@ def hanoi(
             requests_per_second=requests_per_second,
             max_concurrency=concurrency,
             max_retries=max_retries,
+            timeout=timeout,
         )
         _run(
             disks=disks,
@@ -342,7 +349,14 @@ def _run(
     sampler, label = _sampler(task, model, float(error_rate), seed, concurrency, provider)
     if price_in == 0 and price_out == 0 and not model.startswith("simulated"):
         price_in, price_out = _table_price(model, prices)
-    policy = VotePolicy(k=k, max_samples=max_samples_per_step, max_concurrency=concurrency)
+    from ..sampling import RetryPolicy
+
+    policy = VotePolicy(
+        k=k,
+        max_samples=max_samples_per_step,
+        max_concurrency=concurrency,
+        retry=RetryPolicy(timeout=getattr(provider, "timeout", None) or 120.0),
+    )
     settings = {
         "model": model,
         "error_rate": error_rate,
