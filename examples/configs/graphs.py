@@ -8,7 +8,9 @@ Run the server from this directory::
 
     langgraph dev --no-browser
 
-or a spec on the command line::
+`langgraph.json` is complete for a deployment (Python version, dependencies,
+strict checkpoint serializer): see docs/deploy.md. Or run a spec on the command
+line::
 
     maker-graph run triage.yaml --input '{"ticket": "I was charged twice"}'
     maker-graph run hybrid.yaml --import graphs.py --input '{"request": "Where is order AB-123?"}'
