@@ -298,3 +298,14 @@ def test_cli_timeout_flag_bounds_a_hung_provider(command: str, tmp_path: Any) ->
     assert elapsed < 8.0, result.output
     assert fault.requests >= 1
     assert fault.requests <= 6 * 2  # one sample's attempts (estimate may draw two samples)
+
+
+def test_multiply_timeout_reaches_every_role() -> None:
+    from maker_graph.cli.multiply import _with_timeout
+    from maker_graph.tasks.multiplication import multiplication_roles
+
+    roles = _with_timeout(multiplication_roles(lambda inp: "{}", k=1), 0.5)
+    for name in ("decomposer", "discriminator", "solver", "composer"):
+        assert getattr(roles, name).policy.retry.timeout == 0.5
+    with pytest.raises(ConfigurationError):
+        _with_timeout(roles, 0)

@@ -55,6 +55,10 @@ def multiply(
         None, "--max-samples-per-node", help="Sample budget of one tree node, all roles."
     ),
     max_nodes: int = typer.Option(512, "--max-nodes", help="Most nodes the tree may have."),
+    timeout: float = typer.Option(
+        120.0, "--timeout", help="Seconds one provider call may take in total; then it "
+        "counts as a timeout and is retried."
+    ),
     show_tree: bool = typer.Option(False, "--tree", help="Print the tree after the answer."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
@@ -84,6 +88,7 @@ def multiply(
         models, label = _models(model, error_rate, seed, leaf_digits)
         roles = multiplication_roles(models, k=k, max_samples=max_samples,
                                      leaf_digits=leaf_digits)
+        roles = _with_timeout(roles, timeout)
     except ConfigurationError as exc:
         raise fail(str(exc)) from None
 
@@ -149,6 +154,21 @@ class _Tee:
     def write(self, event: dict[str, Any]) -> None:
         for rec in self.recorders:
             rec.write(dict(event))
+
+
+def _with_timeout(roles: Any, timeout: float) -> Any:
+    """`roles` with every role's provider calls bounded by `timeout` seconds in total."""
+    from dataclasses import replace
+
+    from ..sampling import RetryPolicy
+
+    retry = RetryPolicy(timeout=timeout)  # ConfigurationError if not > 0
+    names = ("decomposer", "discriminator", "solver", "composer")
+    return replace(roles, **{
+        name: replace(role, policy=replace(role.policy, retry=retry))
+        for name in names
+        if (role := getattr(roles, name)) is not None
+    })
 
 
 def _models(model: str, error_rate: float, seed: int, leaf_digits: int) -> tuple[Any, str]:
