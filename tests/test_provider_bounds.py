@@ -309,3 +309,24 @@ def test_multiply_timeout_reaches_every_role() -> None:
         assert getattr(roles, name).policy.retry.timeout == 0.5
     with pytest.raises(ConfigurationError):
         _with_timeout(roles, 0)
+
+
+def test_a_401_through_a_maker_node_is_requested_once() -> None:
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    from maker_graph import maker_node
+
+    class State(TypedDict, total=False):
+        question: str
+        answer: str
+
+    with fault_server("401") as (fault, url):
+        graph = StateGraph(State)
+        graph.add_node("vote", maker_node(_model(url), k=1, input_keys=["question"]))
+        graph.add_edge(START, "vote")
+        graph.add_edge("vote", END)
+        with pytest.raises(ConfigurationError, match="401"):
+            graph.compile().invoke({"question": "hi"})
+    assert fault.requests == 1
