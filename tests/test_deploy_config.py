@@ -121,11 +121,13 @@ def test_the_docker_build_installs_maker_graph_and_serves_its_graphs() -> None:
     dockerfile, contexts = config_to_docker(CONFIG_PATH, config,
                                             base_image="langchain/langgraph-api",
                                             api_version="0.16.7")
-    assert Path(contexts["main"]) == ROOT
-    assert "COPY --from=main . /deps/main" in dockerfile
+    # langgraph-cli names the build context after the checkout's folder (not always "main").
+    repo = ROOT.name
+    assert Path(contexts[repo]) == ROOT
+    assert f"COPY --from={repo} . /deps/{repo}" in dockerfile
     assert f"ENV LANGGRAPH_CHECKPOINTER='{json.dumps(CONFIG['checkpointer'])}'" in dockerfile
     graphs = json.loads(dockerfile.split("ENV LANGSERVE_GRAPHS='")[1].split("'")[0])
-    assert graphs == {name: f"/deps/main/examples/configs/graphs.py:{name}"
+    assert graphs == {name: f"/deps/{repo}/examples/configs/graphs.py:{name}"
                       for name in EXAMPLE_INPUTS}
     # The config's `env` is not baked into the image: the deployment sets it.
     assert "LANGGRAPH_STRICT_MSGPACK" not in dockerfile
