@@ -19,7 +19,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from pydantic import BaseModel
 
 from maker_graph.errors import ConfigurationError
-from maker_graph.graph import add_maker_step, maker_node
+from maker_graph.graph import add_maker_step, create_voting_graph, maker_node
 from maker_graph.graph._options import is_chat_model
 from maker_graph.testing import SimulatedChatModel
 
@@ -172,3 +172,28 @@ async def test_add_maker_step_appends_the_winning_tool_call_to_messages(use_asyn
     out = await run(graph, {"messages": [HumanMessage("refund A1")]}, use_async=use_async)
     assert [type(m) for m in out["messages"]] == [HumanMessage, AIMessage]
     assert [c["name"] for c in out["messages"][-1].tool_calls] == ["refund"]
+
+
+class PydanticVoteState(BaseModel):
+    step_input: str = ""
+    answer: str | None = None
+
+
+@dataclass
+class DataclassVoteState:
+    step_input: str = ""
+    answer: str | None = None
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize("schema", [PydanticVoteState, DataclassVoteState])
+async def test_voting_graph_as_subgraph_of_pydantic_and_dataclass_graph(
+    schema: Any, use_async: bool
+) -> None:
+    sub = create_voting_graph(lambda q: q.upper(), k=2, stats_key=None).compile()
+    builder = StateGraph(schema)
+    builder.add_node("vote", sub)
+    builder.add_edge(START, "vote").add_edge("vote", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    out = await run(graph, {"step_input": "hi"}, use_async=use_async)
+    assert out["answer"] == "HI"
