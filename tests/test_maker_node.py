@@ -407,25 +407,35 @@ async def test_grafted_step_in_a_loop_resets_its_tally() -> None:
 # --------------------------------------------------------------------------- statistics
 
 
-async def test_voted_accuracy_over_500_tickets_matches_p_step() -> None:
-    """Single-sample accuracy 0.8 (one rival label), k = 3, 500 tickets, seed 21.
+async def test_voted_accuracy_matches_p_step_and_not_k_off_by_one() -> None:
+    """Single-sample accuracy 0.7 (one rival label), k = 2, 1,200 tickets, seed 21.
 
-    Tolerance: 4 binomial standard errors around p_step(0.8, 3) = 0.9846
-    (4 * 0.0055 = 0.022 over 500 questions).
+    Two-sided, sized so a node behaving as k = 1 or k = 3 fails: the band is
+    p_step(0.7, 2) = 0.845 +- 4 binomial standard errors over 1,200 tickets
+    (+-0.042), and the same 4-s.e. bands around p_step(0.7, 1) = 0.700 and
+    p_step(0.7, 3) = 0.927 do not overlap it (checked below). A false failure
+    needs a 4-s.e. excursion (about 6e-5).
     """
-    questions = 500
+    p, k, questions, z = 0.7, 2, 1200, 4.0
+
+    def band(k_: int) -> tuple[float, float]:
+        e = p_step(p, k_)
+        half = z * math.sqrt(e * (1 - e) / questions)
+        return e - half, e + half
+
+    low, high = band(k)
+    assert band(k - 1)[1] < low and high < band(k + 1)[0]  # the sizing separates k +- 1
     sampler = SimulatedSampler(
         lambda inputs: f"label-{inputs['ticket']}",
-        errors=ErrorModel(error_rate=0.2, rivals=1, seed=21),
+        errors=ErrorModel(error_rate=1 - p, rivals=1, seed=21),
         step_key=lambda inputs: inputs["ticket"],
         tokens=len,
     )
     graph = ticket_graph(maker_node(sampler, input_keys=["ticket"], output_key="label",
-                                    max_samples=200))
+                                    k=k, max_samples=200))
     outs = await asyncio.gather(*[graph.ainvoke({"ticket": str(i)}) for i in range(questions)])
     voted = sum(o["label"] == f"label-{i}" for i, o in enumerate(outs)) / questions
-    expected = p_step(0.8, 3)
-    assert abs(voted - expected) < 4 * math.sqrt(expected * (1 - expected) / questions)
+    assert low < voted < high
 
 
 async def test_one_failing_call_never_cancels_sibling_samples() -> None:

@@ -362,30 +362,39 @@ async def test_voting_graph_state_is_o1_when_checkpointed_itself() -> None:
 # --------------------------------------------------------------------------- statistics
 
 
-async def test_accuracy_lift_matches_p_step() -> None:
-    """p = 0.8 per sample, one rival answer, k = 3, 500 questions (seed 11).
+async def test_accuracy_lift_matches_p_step_and_not_k_off_by_one() -> None:
+    """p = 0.7 per sample, one rival answer, k = 2, 1,200 questions (seed 11).
 
-    Tolerance: 4 binomial standard errors of p_step(0.8, 3) = 0.9846 over 500
-    questions (4 * 0.0055 = 0.022); single-sample accuracy must sit near 0.8 by
-    the same rule.
+    Two-sided, sized so a graph behaving as k = 1 or k = 3 fails: the band is
+    p_step(0.7, 2) = 0.845 +- 4 binomial standard errors over 1,200 questions
+    (+-0.042), and the same 4-s.e. bands around p_step(0.7, 1) = 0.700 and
+    p_step(0.7, 3) = 0.927 do not overlap it (checked below). Single-sample
+    accuracy must sit near 0.7 by the same rule. A false failure needs a 4-s.e.
+    excursion (about 6e-5 each).
     """
-    questions = 500
+    p, k, questions, z = 0.7, 2, 1200, 4.0
+
+    def band(e: float) -> tuple[float, float]:
+        half = z * math.sqrt(e * (1 - e) / questions)
+        return e - half, e + half
+
+    low, high = band(p_step(p, k))
+    assert band(p_step(p, k - 1))[1] < low and high < band(p_step(p, k + 1))[0]
     sampler = SimulatedSampler(
         lambda q: f"right-{q}",
-        errors=ErrorModel(error_rate=0.2, rivals=1, seed=11),
+        errors=ErrorModel(error_rate=1 - p, rivals=1, seed=11),
         tokens=len,
     )
-    graph = create_voting_graph(sampler, k=3, max_samples=200).compile()
+    graph = create_voting_graph(sampler, k=k, max_samples=200).compile()
     outs = await asyncio.gather(
         *[graph.ainvoke({"step_input": str(i)}) for i in range(questions)]
     )
     voted = sum(out["answer"] == f"right-{i}" for i, out in enumerate(outs)) / questions
     firsts = [await sampler.sample(str(i), 0) for i in range(questions)]
     single = sum(raw.text == f"right-{i}" for i, raw in enumerate(firsts)) / questions
-    expected = p_step(0.8, 3)
-    se = math.sqrt(expected * (1 - expected) / questions)
-    assert abs(voted - expected) < 4 * se
-    assert abs(single - 0.8) < 4 * math.sqrt(0.8 * 0.2 / questions)
+    assert low < voted < high
+    single_low, single_high = band(p)
+    assert single_low < single < single_high
     assert voted > single + 0.1
 
 
