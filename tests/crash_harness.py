@@ -55,13 +55,12 @@ def committed(store: str) -> int:
 def cli(args: list[str], cwd: Path, log_dir: Path, name: str) -> subprocess.Popen[bytes]:
     """Start `python -m maker_graph ARGS` with stdout/stderr to files in `log_dir`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "maker_graph", *args],
-        cwd=cwd,
-        stdout=(log_dir / f"{name}.out").open("wb"),
-        stderr=(log_dir / f"{name}.err").open("wb"),
-        env=env,
-    )
+    # The child gets its own copies of the two files; the parent's are closed here
+    # (left open they leak, a ResourceWarning that pytest turns into an error).
+    with (log_dir / f"{name}.out").open("wb") as out, (log_dir / f"{name}.err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "maker_graph", *args], cwd=cwd, stdout=out, stderr=err, env=env
+        )
 
 
 def run_cli(

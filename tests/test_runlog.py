@@ -154,6 +154,8 @@ def test_the_lock_dies_with_a_killed_writer(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
     with open_run_log(tmp_path) as log:
         log.start("t", {})  # the kernel released the lock with the process
 
