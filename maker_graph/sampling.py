@@ -247,13 +247,10 @@ async def draw(
     last: BaseException | None = None
     for attempt in range(1, retry.max_attempts + 1):
         try:
-            call = sampler.sample(step_input, index)
-            if retry.timeout is not None:
-                call = asyncio.wait_for(call, retry.timeout)
             if semaphore is None:
-                return await call
+                return await _attempt(sampler, step_input, index, retry.timeout)
             async with semaphore:
-                return await call
+                return await _attempt(sampler, step_input, index, retry.timeout)
         except retry.retry_on as exc:
             if not _retryable(exc):
                 raise
@@ -275,6 +272,17 @@ async def draw(
         failures,
         last,
     )
+
+
+async def _attempt(
+    sampler: Sampler, step_input: Any, index: int, timeout: float | None
+) -> RawSample:
+    # The call is created only once its concurrency slot is held: a draw cancelled while
+    # it waits for the slot leaves no never-awaited coroutine behind.
+    call = sampler.sample(step_input, index)
+    if timeout is None:
+        return await call
+    return await asyncio.wait_for(call, timeout)
 
 
 # --------------------------------------------------------------------------- adapters

@@ -25,15 +25,6 @@ from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 from maker_graph.testing import ErrorModel
 from maker_graph.vote import VotePolicy, vote_step
 
-# Scoped, not global: maker_graph/sampling.py (`draw`) creates the
-# sampler's coroutine (and its `wait_for` wrapper) before it waits on the concurrency
-# semaphore, so a call cancelled in that wait leaves a never-awaited coroutine, which
-# Python reports as unraisable. Remove this mark once the coroutine is created inside
-# the semaphore.
-_UNAWAITED_ON_CANCEL = pytest.mark.filterwarnings(
-    "ignore::pytest.PytestUnraisableExceptionWarning"
-)
-
 
 class Tracked:
     """A sampler whose calls can hang; counts calls started, finished and cancelled."""
@@ -90,7 +81,6 @@ async def test_cancelling_vote_step_cancels_every_sample_in_flight() -> None:
     assert sampler.started == sampler.finished == sampler.cancelled == 4
 
 
-@_UNAWAITED_ON_CANCEL
 async def test_cancelling_vote_step_with_a_concurrency_limit() -> None:
     sampler = Tracked(hang_from_step=0)
     task = asyncio.create_task(
@@ -107,7 +97,6 @@ async def test_cancelling_vote_step_with_a_concurrency_limit() -> None:
     assert sampler.started == sampler.finished == 2
 
 
-@_UNAWAITED_ON_CANCEL
 async def test_cancelling_run_task_commits_every_decided_step(tmp_path: Path) -> None:
     task = HanoiTask(8)
     sampler = Tracked(simulated_sampler(task, ErrorModel(error_rate=0.01, seed=1)),
