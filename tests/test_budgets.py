@@ -9,6 +9,7 @@ them all, whatever the engine reports.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,10 @@ async def test_the_budget_holds_across_resumes(tmp_path: Path) -> None:
 async def test_a_cancelled_steps_samples_count_against_the_budget(tmp_path: Path) -> None:
     task = HanoiTask(6)
     sampler = Counting(simulated_sampler(task, ErrorModel(error_rate=0.2, seed=6)), delay=0.002)
-    policy = VotePolicy(k=3, retry=FAST)
+    # No per-call timeout: under one, each call runs in its own `wait_for` task, and a
+    # cancel can land before that task starts, so no call is caught mid-flight and the
+    # `calls < started` check below (which shows a cancel did hit a call) can miss.
+    policy = VotePolicy(k=3, retry=dataclasses.replace(FAST, timeout=None))
     limit = 120
     for wait in (0.03, 0.05, 0.021):
         run = asyncio.create_task(
