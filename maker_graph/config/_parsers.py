@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
+from .._bounded import check_length, unfence
 from ..red_flags import RedFlag, matches, max_output_tokens, truncated
 from ..sampling import message_text
 from ..vote import default_parser
@@ -40,7 +41,6 @@ __all__ = ["build_key", "build_parser", "build_red_flags", "json_model", "output
 
 Parser = Callable[[Any], Any]
 
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
 _LABEL_TRIM = " \t\r\n'\"`*.:;!"
 
 
@@ -90,7 +90,7 @@ def _regex_parser(spec: RegexParser) -> Parser:
     convert: Callable[[str], Any] = {"str": str, "int": int, "float": float}[spec.convert]
 
     def parse_match(output: Any) -> Any:
-        text = output_text(output)
+        text = check_length(output_text(output))
         found = list(pattern.finditer(text)) if spec.occurrence != "first" else []
         if spec.occurrence == "first":
             first = pattern.search(text)
@@ -188,10 +188,10 @@ def _json_parser(spec: JsonParser, node_name: str) -> tuple[Parser, type[BaseMod
             return finish(output.model_dump())
         if isinstance(output, dict):
             return finish(output)
-        text = output_text(output).strip()
-        fenced = _FENCE.match(text)
-        if fenced:
-            text = fenced.group(1).strip()
+        text = check_length(output_text(output)).strip()
+        fenced = unfence(text)
+        if fenced is not None:
+            text = fenced
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -40,6 +40,8 @@ from pydantic import (
     model_validator,
 )
 
+from .._bounded import nested_quantifier
+
 __all__ = [
     "END_NAME",
     "SPEC_VERSION",
@@ -868,12 +870,20 @@ class GraphSpec(_Spec):
 
 
 def _compile(pattern: str, *, ignore_case: bool = False, field: str = "") -> re.Pattern[str]:
+    # In a model-level check, "@field: " tells the error which field it is about.
+    where = f"@{field}: " if field else ""
     try:
-        return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+        compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     except re.error as exc:
-        # In a model-level check, "@field: " tells the error which field it is about.
-        where = f"@{field}: " if field else ""
         raise ValueError(f"{where}invalid regular expression {pattern!r}: {exc}") from None
+    nested = nested_quantifier(pattern, compiled.flags)
+    if nested:
+        raise ValueError(
+            f"{where}regular expression {pattern!r} has {nested}, which can take exponential "
+            "time on a reply that almost matches; rewrite it without the nesting (or make "
+            "the inner quantifier possessive, e.g. a++)"
+        )
+    return compiled
 
 
 def placeholders(template: str) -> list[str]:

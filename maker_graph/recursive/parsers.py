@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from .._bounded import check_length, unfence
 from ..vote import default_parser
 from .schemas import Answer, Decomposition
 
@@ -47,7 +48,6 @@ Check = Callable[[Any, Any], "str | None"]
 A returned reason red-flags the sample (its `red_flag_detail`); raising does too.
 """
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 _PLACEHOLDER = re.compile(r"#(\d+)")
 
 
@@ -75,9 +75,9 @@ def structured_parser(schema: type[M]) -> Callable[[Any], M]:
         text = default_parser(output)  # raises on a structured answer that did not validate
         if not isinstance(text, str):
             raise TypeError(f"expected {schema.__name__} or JSON text, got {type(text).__name__}")
-        fenced = _FENCE.match(text)
-        if fenced:
-            text = fenced.group(1)
+        fenced = unfence(check_length(text), ("json",))
+        if fenced is not None:
+            text = fenced
         return schema.model_validate_json(text)
 
     parse.__name__ = f"parse_{schema.__name__.lower()}"

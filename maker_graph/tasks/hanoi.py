@@ -181,7 +181,9 @@ def format_answer(move: Move, next_state: State) -> str:
 # Spaces and tabs may pad the tokens; line breaks only separate the two lines.
 _S = r"[ \t]*"
 _INT = r"(0|[1-9][0-9]*)"
-_PEG = rf"\[{_S}((?:0|[1-9][0-9]*)(?:{_S},{_S}(?:0|[1-9][0-9]*))*)?{_S}\]"
+# The padding after the disks belongs to the optional group: two adjacent `[ \t]*` runs
+# (around an absent group) backtrack quadratically on a peg of spaces.
+_PEG = rf"\[{_S}(?:((?:0|[1-9][0-9]*)(?:{_S},{_S}(?:0|[1-9][0-9]*))*){_S})?\]"
 _ANSWER = re.compile(
     rf"move{_S}={_S}\[{_S}{_INT}{_S},{_S}{_INT}{_S},{_S}{_INT}{_S}\]{_S}\r?\n"
     rf"{_S}next_state{_S}={_S}\[{_S}{_PEG}{_S},{_S}{_PEG}{_S},{_S}{_PEG}{_S}\]\s*",
