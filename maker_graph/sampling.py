@@ -39,6 +39,7 @@ __all__ = [
     "as_sampler",
     "classify_failure",
     "draw",
+    "is_chat_model",
     "message_text",
     "raw_from_message",
     "retry_after",
@@ -494,10 +495,10 @@ def as_sampler(step: Any, **chat_options: Any) -> Sampler:
 
     `chat_options` go to `ChatModelSampler` when `step` is a chat model.
     """
-    if isinstance(step, Sampler) and not _is_chat_model(step):
+    if isinstance(step, Sampler) and not is_chat_model(step):
         return step
-    if _is_chat_model(step) or (
-        isinstance(step, (list, tuple)) and step and all(_is_chat_model(m) for m in step)
+    if is_chat_model(step) or (
+        isinstance(step, (list, tuple)) and step and all(is_chat_model(m) for m in step)
     ):
         return ChatModelSampler(step, **chat_options)
     if chat_options:
@@ -514,7 +515,9 @@ def as_sampler(step: Any, **chat_options: Any) -> Sampler:
     )
 
 
-def _is_chat_model(obj: Any) -> bool:
+def is_chat_model(obj: Any) -> bool:
+    """True for a chat model in any form: a `BaseChatModel`, one bound by `bind_tools`,
+    `bind` or `with_config`, or an `init_chat_model` model; every surface asks this."""
     try:
         from langchain_core.language_models import BaseChatModel
         from langchain_core.runnables import RunnableBinding

@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag
-from ..sampling import RetryPolicy, Sampler, TemperatureSchedule, _is_chat_model, as_sampler
+from ..sampling import RetryPolicy, Sampler, TemperatureSchedule, as_sampler, is_chat_model
 from ..vote import EscalationHandler, NoConsensusAction, Parser, VotePolicy, Voter
 from ..voting import KeyFunction
 
@@ -40,12 +40,6 @@ __all__ = [
 
 Temperature = TemperatureSchedule | Callable[[int], float | None] | float | None
 """A temperature schedule, a function of the sample index, or one temperature for all."""
-
-
-def is_chat_model(obj: Any) -> bool:
-    """True for a chat model in any form: plain, bound (`bind_tools`, `with_config`),
-    or from `init_chat_model`; one test for every surface, the sampler's own."""
-    return _is_chat_model(obj)
 
 
 def _schedule(temperature: Temperature) -> TemperatureSchedule | Callable[[int], float | None]:
