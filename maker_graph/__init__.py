@@ -11,6 +11,7 @@ Example:
     '4'
 """
 
+from .actions import tool_call_key
 from .errors import (
     BudgetExhaustedError,
     ConfigurationError,
@@ -87,6 +88,7 @@ __all__ = [
     "Tally",
     "canonical_key",
     "first_to_ahead_by_k",
+    "tool_call_key",
     "samples_needed",
     # red flags
     "Verdict",

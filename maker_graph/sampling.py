@@ -304,7 +304,11 @@ def message_text(message: Any) -> str:
         text = str(content)
     tool_calls = getattr(message, "tool_calls", None)
     if not text and tool_calls:
-        text = json.dumps([c.get("args", {}) for c in tool_calls], sort_keys=True)
+        # The tool name is half of the action: refund(A1) and cancel(A1) must not read alike.
+        text = json.dumps(
+            [{"name": c.get("name"), "args": c.get("args", {})} for c in tool_calls],
+            sort_keys=True,
+        )
     return text
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .actions import is_chat_message, tool_call_key
 from .errors import ConfigurationError, NoConsensusError
 from .records import RawSample, Sample, StepResult
 from .red_flags import PARSE_ERROR, RedFlag, check_sample, check_sample_async, has_async
@@ -36,6 +37,7 @@ __all__ = [
     "NoConsensusAction",
     "VotePolicy",
     "Voter",
+    "default_key",
     "default_parser",
     "vote_step",
     "vote_step_sync",
@@ -92,13 +94,26 @@ class VotePolicy:
 
 
 def default_parser(output: Any) -> Any:
-    """The answer of a raw output: a chat message's text (stripped), anything else as is."""
-    if hasattr(output, "content") and hasattr(output, "response_metadata"):
+    """The answer of a raw output: a chat message's text (stripped), anything else as is.
+
+    A message that calls tools is its own answer (the winner is the `AIMessage`, tool
+    calls included); the default key then votes on its action (`tool_call_key`).
+    """
+    if is_chat_message(output):
+        if getattr(output, "tool_calls", None):
+            return output
         return message_text(output).strip()
     error = getattr(output, "error", None)
     if error is not None and type(output).__name__ == "_StructuredFailure":
         raise ValueError(f"structured output did not validate: {error}")
     return output
+
+
+def default_key(value: Any) -> Hashable:
+    """The default vote key: a chat message's action (`tool_call_key`), else `canonical_key`."""
+    if is_chat_message(value):
+        return tool_call_key(value)
+    return canonical_key(value)
 
 
 class Voter:
@@ -120,7 +135,7 @@ class Voter:
     ) -> None:
         self.sampler: Sampler = as_sampler(sampler)
         self.parser: Parser = parser or default_parser
-        self.key: KeyFunction = key or canonical_key
+        self.key: KeyFunction = key or default_key
         self.red_flags = tuple(red_flags)
         self.policy = policy or VotePolicy()
         self.escalate = escalate

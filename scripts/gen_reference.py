@@ -17,6 +17,7 @@ MODULES = [
     ("maker_graph.red_flags", "checks that discard samples"),
     ("maker_graph.scaling", "the scaling laws"),
     ("maker_graph.tokens", "offline token counting"),
+    ("maker_graph.actions", "vote keys of chat-model actions"),
     ("maker_graph.sampling", "samplers and retries"),
     ("maker_graph.vote", "the voting engine"),
     ("maker_graph.records", "typed results"),
