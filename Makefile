@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,plots,providers,openai,sqlite,postgres,server]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,plots,prices,providers,openai,sqlite,postgres,server]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -5,6 +5,12 @@ them. `PriceTable` maps model names to `Price`s; it ships a few list prices
 (`DEFAULT_PRICES`, which go out of date: check your provider) and users extend
 it from a dict, a JSON/YAML file or the `--price-in/--price-out` flags.
 
+With the optional `prices` extra (`pip install 'maker-graph[prices]'`, the
+maintained `genai-prices` catalogue, read offline from its bundled snapshot) a
+model the table does not know is priced from the catalogue; the table's own
+entries, built-in or yours, always win, so overrides and offline runs behave
+the same with or without it.
+
 Token counts come from the provider's `usage_metadata`; when a sample has none
 (some local servers, plain-function samplers), `TokenCountingSampler` counts the
 prompt and the answer with tiktoken instead (`maker_graph.tokens`, offline).
@@ -23,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -41,6 +48,7 @@ __all__ = [
     "PriceTable",
     "Spend",
     "TokenCountingSampler",
+    "catalogue_price",
     "count_prompt_tokens",
     "sample_cost",
     "step_cost",
@@ -128,6 +136,9 @@ class PriceTable:
         prices: entries to add (a `Price`, a `(input, output)` pair, or a
             `{"input": x, "output": y}` dict per model); they override the defaults.
         defaults: start from `DEFAULT_PRICES` (True) or from an empty table.
+        catalogue: price models the table does not know from `genai-prices`
+            when it is installed; defaults to `defaults` (an empty table stays
+            empty). Without the package this is a no-op.
 
     Example:
         >>> PriceTable({"local-qwen": (0, 0)}).lookup("openai:local-qwen").output
@@ -137,9 +148,14 @@ class PriceTable:
     """
 
     def __init__(
-        self, prices: Mapping[str, Any] | None = None, *, defaults: bool = True
+        self,
+        prices: Mapping[str, Any] | None = None,
+        *,
+        defaults: bool = True,
+        catalogue: bool | None = None,
     ) -> None:
         self._prices: dict[str, Price] = {}
+        self._catalogue = defaults if catalogue is None else catalogue
         if defaults:
             self._prices.update({_normalise(k): v for k, v in DEFAULT_PRICES.items()})
         self._add(prices or {})
@@ -183,7 +199,7 @@ class PriceTable:
 
     def with_prices(self, prices: Mapping[str, Any]) -> PriceTable:
         """A new table with `prices` added (this one is unchanged)."""
-        table = PriceTable(defaults=False)
+        table = PriceTable(defaults=False, catalogue=self._catalogue)
         table._prices = {**self._prices}
         table._add(prices)
         return table
@@ -200,7 +216,9 @@ class PriceTable:
         if price is not None:
             return price
         best = max((k for k in self._prices if name.startswith(k + "-")), key=len, default=None)
-        return self._prices[best] if best is not None else None
+        if best is not None:
+            return self._prices[best]
+        return catalogue_price(model) if self._catalogue else None
 
     def require(self, model: str) -> Price:
         """The price of `model`.
@@ -221,6 +239,40 @@ class PriceTable:
 
     def items(self) -> Iterable[tuple[str, Price]]:
         return sorted(self._prices.items())
+
+
+@functools.lru_cache(maxsize=256)
+def catalogue_price(model: str) -> Price | None:
+    """The list price of `model` in the `genai-prices` catalogue, or None.
+
+    None when the package is not installed or does not know the model. The
+    catalogue is read from the snapshot bundled with the package (no network).
+    Prices are taken at a 1,000-token request and scaled to a million, so a
+    model whose price rises past a long-context threshold is quoted at its
+    ordinary tier, which is what a voted step's short prompts pay.
+
+    Example:
+        >>> catalogue_price("no-such-model-anywhere") is None
+        True
+    """
+    try:
+        from genai_prices import Usage, calc_price
+    except ImportError:
+        return None
+    name = model.strip()
+    head, sep, rest = name.partition(":")
+    # "openai:gpt-4.1-mini" names its provider; try it with that hint first.
+    attempts = [(rest, head), (rest, None)] if sep and rest else [(name, None)]
+    for ref, hint in attempts:
+        try:
+            prompt = calc_price(Usage(input_tokens=1000, output_tokens=0), ref, provider_id=hint)
+            answer = calc_price(Usage(input_tokens=0, output_tokens=1000), ref, provider_id=hint)
+        except (LookupError, ValueError):
+            continue
+        return Price(
+            input=float(prompt.total_price) * 1000, output=float(answer.total_price) * 1000
+        )
+    return None
 
 
 def _as_price(model: str, value: Any) -> Price:

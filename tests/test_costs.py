@@ -209,3 +209,23 @@ def test_simulated_specs_can_have_their_own_price() -> None:
     assert table.lookup("simulated") == Price(input=0, output=0)
     assert table.lookup("my-model") == Price(input=1, output=2)
     assert table.lookup("openai:my-model") == Price(input=1, output=2)
+
+
+def test_catalogue_prices_models_the_table_does_not_know() -> None:
+    # genai-prices ships in the `prices` extra that `make test` installs; its
+    # bundled snapshot is read offline. o1 is in its catalogue, not our table.
+    pytest.importorskip("genai_prices")
+    from maker_graph.costs import catalogue_price
+
+    assert PriceTable(defaults=False).lookup("o1") is None  # no defaults, no catalogue
+    assert "o1" not in DEFAULT_PRICES
+    price = PriceTable().lookup("o1")
+    assert price is not None and price == catalogue_price("o1")
+    assert price.input > 0 and price.output > price.input
+    # The provider prefix is a hint, not part of the name.
+    assert PriceTable().lookup("openai:o1") == price
+    # The table always wins over the catalogue: yours, then the built-in list.
+    assert PriceTable({"o1": (9.0, 9.0)}).lookup("o1") == Price(input=9.0, output=9.0)
+    assert PriceTable().lookup("gpt-4.1-mini") == DEFAULT_PRICES["gpt-4.1-mini"]
+    assert PriceTable(catalogue=False).lookup("o1") is None
+    assert PriceTable().lookup("no-such-model-anywhere") is None
