@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..red_flags import matches, max_output_tokens, truncated
-from .registry import Registry
+
+if TYPE_CHECKING:  # the registry imports this module to fill itself; no cycle at run time
+    from .registry import Registry
 
 __all__ = ["install"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Hashable, Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
@@ -19,7 +19,6 @@ from ..red_flags import RedFlag, matches, max_output_tokens, truncated
 from ..sampling import message_text
 from ..vote import default_parser
 from ..voting import canonical_key
-from .registry import Registry
 from .spec import (
     JsonParser,
     JsonSchemaSpec,
@@ -36,6 +35,9 @@ from .spec import (
     TextParser,
     TruncatedFlag,
 )
+
+if TYPE_CHECKING:  # the registry's built-ins import this module; no cycle at run time
+    from .registry import Registry
 
 __all__ = ["build_key", "build_parser", "build_red_flags", "json_model", "output_text"]
 
