@@ -809,6 +809,15 @@ class Route(_Spec):
     default: NodeName | None = None
     """Where to go when the value is in no case (none: such a value fails the run)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_11_on(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML's `safe_load`) reads the bare key `on:` as the boolean True.
+        # Our own loader does not, but users pass dicts they loaded themselves.
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
 
 # --------------------------------------------------------------------------- the graph
 
