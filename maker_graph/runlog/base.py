@@ -7,8 +7,9 @@ totals), so that a restarted run continues exactly where the last committed
 batch left off. Batches are atomic: after a crash a log holds whole batches or
 nothing of them, and every batch carries a checksum that `verify` rechecks.
 
-Backends implement `RunLog` (SQLite in `maker_graph.runlog.sqlite`; PostgreSQL
-later); `maker_graph.runlog.open_run_log` picks one from a directory or URL.
+Backends implement `RunLog` (SQLite in `maker_graph.runlog.sqlite`, PostgreSQL
+in `maker_graph.runlog.postgres`); `maker_graph.runlog.open_run_log` picks one
+from a directory or a `postgresql://` URL.
 
 Example:
     >>> import tempfile
