@@ -27,7 +27,7 @@ MODULES = [
     ("maker_graph.tasks.multiplication", "long multiplication by recursive decomposition"),
     ("maker_graph.run", "long runs"),
     ("maker_graph.runlog", "the append-only run log"),
-    ("maker_graph.store", "LangGraph checkpointers by URL"),
+    ("maker_graph.checkpointers", "LangGraph checkpointers by URL"),
     ("maker_graph.graph", "LangGraph surfaces"),
     ("maker_graph.recursive", "recursive decomposition"),
     ("maker_graph.config", "declarative graph specs"),

@@ -31,7 +31,7 @@ PUBLIC_MODULES = [
     "maker_graph.costs",
     "maker_graph.estimate",
     "maker_graph.plots",
-    "maker_graph.store",
+    "maker_graph.checkpointers",
 ]
 
 

@@ -1,4 +1,4 @@
-"""`maker_graph.store`: one string opens a memory, SQLite or PostgreSQL checkpointer."""
+"""`maker_graph.checkpointers`: one string opens a memory, SQLite or PostgreSQL checkpointer."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
-from maker_graph.errors import ConfigurationError
-from maker_graph.store import (
+from maker_graph.checkpointers import (
     CHECKPOINT_DB_NAME,
     open_async_checkpointer,
     open_checkpointer,
     store_kind,
 )
+from maker_graph.errors import ConfigurationError
 
 
 class S(TypedDict):
@@ -80,3 +80,13 @@ async def test_async_sqlite_checkpointer(tmp_path: Path) -> None:
     async with open_async_checkpointer(tmp_path) as saver:
         graph = counting_graph(3, [], set()).compile(checkpointer=saver)
         assert (await graph.aget_state(cfg)).values["seen"] == [0, 1, 2]
+
+
+def test_the_old_module_name_still_works_and_says_where_it_moved() -> None:
+    import maker_graph.store as old
+
+    with pytest.warns(DeprecationWarning, match="maker_graph.checkpointers.open_checkpointer"):
+        opener = old.open_checkpointer
+    assert opener is open_checkpointer
+    with pytest.raises(AttributeError):
+        old.no_such_name  # noqa: B018 - the attribute access is the test

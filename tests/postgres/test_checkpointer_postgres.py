@@ -1,4 +1,4 @@
-"""LangGraph checkpoints in PostgreSQL through `maker_graph.store`: a crashed graph resumes
+"""LangGraph checkpoints in PostgreSQL through `maker_graph.checkpointers`: a crashed graph resumes
 from another connection (as another process would) without redoing finished supersteps."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langgraph.graph import END, START, StateGraph
 
+from maker_graph.checkpointers import open_async_checkpointer, open_checkpointer, store_kind
 from maker_graph.graph import create_voting_graph
-from maker_graph.store import open_async_checkpointer, open_checkpointer, store_kind
 
 pytestmark = pytest.mark.postgres
 
