@@ -5,6 +5,9 @@
 - `maker-graph validate SPEC...` checks specs and lists every problem, located.
 - `maker-graph run SPEC --input JSON` builds the graph, runs it once and prints
   the final state as JSON (`--stream` prints each node's update as it happens).
+  A run that stops at an interrupt (an escalated vote) prints the interrupt as
+  JSON and exits with code 3; with `--store` its checkpoints persist, and
+  `--thread ID --resume VALUE` continues it with the human's answer.
 
 Specs run no code. `--import MODULE` (or a `.py` file) imports a module first,
 so its `@register` decorators run, and allows the spec's `MODULE:attribute`
@@ -16,7 +19,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import shlex
 import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +31,10 @@ import typer
 from ..errors import ConfigurationError, MakerGraphError, MakerRuntimeError, SpecError
 from .app import app, fail
 
-__all__ = ["run", "schema", "validate"]
+__all__ = ["INTERRUPTED", "run", "schema", "validate"]
+
+INTERRUPTED = 3
+"""`maker-graph run`'s exit code when the graph stopped at an interrupt awaiting a resume."""
 
 _TYPES: dict[str, tuple[type[Any], ...]] = {
     "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
@@ -180,34 +188,100 @@ def run(
     stream: Annotated[
         bool, typer.Option("--stream", help="Print each node's update as a JSON line first.")
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Keep the graph's checkpoints here (a directory, a SQLite file or a "
+            "postgresql:// URL) so an interrupted run can be resumed by a later command.",
+        ),
+    ] = None,
+    thread: Annotated[
+        str | None,
+        typer.Option("--thread", help="The thread to run or resume (default: a new one)."),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Resume the interrupted --thread with this value (JSON, or plain text); "
+            "needs the same --store.",
+        ),
+    ] = None,
 ) -> None:
     """Build a spec's graph, run it once on the input, print the final state as JSON."""
+    from langgraph.types import Command
+
+    from ..checkpointers import open_checkpointer
     from ..config import load_graph, load_spec
 
+    if resume is not None and (store is None or thread is None):
+        raise fail("--resume continues a stored thread: pass the --store and --thread "
+                   "that the interrupted run printed")
     values = _read_input(input_json)
     allow = _import(imports or [])
     try:
         spec = load_spec(spec_path, allow_imports=allow)
         _check_input(values, spec)
-        graph = load_graph(spec, allow_imports=allow).compile(name=spec.name)
+        builder = load_graph(spec, allow_imports=allow)
     except SpecError as exc:
         raise _spec_error(exc) from None
     except ConfigurationError as exc:
         raise fail(str(exc)) from None
+    thread_id = thread or uuid.uuid4().hex
     try:
-        if stream:
-            final: Any = {}
-            for mode, chunk in graph.stream(values, stream_mode=["updates", "values"]):
-                if mode == "updates":
-                    typer.echo(json.dumps(chunk, default=str))
-                else:
-                    final = chunk
-            if spec.output is not None:  # as invoke does: only the spec's output keys
-                final = {key: final[key] for key in spec.output if key in final}
-        else:
-            final = graph.invoke(values)
+        with open_checkpointer(store) as saver:
+            graph = builder.compile(name=spec.name, checkpointer=saver)
+            config: Any = {"configurable": {"thread_id": thread_id}}
+            start: Any = values if resume is None else Command(resume=_resume_value(resume))
+            final, pending = _drive(graph, start, config, stream=stream, output=spec.output)
     except (MakerRuntimeError, ConfigurationError) as exc:
         raise fail(str(exc), code=1) from None
     except MakerGraphError as exc:  # pragma: no cover - every error is one of the above
         raise fail(str(exc), code=1) from None
+    if pending:
+        typer.echo(json.dumps(_interrupt_report(pending, spec_path, store, thread_id),
+                              indent=2, default=str, ensure_ascii=False))
+        raise typer.Exit(INTERRUPTED)
     typer.echo(json.dumps(final, indent=2, default=str, ensure_ascii=False))
+
+
+def _resume_value(text: str) -> Any:
+    # A resume value is usually an answer label; JSON lets it be anything a parser returns.
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _drive(graph: Any, start: Any, config: Any, *, stream: bool,
+           output: Sequence[str] | None) -> tuple[dict[str, Any], list[Any]]:
+    """Run to the end or to an interrupt: (final state, pending interrupts)."""
+    final: dict[str, Any] = {}
+    pending: list[Any] = []
+    for mode, chunk in graph.stream(start, config, stream_mode=["updates", "values"]):
+        if mode == "updates":
+            if "__interrupt__" in chunk:
+                pending.extend(chunk["__interrupt__"])
+            elif stream:
+                typer.echo(json.dumps(chunk, default=str))
+        else:
+            final = chunk
+    if output is not None:  # as invoke does: only the spec's output keys
+        final = {key: final[key] for key in output if key in final}
+    return final, pending
+
+
+def _interrupt_report(pending: Sequence[Any], spec_path: Path, store: str | None,
+                      thread_id: str) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "interrupted": [{"id": item.id, "value": item.value} for item in pending],
+        "thread_id": thread_id,
+    }
+    if store is None:
+        report["resume"] = ("not resumable: this run kept no checkpoints; run it again "
+                            "with --store DIR to be able to resume")
+    else:
+        report["resume"] = (f"maker-graph run {shlex.quote(str(spec_path))} --store "
+                            f"{shlex.quote(store)} --thread {thread_id} --resume ANSWER")
+    return report
