@@ -17,7 +17,13 @@ How the cache is chosen:
 
 If the vocabulary cannot be put in place, or tiktoken fails to load, counts fall
 back to an estimate of one token per four characters and a single
-`RuntimeWarning` is emitted per process. tiktoken is only asked for an encoding
+`RuntimeWarning` says why and what fixes it.
+
+Servers that refuse blocking calls on their event loop (`langgraph dev` runs
+with blockbuster) refuse the first load's file reads when it happens inside a
+run. Then the vocabulary is loaded on a background thread and counts are
+estimated only until it is ready; `preload()` at import time (where the server
+builds graphs, off the loop) avoids even that. tiktoken is only asked for an encoding
 once its cache file is verified, so this module never triggers a download.
 
 Example:
@@ -50,6 +56,7 @@ __all__ = [
     "count_tokens_cached",
     "estimate_tokens",
     "get_encoding",
+    "preload",
 ]
 
 DEFAULT_ENCODING = "o200k_base"
@@ -99,6 +106,7 @@ _CHARS_PER_TOKEN = 4
 # None records that the encoding is unavailable, so the failure is not retried per call.
 _lock = threading.Lock()
 _encodings: dict[str, Encoding | None] = {}
+_loading: dict[str, threading.Thread] = {}  # background loads after a refused blocking call
 _warned = False
 
 
@@ -215,6 +223,25 @@ def _load(name: str) -> Encoding:
     return tiktoken.get_encoding(name)
 
 
+def _is_refused_blocking_call(exc: BaseException) -> bool:
+    # blockbuster's BlockingError, matched by name: blockbuster is the server's
+    # dependency, not ours, and may not be installed.
+    return type(exc).__name__ == "BlockingError"
+
+
+def _remedy(exc: BaseException) -> str:
+    if _is_refused_blocking_call(exc):
+        return ("this event loop refuses blocking file reads, so the vocabulary is being "
+                "loaded on a background thread and counts are estimated until it is ready; "
+                "call maker_graph.tokens.preload() at import time to avoid this")
+    if isinstance(exc, ImportError):
+        return "install tiktoken (pip install tiktoken) to count exactly"
+    if isinstance(exc, OSError):
+        return ("set TIKTOKEN_CACHE_DIR to a writable directory (or leave it unset to use "
+                "maker_graph's own cache) to count exactly")
+    return "counts stay estimated for this process"
+
+
 def _warn_once(name: str, exc: BaseException) -> None:
     global _warned
     if _warned:
@@ -222,11 +249,45 @@ def _warn_once(name: str, exc: BaseException) -> None:
     _warned = True
     warnings.warn(
         f"maker_graph could not load the tiktoken encoding {name!r} offline ({exc!r}); "
-        f"token counts are estimated as characters / {_CHARS_PER_TOKEN}. Set "
-        "TIKTOKEN_CACHE_DIR to a writable directory to fix this.",
+        f"token counts are estimated as characters / {_CHARS_PER_TOKEN}: {_remedy(exc)}.",
         RuntimeWarning,
         stacklevel=4,
     )
+
+
+def _load_in_background(name: str) -> None:
+    """Load `name` on a thread of its own (off the event loop that refused it)."""
+    if name in _loading:
+        return
+    thread = threading.Thread(target=_load_and_keep, args=(name,), daemon=True,
+                              name=f"maker_graph-tiktoken-{name}")
+    _loading[name] = thread
+    thread.start()
+
+
+def _load_and_keep(name: str) -> None:
+    with _lock:
+        if name in _encodings:
+            return
+        try:
+            encoding: Encoding | None = _load(name)
+        except Exception as exc:  # noqa: BLE001 - as in get_encoding: estimate, never crash
+            _warn_once(name, exc)
+            encoding = None
+        _encodings[name] = encoding
+
+
+def preload(name: str = DEFAULT_ENCODING) -> bool:
+    """Load the encoding `name` now; True when exact counts are available.
+
+    Call it where blocking is allowed (module import, before serving) so that
+    no run ever loads the vocabulary on an event loop.
+
+    Example:
+        >>> preload("o200k_base")
+        True
+    """
+    return get_encoding(name) is not None
 
 
 def _check_name(name: str) -> None:
@@ -263,6 +324,10 @@ def get_encoding(name: str = DEFAULT_ENCODING) -> Encoding | None:
     except KeyError:
         pass
     _check_name(name)
+    if name in _loading:
+        # A background load is under way (this loop refused to block); waiting for its
+        # lock would block the loop too, so estimate until it is done.
+        return None
     with _lock:
         if name in _encodings:  # another thread finished loading while we waited
             return _encodings[name]
@@ -270,8 +335,12 @@ def get_encoding(name: str = DEFAULT_ENCODING) -> Encoding | None:
         try:
             encoding = _load(name)
         except Exception as exc:  # any failure means "estimate", never "crash the run"
-            encoding = None
             _warn_once(name, exc)
+            if _is_refused_blocking_call(exc):
+                # Not a lasting failure: this thread may not block, another may.
+                _load_in_background(name)
+                return None
+            encoding = None
         _encodings[name] = encoding
         return encoding
 
@@ -304,17 +373,24 @@ def count_tokens(text: str, encoding: str = DEFAULT_ENCODING) -> int:
     return len(enc.encode_ordinary(text))
 
 
-@functools.lru_cache(maxsize=4096)
 def count_tokens_cached(text: str, encoding: str = DEFAULT_ENCODING) -> int:
     """Like `count_tokens`, memoised for texts that recur (prompts, repeated answers).
 
     Votes often produce the same answer many times over; the cache keeps the
-    4096 most recently counted `(text, encoding)` pairs.
+    4096 most recently counted `(text, encoding)` pairs. Estimates (no encoding
+    yet) are never cached, so exact counts take over once it loads.
 
     Example:
         >>> count_tokens_cached("hello world") == count_tokens("hello world")
         True
     """
+    if get_encoding(encoding) is None:
+        return estimate_tokens(text)
+    return _count_exact_cached(text, encoding)
+
+
+@functools.lru_cache(maxsize=4096)
+def _count_exact_cached(text: str, encoding: str) -> int:
     return count_tokens(text, encoding)
 
 
@@ -323,5 +399,6 @@ def _reset() -> None:
     global _warned
     with _lock:
         _encodings.clear()
+        _loading.clear()
         _warned = False
-    count_tokens_cached.cache_clear()
+    _count_exact_cached.cache_clear()

