@@ -7,7 +7,7 @@ or a dict is keyed by its canonical JSON, so equal answers collide).
 Example:
     >>> tally = Tally()
     >>> for answer in ["a", "b", "a", "a"]:
-    ...     tally.add(answer)
+    ...     _ = tally.add(answer)
     >>> tally.winner(k=2)
     'a'
     >>> first_to_ahead_by_k({"a": 2, "b": 1}, k=2) is None
