@@ -12,7 +12,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Decision", "RawSample", "Sample", "StepResult"]
+__all__ = ["Decision", "RawSample", "Sample", "StepResult", "jsonable"]
 
 Decision = Literal["vote", "plurality", "escalation"]
 """How a step's answer was chosen: k-ahead vote, plurality fallback, or escalation."""
@@ -91,7 +91,7 @@ class Sample:
             "index": self.index,
             "round": self.round,
             "text": self.raw.text,
-            "key": _jsonable(self.key),
+            "key": jsonable(self.key),
             "red_flag": self.red_flag,
             "red_flag_detail": self.red_flag_detail,
             "parse_error": self.parse_error,
@@ -148,11 +148,11 @@ class StepResult:
 
     def to_dict(self, *, with_samples: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "step": _jsonable(self.step),
-            "winner": _jsonable(self.winner),
+            "step": jsonable(self.step),
+            "winner": jsonable(self.winner),
             "decided_by": self.decided_by,
             "k": self.k,
-            "tally": [[_jsonable(key), n] for key, n in self.tally.items()],
+            "tally": [[jsonable(key), n] for key, n in self.tally.items()],
             "samples_drawn": self.samples_drawn,
             "valid_votes": self.valid_votes,
             "red_flags": dict(self.red_flags),
@@ -167,15 +167,20 @@ class StepResult:
         return out
 
 
-def _jsonable(value: Any) -> Any:
-    """Best-effort JSON form of a parsed answer or vote key (tuples become lists)."""
+def jsonable(value: Any) -> Any:
+    """Best-effort JSON form of a parsed answer or vote key (tuples become lists).
+
+    Example:
+        >>> jsonable({"move": (1, 0, 2)})
+        {'move': [1, 0, 2]}
+    """
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json")
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     return repr(value)

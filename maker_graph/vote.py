@@ -30,7 +30,7 @@ from .errors import ConfigurationError, NoConsensusError
 from .records import RawSample, Sample, StepResult
 from .red_flags import PARSE_ERROR, RedFlag, check_sample, check_sample_async, has_async
 from .sampling import RetryPolicy, Sampler, as_sampler, draw, message_text
-from .voting import KeyFunction, _top_two, canonical_key, samples_needed
+from .voting import KeyFunction, canonical_key, samples_needed, top_two
 
 __all__ = [
     "EscalationHandler",
@@ -340,7 +340,7 @@ class Voter:
             samples=kept,
             step=step,
         )
-        leader, first, second = _top_two(counts)
+        leader, first, second = top_two(counts)
         if counts and first - second >= k:
             # `counts` is not empty, so `leader` is a real key (even if the answer is None).
             result.winner_key, result.winner = leader, values[leader]

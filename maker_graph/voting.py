@@ -30,6 +30,7 @@ __all__ = [
     "lead",
     "plurality",
     "samples_needed",
+    "top_two",
 ]
 
 K = TypeVar("K", bound=Hashable)
@@ -37,8 +38,13 @@ KeyFunction = Callable[[Any], Hashable]
 """Maps a parsed answer to its vote key: answers with equal keys are the same vote."""
 
 
-def _top_two(counts: Mapping[Any, int]) -> tuple[Any, int, int]:
-    """The leading key (earliest inserted among ties), its count and the runner-up's count."""
+def top_two(counts: Mapping[Any, int]) -> tuple[Any, int, int]:
+    """The leading key (earliest inserted among ties), its count and the runner-up's count.
+
+    Example:
+        >>> top_two({"a": 3, "b": 1, "c": 3})
+        ('a', 3, 3)
+    """
     best: Any = None
     first = second = 0
     for key, n in counts.items():
@@ -65,13 +71,13 @@ def first_to_ahead_by_k(counts: Mapping[K, int], k: int) -> K | None:
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    best, first, second = _top_two(counts)
+    best, first, second = top_two(counts)
     return best if first - second >= k else None
 
 
 def lead(counts: Mapping[Any, int]) -> int:
     """How many votes the leader has over the runner-up (0 with no votes)."""
-    _, first, second = _top_two(counts)
+    _, first, second = top_two(counts)
     return first - second
 
 
@@ -89,7 +95,7 @@ def samples_needed(counts: Mapping[Any, int], k: int) -> int:
 
 def plurality(counts: Mapping[K, int]) -> K | None:
     """The key with the most votes; ties go to the answer that was seen first."""
-    return _top_two(counts)[0]  # type: ignore[no-any-return]
+    return top_two(counts)[0]  # type: ignore[no-any-return]
 
 
 def canonical_key(value: Any) -> Hashable:

@@ -32,8 +32,7 @@ from langgraph.config import get_stream_writer
 
 # `jsonable` is the records' JSON form of answers and keys, so events and
 # `StepResult.to_dict()` always agree.
-from ..records import Sample, StepResult
-from ..records import _jsonable as jsonable
+from ..records import Sample, StepResult, jsonable
 
 __all__ = [
     "EVENT_NAMES",
