@@ -34,6 +34,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from ._util import compact_json, identity
 from .errors import BudgetExhaustedError, ConfigurationError, NoConsensusError, RunLogError
 from .records import StepResult
 from .red_flags import RedFlag
@@ -178,13 +179,9 @@ def answer_key(answer: Any) -> Hashable:
     return answer  # type: ignore[no-any-return]
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=repr)
-
-
 def _default_state_hash(dump: Callable[[Any], Any]) -> Callable[[Any], str]:
     def state_hash(state: Any) -> str:
-        return hashlib.blake2b(_json_text(dump(state)).encode(), digest_size=8).hexdigest()
+        return hashlib.blake2b(compact_json(dump(state)).encode(), digest_size=8).hexdigest()
 
     return state_hash
 
@@ -204,10 +201,6 @@ def _task_sampler(task: Task, sampler: Any) -> Any:
 
         return ChatModelSampler(sampler, prompt=task.prompt)
     return sampler
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 @dataclass(slots=True)
@@ -371,8 +364,8 @@ def count_errors(task: Any, records: Iterable[StepRecord]) -> int:
     true_step = getattr(task, "true_step", None)
     if true_step is None:
         raise ConfigurationError(f"{type(task).__name__} has no true_step(): no ground truth")
-    dump_action = getattr(task, "dump_action", _json_text)
-    dump_state = getattr(task, "dump_state", _identity)
+    dump_action = getattr(task, "dump_action", compact_json)
+    dump_state = getattr(task, "dump_state", identity)
     state_hash = getattr(task, "state_hash", None) or _default_state_hash(dump_state)
     state, previous = task.initial_state(), None
     errors = 0
@@ -524,10 +517,10 @@ async def run_task(
         policy=policy,
         escalate=escalate,
     )
-    dump_state: Callable[[Any], Any] = getattr(task, "dump_state", _identity)
-    load_state: Callable[[Any], Any] = getattr(task, "load_state", _identity)
-    dump_action: Callable[[Any], str] = getattr(task, "dump_action", _json_text)
-    load_action: Callable[[Any], Any] = getattr(task, "load_action", _identity)
+    dump_state: Callable[[Any], Any] = getattr(task, "dump_state", identity)
+    load_state: Callable[[Any], Any] = getattr(task, "load_state", identity)
+    dump_action: Callable[[Any], str] = getattr(task, "dump_action", compact_json)
+    load_action: Callable[[Any], Any] = getattr(task, "load_action", identity)
     state_hash: Callable[[Any], str] = getattr(task, "state_hash", None) or _default_state_hash(
         dump_state
     )
@@ -767,7 +760,7 @@ async def _loop(
             if flagged:
                 for reason, n in flagged.items():
                     red_flags_total[reason] = red_flags_total.get(reason, 0) + n
-                flags_text: str | None = _json_text(flagged)
+                flags_text: str | None = compact_json(flagged)
             else:
                 flags_text = None
             how = result.decided_by
@@ -782,7 +775,7 @@ async def _loop(
             else:
                 winner_key = result.winner_key
                 rest = sorted((n for k_, n in tally.items() if k_ != winner_key), reverse=True)
-                tally_text = _json_text([tally.get(winner_key, 0), *rest])  # type: ignore[arg-type]
+                tally_text = compact_json([tally.get(winner_key, 0), *rest])  # type: ignore[arg-type]
             append(
                 StepRecord(
                     step,

@@ -44,10 +44,11 @@ from langgraph.types import interrupt
 from typing_extensions import TypedDict
 
 from .._sync import run_sync
+from .._util import compact_json, identity
 from ..errors import ConfigurationError
 from ..records import StepResult
 from ..red_flags import RedFlag
-from ..run import ProgressEvent, _identity, _json_text, run_task
+from ..run import ProgressEvent, run_task
 from ..runlog import Checkpoint, RunLog, RunMeta, StepRecord, open_run_log
 from ..sampling import ChatModelSampler
 from ..tasks.base import StepAnswer, Task
@@ -98,10 +99,10 @@ class _TaskIO:
     def __init__(self, task: Task) -> None:
         self.task = task
         # `run_task`'s own defaults, so chunk=1 and chunk>1 store the same JSON.
-        self.dump_state: Callable[[Any], Any] = getattr(task, "dump_state", _identity)
-        self.load_state: Callable[[Any], Any] = getattr(task, "load_state", _identity)
-        self._dump_action: Callable[[Any], str] = getattr(task, "dump_action", _json_text)
-        self.load_action: Callable[[Any], Any] = getattr(task, "load_action", _identity)
+        self.dump_state: Callable[[Any], Any] = getattr(task, "dump_state", identity)
+        self.load_state: Callable[[Any], Any] = getattr(task, "load_state", identity)
+        self._dump_action: Callable[[Any], str] = getattr(task, "dump_action", compact_json)
+        self.load_action: Callable[[Any], Any] = getattr(task, "load_action", identity)
 
     def dump_action(self, action: Any) -> Any:
         return None if action is None else json.loads(self._dump_action(action))
@@ -213,7 +214,7 @@ class _ChunkNode:
         if checkpoint is None:  # a task that was done before its first step
             state = self.task.initial_state()
             checkpoint = Checkpoint(next_step=0, state=getattr(self.task, "dump_state",
-                                                               _identity)(state),
+                                                               identity)(state),
                                     previous_action=None, totals={},
                                     done=self.task.is_done(state))
         emit(chunk_event(self.label, checkpoint.next_step, report.session_steps,
