@@ -19,11 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from ._bounded import MAX_PARSE_CHARS
 from ._util import is_async_callable
-from .records import Sample
+from .records import RawSample, Sample
 
 __all__ = [
+    "MAX_SAMPLE_CHARS",
     "PARSE_ERROR",
+    "TOO_LARGE",
     "RedFlag",
     "Verdict",
     "check_sample",
@@ -31,12 +34,67 @@ __all__ = [
     "has_async",
     "matches",
     "max_output_tokens",
+    "oversized",
     "predicate",
     "truncated",
 ]
 
 PARSE_ERROR = "parse_error"
 """Reason recorded for a sample whose parser raised."""
+
+TOO_LARGE = "too_large"
+"""Reason recorded for a sample longer than `MAX_SAMPLE_CHARS`."""
+
+MAX_SAMPLE_CHARS = MAX_PARSE_CHARS
+"""The most characters of one sample anything reads (1,000,000, the parsers' own cap).
+
+A longer reply is red-flagged (`"too_large"`) before it is parsed, keyed or
+tokenized, whatever usage the provider reported: a 50 MB answer billed as 10
+tokens must not vote, and tokenizing it would take a minute and gigabytes.
+"""
+
+
+def _output_chars(output: Any) -> int:
+    """Characters of a raw output's text, in O(parts) time (string lengths are stored)."""
+    if isinstance(output, str):
+        return len(output)
+    content = getattr(output, "content", None)
+    total = 0
+    if isinstance(content, str):
+        total = len(content)
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, str):
+                total += len(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                total += len(part["text"])
+    extra = getattr(output, "additional_kwargs", None)
+    calls = extra.get("tool_calls") if isinstance(extra, dict) else None
+    if isinstance(calls, list):
+        for call in calls:
+            fn = call.get("function") if isinstance(call, dict) else None
+            arguments = fn.get("arguments") if isinstance(fn, dict) else None
+            if isinstance(arguments, str):
+                total += len(arguments)
+    return total
+
+
+def oversized(raw: RawSample, limit: int = MAX_SAMPLE_CHARS) -> Verdict | None:
+    """A `"too_large"` verdict when the sample's text or output exceeds `limit` characters.
+
+    Constant time in the reply's length: it reads string lengths, never the text.
+    The vote runs it before the parser, the key and every other check.
+
+    Example:
+        >>> oversized(RawSample("x" * 2_000_001, "x" * 2_000_001)).reason
+        'too_large'
+        >>> oversized(RawSample("ok", "ok")) is None
+        True
+    """
+    chars = max(len(raw.text), _output_chars(raw.output))
+    if chars > limit:
+        return Verdict.flag(TOO_LARGE, f"reply of {chars} characters > limit {limit}")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +202,7 @@ class max_output_tokens:  # noqa: N801 - used like a function: max_output_tokens
         reported = sample.raw.output_tokens
         if reported is not None:
             return reported
+        # count_tokens estimates texts over MAX_SAMPLE_CHARS instead of encoding them.
         from .tokens import count_tokens
 
         return count_tokens(sample.raw.text, self.encoding)

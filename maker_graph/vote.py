@@ -28,7 +28,14 @@ from typing import Any, Literal
 from .actions import is_chat_message, tool_call_key
 from .errors import ConfigurationError, NoConsensusError
 from .records import RawSample, Sample, StepResult
-from .red_flags import PARSE_ERROR, RedFlag, check_sample, check_sample_async, has_async
+from .red_flags import (
+    PARSE_ERROR,
+    RedFlag,
+    check_sample,
+    check_sample_async,
+    has_async,
+    oversized,
+)
 from .sampling import RetryPolicy, Sampler, as_sampler, draw, message_text
 from .voting import KeyFunction, canonical_key, samples_needed, top_two
 
@@ -158,6 +165,9 @@ class Voter:
         self, raw: RawSample, index: int, rnd: int, cache: dict[str, tuple[Any, Any, str | None]]
     ) -> Sample:
         """Parse and key a raw sample; the sync part of red-flagging."""
+        huge = _too_large(raw, index, rnd)
+        if huge is not None:
+            return huge
         output = raw.output
         # Within a step identical answers parse identically: parse each text once.
         cached = cache.get(output) if type(output) is str else None
@@ -182,6 +192,9 @@ class Voter:
         return sample
 
     async def _check_async(self, raw: RawSample, index: int, rnd: int) -> Sample:
+        huge = _too_large(raw, index, rnd)
+        if huge is not None:
+            return huge
         try:
             value = self.parser(raw.output)
             if inspect.isawaitable(value):
@@ -375,6 +388,26 @@ class Voter:
             step=result.step,
             k=self.policy.k,
         )
+
+
+_KEPT_CHARS = 1_000
+"""Characters of a too-large reply kept for the record (the rest is dropped at once)."""
+
+
+def _too_large(raw: RawSample, index: int, rnd: int) -> Sample | None:
+    """A `"too_large"` red-flagged sample, before anything reads the text; else None.
+
+    The reply is cut to its first `_KEPT_CHARS` characters (output included) so a
+    kept sample does not hold megabytes; its reported token counts stay as billed.
+    """
+    verdict = oversized(raw)
+    if verdict is None:
+        return None
+    raw.text = raw.text[:_KEPT_CHARS] if raw.text else message_text(raw.output)[:_KEPT_CHARS]
+    raw.output = raw.text
+    sample = Sample(index, raw, None, None, None, round=rnd)
+    sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+    return sample
 
 
 async def vote_step(
