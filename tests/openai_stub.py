@@ -9,6 +9,8 @@ at it, and stop it in a `finally`. It serves `POST /v1/chat/completions`
   or a malformed answer;
 - sometimes fails with HTTP 429 (with `retry-after-ms` / `retry-after`
   headers) or HTTP 500, before producing anything;
+- accepts `n` (several choices per request, the prompt billed once; at most
+  `max_choices` of them, like a server that ignores `n`);
 - reports `usage` in every answer (tiktoken counts) and honours
   `max_completion_tokens` / `max_tokens` by cutting the answer and saying
   `finish_reason: "length"`.
@@ -63,7 +65,11 @@ class StubBehaviour:
     """Seed of the stub's dice (outcomes follow request order)."""
     script: tuple[str, ...] = ()
     """Outcomes of the first requests, before the dice take over: any of `correct`,
-    `wrong`, `ramble`, `malformed`, `rate_limited`, `server_error`."""
+    `wrong`, `ramble`, `malformed`, `rate_limited`, `server_error`. A request for `n`
+    choices rolls once per choice; only its first roll may fail the request."""
+    max_choices: int | None = None
+    """Most choices one answer carries whatever `n` asked (1: a server that ignores `n`,
+    like llama.cpp); None: as many as asked."""
 
 
 def _messages_text(messages: Messages) -> str:
@@ -140,7 +146,7 @@ class OpenAIStub:
 
     # ------------------------------------------------------------------ answering
 
-    def _roll(self) -> tuple[str, int]:
+    def _roll(self, answers_only: bool = False) -> tuple[str, int]:
         b = self.behaviour
         with self._lock:
             u = self._rng.random()
@@ -149,6 +155,8 @@ class OpenAIStub:
             outcome = b.script[self._rolled] if scripted else None
             self._rolled += 1
         if outcome is not None:
+            if answers_only and outcome in ("rate_limited", "server_error"):
+                return "correct", rival  # failures are per request, not per choice
             return outcome, rival
         for outcome, rate in (
             ("rate_limited", b.rate_limit_rate),
@@ -158,6 +166,8 @@ class OpenAIStub:
             ("wrong", b.wrong_rate),
         ):
             if u < rate:
+                if answers_only and outcome in ("rate_limited", "server_error"):
+                    return "correct", rival
                 return outcome, rival
             u -= rate
         return "correct", rival
@@ -180,29 +190,32 @@ class OpenAIStub:
         if self.behaviour.latency:
             time.sleep(self.behaviour.latency)
 
-        correct = self.oracle(messages)
-        if outcome == "wrong":
-            text = self.wrong(messages, rival)
-        elif outcome == "malformed":
-            text = ("I would move the small disk, probably. " + correct[::-1])[: len(correct)]
-        elif outcome == "ramble":
-            text = _FILLER * max(1, self.behaviour.ramble_tokens // 13) + correct
-        else:
-            text = correct
-
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
-        finish = "stop"
-        encoding = get_encoding()
-        tokens = encoding.encode_ordinary(text) if encoding is not None else None
-        out_tokens = len(tokens) if tokens is not None else count_tokens(text)
-        if isinstance(cap, int) and out_tokens > cap:
-            text = encoding.decode(tokens[:cap]) if encoding and tokens else text[: cap * 4]
-            out_tokens, finish = cap, "length"
+        asked = body.get("n") or 1
+        if not isinstance(asked, int) or asked < 1:
+            return 400, {}, _error(f"n must be a positive integer, got {asked!r}", "invalid_n")
+        served = min(asked, self.behaviour.max_choices or asked)
+        rolls = [(outcome, rival)] + [self._roll(answers_only=True) for _ in range(served - 1)]
+        choices = []
+        out_tokens = 0
+        for index, (choice_outcome, choice_rival) in enumerate(rolls):
+            text, tokens, finish = self._answer(messages, choice_outcome, choice_rival, cap)
+            out_tokens += tokens
+            self._count(choice_outcome)
+            if finish == "length":
+                self._count("truncated")
+            choices.append(
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            )
+        # Billed like OpenAI: the prompt once per request, completion tokens summed.
         in_tokens = count_tokens(_messages_text(messages))
-        self._count(outcome)
-        if finish == "length":
-            self._count("truncated")
         with self._lock:
+            self.stats["choices"] += len(choices)
             self.usage["prompt_tokens"] += in_tokens
             self.usage["completion_tokens"] += out_tokens
         usage = {
@@ -215,16 +228,31 @@ class OpenAIStub:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "stub"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": finish,
-                    "logprobs": None,
-                }
-            ],
+            "choices": choices,
             "usage": usage,
         }
+
+    def _answer(
+        self, messages: Messages, outcome: str, rival: int, cap: Any
+    ) -> tuple[str, int, str]:
+        """One choice's text, its completion tokens and its finish reason."""
+        correct = self.oracle(messages)
+        if outcome == "wrong":
+            text = self.wrong(messages, rival)
+        elif outcome == "malformed":
+            text = ("I would move the small disk, probably. " + correct[::-1])[: len(correct)]
+        elif outcome == "ramble":
+            text = _FILLER * max(1, self.behaviour.ramble_tokens // 13) + correct
+        else:
+            text = correct
+        finish = "stop"
+        encoding = get_encoding()
+        tokens = encoding.encode_ordinary(text) if encoding is not None else None
+        out_tokens = len(tokens) if tokens is not None else count_tokens(text)
+        if isinstance(cap, int) and out_tokens > cap:
+            text = encoding.decode(tokens[:cap]) if encoding and tokens else text[: cap * 4]
+            out_tokens, finish = cap, "length"
+        return text, out_tokens, finish
 
     def _count(self, key: str) -> None:
         with self._lock:
