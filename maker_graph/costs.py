@@ -353,6 +353,30 @@ class TokenCountingSampler:
             raw.input_tokens = count_prompt_tokens(self.prompt(step_input))
         return raw
 
+    # Several samples from one request (`n`, see ChatModelSampler.sample_many).
+    @property
+    def batch_limit(self) -> int:
+        limit = getattr(self.inner, "batch_limit", 1)
+        return limit if isinstance(limit, int) else 1
+
+    def batch_key(self, index: int) -> Any:
+        key = getattr(self.inner, "batch_key", None)
+        return None if key is None else key(index)
+
+    async def sample_many(self, step_input: Any, indices: list[int]) -> list[RawSample]:
+        raws: list[RawSample] = await self.inner.sample_many(  # type: ignore[attr-defined]
+            step_input, indices
+        )
+        from .tokens import count_tokens_cached
+
+        for i, raw in enumerate(raws):
+            if raw.output_tokens is None:
+                raw.output_tokens = count_tokens_cached(raw.text)
+            if raw.input_tokens is None and self.prompt is not None:
+                # The prompt went once, with the request's first sample.
+                raw.input_tokens = count_prompt_tokens(self.prompt(step_input)) if i == 0 else 0
+        return raws
+
 
 # --------------------------------------------------------------------------- cost
 

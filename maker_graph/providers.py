@@ -464,6 +464,23 @@ class ConcurrencyLimitedSampler:
         async with self._semaphore():
             return await self.inner.sample(step_input, index)
 
+    # One request for several samples (`n`) holds one slot: the limit is on calls.
+    @property
+    def batch_limit(self) -> int:
+        limit = getattr(self.inner, "batch_limit", 1)
+        return limit if isinstance(limit, int) else 1
+
+    def batch_key(self, index: int) -> Any:
+        key = getattr(self.inner, "batch_key", None)
+        return None if key is None else key(index)
+
+    async def sample_many(self, step_input: Any, indices: list[int]) -> list[RawSample]:
+        async with self._semaphore():
+            raws: list[RawSample] = await self.inner.sample_many(  # type: ignore[attr-defined]
+                step_input, indices
+            )
+            return raws
+
 
 def limit_concurrency(sampler: Sampler, limit: int | None) -> Sampler:
     """`sampler` with at most `limit` calls in flight (unchanged when `limit` is None).

@@ -410,6 +410,26 @@ class _SampleCounter:
             self.drawn -= 1  # a failed call is retried; it is not a sample
             raise
 
+    # Several samples per request (`n`): counted as asked, less what was not returned.
+    @property
+    def batch_limit(self) -> int:
+        limit = getattr(self.inner, "batch_limit", 1)
+        return limit if isinstance(limit, int) else 1
+
+    def batch_key(self, index: int) -> Any:
+        key = getattr(self.inner, "batch_key", None)
+        return None if key is None else key(index)
+
+    async def sample_many(self, step_input: Any, indices: list[int]) -> Any:
+        self.drawn += len(indices)
+        try:
+            raws = await self.inner.sample_many(step_input, indices)
+        except Exception:
+            self.drawn -= len(indices)
+            raise
+        self.drawn -= len(indices) - len(raws)
+        return raws
+
 
 # --------------------------------------------------------------------------- the loop
 

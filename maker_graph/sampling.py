@@ -20,7 +20,8 @@ import inspect
 import json
 import math
 import random
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+import sys
+from collections.abc import Awaitable, Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,7 +39,9 @@ __all__ = [
     "TemperatureSchedule",
     "as_sampler",
     "classify_failure",
+    "DEFAULT_SAMPLES_PER_REQUEST",
     "draw",
+    "draw_many",
     "is_chat_model",
     "message_text",
     "raw_from_message",
@@ -245,13 +248,54 @@ async def draw(
     Raises:
         SamplerError: every attempt failed.
     """
+    raw: RawSample = await _with_retries(
+        lambda: sampler.sample(step_input, index), f"sample {index}",
+        retry=retry, failures=failures, semaphore=semaphore,
+    )
+    return raw
+
+
+async def draw_many(
+    sampler: Any,
+    step_input: Any,
+    indices: Sequence[int],
+    *,
+    retry: RetryPolicy,
+    failures: MutableMapping[str, int],
+    semaphore: asyncio.Semaphore | None = None,
+) -> list[RawSample]:
+    """Draw the samples `indices` in one provider request (`sampler.sample_many`), with retries.
+
+    The request is one call: it holds one concurrency slot, one timeout and one
+    retry budget. It may return fewer samples than asked (a server that ignores `n`);
+    the caller draws the rest the ordinary way.
+
+    Raises:
+        SamplerError: every attempt failed.
+    """
+    label = f"samples {indices[0]}..{indices[-1]}"
+    raws: list[RawSample] = await _with_retries(
+        lambda: sampler.sample_many(step_input, list(indices)), label,
+        retry=retry, failures=failures, semaphore=semaphore,
+    )
+    return raws[: len(indices)]
+
+
+async def _with_retries(
+    make_call: Callable[[], Awaitable[Any]],
+    label: str,
+    *,
+    retry: RetryPolicy,
+    failures: MutableMapping[str, int],
+    semaphore: asyncio.Semaphore | None,
+) -> Any:
     last: BaseException | None = None
     for attempt in range(1, retry.max_attempts + 1):
         try:
             if semaphore is None:
-                return await _attempt(sampler, step_input, index, retry.timeout)
+                return await _attempt(make_call, retry.timeout)
             async with semaphore:
-                return await _attempt(sampler, step_input, index, retry.timeout)
+                return await _attempt(make_call, retry.timeout)
         except retry.retry_on as exc:
             if not _retryable(exc):
                 raise
@@ -259,7 +303,7 @@ async def draw(
             if cause is not None:
                 failures["exception"] = failures.get("exception", 0) + 1
                 raise ConfigurationError(
-                    f"sample {index}: the provider refused the call, {cause} "
+                    f"{label}: the provider refused the call, {cause} "
                     f"({type(exc).__name__}: {exc}); not retried"
                 ) from exc
             kind = classify_failure(exc)
@@ -268,19 +312,17 @@ async def draw(
             if attempt < retry.max_attempts:
                 await asyncio.sleep(retry.delay(attempt, exc))
     raise SamplerError(
-        f"sample {index} failed {retry.max_attempts} times; last error: {last!r}. "
+        f"{label} failed {retry.max_attempts} times; last error: {last!r}. "
         "Check the provider, or raise RetryPolicy.max_attempts.",
         failures,
         last,
     )
 
 
-async def _attempt(
-    sampler: Sampler, step_input: Any, index: int, timeout: float | None
-) -> RawSample:
+async def _attempt(make_call: Callable[[], Awaitable[Any]], timeout: float | None) -> Any:
     # The call is created only once its concurrency slot is held: a draw cancelled while
     # it waits for the slot leaves no never-awaited coroutine behind.
-    call = sampler.sample(step_input, index)
+    call = make_call()
     if timeout is None:
         return await call
     return await asyncio.wait_for(call, timeout)
@@ -400,6 +442,11 @@ class ChatModelSampler:
         max_tokens: caps each answer's output tokens, so a runaway sample costs little.
         structured: a schema for `with_structured_output`; the sample's output is then
             the parsed object (and its text its JSON).
+        samples_per_request: most samples drawn in one provider request, where the model
+            accepts OpenAI's `n` (`ChatOpenAI` and its subclasses, not streaming, not
+            structured): the samples of a round that share a temperature and a model
+            are one request, so the prompt is billed once. None: up to
+            `DEFAULT_SAMPLES_PER_REQUEST`; 1: one request per sample.
 
     Example:
         >>> from maker_graph.testing import SimulatedChatModel
@@ -414,10 +461,24 @@ class ChatModelSampler:
         temperature: TemperatureSchedule | Callable[[int], float | None] | None = None,
         max_tokens: int | None = None,
         structured: Any = None,
+        samples_per_request: int | None = None,
     ) -> None:
         self.models = list(models) if isinstance(models, (list, tuple)) else [models]
         if not self.models:
             raise ConfigurationError("ChatModelSampler needs at least one model")
+        if samples_per_request is not None and (
+            not isinstance(samples_per_request, int) or samples_per_request < 1
+        ):
+            raise ConfigurationError(
+                f"samples_per_request must be an integer >= 1, got {samples_per_request!r}"
+            )
+        wanted = samples_per_request or DEFAULT_SAMPLES_PER_REQUEST
+        # Per model slot: (the model that takes `n`, the kwargs bound around it), or None.
+        self._n_models = [
+            None if structured is not None or wanted == 1 else _accepts_n(m) for m in self.models
+        ]
+        self.batch_limit = wanted if any(m is not None for m in self._n_models) else 1
+        """Most samples one request may carry (1: this sampler never batches)."""
         self.prompt = prompt
         self.temperature = temperature if temperature is not None else TemperatureSchedule()
         self.max_tokens = max_tokens
@@ -468,6 +529,163 @@ class ChatModelSampler:
                 raw.output = parsed
             return raw
         return raw_from_message(out, temp)
+
+    # ------------------------------------------------------------------ n per request
+
+    def batch_key(self, index: int) -> Hashable | None:
+        """Samples with equal keys may share one request (same model, same temperature);
+        None when sample `index` cannot be batched."""
+        if self.batch_limit == 1:
+            return None
+        slot = index % len(self.models)
+        if self._n_models[slot] is None:
+            return None
+        return (slot, self.temperature(index))
+
+    async def sample_many(self, step_input: Any, indices: Sequence[int]) -> list[RawSample]:
+        """Samples `indices` (one `batch_key`) from one request with `n=len(indices)`.
+
+        Returns as many samples as the server sent choices (never more than asked,
+        maybe fewer). The request's usage is split so that the samples add up to
+        what was billed: its prompt tokens go to the first sample (the others were
+        billed no prompt), its completion tokens are shared in proportion to each
+        choice's own token count (exact when the server counts as tiktoken does).
+        """
+        first = indices[0]
+        slot = first % len(self.models)
+        accepted = self._n_models[slot]
+        if accepted is None or len(indices) == 1:
+            return [await self.sample(step_input, i) for i in indices]
+        model, bound_kwargs = accepted
+        temp = self.temperature(first)
+        kwargs: dict[str, Any] = dict(bound_kwargs)
+        if temp is not None:
+            kwargs["temperature"] = temp
+        if self.max_tokens is not None:
+            kwargs["max_tokens"] = self.max_tokens
+        messages = _to_messages(await self._input(step_input))
+        from langchain_core.runnables.config import ensure_config
+
+        config = ensure_config(_sample_config({}, first))  # type: ignore[arg-type]  # inherits the caller's callbacks
+        config["metadata"]["maker_sample_indices"] = list(indices)
+        result = await model.agenerate(
+            [messages],
+            callbacks=config.get("callbacks"),
+            tags=config.get("tags"),
+            metadata=config.get("metadata"),
+            n=len(indices),
+            stream=False,  # n > 1 is refused by streaming, and usage comes whole
+            **kwargs,
+        )
+        generations = result.generations[0][: len(indices)]
+        llm_output = result.llm_output or {}
+        return _split_usage(
+            [g.message for g in generations], temp, llm_output.get("model_name")
+        )
+
+
+DEFAULT_SAMPLES_PER_REQUEST = 8
+"""Most samples one request carries by default where the model accepts `n`.
+
+A round draws at most k samples (then k minus the leader's margin), so with k <= 8
+every round of one temperature is one request.
+"""
+
+
+def _accepts_n(model: Any) -> tuple[Any, dict[str, Any]] | None:
+    """(the chat model, the kwargs bound around it) when it takes OpenAI's `n`, else None.
+
+    `ChatOpenAI` (and Azure's, any `BaseChatOpenAI`) sends `n` to the chat-completions
+    API and returns one generation per choice. Not when it streams (`n > 1` is refused
+    there), uses the Responses API (no `n`), or fixes `n` itself.
+    """
+    kwargs: dict[str, Any] = {}
+    try:
+        from langchain_core.runnables import RunnableBinding
+    except ImportError:  # pragma: no cover - langchain-core is a dependency
+        return None
+    while isinstance(model, RunnableBinding):
+        if model.config:  # per-call config of its own: keep the ordinary path
+            return None
+        kwargs = {**model.kwargs, **kwargs}
+        model = model.bound
+    if "langchain_openai" not in sys.modules:
+        return None  # a ChatOpenAI exists only once its module is loaded; importing costs
+    try:
+        from langchain_openai.chat_models.base import BaseChatOpenAI
+    except ImportError:  # pragma: no cover - loaded above
+        return None
+    if not isinstance(model, BaseChatOpenAI):
+        return None
+    if getattr(model, "streaming", False) or getattr(model, "use_responses_api", None):
+        return None
+    if getattr(model, "n", None) not in (None, 1) or "n" in kwargs or "stream" in kwargs:
+        return None
+    return model, kwargs
+
+
+def _to_messages(model_input: Any) -> list[Any]:
+    """The message list of a chat model input (a string, a PromptValue or messages)."""
+    from langchain_core.messages import HumanMessage, convert_to_messages
+
+    if hasattr(model_input, "to_messages"):
+        return list(model_input.to_messages())
+    if isinstance(model_input, str):
+        return [HumanMessage(model_input)]
+    return list(convert_to_messages(model_input))
+
+
+def _apportion(total: int, weights: Sequence[int]) -> list[int]:
+    """`total` split in proportion to `weights` (largest remainders), summing to `total`.
+
+    Example:
+        >>> _apportion(10, [1, 1, 1]), _apportion(7, [4, 3])
+        ([4, 3, 3], [4, 3])
+    """
+    n = len(weights)
+    weight_sum = sum(weights)
+    if weight_sum <= 0:
+        weights, weight_sum = [1] * n, n
+    shares = [total * w // weight_sum for w in weights]
+    order = sorted(range(n), key=lambda i: (-(total * weights[i] % weight_sum), i))
+    for i in order[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def _split_usage(messages: Sequence[Any], temperature: float | None, model: str | None
+                 ) -> list[RawSample]:
+    """One `RawSample` per choice of one request, its billed usage split between them.
+
+    Every choice's message carries the request's whole usage; each gets its share
+    instead (in `usage_metadata` too), so summing samples gives what was billed.
+    """
+    from .tokens import count_tokens_cached
+
+    raws = [raw_from_message(m, temperature) for m in messages]
+    usage = getattr(messages[0], "usage_metadata", None) if messages else None
+    if usage:
+        total_in = int(usage.get("input_tokens") or 0)
+        total_out = int(usage.get("output_tokens") or 0)
+        # count_tokens_cached estimates (never encodes) a text over MAX_COUNT_CHARS.
+        shares = _apportion(total_out, [count_tokens_cached(r.text) for r in raws])
+        for i, (message, raw) in enumerate(zip(messages, raws, strict=True)):
+            prompt = total_in if i == 0 else 0
+            raw.input_tokens, raw.output_tokens = prompt, shares[i]
+            split: dict[str, Any] = {
+                "input_tokens": prompt,
+                "output_tokens": shares[i],
+                "total_tokens": prompt + shares[i],
+            }
+            if i == 0 and usage.get("input_token_details"):
+                split["input_token_details"] = usage["input_token_details"]
+            message.usage_metadata = split
+    else:
+        for raw in raws[1:]:
+            raw.input_tokens = 0  # the prompt was sent (and billed) once
+    for raw in raws:
+        raw.model = raw.model or model
+    return raws
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from .red_flags import (
     has_async,
     oversized,
 )
-from .sampling import RetryPolicy, Sampler, as_sampler, draw, message_text
+from .sampling import RetryPolicy, Sampler, as_sampler, draw, draw_many, message_text
 from .voting import KeyFunction, canonical_key, samples_needed, top_two
 
 __all__ = [
@@ -294,24 +294,9 @@ class Voter:
                     )
                 ]
             else:
-                # return_exceptions: one failing sample must not cancel its siblings.
-                raws = await asyncio.gather(
-                    *[
-                        draw(
-                            sampler,
-                            step_input,
-                            drawn + i,
-                            retry=retry,
-                            failures=failures,
-                            semaphore=semaphore,
-                        )
-                        for i in range(n)
-                    ],
-                    return_exceptions=True,
+                raws = await _draw_round(
+                    sampler, step_input, drawn, n, retry, failures, semaphore
                 )
-                for r in raws:
-                    if isinstance(r, BaseException):
-                        raise r
             for i, raw in enumerate(raws):
                 if slow_check:
                     sample = await self._check_async(raw, drawn + i, rounds)
@@ -388,6 +373,66 @@ class Voter:
             step=result.step,
             k=self.policy.k,
         )
+
+
+async def _draw_round(
+    sampler: Any,
+    step_input: Any,
+    first: int,
+    n: int,
+    retry: RetryPolicy,
+    failures: dict[str, int],
+    semaphore: asyncio.Semaphore | None,
+) -> list[RawSample]:
+    """Samples `first .. first + n - 1`, in index order, in as few requests as allowed.
+
+    A sampler offering `batch_key`/`sample_many` (a chat model taking `n`) draws the
+    samples that share a key (model and temperature) in one request, up to its
+    `batch_limit`; whatever a request did not return is drawn one by one.
+    """
+    indices = range(first, first + n)
+    batch_key = getattr(sampler, "batch_key", None)
+    limit = getattr(sampler, "batch_limit", 1)
+    groups: list[list[int]] = []
+    if batch_key is not None and isinstance(limit, int) and limit > 1:
+        by_key: dict[Hashable, list[int]] = {}
+        for i in indices:
+            key_ = batch_key(i)
+            if key_ is None:
+                groups.append([i])
+                continue
+            group = by_key.get(key_)
+            if group is None or len(group) >= limit:
+                group = by_key[key_] = []
+                groups.append(group)
+            group.append(i)
+    else:
+        groups = [[i] for i in indices]
+
+    def one(i: int) -> Any:
+        return draw(sampler, step_input, i, retry=retry, failures=failures, semaphore=semaphore)
+
+    async def several(group: list[int]) -> list[RawSample]:
+        raws = await draw_many(
+            sampler, step_input, group, retry=retry, failures=failures, semaphore=semaphore
+        )
+        missing = group[len(raws):]  # a server that sent fewer choices than asked
+        if missing:
+            raws = [*raws, *await asyncio.gather(*[one(i) for i in missing])]
+        return raws
+
+    async def run(group: list[int]) -> list[RawSample]:
+        return [await one(group[0])] if len(group) == 1 else await several(group)
+
+    # return_exceptions: one failing request must not cancel its siblings.
+    done = await asyncio.gather(*[run(g) for g in groups], return_exceptions=True)
+    out: list[RawSample | None] = [None] * n
+    for group, raws in zip(groups, done, strict=True):
+        if isinstance(raws, BaseException):
+            raise raws
+        for i, raw in zip(group, raws, strict=True):
+            out[i - first] = raw
+    return out  # type: ignore[return-value]  # every index was filled above
 
 
 _KEPT_CHARS = 1_000
