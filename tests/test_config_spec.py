@@ -251,10 +251,21 @@ def test_re_registering_the_same_definition_is_allowed() -> None:
     reg = Registry()
     namespace: dict[str, Any] = {}
     code = "def node(state):\n    return {}\n"
+    loaded = []
     for _ in range(2):
         exec(compile(code, "reloaded_module", "exec"), namespace)  # noqa: S102
         namespace["node"].__module__ = "reloaded_module"
+        loaded.append(namespace["node"])
         reg.add("function", "node", namespace["node"])
+    assert loaded[0] is not loaded[1]  # two distinct objects, one definition
+    assert reg.get("function", "node").obj is loaded[1]  # the reload's object is the one used
+    assert reg.names("function") == ["node"]
+    # A function of the same name defined in another file and module is another definition.
+    other: dict[str, Any] = {}
+    exec(compile(code, "another_module", "exec"), other)  # noqa: S102
+    other["node"].__module__ = "another_module"
+    with pytest.raises(ConfigurationError, match="already registered"):
+        reg.add("function", "node", other["node"])
 
 
 @pytest.mark.parametrize("name", ["", "has space", "a:b", "9lives", "x" * 101])

@@ -331,14 +331,18 @@ async def test_add_maker_step_grafts_visible_nodes(use_async: bool) -> None:
     builder.add_node("route", lambda s: {"routed": f"queue:{s['label']}"})
     builder.add_edge(START, nodes.entry)
     builder.add_edge("route", END)
-    graph = builder.compile()
+    graph = builder.compile(checkpointer=InMemorySaver())
     drawn = graph.get_graph().draw_mermaid()
     assert "classify -.-> classify_sample" in drawn
     assert "classify_sample -. &nbsp;red_flag&nbsp; .-> classify_sample" in drawn
     assert "classify_tally -. &nbsp;decided&nbsp; .-> route" in drawn
-    out = await run(graph, {"ticket": "t"}, use_async=use_async)
+    out = await run(graph, {"ticket": "t"}, cfg("graft"), use_async=use_async)
     assert out["routed"] == "queue:bug" and out["stats"]["samples_drawn"] == 3
-    assert "classify_votes" not in out or out["classify_votes"]["decided_by"] == "vote"
+    # The tally is one extra state key, kept out of the user's output schema but
+    # checkpointed with the rest of the state, and it records how the step was decided.
+    assert nodes.votes_key == "classify_votes" and "classify_votes" not in out
+    tally = graph.get_state(cfg("graft")).values["classify_votes"]
+    assert tally["decided_by"] == "vote" and tally["values"] == ["bug"] and tally["counts"] == [3]
 
 
 def test_add_maker_step_checks_names_and_keys() -> None:

@@ -122,7 +122,21 @@ def test_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     model = resolve_chat_model("openai:gpt-4.1-mini")
     assert model.openai_api_key.get_secret_value() == "sk-from-env"
-    assert model.stream_usage in (None, False, True)
+    # Without a custom base URL maker_graph leaves streaming usage at the client's own
+    # default (whatever this langchain-openai version picks), neither forcing it on nor off.
+    from langchain_openai import ChatOpenAI
+
+    assert model.stream_usage == ChatOpenAI(model="gpt-4.1-mini").stream_usage
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_an_explicit_stream_usage_wins_over_the_custom_url_default(
+    monkeypatch: pytest.MonkeyPatch, asked: bool
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    model = resolve_chat_model("openai:gpt-4.1-mini",
+                               ProviderOptions(base_url=LOCAL, stream_usage=asked))
+    assert model.stream_usage is asked
 
 
 def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
