@@ -127,6 +127,9 @@ class ProviderOptions:
     each client retry multiplies the HTTP calls per sample by `1 + max_retries`."""
     timeout: float | None = None
     """Seconds one HTTP request may take (None: the client's default)."""
+    samples_per_request: int | None = None
+    """Most samples drawn in one request where the model accepts OpenAI's `n` (the prompt
+    billed once per request; None: up to 8, 1: one request per sample)."""
     api_key_env: str | None = None
     """Name of an environment variable to read the API key from, when it is not the
     provider's usual one (e.g. `TOGETHER_KEY_FOR_TESTS`)."""
@@ -147,6 +150,10 @@ class ProviderOptions:
             raise ConfigurationError(f"max_tokens must be >= 1, got {self.max_tokens!r}")
         if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
             raise ConfigurationError(f"temperature must be within [0, 2], got {self.temperature!r}")
+        if self.samples_per_request is not None and self.samples_per_request < 1:
+            raise ConfigurationError(
+                f"samples_per_request must be >= 1, got {self.samples_per_request!r}"
+            )
         if self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries!r}")
         if self.timeout is not None and not self.timeout > 0:

@@ -166,3 +166,48 @@ def test_bad_samples_per_request() -> None:
 
     with pytest.raises(ConfigurationError):
         ChatModelSampler(SimulatedChatModel(oracle=lambda msgs: "yes"), samples_per_request=0)
+
+
+@pytest.mark.parametrize("per_request", [None, "1"])
+def test_cli_flag(tmp_path, per_request: str | None) -> None:
+    """`maker-graph hanoi --samples-per-request`: batched by default, one per request with 1."""
+    import json
+
+    from openai_stub import hanoi_oracle
+    from typer.testing import CliRunner
+
+    from maker_graph.cli import app, load_commands
+    from maker_graph.tasks.hanoi import HanoiTask
+
+    load_commands()
+    oracle, wrong = hanoi_oracle(HanoiTask(3))
+    stub = OpenAIStub(oracle, wrong, StubBehaviour(**QUIET)).start()  # type: ignore[arg-type]
+    extra = [] if per_request is None else ["--samples-per-request", per_request]
+    try:
+        result = CliRunner().invoke(app, [
+            "hanoi", "--disks", "3", "--k", "3", "--model", "openai:stub-hanoi",
+            "--base-url", stub.base_url, "--temperature", "0.1", "--no-progress",
+            "--run-dir", str(tmp_path / "run"), "--report", str(tmp_path / "r.json"), *extra,
+        ])
+    finally:
+        stub.stop()
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["solved"] and data["samples"] == 7 * 3 == stub.stats["choices"]
+    # One temperature: a step of k=3 agreeing samples is one request, or three with 1.
+    assert stub.stats["requests"] == (7 if per_request is None else 21)
+    assert data["input_tokens"] == stub.usage["prompt_tokens"]
+    assert data["output_tokens"] == stub.usage["completion_tokens"]
+
+
+def test_cli_flag_refuses_zero(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from maker_graph.cli import app, load_commands
+
+    load_commands()
+    result = CliRunner().invoke(app, [
+        "hanoi", "--disks", "3", "--model", "openai:x", "--base-url", "http://127.0.0.1:9/v1",
+        "--samples-per-request", "0",
+    ])
+    assert result.exit_code != 0 and "--samples-per-request must be >= 1" in result.output

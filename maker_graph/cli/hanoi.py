@@ -169,6 +169,11 @@ def hanoi(
         120.0, "--timeout", help="Seconds one provider call may take in total; then it "
         "counts as a timeout and is retried."
     ),
+    samples_per_request: int | None = typer.Option(
+        None, "--samples-per-request", help="Most samples drawn in one request where the "
+        "model accepts `n` (OpenAI-compatible): a round's samples at one temperature share "
+        "a request, the prompt billed once (default: up to 8; 1: one request per sample)."
+    ),
     prices: Path | None = typer.Option(  # noqa: B008 - typer's idiom
         None, "--prices", help="JSON/YAML price table; known models are priced from it "
         "when --price-in/--price-out are not given."
@@ -219,6 +224,8 @@ def hanoi(
         raise fail(f"--concurrency must be >= 1, got {concurrency}")
     if not 0 < timeout < float("inf"):
         raise fail(f"--timeout must be > 0 seconds, got {timeout}")
+    if samples_per_request is not None and samples_per_request < 1:
+        raise fail(f"--samples-per-request must be >= 1, got {samples_per_request}")
 
     try:
         provider = _provider_options(
@@ -229,6 +236,7 @@ def hanoi(
             max_concurrency=concurrency,
             max_retries=max_retries,
             timeout=timeout,
+            samples_per_request=samples_per_request,
         )
         _run(
             disks=disks,
