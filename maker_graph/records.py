@@ -124,6 +124,12 @@ class StepResult:
         wall_seconds: wall time of the step.
         samples: every sample, for analysis (empty when the caller asked not to keep them).
         step: the step identifier given by the caller, if any.
+        stopped: why drawing stopped before the budget was spent without a decision:
+            `"hopeless"` (no answer could get k ahead within what was left of the budget)
+            or `"stuck"` (a red-flagged answer kept coming back identical, and the sampler
+            had no variation left); None otherwise.
+        variations: times the sampler was varied (temperature raised, next model) after
+            a red-flagged answer came back identical at the same temperature.
     """
 
     winner: Any
@@ -141,6 +147,8 @@ class StepResult:
     wall_seconds: float = 0.0
     samples: list[Sample] = field(default_factory=list)
     step: Any = None
+    stopped: str | None = None
+    variations: int = 0
 
     @property
     def red_flagged(self) -> int:
@@ -162,6 +170,11 @@ class StepResult:
             "provider_failures": dict(self.provider_failures),
             "wall_seconds": self.wall_seconds,
         }
+        # Only when they happened, so the ordinary step's record is unchanged.
+        if self.stopped is not None:
+            out["stopped"] = self.stopped
+        if self.variations:
+            out["variations"] = self.variations
         if with_samples:
             out["samples"] = [s.to_dict() for s in self.samples]
         return out
