@@ -45,6 +45,7 @@ from maker_graph.tasks.hanoi import (
     malformed_answers,
     optimal_moves,
 )
+from maker_graph.tokens import count_tokens
 from maker_graph.vote import VotePolicy, Voter, default_parser, vote_step
 
 FLAGS = [max_output_tokens(750), truncated(), matches(r"as an ai language model", "refusal")]
@@ -203,12 +204,40 @@ FUZZ = settings(max_examples=int(os.environ.get("MG_FUZZ", "150")), deadline=Non
 def test_any_text_is_a_vote_or_a_red_flag_with_a_reason(
     name: str, text: str, reason: str | None, out_tokens: int | None
 ) -> None:
+    # The engine's catch-all alone makes every answer a vote or a flag; what is checked
+    # here is that it is the *right* one: the verdict equals the one worked out directly
+    # from the parser and from what each red flag documents, in list order.
     parser = PARSERS[name]
     for output in (text, AIMessage(content=text, response_metadata={"finish_reason": reason})):
         raw = RawSample(output=output, text=text, finish_reason=reason,
                         output_tokens=out_tokens)
-        assert_flag_or_vote(check(parser, raw))
-        assert_flag_or_vote(check(parser, raw, CONFIG_FLAGS))
+        for flags, limit, pattern, named in (
+            (FLAGS, 750, r"as an ai language model", "refusal"),
+            (CONFIG_FLAGS, 50, r"ignore (all )?previous instructions", "injection"),
+        ):
+            sample = check(parser, raw, flags)
+            assert_flag_or_vote(sample)
+            expected, key = _expected_verdict(parser, raw, limit, pattern, named)
+            assert sample.red_flag == expected, (sample.red_flag, sample.red_flag_detail)
+            if expected is None:
+                assert repr(sample.key) == repr(key)  # repr: a NaN key is still comparable
+
+
+def _expected_verdict(parser: Callable[[Any], Any], raw: RawSample, limit: int, pattern: str,
+                      named: str) -> tuple[str | None, Any]:
+    """What the docs say one sample is: a parse error, the first flag that fires, or a vote."""
+    try:
+        key = Voter(lambda q: "", parser=parser).key(parser(raw.output))
+    except Exception:  # noqa: BLE001 - the parser refused it
+        return PARSE_ERROR, None
+    tokens = raw.output_tokens if raw.output_tokens is not None else count_tokens(raw.text)
+    if tokens > limit:
+        return "too_long", None
+    if raw.finish_reason == "length":
+        return "truncated", None
+    if re.search(pattern, raw.text, re.IGNORECASE):
+        return named, None
+    return None, key
 
 
 @FUZZ
