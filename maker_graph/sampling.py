@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import datetime
 import email.utils
 import inspect
@@ -21,7 +23,14 @@ import json
 import math
 import random
 import sys
-from collections.abc import Awaitable, Callable, Hashable, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Hashable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,12 +49,15 @@ __all__ = [
     "as_sampler",
     "classify_failure",
     "DEFAULT_SAMPLES_PER_REQUEST",
+    "REHEAT_TEMPERATURES",
     "draw",
     "draw_many",
     "is_chat_model",
     "message_text",
     "raw_from_message",
     "retry_after",
+    "use_variation",
+    "variation_levels",
 ]
 
 
@@ -328,6 +340,70 @@ async def _attempt(make_call: Callable[[], Awaitable[Any]], timeout: float | Non
     return await asyncio.wait_for(call, timeout)
 
 
+# --------------------------------------------------------------------------- variation
+
+
+REHEAT_TEMPERATURES = (0.5, 1.0)
+"""Temperatures of variation levels 1 and 2: a step whose red-flagged answer comes back
+identical at one temperature is redrawn hotter (and from the next model of a rotation)."""
+
+_VARIATION: contextvars.ContextVar[int] = contextvars.ContextVar("maker_variation", default=0)
+
+
+class _Variation:
+    """A reusable, re-entrant context manager that sets the variation level."""
+
+    __slots__ = ("level", "tokens")
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self.tokens: list[contextvars.Token[int]] = []
+
+    def __enter__(self) -> None:
+        self.tokens.append(_VARIATION.set(self.level))
+
+    def __exit__(self, *exc: object) -> None:
+        _VARIATION.reset(self.tokens.pop())
+
+
+def use_variation(level: int) -> contextlib.AbstractContextManager[None]:
+    """Draw samples started inside this block at variation `level` (0: as configured).
+
+    The vote raises the level of a step whose sampler is stuck: a red-flagged answer
+    that came back identical at the same temperature would come back again. A
+    `ChatModelSampler` then samples at `REHEAT_TEMPERATURES[level - 1]` (or its own
+    temperature if hotter) and from the model `level` places on in its rotation.
+    The level is a context variable, so it reaches the sampler through any wrapper
+    and holds for the draws of one step only.
+
+    Example:
+        >>> with use_variation(1):
+        ...     pass
+    """
+    if not isinstance(level, int) or level < 0:
+        raise ConfigurationError(f"variation level must be an integer >= 0, got {level!r}")
+    return _Variation(level)
+
+
+def variation_levels(sampler: Any) -> int:
+    """How many levels of variation `sampler` (or the sampler it wraps) offers; 0: none.
+
+    Wrappers are followed through their `inner` attribute.
+
+    Example:
+        >>> variation_levels(as_sampler(lambda q: "4"))
+        0
+    """
+    seen = 0
+    while sampler is not None and seen < 32:
+        levels = getattr(sampler, "variation_levels", None)
+        if isinstance(levels, int):
+            return levels
+        sampler, seen = getattr(sampler, "inner", None), seen + 1
+    return 0
+
+
+
 # --------------------------------------------------------------------------- adapters
 
 
@@ -486,9 +562,21 @@ class ChatModelSampler:
         # Bound runnables per (model, temperature), built once: binding per call is costly.
         self._bound: dict[tuple[int, float | None], Any] = {}
 
-    def _runnable(self, index: int) -> tuple[Any, float | None]:
-        slot = index % len(self.models)
+    variation_levels = len(REHEAT_TEMPERATURES)
+    """Levels of variation a stuck step may ask for (see `use_variation`)."""
+
+    def _slot_temperature(self, index: int) -> tuple[int, float | None]:
+        """The model slot and temperature of sample `index` at the current variation."""
+        level = _VARIATION.get()
         temp = self.temperature(index)
+        if level <= 0:
+            return index % len(self.models), temp
+        # Varied: hotter than the schedule, and the next model of a rotation.
+        floor = REHEAT_TEMPERATURES[min(level, len(REHEAT_TEMPERATURES)) - 1]
+        return (index + level) % len(self.models), max(temp or 0.0, floor)
+
+    def _runnable(self, index: int) -> tuple[Any, float | None]:
+        slot, temp = self._slot_temperature(index)
         cache_key = (slot, temp)
         bound = self._bound.get(cache_key)
         if bound is None:
@@ -537,10 +625,10 @@ class ChatModelSampler:
         None when sample `index` cannot be batched."""
         if self.batch_limit == 1:
             return None
-        slot = index % len(self.models)
+        slot, temp = self._slot_temperature(index)
         if self._n_models[slot] is None:
             return None
-        return (slot, self.temperature(index))
+        return (slot, temp)
 
     async def sample_many(self, step_input: Any, indices: Sequence[int]) -> list[RawSample]:
         """Samples `indices` (one `batch_key`) from one request with `n=len(indices)`.
@@ -552,12 +640,11 @@ class ChatModelSampler:
         choice's own token count (exact when the server counts as tiktoken does).
         """
         first = indices[0]
-        slot = first % len(self.models)
+        slot, temp = self._slot_temperature(first)
         accepted = self._n_models[slot]
         if accepted is None or len(indices) == 1:
             return [await self.sample(step_input, i) for i in indices]
         model, bound_kwargs = accepted
-        temp = self.temperature(first)
         kwargs: dict[str, Any] = dict(bound_kwargs)
         if temp is not None:
             kwargs["temperature"] = temp

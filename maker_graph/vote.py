@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -36,7 +37,16 @@ from .red_flags import (
     has_async,
     oversized,
 )
-from .sampling import RetryPolicy, Sampler, as_sampler, draw, draw_many, message_text
+from .sampling import (
+    RetryPolicy,
+    Sampler,
+    as_sampler,
+    draw,
+    draw_many,
+    message_text,
+    use_variation,
+    variation_levels,
+)
 from .voting import KeyFunction, canonical_key, samples_needed, top_two
 
 __all__ = [
@@ -155,6 +165,8 @@ class Voter:
         # directly saves the Task per sample that `gather` costs: a third of a fast step.
         now = getattr(self.sampler, "sample_now", None)
         self._sample_now: Callable[[Any, int], RawSample] | None = now if callable(now) else None
+        # Levels of variation (hotter, next model) a stuck step may ask the sampler for.
+        self._variation_levels = variation_levels(self.sampler)
         self._async_flags = has_async(self.red_flags)
         self._async_parser = inspect.iscoroutinefunction(self.parser)
         self._async_escalate = escalate is not None and inspect.iscoroutinefunction(escalate)
@@ -265,13 +277,27 @@ class Voter:
         sampler, retry = self.sampler, policy.retry
         slow_check = self._async_flags or self._async_parser
         sample_now = self._sample_now if semaphore is None else None
+        # Loss of hope: under raise/escalate a step stops once even k straight votes for
+        # the leader could not decide it. Under plurality every further sample still
+        # informs the fallback's choice, so the budget is drawn to the end.
+        stop_hopeless = policy.on_no_consensus != "plurality"
+        levels = self._variation_levels
+        level = variations = 0
+        stopped: str | None = None
+        variation: Any = _NO_VARIATION
+        repeats: set[tuple[Any, Any, str]] = set()
+        stuck = False
 
         while True:
             need = samples_needed(counts, k)
             if need == 0:
                 break
-            n = min(need, budget - drawn)
+            left = budget - drawn
+            n = min(need, left)
             if n <= 0:
+                break
+            if need > left and stop_hopeless:
+                stopped = "hopeless"
                 break
             rounds += 1
             raws: list[Any] = []  # n >= 1 here: empty means "not drawn yet"
@@ -283,20 +309,22 @@ class Voter:
             if raws:
                 pass  # drawn at once by `sample_now`
             elif n == 1:
-                raws = [
-                    await draw(
-                        sampler,
-                        step_input,
-                        drawn,
-                        retry=retry,
-                        failures=failures,
-                        semaphore=semaphore,
-                    )
-                ]
+                with variation:
+                    raws = [
+                        await draw(
+                            sampler,
+                            step_input,
+                            drawn,
+                            retry=retry,
+                            failures=failures,
+                            semaphore=semaphore,
+                        )
+                    ]
             else:
-                raws = await _draw_round(
-                    sampler, step_input, drawn, n, retry, failures, semaphore
-                )
+                with variation:
+                    raws = await _draw_round(
+                        sampler, step_input, drawn, n, retry, failures, semaphore
+                    )
             for i, raw in enumerate(raws):
                 if slow_check:
                     sample = await self._check_async(raw, drawn + i, rounds)
@@ -316,11 +344,28 @@ class Voter:
                         values[key_] = sample.value
                 else:
                     flags[sample.red_flag] = flags.get(sample.red_flag, 0) + 1
+                    if levels and raw.temperature is not None:
+                        # The same flagged text at the same temperature and model: the
+                        # model answers this step deterministically; redrawing it as is
+                        # would spend the budget on copies.
+                        signature = (raw.temperature, raw.model, raw.text)
+                        if signature in repeats:
+                            stuck = True
+                        else:
+                            repeats.add(signature)
                 if policy.keep_samples:
                     kept.append(sample)
                 if on_sample is not None:
                     on_sample(sample)
             drawn += n
+            if stuck:
+                stuck = False
+                if level >= levels:
+                    stopped = "stuck"  # hottest and rotated already: give up early
+                    break
+                level += 1
+                variations += 1
+                variation = use_variation(level)
 
         result = StepResult(
             winner=None,
@@ -337,6 +382,8 @@ class Voter:
             provider_failures=failures,
             samples=kept,
             step=step,
+            stopped=stopped,
+            variations=variations,
         )
         leader, first, second = top_two(counts)
         if counts and first - second >= k:
@@ -434,6 +481,9 @@ async def _draw_round(
             out[i - first] = raw
     return out  # type: ignore[return-value]  # every index was filled above
 
+
+_NO_VARIATION = contextlib.nullcontext()
+"""The draws of a step that is not stuck run as configured (reusable, costs nothing)."""
 
 _KEPT_CHARS = 1_000
 """Characters of a too-large reply kept for the record (the rest is dropped at once)."""

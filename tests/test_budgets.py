@@ -24,6 +24,7 @@ from maker_graph.sampling import RetryPolicy
 from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 from maker_graph.testing import ErrorModel
 from maker_graph.vote import VotePolicy, vote_step
+from maker_graph.voting import lead
 
 
 class Counting:
@@ -75,7 +76,8 @@ def test_a_step_never_draws_more_than_its_budget(
         drawn = result.samples_drawn
     except NoConsensusError as exc:
         drawn = exc.samples_drawn
-        assert drawn == m
+        # The budget was spent, or what was left of it could not have decided the step.
+        assert drawn == m or lead(exc.tally) + (m - drawn) < k
     assert sampler.calls == drawn <= m
 
 

@@ -69,8 +69,9 @@ async def test_budget_is_exact_and_error_carries_tally() -> None:
     with pytest.raises(NoConsensusError) as info:
         await vote_step(sampler, "q", k=2, max_samples=7, step_id=12)
     err = info.value
-    assert err.samples_drawn == 7 and len(sampler.calls) == 7
-    assert err.tally == {"a": 4, "b": 3}
+    # At 3-3 with one sample left nothing can get 2 ahead: the step stops (loss of hope).
+    assert err.samples_drawn == 6 and len(sampler.calls) == 6
+    assert err.tally == {"a": 3, "b": 3}
     assert err.step == 12
     assert "max_samples=7" in str(err) and "plurality" in str(err)
 
@@ -93,7 +94,8 @@ async def test_escalation_handler_decides() -> None:
         sampler, "q", k=3, max_samples=4, on_no_consensus="escalate", escalate=human
     )
     assert result.winner == "c" and result.decided_by == "escalation"
-    assert seen[0].tally == {"a": 2, "b": 2}
+    # 2-1 with one sample left cannot get 3 ahead: escalated without drawing it.
+    assert seen[0].tally == {"a": 2, "b": 1} and seen[0].stopped == "hopeless"
 
 
 def test_escalate_without_handler_is_a_setup_error() -> None:
