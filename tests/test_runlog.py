@@ -202,10 +202,14 @@ def test_an_earlier_corrupt_batch_is_found_by_verify(tmp_path: Path) -> None:
         log.append(records(0, 5), checkpoint(5))
         log.append(records(5, 5), checkpoint(10))
     _tamper(tmp_path, "UPDATE steps SET samples = 4 WHERE step = 1")
-    with open_run_log(tmp_path) as log:
-        log.start("t", {})  # start checks only the tail: cheap on a million steps
-        with pytest.raises(RunLogError, match="batch 1"):
-            log.verify()
+    with open_run_log(tmp_path, readonly=True) as log, pytest.raises(RunLogError, match="batch 1"):
+        log.verify()
+    # A resume checks every batch too (issue 14): it refuses, naming the batch, and
+    # drops nothing.
+    with pytest.raises(RunLogError, match="batch 1"), open_run_log(tmp_path) as log:
+        log.start("t", {})
+    with open_run_log(tmp_path, readonly=True) as reader:
+        assert reader.last_step() == 9
 
 
 def test_two_bad_batches_are_corruption_and_nothing_is_dropped(tmp_path: Path) -> None:

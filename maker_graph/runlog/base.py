@@ -40,11 +40,13 @@ __all__ = [
     "Checkpoint",
     "RunLog",
     "RunMeta",
+    "SampleReservations",
     "StepRecord",
     "batch_checksum",
     "check_batch",
     "check_same_task",
     "iter_steps",
+    "merge_settings",
     "settings_json",
 ]
 
@@ -293,6 +295,100 @@ def check_same_task(meta: RunMeta, task: str, params: Mapping[str, Any], where: 
         )
 
 
+FIXED_SETTINGS = ("k",)
+"""Settings that give a run its meaning: a resume with other values is refused once
+steps are committed (a run decided at k = 3 and continued at k = 1 is neither)."""
+
+
+def merge_settings(
+    stored: Mapping[str, Any], settings: Mapping[str, Any], next_step: int, where: str
+) -> dict[str, Any]:
+    """The settings to store when a run resumes at `next_step` with `settings`.
+
+    A fixed setting (`FIXED_SETTINGS`) that differs is refused once steps are
+    committed; any other change is recorded as a segment (`{"from_step": n,
+    "changed": {...}}` under `"segments"`), so the log keeps what each part of
+    the run was decided with instead of silently overwriting it.
+
+    Raises:
+        RunLogError: a fixed setting differs from the stored one.
+    """
+    old = json.loads(settings_json({k: v for k, v in stored.items() if k != "segments"}))
+    new = json.loads(settings_json({k: v for k, v in settings.items() if k != "segments"}))
+    if next_step > 0:
+        for name in FIXED_SETTINGS:
+            if name in old and name in new and old[name] != new[name]:
+                raise RunLogError(
+                    f"{where} holds a run decided with {name} = {old[name]} up to step "
+                    f"{next_step}; resuming with {name} = {new[name]} would change what the "
+                    f"run means. Resume with {name} = {old[name]}, or start over with --fresh"
+                )
+    segments = list(stored.get("segments", []))
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    gone = sorted(k for k in old if k not in new)
+    if changed or gone:
+        segment: dict[str, Any] = {"from_step": next_step, "changed": changed}
+        if gone:
+            segment["dropped"] = gone
+        if segments and segments[-1].get("from_step") == next_step:
+            segments[-1] = segment  # the last segment decided nothing: it is replaced
+        else:
+            segments.append(segment)
+    merged = dict(new)
+    if segments:
+        merged["segments"] = segments
+    return merged
+
+
+class SampleReservations:
+    """Samples reserved in a run log before they are requested: budgets exact across crashes.
+
+    A run under a sample budget calls `need(n)` before asking the provider for its
+    session's n-th sample; the log then holds, durably, an upper bound of the
+    samples the run has ever requested. A run that resumes after a crash counts
+    `log.reserved()` as spent (`resume_total`), so the samples of steps that were
+    decided but not committed when the process died are counted (and the budget
+    holds) instead of silently drawn again for free. A clean stop `release`s what
+    was reserved but not drawn (failed calls that were not retried).
+
+    Example:
+        >>> import tempfile
+        >>> from maker_graph.runlog import open_run_log
+        >>> log = open_run_log(tempfile.mkdtemp()); _ = log.start("t", {})
+        >>> r = SampleReservations(log, base=10)
+        >>> r.need(3); log.reserved()
+        13
+        >>> SampleReservations.resume_total(log, committed=11)
+        13
+        >>> log.close()
+    """
+
+    __slots__ = ("base", "log", "total")
+
+    def __init__(self, log: RunLog, base: int) -> None:
+        self.log = log
+        self.base = base
+        self.total = base
+        log.reserve(base)
+
+    def need(self, drawn: int) -> None:
+        """Make sure `drawn` samples of this session are reserved before they are requested."""
+        total = self.base + drawn
+        if total > self.total:
+            self.log.reserve(total)
+            self.total = total
+
+    def release(self, drawn: int) -> None:
+        """At a clean stop: the reservation becomes exactly what was drawn."""
+        self.total = self.base + drawn
+        self.log.reserve(self.total)
+
+    @staticmethod
+    def resume_total(log: RunLog, committed: int) -> int:
+        """Samples a resumed run has spent: the committed count, or more if more were reserved."""
+        return max(committed, log.reserved())
+
+
 class RunLog(ABC):
     """An append-only log of one run's committed steps.
 
@@ -345,13 +441,64 @@ class RunLog(ABC):
     def steps(self, start: int = 0, stop: int | None = None) -> Iterator[StepRecord]:
         """The committed steps with `start <= step < stop`, in step order, streamed."""
 
-    @abstractmethod
     def verify(self) -> int:
         """Recheck every batch's checksum; returns the number of steps checked.
 
         Raises:
-            RunLogError: a batch's rows do not match its checksum.
+            RunLogError: a batch's rows do not match its checksum, or batches leave a
+                gap or overlap.
         """
+        return sum(1 for _ in self.verified_steps())
+
+    def verified_steps(self) -> Iterator[StepRecord]:
+        """Every committed step in order, each batch checked against its checksum first.
+
+        What `log export` prints: a reader never passes on a row of a batch that does
+        not match its checksum (a changed byte, a changed step number, a lost row).
+
+        Raises:
+            RunLogError: naming the first bad batch; nothing of it is yielded.
+        """
+        expected = 0
+        for batch, first, last, cp_json, checksum in self._batches():
+            if last >= first and first != expected:
+                raise self._corrupt(
+                    batch, first, last, f"it should start at step {expected}"
+                )
+            records = list(self.steps(first, last + 1)) if last >= first else []
+            if len(records) != max(0, last - first + 1) or (
+                batch_checksum(records, cp_json) != checksum
+            ):
+                raise self._corrupt(batch, first, last, "it does not match its checksum")
+            yield from records
+            if last >= first:
+                expected = last + 1
+
+    def _corrupt(self, batch: int, first: int, last: int, why: str) -> RunLogError:
+        return RunLogError(
+            f"the run log {self.location} is corrupt: batch {batch} (steps {first}..{last}): "
+            f"{why}. Start over with --fresh, or {self._corrupt_advice}"
+        )
+
+    def _batches(self) -> Sequence[Sequence[Any]]:
+        """Every batch row `(batch, first_step, last_step, checkpoint, checksum)`, in order.
+
+        A backend that keeps no batches overrides `verify` and `verified_steps` instead.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no checksummed batches")
+
+    def reserve(self, total: int) -> None:
+        """Durably record that the run may have drawn up to `total` samples in all.
+
+        Called before samples are requested (see `SampleReservations`), so that a
+        crash cannot hide samples that were paid for but never committed. The
+        default keeps nothing: a log without it counts only committed samples.
+        """
+        return None
+
+    def reserved(self) -> int:
+        """The last `reserve`d total (0 if none)."""
+        return 0
 
     @abstractmethod
     def drop(self) -> None:

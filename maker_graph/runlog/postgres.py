@@ -47,6 +47,7 @@ from .base import (
     check_batch,
     check_same_task,
     iter_steps,
+    merge_settings,
     settings_json,
 )
 
@@ -118,6 +119,10 @@ CREATE TABLE IF NOT EXISTS {schema}.batches (
     committed_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (run_id, batch)
 );
+CREATE TABLE IF NOT EXISTS {schema}.reservations (
+    run_id  TEXT   PRIMARY KEY REFERENCES {schema}.runs (run_id) ON DELETE CASCADE,
+    samples BIGINT NOT NULL
+);
 """
 
 
@@ -143,8 +148,19 @@ def split_url(url: str) -> tuple[str, str | None, str]:
         raise ConfigurationError(
             f"schema must be letters, digits and underscores, got {schema!r}"
         )
+    run_id = ours.get("run_id") or None
+    if run_id is not None:
+        _check_run_id(run_id)
     clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
-    return clean, ours.get("run_id") or None, schema
+    return clean, run_id, schema
+
+
+def _check_run_id(run_id: str) -> None:
+    """PostgreSQL text cannot hold NUL; other control characters make unreadable messages."""
+    if not run_id or len(run_id) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in run_id):
+        raise ConfigurationError(
+            f"run_id must be 1 to 200 printable characters, got {run_id[:40]!r}"
+        )
 
 
 def redact(url: str) -> str:
@@ -201,6 +217,8 @@ class PostgresRunLog(RunLog):
         connect_timeout: float = 10.0,
     ) -> None:
         self.url, url_run, self.schema = split_url(url)
+        if run_id is not None:
+            _check_run_id(run_id)
         self.run_id: str | None = run_id or url_run
         self.readonly = readonly
         self.connect_timeout = connect_timeout
@@ -327,6 +345,8 @@ class PostgresRunLog(RunLog):
     ) -> RunMeta:
         if self.readonly:
             raise RunLogError(f"the run log {self.location} was opened read-only")
+        if run_id is not None:
+            _check_run_id(run_id)
         if run_id is not None and self.run_id is not None and run_id != self.run_id:
             raise RunLogError(f"{self.location} is run {self.run_id}, not {run_id}")
         self.run_id = self.run_id or run_id or uuid.uuid4().hex
@@ -356,6 +376,16 @@ class PostgresRunLog(RunLog):
                 )
             else:
                 check_same_task(meta, task, params, self.location)
+                self._verify_last_batch()
+                # Every batch, not only the tail: a resume never builds on a corrupt log.
+                self.verify()
+                merged = None
+                if settings is not None:
+                    cp = self.checkpoint()
+                    merged = merge_settings(
+                        meta.settings, settings, 0 if cp is None else cp.next_step,
+                        self.location,
+                    )
                 conn.execute(
                     sql.SQL(
                         "UPDATE {} SET writer = %s, writer_since = %s, "
@@ -364,11 +394,10 @@ class PostgresRunLog(RunLog):
                     (
                         _writer_name(),
                         time.time(),
-                        None if settings is None else settings_json(settings),
+                        None if merged is None else settings_json(merged),
                         self.run_id,
                     ),
                 )
-                self._verify_last_batch()
             self._load_position()
             return meta
         except psycopg.Error as exc:
@@ -480,6 +509,31 @@ class PostgresRunLog(RunLog):
                 "is saved; resume the run once the database is back"
             ) from exc
 
+    def reserve(self, total: int) -> None:
+        conn = self._writable()
+        try:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (run_id, samples) VALUES (%s, %s) "
+                    "ON CONFLICT (run_id) DO UPDATE SET samples = EXCLUDED.samples"
+                ).format(self._t("reservations")),
+                (self.run_id, total),
+            )
+        except psycopg.Error as exc:
+            raise RunLogError(
+                f"cannot write to the run log {self.location}: {_one_line(exc)}"
+            ) from exc
+
+    def reserved(self) -> int:
+        conn = self._reader()
+        if conn is None:
+            return 0
+        row = conn.execute(
+            sql.SQL("SELECT samples FROM {} WHERE run_id = %s").format(self._t("reservations")),
+            (self.run_id,),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def drop(self) -> None:
         """Delete this run's rows (steps, batches, metadata); other runs are untouched."""
         if self.readonly:
@@ -490,7 +544,7 @@ class PostgresRunLog(RunLog):
         if not self._locked:
             self._acquire(conn, self.run_id)
         with conn.transaction():
-            for table in ("steps", "batches", "runs"):
+            for table in ("steps", "batches", "reservations", "runs"):
                 conn.execute(
                     sql.SQL("DELETE FROM {} WHERE run_id = %s").format(self._t(table)),
                     (self.run_id,),
@@ -548,21 +602,17 @@ class PostgresRunLog(RunLog):
             stop,
         )
 
-    def verify(self) -> int:
+    def _batches(self) -> Sequence[Sequence[Any]]:
         conn = self._reader()
         if conn is None:
-            return 0
-        checked = 0
-        rows = conn.execute(
+            return []
+        return conn.execute(
             sql.SQL(
                 "SELECT batch, first_step, last_step, checkpoint, checksum FROM {} "
                 "WHERE run_id = %s ORDER BY batch"
             ).format(self._t("batches")),
             (self.run_id,),
         ).fetchall()
-        for batch, first, last, cp_json, checksum in rows:
-            checked += self._verify_batch(batch, first, last, cp_json, checksum)
-        return checked
 
     def _verify_last_batch(self) -> None:
         """Check the run's tail before writing to it (see `RunLog._recover_torn_tail`)."""

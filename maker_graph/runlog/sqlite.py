@@ -18,14 +18,16 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
+import stat
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..errors import RunLogError
 from .base import (
@@ -37,6 +39,7 @@ from .base import (
     check_batch,
     check_same_task,
     iter_steps,
+    merge_settings,
     settings_json,
 )
 
@@ -80,6 +83,37 @@ _COLUMNS = (
 )
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _unreadable(log: SqliteRunLog, exc: BaseException) -> RunLogError:
+    return RunLogError(
+        f"the run log {log.location} is damaged and cannot be read ({exc}). Start over "
+        f"with --fresh, or {log._corrupt_advice}"
+    )
+
+
+def _damage_reported(method: _F) -> _F:
+    """Turn what SQLite raises on a damaged file (`database disk image is malformed`,
+    `file is not a database`) and a checkpoint that is not valid JSON into one
+    `RunLogError` naming the log, instead of a traceback."""
+
+    @functools.wraps(method)
+    def guarded(self: SqliteRunLog, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise _unreadable(self, exc) from exc
+        except OSError as exc:  # a read-only or vanished run directory, a full disk
+            raise RunLogError(f"cannot use the run log {self.location}: {exc}") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, json.JSONDecodeError) or method.__name__ == "checkpoint":
+                raise _unreadable(self, exc) from exc
+            raise
+
+    return guarded  # type: ignore[return-value]
+
+
 class _FileLock:
     """An exclusive, non-blocking `flock` that dies with its holder (even under kill -9)."""
 
@@ -90,7 +124,21 @@ class _FileLock:
     def acquire(self, what: str) -> None:
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a lock file replaced by a symlink must not make the writer
+        # truncate and overwrite whatever the link points at.
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if self.path.is_symlink():
+                raise RunLogError(
+                    f"the lock file {self.path} is a symbolic link; refusing to follow it "
+                    "(remove it if you did not make it)"
+                ) from None
+            raise RunLogError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunLogError(f"the lock file {self.path} is not a regular file; refusing it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -171,6 +219,7 @@ class SqliteRunLog(RunLog):
 
     # ------------------------------------------------------------------ writing
 
+    @_damage_reported
     def start(
         self,
         task: str,
@@ -206,12 +255,19 @@ class SqliteRunLog(RunLog):
                     raise RunLogError(
                         f"{self.location} holds run {meta.run_id}, not {run_id}"
                     )
+                self._verify_last_batch()
+                # Every batch, not only the tail: a resume never builds on a corrupt log.
+                self.verify()
                 if settings is not None:
+                    cp = self.checkpoint()
+                    merged = merge_settings(
+                        meta.settings, settings, 0 if cp is None else cp.next_step,
+                        self.location,
+                    )
                     db.execute(
                         "INSERT OR REPLACE INTO meta VALUES ('settings', ?)",
-                        (settings_json(settings),),
+                        (settings_json(merged),),
                     )
-                self._verify_last_batch()
             cp = self.checkpoint()
             self._next_step = 0 if cp is None else cp.next_step
             return meta
@@ -219,6 +275,7 @@ class SqliteRunLog(RunLog):
             self.close()
             raise
 
+    @_damage_reported
     def append(self, records: Sequence[StepRecord], checkpoint: Checkpoint) -> None:
         db = self._writable()
         expected = self._next_step if self._next_step is not None else 0
@@ -237,12 +294,41 @@ class SqliteRunLog(RunLog):
                 )
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) may already have ended the transaction:
+                # rolling back then would raise and hide the real cause.
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
                 raise
         except sqlite3.Error as exc:
             raise RunLogError(f"cannot append to the run log {self.location}: {exc}") from exc
         self._next_step = last + 1
 
+    @_damage_reported
+    def reserve(self, total: int) -> None:
+        db = self._writable()
+        try:
+            # One autocommit statement: in WAL mode it survives a killed process once
+            # it returns, which is all a reservation needs.
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('reserved_samples', ?)", (str(total),))
+        except sqlite3.Error as exc:
+            raise RunLogError(f"cannot write to the run log {self.location}: {exc}") from exc
+
+    @_damage_reported
+    def reserved(self) -> int:
+        if not self.path.exists():
+            return 0
+        try:
+            row = self._connect().execute(
+                "SELECT value FROM meta WHERE key = 'reserved_samples'"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise RunLogError(f"cannot read the run log {self.location}: {exc}") from exc
+        return 0 if row is None else int(row[0])
+
+    @_damage_reported
     def drop(self) -> None:
         """Delete the run: the database and its WAL files (takes the writer's lock first)."""
         if self.readonly:
@@ -271,6 +357,7 @@ class SqliteRunLog(RunLog):
 
     # ------------------------------------------------------------------ reading
 
+    @_damage_reported
     def meta(self) -> RunMeta | None:
         if not self.path.exists():
             return None
@@ -290,6 +377,7 @@ class SqliteRunLog(RunLog):
             data.get("settings", "{}"),
         )
 
+    @_damage_reported
     def checkpoint(self) -> Checkpoint | None:
         if not self.path.exists():
             return None
@@ -307,6 +395,14 @@ class SqliteRunLog(RunLog):
         if not self.path.exists():
             return
         db = self._connect()
+        try:
+            yield from self._iter_steps(db, start, stop)
+        except sqlite3.DatabaseError as exc:
+            raise _unreadable(self, exc) from exc
+
+    def _iter_steps(
+        self, db: sqlite3.Connection, start: int, stop: int | None
+    ) -> Iterator[StepRecord]:
         yield from iter_steps(
             lambda at, end, limit: db.execute(
                 f"SELECT {_COLUMNS} FROM steps WHERE step >= ? AND step < ? "
@@ -317,14 +413,11 @@ class SqliteRunLog(RunLog):
             stop,
         )
 
-    def verify(self) -> int:
-        db = self._connect()
-        checked = 0
-        for batch, first, last, cp_json, checksum in db.execute(
+    @_damage_reported
+    def _batches(self) -> Sequence[Sequence[Any]]:
+        return self._connect().execute(
             "SELECT batch, first_step, last_step, checkpoint, checksum FROM batches ORDER BY batch"
-        ).fetchall():
-            checked += self._verify_batch(batch, first, last, cp_json, checksum)
-        return checked
+        ).fetchall()
 
     def _verify_last_batch(self) -> None:
         """Check the log's tail before writing to it (see `RunLog._recover_torn_tail`)."""
