@@ -13,8 +13,8 @@
 #
 # Missing PostgreSQL is installed from Debian's `postgresql` package when we are
 # root (apt-get update once, then install). Exit codes: 0 ok, 1 usage or runtime
-# failure, 3 PostgreSQL is not installed and cannot be installed here (tests skip
-# on 3 and fail on anything else).
+# failure, 3 PostgreSQL is not installed and cannot be installed here (the tests
+# fail on any non-zero exit, saying so; MAKER_GRAPH_SKIP_POSTGRES=1 skips them).
 set -euo pipefail
 
 STATE_FILE=/tmp/maker-graph-pg.port
