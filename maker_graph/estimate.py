@@ -11,9 +11,15 @@ of the task whose right answers are known (any `TaskWithTruth`), and measure:
 - collisions: steps where two independent samples are both wrong, the
   evidence of correlated errors that voting cannot fix (Fig. 9b), also
   against the length cap;
-- the plan for the whole task from the scaling laws: `k_min`, `p_full`,
-  expected samples and cost. With several models, one row each, sorted by
-  cost (Fig. 6b).
+- how errors correlate: from two or more samples a step, the share of steps
+  on which the model is stuck on one wrong answer (`maker_graph.correlation`),
+  and `ModelEstimate.forecast(k)`, the step error and samples of a k-vote
+  under that correlation, with a bootstrap interval;
+- the plan for the whole task under the measured correlation: `k_min`,
+  `p_full`, expected samples and cost, or, when no margin reaches the target,
+  the lowest step error any margin reaches. The plan that assumes independent
+  errors is kept beside it, labelled. With several models, one row each,
+  sorted by cost (Fig. 6b).
 
 Every sample is stored in the result (`SampleRecord`), so the length cap can
 be changed afterwards without sampling again (`ModelEstimate.at_cap`), and the
@@ -33,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,18 +48,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .correlation import CorrelationFit, fit_correlation
 from .costs import Price
 from .errors import ConfigurationError, SamplerError
 from .records import RawSample, Sample
 from .red_flags import RedFlag, check_sample
 from .sampling import RetryPolicy, Sampler, draw
-from .scaling import estimate_p, plan
+from .scaling import estimate_p, plan, race_error
 from .tasks.base import StepAnswer
 
 __all__ = [
     "CollisionPoint",
     "EstimateOptions",
     "EstimateReport",
+    "Forecast",
     "LengthBin",
     "ModelEstimate",
     "PilotStep",
@@ -204,20 +213,67 @@ class CollisionPoint(_Model):
 
 
 class PlanRow(_Model):
-    """The scaling-law plan for the full task from one model's measurements."""
+    """The plan for the full task from one model's measurements, under the measured
+    correlation of its errors (independent errors when none was measured or found)."""
 
     p_used: float
-    """The p the plan was computed with (point estimate or interval's lower end)."""
+    """The p the independence plan was computed with (point estimate or interval's lower
+    end)."""
     steps: int
     target: float
-    k_min: int
+    k_min: int | None
+    """Smallest margin reaching `target`; None when no margin does (see `reachable`)."""
     p_full: float
+    """Forecast chance of a flawless run at `k_min` (at the best margin when unreachable)."""
     step_error: float
+    """Forecast chance that one vote decides wrongly, at the same margin."""
     valid_samples_per_step: float
     samples_per_step: float
     total_samples: float
     cost_per_sample: float | None
     total_cost: float | None
+    reachable: bool = True
+    """False when no margin up to the search limit reaches `target`."""
+    irreducible_step_error: float = 0.0
+    """The step error no margin removes (the limit as k grows): the stuck share's."""
+    stuck_share: float = 0.0
+    """Measured share of steps on which the model is stuck on one wrong answer."""
+    step_error_high: float | None = None
+    """Upper end of the forecast step error's bootstrap interval."""
+    p_full_low: float | None = None
+    """p_full at that upper end."""
+    independent_k_min: int | None = None
+    """What the plan would be if errors were independent (the scaling laws' assumption)."""
+    independent_p_full: float | None = None
+    """p_full that the independence assumption promises at `k_min` (at its own k_min when
+    unreachable)."""
+    independent_step_error: float | None = None
+    """Step error the independence assumption promises at the same margin."""
+
+
+class Forecast(_Model):
+    """What a first-to-ahead-by-k vote does per step, under the measured correlation."""
+
+    k: int
+    step_error: float
+    """Probability that one vote decides the step wrongly."""
+    step_error_low: float
+    step_error_high: float
+    """Bootstrap interval of `step_error` (the point itself when correlation was not
+    measured)."""
+    valid_samples_per_step: float
+    samples_per_step: float
+    """Expected samples drawn per vote, red-flagged ones included (valid / v)."""
+    independent_step_error: float | None
+    """The step error if errors were independent at the measured p (None when p <= 0.5)."""
+    stuck_share: float
+    """Share of steps on which the model is stuck (0: none detected or not measured)."""
+    correlated: bool
+    """True when the pilot measured correlation (two or more samples a step) and found it."""
+    steps: int | None = None
+    p_full: float | None = None
+    """Chance of `steps` flawless votes (when `steps` was given)."""
+    p_full_low: float | None = None
 
 
 class ModelEstimate(_Model):
@@ -257,7 +313,52 @@ class ModelEstimate(_Model):
     note: str | None = None
     """Why there is no plan, or how it was made (e.g. no error seen)."""
     wall_seconds: float = 0.0
+    correlation: CorrelationFit | None = Field(default=None, repr=False)
+    """The fitted share of stuck steps (None with one sample a step: not measured)."""
     records: list[SampleRecord] = Field(default_factory=list, repr=False)
+
+    def forecast(self, k: int, steps: int | None = None) -> Forecast:
+        """Step error and samples of a first-to-ahead-by-`k` vote under the measured
+        correlation, with an interval; with `steps`, the chance of a flawless run too.
+
+        Raises:
+            ValueError: no valid sample, or k < 1.
+
+        Example:
+            >>> recs = [SampleRecord(step=s, index=i, outcome="correct")
+            ...         for s in range(96) for i in range(2)]
+            >>> recs += [SampleRecord(step=s, index=i, outcome="wrong", answer="x")
+            ...          for s in range(96, 100) for i in range(2)]
+            >>> est = summarise("m", recs, cap=None, price=None, task_steps=100)
+            >>> f = est.forecast(3)
+            >>> f.correlated, round(f.step_error, 2), f.independent_step_error < 1e-4
+            (True, 0.04, True)
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if self.p is None:
+            raise ValueError(f"{self.model}: no valid sample, nothing to forecast")
+        fit = _effective_fit(self.correlation, 1.0 - self.p)
+        low, high = fit.interval(k, self.confidence)
+        valid = fit.valid_samples(k)
+        err = fit.step_error(k)
+        p_full = p_full_low = None
+        if steps is not None:
+            p_full, p_full_low = _p_full(err, steps), _p_full(high, steps)
+        return Forecast(
+            k=k,
+            step_error=err,
+            step_error_low=low,
+            step_error_high=high,
+            valid_samples_per_step=valid,
+            samples_per_step=valid / self.v if self.v else math.inf,
+            independent_step_error=race_error(1.0 - self.p, k) if self.p > 0.5 else None,
+            stuck_share=fit.h,
+            correlated=fit.detected,
+            steps=steps,
+            p_full=p_full,
+            p_full_low=p_full_low,
+        )
 
     def at_cap(
         self,
@@ -643,6 +744,7 @@ def summarise(
     p = p_low = p_high = None
     plan_row = None
     note = None
+    fit = _fit(records, cap) if valid else None
     if valid:
         est = estimate_p(correct, len(valid), confidence)
         p, p_low, p_high = est.p, est.low, est.high
@@ -651,7 +753,7 @@ def summarise(
             p_used = p_low
             note = (
                 f"no error in {len(valid)} valid samples: planned with the interval's lower "
-                f"end p={p_low:.4f}, not p=1"
+                f"end p={p_used:.4f}, not p=1"
             )
         if p_used <= 0.5:
             note = f"p={p_used:.3f} <= 0.5: voting cannot converge; this model cannot do the task"
@@ -666,21 +768,28 @@ def summarise(
                 tokens_in=mean_in,
                 tokens_out=mean_out,
             )
-            plan_row = PlanRow(
+            plan_row = _correlated_plan(
+                _effective_fit(fit, 1.0 - p_used),
+                independent=pl,
                 p_used=p_used,
                 steps=task_steps,
                 target=target,
-                k_min=pl.k_min,
-                p_full=pl.p_full,
-                step_error=pl.step_error,
-                valid_samples_per_step=pl.valid_samples_per_step,
-                samples_per_step=pl.samples_per_step,
-                total_samples=pl.total_samples,
+                v=v,
                 cost_per_sample=pl.cost_per_sample if price is not None else None,
-                total_cost=pl.total_cost if price is not None else None,
+                cautious=cautious,
+                confidence=confidence,
             )
             if cautious:
                 note = f"planned with the interval's lower end p={p_used:.4f}"
+            if not plan_row.reachable:
+                note = (
+                    f"no margin reaches p_full >= {target:g}: on {plan_row.stuck_share:.1%} "
+                    f"of steps the model is stuck on one wrong answer, so every vote errs "
+                    f"with probability >= {plan_row.step_error:.3g} (irreducible "
+                    f"{plan_row.irreducible_step_error:.3g} as k grows); the best margin "
+                    f"gives p_full {plan_row.p_full:.3g}. Decorrelate (rotate prompts or "
+                    f"models) or decompose further; more voting will not help"
+                )
     else:
         note = "no valid sample: every answer was red-flagged or failed"
 
@@ -717,12 +826,112 @@ def summarise(
         plan=plan_row,
         note=note,
         wall_seconds=wall_seconds,
+        correlation=fit,
         records=list(records),
     )
 
 
+_K_SEARCH = 2000
+"""Largest margin the plan tries before it calls the target unreachable."""
+
+
+def _fit(records: Sequence[SampleRecord], cap: int | None) -> CorrelationFit | None:
+    """The stuck-step fit from a pilot's valid samples, or None (one sample a step)."""
+    by_step: dict[int, list[int]] = {}
+    for r in records:
+        if r.valid(cap):
+            c = by_step.setdefault(r.step, [0, 0])
+            c[0] += 1
+            c[1] += r.outcome == "wrong"
+    counts = [(m, w) for m, w in by_step.values()]
+    if not any(m >= 2 for m, _ in counts):
+        return None
+    return fit_correlation(counts)
+
+
+def _effective_fit(fit: CorrelationFit | None, e_used: float) -> CorrelationFit:
+    """The fit to forecast with: the measured mixture when correlation was found, else
+    independent errors at `e_used` (which may be the cautious end of p's interval)."""
+    if fit is None:
+        return CorrelationFit(
+            h=0.0, e=e_used, c=1.0, c_fixed=True, detected=False, lr_statistic=0.0,
+            steps=0, h_raw=0.0,
+        )
+    if not fit.detected:
+        return fit.model_copy(update={"e": e_used})
+    return fit
+
+
+def _p_full(step_error: float, steps: int) -> float:
+    return math.exp(steps * math.log1p(-step_error)) if step_error < 1.0 else 0.0
+
+
+def _correlated_plan(
+    fit: CorrelationFit,
+    *,
+    independent: Any,
+    p_used: float,
+    steps: int,
+    target: float,
+    v: float,
+    cost_per_sample: float | None,
+    cautious: bool,
+    confidence: float,
+) -> PlanRow:
+    """The smallest margin whose forecast (under `fit`) reaches `target`, or the best one.
+
+    Cautious plans choose k by the upper end of the step error's interval."""
+
+    def error(k: int) -> tuple[float, float]:
+        point = fit.step_error(k)
+        high = fit.interval(k, confidence)[1] if (cautious or fit.detected) else point
+        return point, high
+
+    chosen: int | None = None
+    best_k, best = 1, math.inf
+    for k in range(1, _K_SEARCH + 1):
+        point, high = error(k)
+        deciding = high if cautious else point
+        if deciding < best:
+            best_k, best = k, deciding
+        if _p_full(deciding, steps) >= target:
+            chosen = k
+            break
+        # Once the ordinary steps' share of the error is negligible, the stuck share's
+        # only grows with k: no larger margin can do better.
+        if fit.h > 0 and (1 - fit.h) * race_error(fit.e, k) < 1e-6 * fit.h:
+            break
+    k = chosen if chosen is not None else best_k
+    point, high = error(k)
+    valid = fit.valid_samples(k)
+    drawn = valid / v
+    total = drawn * steps
+    ind_k = independent.k_min
+    return PlanRow(
+        p_used=p_used,
+        steps=steps,
+        target=target,
+        k_min=chosen,
+        p_full=_p_full(point, steps),
+        step_error=point,
+        valid_samples_per_step=valid,
+        samples_per_step=drawn,
+        total_samples=total,
+        cost_per_sample=cost_per_sample,
+        total_cost=total * cost_per_sample if cost_per_sample is not None else None,
+        reachable=chosen is not None,
+        irreducible_step_error=fit.irreducible(),
+        stuck_share=fit.h,
+        step_error_high=high,
+        p_full_low=_p_full(high, steps),
+        independent_k_min=ind_k,
+        independent_p_full=_p_full(race_error(1.0 - p_used, k), steps),
+        independent_step_error=race_error(1.0 - p_used, k),
+    )
+
+
 def _sort_key(m: ModelEstimate) -> tuple[int, float, float]:
-    if m.plan is None:
+    if m.plan is None or m.plan.k_min is None:
         return (2, 0.0, 0.0)
     cost = m.plan.total_cost
     # Without prices, compare expected samples (the cost in calls).
@@ -757,7 +966,9 @@ async def estimate(
     if not models:
         raise ConfigurationError("estimate needs at least one model")
     task_steps = opts.task_steps or getattr(task, "total_steps", None) or _count_steps(task)
-    steps = pick_steps(task, opts.steps, seed=opts.seed, total_steps=task_steps)
+    # Pilot steps come from the task itself; task_steps may be a longer run to plan for.
+    own = getattr(task, "total_steps", None)
+    steps = pick_steps(task, opts.steps, seed=opts.seed, total_steps=own or task_steps)
     results = []
     for name, sampler, price in models:
         records, failures, wall = await _sample_model(task, sampler, steps, opts)

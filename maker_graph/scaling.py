@@ -46,6 +46,8 @@ __all__ = [
     "p_full",
     "p_step",
     "plan",
+    "race_error",
+    "race_samples",
 ]
 
 # How close (relative) the k_min ratio must be to an integer to count as that integer.
@@ -275,6 +277,50 @@ def expected_samples_per_step(p: float, k: int) -> float:
     if p == 1.0:
         return float(k)  # atanh(1) is infinite; every sample agrees, so k samples
     x = 2.0 * p - 1.0
+    return k * math.tanh(k * math.atanh(x)) / x
+
+
+def race_error(q: float, k: int) -> float:
+    """Probability that a first-to-ahead-by-k race ends on the wrong answer.
+
+    The race is between the right answer and one rival that every wrong sample
+    gives, each valid sample wrong with probability `q`. Unlike `p_step` this
+    takes any `q` in [0, 1]: with `q > 0.5` the rival usually wins, which is
+    what a vote does on a step where the model is stuck on one wrong answer
+    (see `maker_graph.correlation`).
+
+    Example:
+        >>> round(race_error(0.1, 3), 6), race_error(0.5, 4), round(race_error(0.9, 3), 4)
+        (0.00137, 0.5, 0.9986)
+    """
+    _check_positive_int("k", k)
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be a probability in [0, 1], got q={q!r}")
+    if q == 0.0 or q == 1.0:
+        return q
+    # r**k / (1 + r**k) with r = q / (1 - q), as a logistic of k * log(r): no overflow.
+    x = k * (math.log(q) - math.log1p(-q))
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    ex = math.exp(x)
+    return ex / (1.0 + ex)
+
+
+def race_samples(q: float, k: int) -> float:
+    """Expected valid samples of the race in `race_error` (symmetric in `q` and `1 - q`).
+
+    Example:
+        >>> race_samples(0.5, 3), race_samples(0.0, 3)
+        (9.0, 3.0)
+    """
+    _check_positive_int("k", k)
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be a probability in [0, 1], got q={q!r}")
+    x = abs(1.0 - 2.0 * q)
+    if x == 0.0:
+        return float(k * k)
+    if x == 1.0:
+        return float(k)
     return k * math.tanh(k * math.atanh(x)) / x
 
 
