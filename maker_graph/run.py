@@ -39,6 +39,8 @@ from .errors import BudgetExhaustedError, ConfigurationError, NoConsensusError, 
 from .records import StepResult
 from .red_flags import RedFlag
 from .runlog import Checkpoint, RunLog, RunMeta, StepRecord, open_run_log
+from .runlog.base import SampleReservations
+from .speculation import Speculator, takes_time
 from .tasks.base import Task
 from .vote import EscalationHandler, VotePolicy, Voter
 from .voting import KeyFunction
@@ -48,6 +50,7 @@ __all__ = [
     "RunReport",
     "StopReason",
     "answer_key",
+    "DEFAULT_SPECULATION",
     "count_errors",
     "report_from_log",
     "run_task",
@@ -57,6 +60,10 @@ __all__ = [
 StopReason = Literal["done", "budget", "max_steps", "no_consensus", "cancelled", "error"]
 """Why a run stopped: finished, a run budget spent, `max_steps` reached, a step without
 consensus, cancelled (Ctrl-C), or another error."""
+
+DEFAULT_SPECULATION = 2
+"""Steps `run_task` runs ahead of the oldest undecided one when samples take time
+(`speculate=None` and a sampler for which `speculation.takes_time` holds)."""
 
 _BUDGET_FLAGS = {
     "samples": "max_total_samples=",
@@ -122,6 +129,14 @@ class RunReport:
     """Samples that voted."""
     red_flagged: int = 0
     """Samples discarded by a red flag."""
+    uncommitted_samples: int = 0
+    """Samples drawn for steps no checkpoint holds (a crash, or a stop in the middle of a
+    step): paid for, counted in `samples`, never voted and not red-flagged."""
+    speculative_wasted: int = 0
+    """Samples drawn for speculative steps that were cancelled (their guess lost the
+    vote): paid for and counted in `samples` and the budgets, never votes."""
+    speculate: int = 0
+    """Steps this session ran ahead of the oldest undecided one (0: no speculation)."""
     red_flags: dict[str, int] = field(default_factory=dict)
     """Red-flagged samples by reason."""
     max_samples_in_step: int = 0
@@ -218,6 +233,8 @@ class _Totals:
     provider_failures: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
     sessions: int = 0
+    uncommitted: int = 0
+    speculative_wasted: int = 0
 
     def to_json(self, wall_seconds: float) -> dict[str, Any]:
         return {
@@ -232,6 +249,8 @@ class _Totals:
             "provider_failures": dict(self.provider_failures),
             "wall_seconds": wall_seconds,
             "sessions": self.sessions,
+            "uncommitted": self.uncommitted,
+            "speculative_wasted": self.speculative_wasted,
         }
 
     @classmethod
@@ -252,6 +271,8 @@ class _Totals:
             },
             wall_seconds=float(data.get("wall_seconds", 0.0)),
             sessions=int(data.get("sessions", 0)),
+            uncommitted=int(data.get("uncommitted", 0)),
+            speculative_wasted=int(data.get("speculative_wasted", 0)),
         )
 
 
@@ -271,6 +292,7 @@ def _report(
     wall_seconds: float,
     session_seconds: float,
     final_state: Any,
+    speculate: int = 0,
 ) -> RunReport:
     decided = dict(totals.decided_by)
     other = sum(decided.values())
@@ -286,7 +308,13 @@ def _report(
         k=k,
         samples=totals.samples,
         valid_samples=totals.valid,
-        red_flagged=totals.samples - totals.valid,
+        red_flagged=totals.samples
+        - totals.valid
+        - totals.uncommitted
+        - totals.speculative_wasted,
+        uncommitted_samples=totals.uncommitted,
+        speculative_wasted=totals.speculative_wasted,
+        speculate=speculate,
         red_flags=dict(sorted(totals.red_flags.items())),
         max_samples_in_step=max(totals.samples_histogram, default=0),
         samples_histogram=dict(sorted(totals.samples_histogram.items())),
@@ -388,22 +416,28 @@ class _SampleCounter:
     were paid for, and a resumed run must count them.
     """
 
-    __slots__ = ("drawn", "inner", "sample_now")
+    __slots__ = ("drawn", "inner", "reservations", "sample_now")
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, reservations: SampleReservations | None = None) -> None:
         self.inner = inner
         self.drawn = 0
+        # Samples are reserved in the run log before they are asked for (exact across crashes).
+        self.reservations = reservations
         # Keep the inner sampler's no-wait path (see `Voter`), counted too.
         now = getattr(inner, "sample_now", None)
         self.sample_now = self._sample_now if callable(now) else None
 
     def _sample_now(self, step_input: Any, index: int) -> Any:
+        if self.reservations is not None:
+            self.reservations.need(self.drawn + 1)
         raw = self.inner.sample_now(step_input, index)
         self.drawn += 1  # after the call: one that raised is redone through `sample`
         return raw
 
     async def sample(self, step_input: Any, index: int) -> Any:
         self.drawn += 1
+        if self.reservations is not None:
+            self.reservations.need(self.drawn)
         try:
             return await self.inner.sample(step_input, index)
         except Exception:
@@ -422,6 +456,8 @@ class _SampleCounter:
 
     async def sample_many(self, step_input: Any, indices: list[int]) -> Any:
         self.drawn += len(indices)
+        if self.reservations is not None:
+            self.reservations.need(self.drawn)
         try:
             raws = await self.inner.sample_many(step_input, indices)
         except Exception:
@@ -458,6 +494,7 @@ async def run_task(
     on_progress: Callable[[ProgressEvent], Any] | None = None,
     run_id: str | None = None,
     settings: Mapping[str, Any] | None = None,
+    speculate: int | None = None,
 ) -> RunReport:
     """Run a decomposed task to the end, one voted step after another; resume from its log.
 
@@ -493,6 +530,11 @@ async def run_task(
         on_progress: called with a `ProgressEvent` after each batch and at the end.
         run_id: the run's id for a new log (default: a fresh UUID).
         settings: informational settings stored in the log's metadata (model, k, ...).
+        speculate: steps to run ahead of the oldest undecided one, each started from
+            its predecessor's first valid sample (`maker_graph.speculation`); 0 turns
+            speculation off. None: `DEFAULT_SPECULATION` when samples take time (a real
+            provider, a simulated model with latency), else 0. The committed log is the
+            same either way; cancelled speculative samples are `speculative_wasted`.
 
     Returns:
         The `RunReport` (totals over every session of the run).
@@ -517,6 +559,10 @@ async def run_task(
         raise ConfigurationError(f"max_steps must be >= 0, got {max_steps}")
     if concurrency is not None and concurrency < 1:
         raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
+    if speculate is not None and (
+        not isinstance(speculate, int) or isinstance(speculate, bool) or speculate < 0
+    ):
+        raise ConfigurationError(f"speculate must be an integer >= 0, got {speculate!r}")
     for name, limit in (
         ("max_total_samples", max_total_samples),
         ("max_total_tokens", max_total_tokens),
@@ -545,6 +591,8 @@ async def run_task(
         dump_state
     )
     total_steps: int | None = getattr(task, "total_steps", None)
+    if speculate is None:
+        speculate = DEFAULT_SPECULATION if takes_time(voter.sampler) else 0
 
     # ----------------------------------------------------------------- open or resume
     log: RunLog | None = None
@@ -567,6 +615,11 @@ async def run_task(
             previous = load_action(checkpoint.previous_action)
             step = checkpoint.next_step
             totals = _Totals.from_json(checkpoint.totals)
+        if log is not None:
+            # Samples reserved but never committed (a crash) were paid for: they count.
+            spent = SampleReservations.resume_total(log, totals.samples)
+            totals.uncommitted += spent - totals.samples
+            totals.samples = spent
         totals.sessions += 1
         return await _loop(
             task,
@@ -590,6 +643,7 @@ async def run_task(
             semaphore=asyncio.Semaphore(concurrency) if concurrency is not None else None,
             on_step=on_step,
             on_progress=on_progress,
+            speculate=speculate,
         )
     finally:
         if owns_log and log is not None:
@@ -619,6 +673,7 @@ async def _loop(
     semaphore: asyncio.Semaphore | None,
     on_step: Callable[[int, StepResult], Any] | None,
     on_progress: Callable[[ProgressEvent], Any] | None,
+    speculate: int = 0,
 ) -> RunReport:
     started = time.perf_counter()
     wall_before = totals.wall_seconds
@@ -640,9 +695,17 @@ async def _loop(
     # An exact sample budget: count every sample asked for, and never let a step
     # start more samples than remain (see `_SampleCounter`).
     counter: _SampleCounter | None = None
+    reservations: SampleReservations | None = None
     step_budget, k = voter.policy.budget, voter.policy.k
-    if max_samples is not None:
-        counter = _SampleCounter(voter.sampler)
+    if max_samples is not None or log is not None:
+        # With a log, samples are reserved in it before they are asked for, so a crash
+        # cannot hide them (`SampleReservations`); an instant sampler (`sample_now`, a
+        # simulation) costs nothing and is reserved only under a sample budget.
+        if log is not None and (
+            max_samples is not None or getattr(voter.sampler, "sample_now", None) is None
+        ):
+            reservations = SampleReservations(log, totals.samples)
+        counter = _SampleCounter(voter.sampler, reservations)
         # A new voter, not a copy: a voter picks its sampler's no-wait path when built.
         voter = Voter(
             counter,
@@ -720,10 +783,42 @@ async def _loop(
                 return BudgetExhaustedError("cost", max_cost, cost, flags["cost"], step)
         return None
 
+    spec: Speculator | None = None
+    if speculate:
+        spec = Speculator(
+            voter,
+            step_input=step_input,
+            depth=speculate,
+            semaphore=semaphore,
+            identity=lambda answer: (dump_action(answer.action), state_hash(answer.next_state)),
+            may_start=lambda next_state, at: (
+                not is_done(next_state)
+                and (stop_at is None or at < stop_at)
+                and (not budgeted or over_budget() is None)
+            ),
+            room=(
+                (lambda: max_samples - session_base - counter.drawn)  # type: ignore[union-attr]
+                if max_samples is not None and counter is not None
+                else None
+            ),
+        )
+
+    def take_waste() -> None:
+        # Cancelled speculative samples were paid for: they count in the totals and budgets.
+        nonlocal samples, tokens_in, tokens_out
+        if spec is not None:
+            wasted, wasted_in, wasted_out = spec.take_waste()
+            samples += wasted
+            tokens_in += wasted_in
+            tokens_out += wasted_out
+            totals.speculative_wasted += wasted
+
     progress()
     last_commit = perf_counter()
     try:
         while True:
+            if spec is not None:
+                take_waste()
             if is_done(state):
                 done, stopped = True, "done"
                 break
@@ -735,7 +830,11 @@ async def _loop(
                 if budget_error is not None:
                     stopped = "budget"
                     break
-            if max_samples is not None and max_samples - samples < step_budget:
+            if (
+                max_samples is not None
+                and max_samples - samples < step_budget
+                and not (spec is not None and spec.has(step))  # started within the budget
+            ):
                 # Near the end of the sample budget: this step may draw only what is
                 # left, and stops the run (not a plurality fallback) if that is not enough.
                 remaining = max_samples - samples
@@ -760,6 +859,8 @@ async def _loop(
                     )
                     stopped = "budget"
                     break
+            elif spec is not None:
+                result = await spec.decide(state, previous, step)
             else:
                 result = await vote(
                     step_input(state, previous, step), step=step, semaphore=semaphore
@@ -834,10 +935,18 @@ async def _loop(
     finally:
         # Whatever stopped the loop, every step decided so far is committed; the
         # step in flight (if any) was not decided and will be redone on resume.
+        if spec is not None:
+            spec.close()  # nothing speculative is ever committed
+            await spec.drain()
+            take_waste()
         if counter is not None:
-            samples = session_base + counter.drawn  # an undecided step's samples count too
+            # An undecided step's samples count too: drawn, never voted.
+            totals.uncommitted += session_base + counter.drawn - samples
+            samples = session_base + counter.drawn
         sync_totals()
         commit(final=True)
+        if reservations is not None and counter is not None:
+            reservations.release(counter.drawn)  # reserved for calls that failed: not spent
         progress()
     if budget_error is not None:
         raise budget_error
@@ -857,6 +966,7 @@ async def _loop(
         wall_seconds=wall_before + session,
         session_seconds=session,
         final_state=dump_state(state),
+        speculate=speculate,
     )
 
 
