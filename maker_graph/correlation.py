@@ -81,6 +81,43 @@ class CorrelationFit(BaseModel):
     draws: list[tuple[float, float, float]] = []
     """Bootstrap fits `(h, e, c)`, for the forecast's interval."""
 
+    @classmethod
+    def assumed(cls, *, h: float, e: float, c: float = 1.0) -> CorrelationFit:
+        """A mixture given by hand (no pilot), e.g. for `maker-graph plan --stuck`.
+
+        Example:
+            >>> fit = CorrelationFit.assumed(h=0.01, e=0.002)
+            >>> fit.search_k(1_000_000, 0.95)
+            (None, 3)
+            >>> CorrelationFit.assumed(h=0.0, e=0.002).search_k(1_000_000, 0.95)
+            (3, 3)
+        """
+        for name, value in (("h", h), ("e", e), ("c", c)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {name}={value!r}")
+        return cls(h=h, e=e, c=c, c_fixed=False, detected=h > 0, lr_statistic=0.0, steps=0,
+                   h_raw=h)
+
+    def search_k(
+        self, steps: int, target: float, *, cautious: bool = False, confidence: float = 0.95
+    ) -> tuple[int | None, int]:
+        """`(k_min, best_k)`: the smallest margin whose forecast makes `steps` flawless votes
+        at least `target` likely (None when no margin up to 2,000 does), and the margin
+        with the lowest step error found. `cautious` judges by the interval's upper end.
+        """
+        best_k, best = 1, math.inf
+        for k in range(1, _K_SEARCH + 1):
+            err = self.interval(k, confidence)[1] if cautious else self.step_error(k)
+            if err < best:
+                best_k, best = k, err
+            if _p_full(err, steps) >= target:
+                return k, k
+            # Once the ordinary steps' share of the error is negligible, the stuck share's
+            # only grows with k: no larger margin can do better.
+            if self.h > 0 and (1 - self.h) * race_error(self.e, k) < 1e-6 * self.h:
+                break
+        return None, best_k
+
     def step_error(self, k: int) -> float:
         """Probability that a first-to-ahead-by-k vote decides a step wrongly."""
         return _step_error(self.h, self.e, self.c, k)
@@ -103,6 +140,14 @@ class CorrelationFit(BaseModel):
         low = values[int(tail * (len(values) - 1))]
         high = values[math.ceil((1.0 - tail) * (len(values) - 1))]
         return min(low, point), max(high, point)
+
+
+_K_SEARCH = 2000
+"""Largest margin `search_k` tries before it calls the target unreachable."""
+
+
+def _p_full(step_error: float, steps: int) -> float:
+    return math.exp(steps * math.log1p(-step_error)) if step_error < 1.0 else 0.0
 
 
 def _step_error(h: float, e: float, c: float, k: int) -> float:

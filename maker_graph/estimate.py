@@ -831,10 +831,6 @@ def summarise(
     )
 
 
-_K_SEARCH = 2000
-"""Largest margin the plan tries before it calls the target unreachable."""
-
-
 def _fit(records: Sequence[SampleRecord], cap: int | None) -> CorrelationFit | None:
     """The stuck-step fit from a pilot's valid samples, or None (one sample a step)."""
     by_step: dict[int, list[int]] = {}
@@ -882,27 +878,10 @@ def _correlated_plan(
 
     Cautious plans choose k by the upper end of the step error's interval."""
 
-    def error(k: int) -> tuple[float, float]:
-        point = fit.step_error(k)
-        high = fit.interval(k, confidence)[1] if (cautious or fit.detected) else point
-        return point, high
-
-    chosen: int | None = None
-    best_k, best = 1, math.inf
-    for k in range(1, _K_SEARCH + 1):
-        point, high = error(k)
-        deciding = high if cautious else point
-        if deciding < best:
-            best_k, best = k, deciding
-        if _p_full(deciding, steps) >= target:
-            chosen = k
-            break
-        # Once the ordinary steps' share of the error is negligible, the stuck share's
-        # only grows with k: no larger margin can do better.
-        if fit.h > 0 and (1 - fit.h) * race_error(fit.e, k) < 1e-6 * fit.h:
-            break
+    chosen, best_k = fit.search_k(steps, target, cautious=cautious, confidence=confidence)
     k = chosen if chosen is not None else best_k
-    point, high = error(k)
+    point = fit.step_error(k)
+    high = fit.interval(k, confidence)[1]
     valid = fit.valid_samples(k)
     drawn = valid / v
     total = drawn * steps

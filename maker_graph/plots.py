@@ -436,14 +436,24 @@ def _plot_p_full(plt: Any, report: Any) -> Any:
         if planned is None:
             continue
         p, _ = planned
-        top = max(m.plan.k_min + 4, 8)
+        shown = m.plan.k_min if m.plan.k_min is not None else m.plan.independent_k_min or 1
+        top = max(shown + 4, 8)
         ks = list(range(1, top + 1))
         ks_all += ks
         colour = _COLOURS[i % len(_COLOURS)]
-        ax.plot(ks, [p_full(p, k, report.task_steps) for k in ks], "o-", color=colour,
-                markersize=4, label=f"{m.model}: p = {p:.4f}, k_min = {m.plan.k_min}")
-        ax.plot([m.plan.k_min], [m.plan.p_full], "o", markersize=11, markerfacecolor="none",
-                markeredgecolor=colour, markeredgewidth=2)
+        # The forecast under the measured correlation is the line; what independent errors
+        # would promise is dotted beside it, only where the two differ.
+        forecast = [m.forecast(k, report.task_steps).p_full for k in ks]
+        independent = [p_full(p, k, report.task_steps) for k in ks]
+        k_text = m.plan.k_min if m.plan.k_min is not None else "none reaches target"
+        ax.plot(ks, forecast, "o-", color=colour, markersize=4,
+                label=f"{m.model}: p = {p:.4f}, k_min = {k_text}")
+        if any(abs(a - b) > 1e-3 for a, b in zip(forecast, independent, strict=True)):
+            ax.plot(ks, independent, ":", color=colour, linewidth=1,
+                    label=f"{m.model} if errors were independent")
+        if m.plan.k_min is not None:
+            ax.plot([m.plan.k_min], [m.plan.p_full], "o", markersize=11,
+                    markerfacecolor="none", markeredgecolor=colour, markeredgewidth=2)
     ax.axhline(report.target, color="grey", linestyle="--", linewidth=1)
     ax.annotate(f"target {report.target:g}", (1.0, report.target), xytext=(-2, -12),
                 xycoords=("axes fraction", "data"), textcoords="offset points", ha="right",
@@ -470,12 +480,25 @@ def _plot_cost(plt: Any, report: Any) -> Any:
     grid = sorted({*_log_grid(10, top, 60), report.task_steps})
     for i, m in enumerate(report.models):
         planned = _planned(m)
-        if planned is None:
-            continue
+        if planned is None or m.plan.k_min is None:
+            continue  # no margin reaches the target: there is no cost to draw
         p, v = planned
         colour = _COLOURS[i % len(_COLOURS)]
         ys = []
-        for s in grid:
+        if m.correlation is not None and m.correlation.detected:
+            # Correlated: the forecast decides k at each length (None: unreachable there).
+            for s in grid:
+                k = next((k for k in range(1, 200)
+                          if (m.forecast(k, s).p_full or 0.0) >= report.target), None)
+                if k is None:
+                    ys.append(float("nan"))
+                    continue
+                drawn = m.forecast(k).samples_per_step * s
+                ys.append(drawn * (m.cost_per_sample or 0.0) if priced else drawn)
+            grid_ys = ys
+        else:
+            grid_ys = []
+        for s in grid if not grid_ys else ():
             pl = plan(p, s, target=report.target, v=v, price_in=m.price_in or 0.0,
                       price_out=m.price_out or 0.0, tokens_in=m.mean_input_tokens,
                       tokens_out=m.mean_output_tokens)

@@ -141,3 +141,28 @@ def test_fit_false_alarm_rate_is_small_on_independent_counts() -> None:
         counts = [(2, (rng.random() < 0.1) + (rng.random() < 0.1)) for _ in range(400)]
         alarms += fit_correlation(counts, bootstrap=0).detected
     assert alarms <= 3
+
+
+def test_cli_prints_the_correlated_plan_and_labels_the_independent_one() -> None:
+    from typer.testing import CliRunner
+
+    from maker_graph.cli import app, load_commands
+
+    load_commands()
+    runner = CliRunner()
+    result = runner.invoke(app, [
+        "estimate", "hanoi", "--disks", "10", "--steps", "300",
+        "--model", "simulated:error_rate=0.02,hard_fraction=0.05,hard_error_rate=1.0",
+    ])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "if independent: k_min" in out and "stuck" in out
+    assert "none" in out and "no margin reaches" in out
+    assert "correlation: correlated" in out and "step error forecast" in out
+
+    stuck = runner.invoke(app, ["plan", "--steps", "1000000", "--p", "0.99", "--stuck", "0.005"])
+    assert stuck.exit_code == 0, stuck.output
+    assert "k_min:                 none" in stuck.output
+    assert "if errors were independent: k_min 4" in stuck.output
+    free = runner.invoke(app, ["plan", "--steps", "1000", "--p", "0.99", "--stuck", "0.00001"])
+    assert "k_min:                 3" in free.output

@@ -37,6 +37,22 @@ def _fmt_money(x: float | None) -> str:
     return f"${x:,.2f}"
 
 
+def _fmt_stuck(m: Any) -> str:
+    fit = m.correlation
+    if fit is None:
+        return "?"
+    return f"{fit.h:.1%}" if fit.detected else "0"
+
+
+def _fmt_p_full(plan: Any) -> str:
+    def one(x: float) -> str:
+        return f"{x:.3f}" if x >= 1e-3 or x == 0 else f"{x:.1e}"
+
+    if plan.p_full_low is not None and plan.p_full_low < plan.p_full - 5e-4:
+        return f"{one(plan.p_full)} (>={one(plan.p_full_low)})"
+    return one(plan.p_full)
+
+
 def _fmt_count(x: float) -> str:
     if x >= 1e6:
         return f"{x / 1e6:,.2f} M"
@@ -74,11 +90,15 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
         f">= {report.target:g}",
         markup=False,
     )
-    headers = ["model", "p", "95% CI", "v", "in tok", "out tok", "$/sample", "k_min",
-               "p_full", "samples/step", "samples", "cost"]
+    # The plan under the measured correlation comes first; what independent errors would
+    # promise is only ever printed beside it, under its own label.
+    headers = ["model", "p", "95% CI", "v", "in tok", "out tok", "$/sample", "stuck",
+               "k_min", "p_full", "samples/step", "samples", "cost",
+               "if independent: k_min", "p_full"]
     rows = []
     for m in report.models:
         plan = m.plan
+        reached = plan is not None and plan.k_min is not None
         rows.append([
             m.model,
             f"{m.p:.4f}" if m.p is not None else "-",
@@ -87,14 +107,25 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
             f"{m.mean_input_tokens:,.0f}",
             f"{m.mean_output_tokens:,.0f}",
             _fmt_money(m.cost_per_sample),
-            str(plan.k_min) if plan else "-",
-            f"{plan.p_full:.3f}" if plan else "-",
-            f"{plan.samples_per_step:.2f}" if plan else "-",
-            _fmt_count(plan.total_samples) if plan else "-",
-            _fmt_money(plan.total_cost) if plan else "-",
+            _fmt_stuck(m),
+            (str(plan.k_min) if reached else "none") if plan else "-",
+            _fmt_p_full(plan) if plan else "-",
+            f"{plan.samples_per_step:.2f}" if reached and plan else "-",
+            _fmt_count(plan.total_samples) if reached and plan else "-",
+            _fmt_money(plan.total_cost) if reached and plan else "-",
+            str(plan.independent_k_min) if plan and plan.independent_k_min else "-",
+            f"{plan.independent_p_full:.3f}"
+            if plan and plan.independent_p_full is not None else "-",
         ])
     for text in _table(headers, rows):
         console.print(text, markup=False, overflow="ignore", crop=False, soft_wrap=True)
+    console.print(
+        "stuck: share of steps on which the model gives one wrong answer again and again "
+        "(measured from repeat samples; '?' with one sample a step). k_min, p_full and cost "
+        "are forecast under it; 'if independent' is what the independence assumption would "
+        "promise at the same k, for comparison only.",
+        markup=False, style="dim",
+    )
     if not details:
         return
     for m in report.models:
@@ -118,6 +149,25 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
                 f"({m.same_answer_collisions} with the same wrong answer); "
                 f"{m.expected_collisions:.2f} expected if errors were independent"
             )
+        fit = m.correlation
+        if fit is not None and m.p is not None:
+            c_text = "c fixed at 1: two samples a step" if fit.c_fixed else f"c {fit.c:.3f}"
+            verdict = "correlated" if fit.detected else "consistent with independent errors"
+            console.print(
+                f"  correlation: {verdict} (likelihood-ratio {fit.lr_statistic:.1f} over "
+                f"{fit.steps:,} steps); stuck share {fit.h:.4f} (fit {fit.h_raw:.4f}), "
+                f"ordinary-step error {fit.e:.4f}, {c_text}"
+            )
+            parts = []
+            for k in (1, 2, 3, 5):
+                f = m.forecast(k)
+                ind = (f"{f.independent_step_error:.2e}"
+                       if f.independent_step_error is not None else "-")
+                parts.append(
+                    f"k={k}: {f.step_error:.2e} [{f.step_error_low:.2e}, "
+                    f"{f.step_error_high:.2e}] (if independent {ind})"
+                )
+            console.print("  step error forecast: " + "; ".join(parts))
         if m.note:
             console.print(f"  note: {m.note}")
 
