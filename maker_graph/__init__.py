@@ -11,7 +11,7 @@ Example:
     '4'
 """
 
-from .actions import tool_call_key
+from .actions import tool_call_key, valid_tool_calls
 from .errors import (
     BudgetExhaustedError,
     ConfigurationError,
@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 # which the pure core and the engine should not pay.
 _LAZY = {
     "maker_node": "maker_graph.graph",
+    "MakerMiddleware": "maker_graph.graph",
     "add_maker_step": "maker_graph.graph",
     "create_voting_graph": "maker_graph.graph",
     "red_flag_condition": "maker_graph.graph",
@@ -78,6 +79,7 @@ __all__ = [
     "create_voting_graph",
     "decomposition_node",
     "load_graph",
+    "MakerMiddleware",
     "maker_node",
     "red_flag_condition",
     # long runs
@@ -96,6 +98,7 @@ __all__ = [
     "max_output_tokens",
     "predicate",
     "truncated",
+    "valid_tool_calls",
     # sampling
     "ChatModelSampler",
     "FunctionSampler",

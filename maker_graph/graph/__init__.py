@@ -9,6 +9,7 @@
 - `create_decomposition_graph`: the maximal-decomposition loop over a `Task`,
   a chunk of steps per superstep (or one step through the voting nodes).
 - `decomposition_node`: a decomposed run as one node of a larger pipeline.
+- `MakerMiddleware`: votes the model call of a LangChain `create_agent` agent.
 
 Example:
     >>> from maker_graph.graph import maker_node
@@ -17,6 +18,7 @@ Example:
     {'a': 'yes'}
 """
 
+from .agent_middleware import MakerMiddleware
 from .decomposition import (
     DEFAULT_CHUNK,
     DecompositionState,
@@ -33,6 +35,7 @@ from .wrapper import MakerNode, maker_node
 
 __all__ = [
     # wrap a step of an existing graph
+    "MakerMiddleware",
     "MakerNode",
     "MakerStepNodes",
     "add_maker_step",

@@ -2,6 +2,7 @@
 
 - `SimulatedSampler`: a fast simulated model for long runs and statistics.
 - `SimulatedChatModel`: the same error model as a real LangChain chat model.
+- `SimulatedToolModel`: a tool-calling chat model that picks the wrong tool or argument.
 - `ScriptedSampler`, `ScriptedChatModel`: exact scripted answers with `.calls`.
 - `ErrorModel`: how the simulated models err.
 - `FaultySampler`: wraps any sampler with answer-level faults (empty, wrong shape, truncated,
@@ -22,6 +23,7 @@ from .simulated import SimulatedSampler
 if TYPE_CHECKING:
     from .chat import SimulatedChatModel
     from .scripted import ScriptedChatModel, ScriptedSampler, ScriptExhaustedError
+    from .tool_agent import SimulatedToolModel
 
 # The chat-model doubles import langchain_core (about half a second); load them on first
 # use so that the CLI and long runs, which need only ErrorModel and SimulatedSampler,
@@ -31,6 +33,7 @@ _LAZY = {
     "ScriptedChatModel": "scripted",
     "ScriptedSampler": "scripted",
     "ScriptExhaustedError": "scripted",
+    "SimulatedToolModel": "tool_agent",
 }
 
 
@@ -53,6 +56,7 @@ __all__ = [
     "ErrorModel",
     "SimulatedChatModel",
     "SimulatedSampler",
+    "SimulatedToolModel",
     # scripted doubles
     "ScriptExhaustedError",
     "ScriptedChatModel",
