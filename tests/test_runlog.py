@@ -171,11 +171,24 @@ def _tamper(tmp_path: Path, sql: str) -> None:
     "sql",
     [
         "UPDATE steps SET action = '\"zz\"' WHERE step = 7",
-        "DELETE FROM steps WHERE step = 9",
         "UPDATE batches SET checkpoint = replace(checkpoint, '\"next_step\":10', "
         "'\"next_step\":11') WHERE batch = 2",
     ],
 )
+def test_a_changed_last_batch_is_refused_on_start(tmp_path: Path, sql: str) -> None:
+    with open_run_log(tmp_path) as log:
+        log.start("t", {})
+        log.append(records(0, 5), checkpoint(5))
+        log.append(records(5, 5), checkpoint(10))
+    _tamper(tmp_path, sql)
+    # Every row is there, the content differs: corruption, not a torn write (issue 14).
+    with pytest.raises(RunLogError, match="corrupt: batch 2"), open_run_log(tmp_path) as log:
+        log.start("t", {})
+    with open_run_log(tmp_path, readonly=True) as reader:
+        assert reader.last_step() in (9, 10)  # nothing dropped
+
+
+@pytest.mark.parametrize("sql", ["DELETE FROM steps WHERE step = 9"])
 def test_a_torn_last_batch_is_detected_and_dropped_on_start(tmp_path: Path, sql: str) -> None:
     with open_run_log(tmp_path) as log:
         log.start("t", {})

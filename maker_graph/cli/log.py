@@ -48,8 +48,10 @@ def export(
     write = sys.stdout.write
     try:
         # The stored action and tally are JSON text already: splice them in rather than
-        # decode and re-encode a million of them.
-        for r in log.steps():
+        # decode and re-encode a million of them. Each batch is checked against its
+        # checksum before any of its rows is written: a damaged batch stops the export
+        # with an error naming it (exit 1), its rows never printed.
+        for r in log.verified_steps():
             write(
                 f'{{"step": {r.step}, {name}: {r.action}, '
                 f'"state_hash": {json.dumps(r.state_hash)}, '
@@ -60,6 +62,9 @@ def export(
             )
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()
+    except RunLogError as exc:
+        sys.stdout.flush()
+        raise fail(str(exc), code=1) from None
     finally:
         log.close()
 

@@ -537,11 +537,12 @@ class RunLog(ABC):
         """Check the log's tail before writing to it, and recover from a torn write.
 
         The tail is the last batch that holds steps and the step-less batches after it
-        (a session that ends right after a commit adds one). A tail batch whose rows do
-        not match its checksum, and step rows after the last batch, are what a torn
-        write leaves: they are dropped, with a warning, and those steps are decided
-        again. A bad batch before the tail is corruption, not a torn write: it raises
-        and nothing is dropped.
+        (a session that ends right after a commit adds one). A tail batch with rows
+        missing, and step rows after the last batch, are what a torn write leaves: they
+        are dropped, with a warning, and those steps are decided again. A tail batch
+        with all its rows that does not match its checksum (a changed row or
+        checkpoint), and a bad batch before the tail, are corruption, not a torn
+        write: they raise and nothing is dropped.
 
         The backend supplies the queries, on the connection that holds the writer's lock:
 
@@ -558,6 +559,15 @@ class RunLog(ABC):
             try:
                 self._verify_batch(*row)
             except RunLogError:
+                batch, first, last_step = int(row[0]), int(row[1]), int(row[2])
+                if last_step >= first and sum(1 for _ in self.steps(first, last_step + 1)) == (
+                    last_step - first + 1
+                ):
+                    # Every row is there but the content differs: a commit is atomic, so
+                    # this is a changed byte, not a torn write. Refuse; drop nothing.
+                    raise self._corrupt(
+                        batch, first, last_step, "its rows do not match its checksum"
+                    ) from None
                 before = batch_before(row[0])
                 if before is not None:
                     self._verify_batch(*before)  # bad too: corruption, not a torn write

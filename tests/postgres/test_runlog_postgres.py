@@ -168,12 +168,8 @@ def _sql(url: str, statement: str) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    [
-        "UPDATE maker_graph.steps SET tally = '[2, 1]' WHERE run_id = 'c' AND step = 7",
-        "DELETE FROM maker_graph.steps WHERE run_id = 'c' AND step = 7",  # torn: a row short
-        "UPDATE maker_graph.batches SET checkpoint = '{}' WHERE run_id = 'c' AND batch = 3",
-    ],
-    ids=["changed-row", "missing-row", "bad-checkpoint"],
+    ["DELETE FROM maker_graph.steps WHERE run_id = 'c' AND step = 7"],  # torn: a row short
+    ids=["missing-row"],
 )
 def test_a_torn_last_batch_is_detected_then_dropped_and_redone(
     postgres_url: str, damage: str, caplog: pytest.LogCaptureFixture
@@ -192,6 +188,27 @@ def test_a_torn_last_batch_is_detected_then_dropped_and_redone(
     write(log, 6, 2)
     assert [r.step for r in log.steps()] == list(range(8)) and log.verify() == 8
     log.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE maker_graph.steps SET tally = '[2, 1]' WHERE run_id = 'c' AND step = 7",
+        "UPDATE maker_graph.batches SET checkpoint = '{}' WHERE run_id = 'c' AND batch = 3",
+    ],
+    ids=["changed-row", "bad-checkpoint"],
+)
+def test_a_changed_last_batch_is_refused(postgres_url: str, damage: str) -> None:
+    """All rows there, content changed: corruption, not a torn write (issue 14)."""
+    _three_batches(postgres_url, "c")
+    _sql(postgres_url, damage)
+    with pytest.raises(RunLogError, match=r"corrupt: batch 3 \(steps 6..7\)"):
+        PostgresRunLog(postgres_url, run_id="c").start("hanoi", {"disks": 3})
+    with psycopg.connect(postgres_url) as conn:  # nothing dropped: the evidence is kept
+        rows = conn.execute(
+            "SELECT COUNT(*) FROM maker_graph.steps WHERE run_id = 'c'"
+        ).fetchone()
+    assert rows is not None and rows[0] == 8
 
 
 def test_empty_batches_do_not_hide_a_torn_batch_before_them(postgres_url: str) -> None:
@@ -226,15 +243,13 @@ def test_step_rows_without_their_batch_are_dropped(
 def test_corruption_beyond_the_last_batch_is_refused(postgres_url: str) -> None:
     _three_batches(postgres_url, "d")
     _sql(postgres_url, "UPDATE maker_graph.steps SET tally = '[9]' WHERE run_id = 'd' AND step = 1")
-    # Only the tail is checked on start; a full verify finds an older bad batch.
-    with PostgresRunLog(postgres_url, run_id="d") as log:
-        log.start("hanoi", {"disks": 3})
-        with pytest.raises(RunLogError, match=r"corrupt: batch 1 \(steps 0..2\)"):
-            log.verify()
+    # A resume checks every batch (issue 14): an older bad batch refuses it too.
+    with pytest.raises(RunLogError, match=r"corrupt: batch 1 \(steps 0..2\)"):
+        PostgresRunLog(postgres_url, run_id="d").start("hanoi", {"disks": 3})
     # Two bad batches at the tail are not a torn write: refuse rather than drop more.
     _sql(postgres_url, "UPDATE maker_graph.steps SET tally = '[9]' WHERE run_id = 'd' AND step = 7")
     _sql(postgres_url, "UPDATE maker_graph.steps SET tally = '[9]' WHERE run_id = 'd' AND step = 4")
-    with pytest.raises(RunLogError, match=r"corrupt: batch 2 \(steps 3..5\)"):
+    with pytest.raises(RunLogError, match=r"corrupt: batch 3 \(steps 6..7\)"):
         PostgresRunLog(postgres_url, run_id="d").start("hanoi", {"disks": 3})
     with PostgresRunLog(postgres_url, run_id="d", readonly=True) as log:
         assert log.last_step() == 7  # nothing was dropped: the evidence is kept
