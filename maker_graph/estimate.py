@@ -904,8 +904,9 @@ def _correlated_plan(
         step_error_high=high,
         p_full_low=_p_full(high, steps),
         independent_k_min=ind_k,
-        independent_p_full=_p_full(race_error(1.0 - p_used, k), steps),
-        independent_step_error=race_error(1.0 - p_used, k),
+        # At the same k when one was chosen; else at the k independence would choose.
+        independent_p_full=_p_full(race_error(1.0 - p_used, chosen or ind_k), steps),
+        independent_step_error=race_error(1.0 - p_used, chosen or ind_k),
     )
 
 
