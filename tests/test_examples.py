@@ -25,6 +25,7 @@ SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 TIMEOUT = 60  # seconds; each example is meant to finish well under 30
 
 KEY_LINES = {
+    "agent_tool_voting.py": "MakerMiddleware(k=3) tool accuracy:",
     "wrap_fragile_step.py": "voted accuracy (k=3):",
     "hybrid_pipeline.py": "solved: True",
     "human_escalation.py": "(decided by escalation)",
@@ -92,7 +93,27 @@ def _check_recursive_multiplication(out: str) -> None:
     assert int(correct[1]) == int(correct[2])
 
 
+def _check_agent_tool_voting(out: str) -> None:
+    # Seeded; one sample is right 75 %; the vote must reach the exact value for this error
+    # mix (two rivals, 15 % and 10 %) within 4 s.e., and the floor p_step - 3 s.e.
+    n = int(_one(r"^conversations: (\d+)$", out)[1])
+    plain = float(_one(r"^plain agent tool accuracy: ([\d.]+)%$", out)[1]) / 100
+    line = _one(r"^MakerMiddleware\(k=3\) tool accuracy: ([\d.]+)%  \(p_step\(0\.75, 3\) = "
+                r"([\d.]+)%; exact for this error mix ([\d.]+)%\)$", out)
+    voted, law, exact = (float(line[i]) / 100 for i in (1, 2, 3))
+    assert n >= 200
+    assert abs(law - p_step(0.75, 3)) < 0.0006
+    assert law < exact < 1
+    assert _within(plain, 0.75, n), plain
+    assert _within(voted, exact, n), voted
+    assert voted >= law - 3 * math.sqrt(law * (1 - law) / n)
+    runs = _one(r"^tools run: plain (\d+), voted (\d+) ", out)
+    assert int(runs[1]) == int(runs[2]) == n  # one tool per request, never a loser's
+    assert "AIMessage(refund) -> ToolMessage('refund issued for #42')" in out
+
+
 CHECKS: dict[str, Callable[[str], None]] = {
+    "agent_tool_voting.py": _check_agent_tool_voting,
     "wrap_fragile_step.py": _check_wrap_fragile_step,
     "hybrid_pipeline.py": _check_hybrid_pipeline,
     "human_escalation.py": _check_human_escalation,
