@@ -41,10 +41,14 @@ def main() -> None:
     `error: ...` line and exit code 2, like the commands' own checks, instead of
     a usage box.
     """
+    import signal
     import sys
 
     import typer
 
+    # SIGTERM (kill, a container stop) stops a run like Ctrl-C: what was decided is
+    # committed and the resume command printed, instead of dying with no word.
+    signal.signal(signal.SIGTERM, _terminate_like_interrupt)
     load_commands()
     try:
         code = app(standalone_mode=False)
@@ -61,3 +65,15 @@ def main() -> None:
             typer.echo(f"error: {message} (see {where})", err=True)
         sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _terminate_like_interrupt(signum: int, frame: object) -> None:
+    """Hand SIGTERM to whatever handles SIGINT now: asyncio's runner cancels its main
+    task (so `finally` blocks commit), plain code gets `KeyboardInterrupt`."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)  # type: ignore[arg-type]
+    else:
+        raise KeyboardInterrupt

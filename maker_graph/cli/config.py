@@ -59,6 +59,36 @@ def _spec_error(exc: SpecError) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _refuse_shadowing(target: str, name: str, path: Path) -> None:
+    """A `.py` file named like a module that exists (`json.py`) would replace it for the
+    whole process: refuse instead of importing it under that name."""
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() != path:
+        raise fail(f"--import {target}: a module named {name!r} is already loaded; "
+                   "rename the file")
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    if found is not None and found.origin and Path(found.origin).resolve() != path:
+        raise fail(f"--import {target}: it would replace the module {name!r} "
+                   f"({found.origin}); rename the file")
+
+
+def _import_module(target: str) -> None:
+    """Import a module by name; the working directory is searched only for this import,
+    and last, so a `tiktoken.py` lying there never replaces a real module, now or later."""
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        importlib.import_module(target)
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
 def _import(targets: Sequence[str]) -> list[str]:
     """Import modules or .py files; returns the module names to allow-list."""
     names: list[str] = []
@@ -69,6 +99,7 @@ def _import(targets: Sequence[str]) -> list[str]:
                 if not path.is_file():
                     raise fail(f"--import {target}: no such file")
                 name = path.stem
+                _refuse_shadowing(target, name, path)
                 spec = importlib.util.spec_from_file_location(name, path)
                 if spec is None or spec.loader is None:
                     raise fail(f"--import {target}: cannot import this file")
@@ -76,10 +107,8 @@ def _import(targets: Sequence[str]) -> list[str]:
                 sys.modules[name] = module
                 spec.loader.exec_module(module)
             else:
-                if str(Path.cwd()) not in sys.path:
-                    sys.path.insert(0, str(Path.cwd()))
                 name = target
-                importlib.import_module(target)
+                _import_module(target)
         except typer.Exit:
             raise
         except SpecError as exc:
@@ -156,6 +185,10 @@ def _read_input(text: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise fail(f"--input is not JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise fail("--input is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit limit
+        raise fail(f"--input: {str(exc).splitlines()[0]}") from None
     if not isinstance(value, dict):
         raise fail(f"--input must be a JSON object of state keys, got {type(value).__name__}")
     return value
@@ -208,6 +241,15 @@ def run(
             "needs the same --store.",
         ),
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Seconds one provider call may take in total, for every provider model "
+            "of the spec (default: each model's timeout, else 120); then it counts as a "
+            "timeout and is retried.",
+        ),
+    ] = None,
 ) -> None:
     """Build a spec's graph, run it once on the input, print the final state as JSON."""
     from langgraph.types import Command
@@ -218,10 +260,14 @@ def run(
     if resume is not None and (store is None or thread is None):
         raise fail("--resume continues a stored thread: pass the --store and --thread "
                    "that the interrupted run printed")
+    if timeout is not None and not 0 < timeout <= 3600:
+        raise fail(f"--timeout must be > 0 and <= 3600 seconds, got {timeout}")
     values = _read_input(input_json)
     allow = _import(imports or [])
     try:
         spec = load_spec(spec_path, allow_imports=allow)
+        if timeout is not None:
+            spec = _with_timeout(spec, timeout)
         _check_input(values, spec)
         builder = load_graph(spec, allow_imports=allow)
     except SpecError as exc:
@@ -244,6 +290,18 @@ def run(
                               indent=2, default=str, ensure_ascii=False))
         raise typer.Exit(INTERRUPTED)
     typer.echo(json.dumps(final, indent=2, default=str, ensure_ascii=False))
+
+
+def _with_timeout(spec: Any, timeout: float) -> Any:
+    """The spec with every provider model's per-call timeout set to `timeout`."""
+    from ..config.spec import ProviderModel
+
+    models = {
+        name: model.model_copy(update={"timeout": timeout})
+        if isinstance(model, ProviderModel) else model
+        for name, model in spec.models.items()
+    }
+    return spec.model_copy(update={"models": models})
 
 
 def _resume_value(text: str) -> Any:
