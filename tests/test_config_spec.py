@@ -278,7 +278,7 @@ def test_unknown_names_suggest_the_closest_and_list_the_known() -> None:
     with pytest.raises(ConfigurationError) as info:
         registry.get("task", "hanio")
     assert "did you mean 'hanoi'?" in str(info.value)
-    assert "(known: hanoi)" in str(info.value)
+    assert "(known: hanoi, long_addition)" in str(info.value)
     with pytest.raises(ConfigurationError, match="unknown registry kind"):
         registry.get("widget", "x")
 

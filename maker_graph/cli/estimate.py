@@ -24,7 +24,41 @@ from .app import app, fail
 
 __all__ = ["estimate_command", "plan_from_estimate", "print_estimate"]
 
-_TASKS = ("hanoi",)
+def _task_names() -> list[str]:
+    from ..config.registry import registry
+
+    return registry.names("task")
+
+
+def _param_value(text: str) -> Any:
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _build_task(name: str, disks: int, params: list[str]) -> tuple[Any, Any]:
+    """The task and its registry entry; Hanoi keeps its --disks option."""
+    from ..config.registry import registry
+
+    entry = registry.get("task", name)
+    values: dict[str, Any] = {"disks": disks} if name == "hanoi" else {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigurationError(f"--task-param takes NAME=VALUE, got {item!r}")
+        values[key.strip()] = _param_value(value.strip())
+    problem = entry.check_params(values)
+    if problem is not None:
+        raise ConfigurationError(problem)
+    task = entry.obj(**values)
+    if not callable(getattr(task, "true_step", None)):
+        raise ConfigurationError(
+            f"task {name!r} has no true_step(): estimate needs a TaskWithTruth"
+        )
+    return task, entry
 
 
 def _fmt_money(x: float | None) -> str:
@@ -174,8 +208,16 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
 
 @app.command("estimate")
 def estimate_command(
-    task_name: str = typer.Argument(..., metavar="TASK", help="The task: hanoi."),
+    task_name: str = typer.Argument(
+        ..., metavar="TASK",
+        help="A registered task with ground truth: hanoi, long_addition, or your own.",
+    ),
     disks: int = typer.Option(20, "--disks", help="Hanoi: number of disks (2**N - 1 steps)."),
+    task_params: Annotated[
+        list[str] | None,
+        typer.Option("--task-param", help="NAME=VALUE for the task's factory "
+                     "(e.g. digits=200 for long_addition); repeat."),
+    ] = None,
     models: Annotated[
         list[str] | None,
         typer.Option(
@@ -233,8 +275,8 @@ def estimate_command(
     ] = None,
 ) -> None:
     """Measure each model on random steps with known answers and plan the full run."""
-    if task_name not in _TASKS:
-        raise fail(f"unknown task {task_name!r}; choose one of: {', '.join(_TASKS)}")
+    if task_name not in _task_names():
+        raise fail(f"unknown task {task_name!r}; choose one of: {', '.join(_task_names())}")
     if not 1 <= disks <= 64:
         raise fail(f"--disks must be between 1 and 64, got {disks}")
     if not 0.0 <= error_rate < 0.5:
@@ -255,6 +297,8 @@ def estimate_command(
     models = models or ["simulated"]
     try:
         _estimate(
+            task_name=task_name,
+            task_params=task_params or [],
             disks=disks,
             models=models,
             steps=steps,
@@ -285,6 +329,8 @@ def estimate_command(
 
 def _estimate(
     *,
+    task_name: str = "hanoi",
+    task_params: list[str] | None = None,
     disks: int,
     models: list[str],
     steps: int,
@@ -309,7 +355,7 @@ def _estimate(
     from rich.console import Console
 
     from ..estimate import EstimateOptions, estimate_sync
-    from ..providers import ProviderOptions, parse_model_spec
+    from ..providers import ProviderOptions, parse_model_spec, simulated_error_model
     from ..sampling import RetryPolicy, TemperatureSchedule
     from ..tasks.hanoi import HanoiTask
     from ..testing import ErrorModel
@@ -334,7 +380,7 @@ def _estimate(
         max_retries=max_retries,
         timeout=timeout,
     )
-    task = HanoiTask(disks)
+    task, entry = _build_task(task_name, disks, task_params or [])
     table = price_table(prices)
     # One temperature for every pilot sample: collisions only mean something between
     # samples drawn the same way.
@@ -345,6 +391,17 @@ def _estimate(
         spec = parse_model_spec(text)
         # Each simulated model gets its own seed unless its spec names one.
         base = replace(ErrorModel(), error_rate=error_rate, seed=seed + i)
+        if spec.simulated and not isinstance(task, HanoiTask):
+            # Other tasks simulate themselves through their registry entry.
+            if entry.simulator is None or spec.provider != "simulated":
+                raise ConfigurationError(
+                    f"{spec.text!r}: task {task_name!r} has no simulated model; register it "
+                    "with @register.task(simulator=...) or pass a real model"
+                )
+            sampler = entry.simulator(task, simulated_error_model(spec, base))
+            entries.append((spec.label, sampler, resolve_price(
+                (spec.label, spec.text), table, price_in, price_out)))
+            continue
         built = build_model(task, spec, options=provider, errors=base, temperature=schedule)
         price = resolve_price(built.price_names or built.name, table, price_in, price_out)
         if price is None:

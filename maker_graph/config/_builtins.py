@@ -76,6 +76,19 @@ def _hanoi_simulator(task: Any, errors: Any) -> Any:
     return simulated_sampler(task, errors)
 
 
+def long_addition(digits: int = 200, seed: int = 0) -> Any:
+    """Long addition of two random `digits`-digit numbers, one voted column a step."""
+    from ..tasks.addition import LongAdditionTask
+
+    return LongAdditionTask(digits, seed)
+
+
+def _addition_simulator(task: Any, errors: Any) -> Any:
+    from ..tasks.addition import simulated_sampler
+
+    return simulated_sampler(task, errors)
+
+
 def casefold(answer: Any) -> Any:
     """Text answers compared without case or repeated spaces."""
     from ..voting import canonical_key
@@ -100,3 +113,5 @@ def install(registry: Registry) -> None:
                  description="Red-flag replies matching `pattern` (recorded as `reason`).")
     registry.add("key", "casefold", casefold)
     registry.add("task", "hanoi", hanoi, factory=True, simulator=_hanoi_simulator)
+    registry.add("task", "long_addition", long_addition, factory=True,
+                 simulator=_addition_simulator)
