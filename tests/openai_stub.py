@@ -11,6 +11,9 @@ at it, and stop it in a `finally`. It serves `POST /v1/chat/completions`
   headers) or HTTP 500, before producing anything;
 - accepts `n` (several choices per request, the prompt billed once; at most
   `max_choices` of them, like a server that ignores `n`);
+- sends an answer made by `tool_calls_text` as OpenAI tool calls (`message.tool_calls`,
+  `function.arguments` a JSON string, possibly malformed; `finish_reason: "tool_calls"`;
+  streamed as tool-call deltas);
 - reports `usage` in every answer (tiktoken counts) and honours
   `max_completion_tokens` / `max_tokens` by cutting the answer and saying
   `finish_reason: "length"`.
@@ -204,10 +207,11 @@ class OpenAIStub:
             self._count(choice_outcome)
             if finish == "length":
                 self._count("truncated")
+            message, finish = _wire_message(text, finish, f"{self.stats['requests']}_{index}")
             choices.append(
                 {
                     "index": index,
-                    "message": {"role": "assistant", "content": text},
+                    "message": message,
                     "finish_reason": finish,
                     "logprobs": None,
                 }
@@ -268,6 +272,37 @@ class OpenAIStub:
             self._in_flight -= 1
 
 
+def tool_calls_text(*calls: tuple[str, Any]) -> str:
+    """An answer text the stub sends as OpenAI tool calls: `(name, arguments)` pairs, the
+    arguments a dict (sent as its JSON) or a string (sent verbatim, e.g. malformed JSON)."""
+    return json.dumps({"tool_calls": [{"name": n, "arguments": a} for n, a in calls]})
+
+
+def _wire_message(text: str, finish: str, tag: str) -> tuple[dict[str, Any], str]:
+    """The choice's `message` in OpenAI's wire format: tool calls for a `tool_calls_text`."""
+    if text.startswith('{"tool_calls"'):
+        try:
+            calls = json.loads(text)["tool_calls"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            calls = None
+        if calls:
+            wire = [
+                {
+                    "id": f"call_{tag}_{i}",
+                    "type": "function",
+                    "function": {
+                        "name": c["name"],
+                        "arguments": c["arguments"] if isinstance(c["arguments"], str)
+                        else json.dumps(c["arguments"]),
+                    },
+                }
+                for i, c in enumerate(calls)
+            ]
+            message = {"role": "assistant", "content": None, "tool_calls": wire}
+            return message, "tool_calls" if finish == "stop" else finish
+    return {"role": "assistant", "content": text}, finish
+
+
 def _error(message: str, code: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": code, "code": code, "param": None}}
 
@@ -314,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, payload: dict[str, Any], include_usage: bool) -> None:
         """Server-sent events: a role chunk, the text in pieces, the finish, then usage."""
         choice = payload["choices"][0]
-        text: str = choice["message"]["content"]
+        text: str = choice["message"]["content"] or ""
         base = {k: payload[k] for k in ("id", "created", "model")}
         base["object"] = "chat.completion.chunk"
         pieces = [text[i : i + 16] for i in range(0, len(text), 16)] or [""]
@@ -326,6 +361,18 @@ class _Handler(BaseHTTPRequestHandler):
             {**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
             for p in pieces
         ]
+        # Tool calls stream as OpenAI does: id and name first, then the arguments in pieces.
+        for i, call in enumerate(choice["message"].get("tool_calls") or []):
+            fn = call["function"]
+            head = {"index": i, "id": call["id"], "type": "function",
+                    "function": {"name": fn["name"], "arguments": ""}}
+            chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [head]},
+                                                "finish_reason": None}]})
+            args = fn["arguments"]
+            for j in range(0, len(args), 8):
+                part = {"index": i, "function": {"arguments": args[j : j + 8]}}
+                chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [part]},
+                                                    "finish_reason": None}]})
         finish = {"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}
         chunks.append({**base, "choices": [finish]})
         if include_usage:
