@@ -166,3 +166,54 @@ def test_cli_prints_the_correlated_plan_and_labels_the_independent_one() -> None
     assert "if errors were independent: k_min 4" in stuck.output
     free = runner.invoke(app, ["plan", "--steps", "1000", "--p", "0.99", "--stuck", "0.00001"])
     assert "k_min:                 3" in free.output
+
+
+def test_prompt_rotation_lowers_collisions_when_errors_depend_on_wording() -> None:
+    from maker_graph.decorrelation import Rotation
+
+    # Three wordings of the prompt; under each, the model is stuck on its own 6 % of
+    # steps (the hard-step die is seeded per wording) and errs 1 % elsewhere.
+    def wording(seed: int) -> object:
+        return simulated_sampler(TASK, ErrorModel(error_rate=0.01, hard_fraction=0.06,
+                                                  hard_error_rate=1.0, seed=seed))
+
+    same = wording(1)
+    rotated = Rotation([wording(1), wording(2), wording(3)])
+    report = estimate_sync(TASK, [("same", same, None), ("rotated", rotated, None)],
+                           EstimateOptions(steps=600, seed=0, task_steps=1000))
+    by = {m.model: m for m in report.models}
+    # Same wording: ~36 of 600 steps collide on one wrong answer; rotated: two wordings
+    # stuck on the same step, ~0.36 % (~2). Binomial 4 s.e. keeps these apart by far.
+    assert by["same"].same_answer_collisions >= 20
+    assert by["rotated"].same_answer_collisions <= 8
+    assert by["same"].correlation is not None and by["same"].correlation.detected
+    assert by["rotated"].forecast(3).step_error < by["same"].forecast(3).step_error / 4
+    # And the rotated vote really errs less (1,500 fresh steps each, k = 3).
+    voter_same = _voted_error_with(same, 3)
+    voter_rotated = _voted_error_with(rotated, 3)
+    assert voter_same > 0.04 and voter_rotated < voter_same / 4
+    # The plan prefers the lever that reaches the target: rotation first, same last.
+    assert report.models[0].model == "rotated"
+    # Under rotation a step is wrong on a third of its samples, not on all: two samples
+    # a step cannot see that (the forecast above is ~3e-4 against ~9e-3 measured). Four
+    # samples a step can: the measured error then lies inside the forecast's interval.
+    four = estimate_sync(TASK, [("rotated", rotated, None)],
+                         EstimateOptions(steps=600, samples_per_step=4, seed=0,
+                                         task_steps=1000)).models[0].forecast(3)
+    assert four.correlated
+    assert four.step_error_low <= voter_rotated <= four.step_error_high, (four, voter_rotated)
+
+
+def _voted_error_with(sampler: object, k: int, n: int = 1500) -> float:
+    fresh = pick_steps(TASK, n, seed=99)
+    voter = Voter(sampler, parser=TASK.parse, policy=VotePolicy(
+        k=k, max_samples=200, on_no_consensus="plurality", keep_samples=False))
+
+    async def run() -> int:
+        wrong = 0
+        for s in fresh:
+            result = await voter.vote(TASK.step_input(s.state, s.previous_action, s.step))
+            wrong += result.winner is None or result.winner.key() != s.truth.key()
+        return wrong
+
+    return asyncio.run(run()) / n

@@ -1,0 +1,81 @@
+"""Decorrelation levers: make the samples of one step differ in how they are produced.
+
+A model stuck on a step gives the same wrong answer at any temperature; what
+can unstick it is a different question, not a different seed. `Rotation`
+sends sample `i` of every step to the `i mod n`-th of `n` samplers, so a vote
+mixes them:
+
+- **prompt rotation**: one `ChatModelSampler` per paraphrase of the prompt
+  (`prompt_rotation`);
+- **model rotation**: samplers of different models (a `ChatModelSampler` also
+  takes a list of models);
+- **input variation**: the same sampler fed a reshaped input (operands in
+  another order, other few-shot examples), via `inputs`.
+
+Whether a lever helps is a property of the model and the task, so measure it:
+give `maker_graph.estimate.estimate` one entry per lever (same model) and
+compare their stuck shares and plans; the rows come out cheapest first, and a
+lever that leaves the model stuck shows `none` for k_min.
+
+Example:
+    >>> import asyncio
+    >>> from maker_graph.testing import SimulatedSampler, ErrorModel
+    >>> a = SimulatedSampler(lambda q: "a", errors=ErrorModel(error_rate=0.0))
+    >>> b = SimulatedSampler(lambda q: "b", errors=ErrorModel(error_rate=0.0))
+    >>> rot = Rotation([a, b])
+    >>> [asyncio.run(rot.sample("q", i)).text for i in range(4)]
+    ['a', 'b', 'a', 'b']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import ConfigurationError
+from .records import RawSample
+
+__all__ = ["Rotation", "prompt_rotation"]
+
+
+class Rotation:
+    """A sampler that draws sample `i` from `samplers[i % len(samplers)]`, its input
+    first passed through `inputs[i % len(inputs)]` when given."""
+
+    def __init__(
+        self,
+        samplers: Sequence[Any],
+        *,
+        inputs: Sequence[Callable[[Any], Any]] | None = None,
+    ) -> None:
+        if not samplers:
+            raise ConfigurationError("Rotation needs at least one sampler")
+        if inputs is not None and not inputs:
+            raise ConfigurationError("Rotation's inputs, when given, need at least one entry")
+        self.samplers = list(samplers)
+        self.inputs = list(inputs) if inputs is not None else None
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        sampler = self.samplers[index % len(self.samplers)]
+        if self.inputs is not None:
+            step_input = self.inputs[index % len(self.inputs)](step_input)
+        result: RawSample = await sampler.sample(step_input, index)
+        return result
+
+    def __repr__(self) -> str:
+        return f"Rotation({len(self.samplers)} samplers)"
+
+
+def prompt_rotation(model: Any, prompts: Sequence[Any], **chat_options: Any) -> Rotation:
+    """Prompt rotation: one `ChatModelSampler` of `model` per prompt builder in `prompts`.
+
+    `chat_options` go to every `ChatModelSampler` (temperature, max_tokens, ...).
+
+    Raises:
+        ConfigurationError: no prompt.
+    """
+    from .sampling import ChatModelSampler
+
+    if not prompts:
+        raise ConfigurationError("prompt_rotation needs at least one prompt")
+    return Rotation([ChatModelSampler(model, prompt=p, **chat_options) for p in prompts])
