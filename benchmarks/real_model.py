@@ -84,21 +84,6 @@ def reordered(q: Question) -> Question:
     return (q[1], q[0], q[2])
 
 
-class Levered:
-    """Sample `i` goes to `samplers[i % n]` with its input passed through `inputs[i % n]`:
-    prompt rotation (a sampler per phrasing) and operand reordering in one place."""
-
-    def __init__(self, samplers: Sequence[Any],
-                 inputs: Sequence[Callable[[Question], Question]] | None = None) -> None:
-        self.samplers = list(samplers)
-        self.inputs = list(inputs or [lambda q: q])
-
-    async def sample(self, step_input: Question, index: int) -> Any:
-        sampler = self.samplers[index % len(self.samplers)]
-        shaped = self.inputs[index % len(self.inputs)](step_input)
-        return await sampler.sample(shaped, index)
-
-
 # --------------------------------------------------------------------------- measuring
 
 
@@ -189,6 +174,7 @@ def _collisions(records: Sequence[Any]) -> tuple[int, int]:
 def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every arm on the same `inputs` questions against an OpenAI-compatible server."""
+    from maker_graph.decorrelation import Rotation
     from maker_graph.estimate import summarise
     from maker_graph.providers import ProviderOptions, resolve_chat_model
     from maker_graph.sampling import ChatModelSampler, TemperatureSchedule
@@ -226,8 +212,8 @@ def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
 
         pilots = {
             "same prompt": chat(0, hot),
-            "prompt rotation": Levered([chat(i, hot) for i in range(3)]),
-            "operand reordering": Levered([chat(0, hot)], [lambda q: q, reordered]),
+            "prompt rotation": Rotation([chat(i, hot) for i in range(3)]),
+            "operand reordering": Rotation([chat(0, hot)], inputs=[lambda q: q, reordered]),
         }
         forecasts: dict[str, Any] = {}
         for name, pilot_sampler in pilots.items():
