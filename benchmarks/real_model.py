@@ -52,7 +52,15 @@ PHRASINGS: tuple[Callable[[Question], str], ...] = (
     lambda q: f"Add {q[0]}, {q[1]} and {q[2]}. Answer with just the sum, in digits.",
     lambda q: f"Compute the sum {q[0]}+{q[1]}+{q[2]} and reply with one integer, nothing else.",
 )
-"""Three wordings of one question, for prompt rotation."""
+"""Three wordings of one question, for prompt rotation (instruction-tuned chat models)."""
+
+FEW_SHOT: tuple[Callable[[Question], str], ...] = (
+    lambda q: f"2 + 3 + 1 = 6\n8 + 7 + 0 = 15\n4 + 9 + 1 = 14\n{q[0]} + {q[1]} + {q[2]} =",
+    lambda q: f"5 + 5 + 0 = 10\n1 + 6 + 1 = 8\n9 + 3 + 1 = 13\n{q[0]} + {q[1]} + {q[2]} =",
+    lambda q: f"7 + 2 + 1 = 10\n0 + 4 + 0 = 4\n6 + 8 + 1 = 15\n{q[0]} + {q[1]} + {q[2]} =",
+)
+"""Three few-shot completions of one question, for base (not instruction-tuned) models
+served on the completions endpoint; rotating them varies the examples."""
 
 TEMPERATURE = 0.8
 """Temperature of every voted and pilot sample: at 0 a model repeats itself exactly."""
@@ -172,8 +180,12 @@ def _collisions(records: Sequence[Any]) -> tuple[int, int]:
 
 
 def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
+                  completions: bool = False,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every arm on the same `inputs` questions against an OpenAI-compatible server."""
+    """Every arm on the same `inputs` questions against an OpenAI-compatible server.
+
+    `completions`: a base model on the completions endpoint (LangChain's `OpenAI`, few-shot
+    prompts) instead of an instruction-tuned one through `ChatOpenAI`."""
     from maker_graph.decorrelation import Rotation
     from maker_graph.estimate import summarise
     from maker_graph.providers import ProviderOptions, resolve_chat_model
@@ -188,10 +200,14 @@ def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
     greedy_schedule = TemperatureSchedule(first=0.0, rest=0.0)
 
     def chat(phrasing: int, schedule: TemperatureSchedule) -> Any:
+        if completions:
+            return _completion_sampler(base_url, model_name, FEW_SHOT[phrasing],
+                                       schedule.first)
         return ChatModelSampler(model, prompt=PHRASINGS[phrasing], temperature=schedule,
                                 max_tokens=8, samples_per_request=1)
 
     out: dict[str, Any] = {"model": model_name, "inputs": inputs, "seed": seed,
+                           "endpoint": "completions" if completions else "chat",
                            "temperature": TEMPERATURE, "arms": [], "pilots": []}
 
     async def go() -> None:
@@ -259,6 +275,19 @@ def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
 
     asyncio.run(go())
     return out
+
+
+def _completion_sampler(base_url: str, model_name: str, prompt: Callable[[Question], str],
+                        temperature: float) -> Any:
+    from langchain_core.runnables import RunnableLambda
+    from langchain_openai import OpenAI
+
+    from maker_graph.sampling import RunnableSampler
+
+    llm = OpenAI(base_url=base_url, api_key="not-needed", model=model_name,
+                 temperature=temperature, max_tokens=4, stop=["\n"], max_retries=1,
+                 timeout=120)
+    return RunnableSampler(RunnableLambda(prompt) | llm)
 
 
 def report(result: dict[str, Any]) -> str:
@@ -372,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--inputs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="write the full result here")
+    parser.add_argument("--completions", action="store_true",
+                        help="a base model: few-shot prompts on the completions endpoint")
     args = parser.parse_args(argv)
     if args.install:
         info = install(args.install)
@@ -385,11 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.url:
         result = run_benchmark(args.url, model_name=args.name, inputs=args.inputs,
-                               seed=args.seed)
+                               seed=args.seed, completions=args.completions)
     else:
         with serve(args.gguf, args.python) as url:
             result = run_benchmark(url, model_name=args.name, inputs=args.inputs,
-                                   seed=args.seed)
+                                   seed=args.seed, completions=args.completions)
     print(report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
