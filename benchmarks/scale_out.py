@@ -153,7 +153,8 @@ class Server:
         return self.processes[-1]
 
     def worker_pids(self) -> list[int]:
-        return children(self.master.pid)
+        # uvicorn serves in its own process with one worker, from children with more.
+        return [self.master.pid] if self.workers == 1 else children(self.master.pid)
 
     def log_text(self) -> str:
         return (self.workdir / "server.log").read_text(errors="replace")

@@ -217,3 +217,27 @@ async def test_the_check_catches_a_type_off_the_allow_list(
         await _run_and_reload(builder.compile(checkpointer=_saver()), {"c": 0}, "control")
     assert {(e["module"], e["name"], e["kind"]) for e in serde_events} == {
         (__name__, "_Custom", "msgpack_blocked")}
+
+
+# --------------------------------------------------------------- run log from the environment
+
+
+def test_run_log_url_from_env_prefers_ours_then_the_servers_postgres() -> None:
+    from maker_graph.errors import ConfigurationError
+    from maker_graph.runlog.from_env import run_log_url_from_env
+
+    pg = "postgresql://u@127.0.0.1:5432/db?connect_timeout=5"
+    assert run_log_url_from_env("t1", env={"DATABASE_URI": pg}) == f"{pg}&run_id=t1"
+    assert run_log_url_from_env("t1", env={"POSTGRES_URI": "postgres://h/db"}) == \
+        "postgres://h/db?run_id=t1"
+    both = {"MAKER_GRAPH_RUNLOG_URL": "postgresql://ours/db", "DATABASE_URI": pg}
+    assert run_log_url_from_env("t1", env=both) == "postgresql://ours/db?run_id=t1"
+    # Not PostgreSQL: the server's own database URL is skipped, not misread as a path.
+    assert run_log_url_from_env("t1", env={"DATABASE_URI": "sqlite:///x.db"}) is None
+    assert run_log_url_from_env("t1", env={"MAKER_GRAPH_RUNLOG_URL": "/srv/runs"}) == \
+        "/srv/runs/t1"
+    assert run_log_url_from_env("t1", env={"MAKER_GRAPH_RUNLOG_URL": " "}) is None
+    with pytest.raises(ConfigurationError, match="postgresql:// URL"):
+        run_log_url_from_env("t1", env={"MAKER_GRAPH_RUNLOG_URL": "sqlite:///one.db"})
+    with pytest.raises(ConfigurationError, match="one run per thread"):
+        run_log_url_from_env("t1", env={"DATABASE_URI": "postgresql://h/db?run_id=fixed"})
