@@ -191,7 +191,10 @@ class Server:
         with (self.workdir / "server.log").open("wb") as out:
             self.processes.append(subprocess.Popen(
                 [self.runtime_python, "-m", "uvicorn", "langgraph_api.server:app",
-                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(self.workers)],
+                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(self.workers),
+                 # uvicorn kills a worker that misses a 5 s health ping; on a busy
+                 # 2-core machine a starting worker can, and uvicorn then stops all.
+                 "--timeout-worker-healthcheck", "60"],
                 cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True))
         self.url = f"http://127.0.0.1:{port}"
@@ -200,15 +203,15 @@ class Server:
             if self.master.poll() is not None:
                 raise RuntimeError(f"the server exited: {self.log_text()[-3000:]}")
             try:
+                started = self.log_text().count("Application startup complete")
                 if httpx.get(f"{self.url}/ok", timeout=2).status_code == 200 and \
-                        len(self.worker_pids()) >= self.workers:
+                        started >= self.workers:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start: {self.log_text()[-3000:]}")
             time.sleep(0.5)
-        time.sleep(2.0)  # let every worker finish its startup, not only the first
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -382,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
                                  ("decompose", args.decompose_runs)):
                     if n <= 0:
                         continue
-                    row = phase(server, graph, n, args.disks, args.timeout)
+                    try:
+                        row = phase(server, graph, n, args.disks, args.timeout)
+                    except BaseException:
+                        print(server.log_text()[-4000:], file=sys.stderr)
+                        raise
                     results.append(row)
                     print(json.dumps(row), flush=True)
     print("\n| graph | workers | runs | runs/s | p50 s | p95 s | CPU s per worker | failed |")

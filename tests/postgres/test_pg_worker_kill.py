@@ -63,16 +63,21 @@ def _writers(database_uri: str) -> dict[str, tuple[str, int]]:
     return {run_id: (writer, int(n)) for run_id, writer, n in rows}
 
 
-async def _join(client: Any, thread_id: str, run_id: str, deadline: float) -> Any:
-    # The HTTP call may have been served by the killed worker: join again, bounded.
+async def _finish(client: Any, thread_id: str, run_id: str, deadline: float) -> Any:
+    """The thread's values once the run is over: polled, as the HTTP call may have been
+    served by the killed worker (and `runs.join` on this runtime can answer early)."""
     while True:
         try:
-            return await asyncio.wait_for(client.runs.join(thread_id, run_id),
-                                          max(1.0, deadline - time.monotonic()))
+            run = await client.runs.get(thread_id, run_id)
+            if run["status"] in ("success", "error", "timeout", "interrupted"):
+                assert run["status"] == "success", run
+                state = await client.threads.get_state(thread_id)
+                return state["values"]
         except (httpx.TransportError, httpx.HTTPStatusError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} on thread {thread_id} did not finish")
+        await asyncio.sleep(0.5)
 
 
 def _group_alive(pgid: int) -> list[int]:
@@ -135,8 +140,8 @@ def test_sigkill_one_worker_every_run_finishes_once(postgres_url: str, tmp_path:
                             if (writers.get(tid, ("", 0))[0] or "").startswith(f"pid {victim} ")}
             steps_at_kill = {tid: writers.get(tid, ("", 0))[1] for tid, _ in decompose}
             end = time.monotonic() + RUN_TIMEOUT
-            agent_out = await asyncio.gather(*[_join(client, t, r, end) for t, r, _ in agent])
-            decompose_out = await asyncio.gather(*[_join(client, t, r, end)
+            agent_out = await asyncio.gather(*[_finish(client, t, r, end) for t, r, _ in agent])
+            decompose_out = await asyncio.gather(*[_finish(client, t, r, end)
                                                    for t, r in decompose])
             return {"victim": victim, "victims_runs": victims_runs, "agent": agent,
                     "agent_out": agent_out, "decompose": decompose,
