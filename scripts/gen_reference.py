@@ -35,6 +35,8 @@ MODULES = [
     ("maker_graph.providers", "real chat models"),
     ("maker_graph.costs", "prices and spend"),
     ("maker_graph.estimate", "pilot estimation"),
+    ("maker_graph.correlation", "correlated errors: the stuck share and its forecast"),
+    ("maker_graph.decorrelation", "decorrelation levers: rotating prompts, models, inputs"),
     ("maker_graph.plots", "figures"),
     ("maker_graph.testing", "test doubles"),
 ]
