@@ -178,6 +178,12 @@ def hanoi(
         None, "--prices", help="JSON/YAML price table; known models are priced from it "
         "when --price-in/--price-out are not given."
     ),
+    speculate: int | None = typer.Option(
+        None, "--speculate", help="Steps started ahead from the first valid answer of the "
+        "step before, while its vote finishes; cancelled if the vote decides otherwise (the "
+        "log is the same either way). Default: 2 for models that take time, 0 for the "
+        "instant simulated model; 0 turns it off."
+    ),
 ) -> None:
     """Solve Towers of Hanoi with N disks, one voted move per step, and check every move."""
     # ------------------------------------------------------------------ flags
@@ -226,6 +232,8 @@ def hanoi(
         raise fail(f"--timeout must be > 0 seconds, got {timeout}")
     if samples_per_request is not None and samples_per_request < 1:
         raise fail(f"--samples-per-request must be >= 1, got {samples_per_request}")
+    if speculate is not None and speculate < 0:
+        raise fail(f"--speculate must be >= 0, got {speculate}")
 
     try:
         provider = _provider_options(
@@ -260,6 +268,7 @@ def hanoi(
             show_progress=progress,
             provider=provider,
             prices=prices,
+            speculate=speculate,
         )
     except (ConfigurationError, RunLogError) as exc:
         raise fail(str(exc)) from None
@@ -288,6 +297,7 @@ def _run(
     show_progress: bool,
     provider: Any = None,
     prices: Path | None = None,
+    speculate: int | None = None,
 ) -> None:
     from ..red_flags import max_output_tokens
     from ..run import report_from_log, run_task_sync
@@ -407,6 +417,7 @@ def _run(
                 },
                 on_progress=bar.update,
                 settings=settings,
+                speculate=speculate,
             )
     except BudgetExhaustedError as exc:
         stop_message, exit_code = f"stopped: {exc} To resume: {resume_cmd}", 1
@@ -456,6 +467,7 @@ def _run(
         "samples_histogram": {str(s): n for s, n in run.samples_histogram.items()},
         "decided_by": run.decided_by,
         "provider_failures": run.provider_failures,
+        "speculative_wasted": run.speculative_wasted,
         "cost": run.cost,
         # Spend so far extrapolated to the whole task (the cost itself once it is done).
         "projected_cost": run.cost * steps / run.steps if run.steps else None,

@@ -354,6 +354,7 @@ def create_decomposition_graph(
     max_total_samples: int | None = None,
     max_total_tokens: int | None = None,
     concurrency: int | None = None,
+    speculate: int | None = None,
     name: str = "decompose",
 ) -> StateGraph[Any, Any, Any, Any]:
     """Build the maximal-decomposition loop over `task` as an uncompiled `StateGraph`.
@@ -382,10 +383,13 @@ def create_decomposition_graph(
         max_total_samples: run budget of samples (`BudgetExhaustedError` when spent).
         max_total_tokens: run budget of tokens.
         concurrency: provider calls in flight at once (`chunk > 1`).
+        speculate: steps run ahead of the oldest undecided one (`chunk > 1`; see
+            `run_task`): None turns it on when samples take time, 0 off. The steps
+            committed are the same either way; nothing speculative crosses a chunk.
         name: label of the loop node in events.
 
     Raises:
-        ConfigurationError: chunk < 1, or a run log with chunk=1.
+        ConfigurationError: chunk < 1, or a run log or `speculate > 0` with chunk=1.
 
     Example:
         >>> from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
@@ -405,7 +409,7 @@ def create_decomposition_graph(
         options: dict[str, Any] = {
             "parser": parser, "key": key, "red_flags": red_flags, "escalate": escalate,
             "max_total_samples": max_total_samples, "max_total_tokens": max_total_tokens,
-            "concurrency": concurrency,
+            "concurrency": concurrency, "speculate": speculate,
         }
         node = _ChunkNode(task, sampler, policy, chunk=chunk, run_log=run_log, label=name,
                           options=options)
@@ -418,6 +422,11 @@ def create_decomposition_graph(
         raise ConfigurationError(
             "chunk=1 puts each step through the voting sub-graph and resumes from the "
             "LangGraph checkpointer only; use chunk > 1 to commit steps to a run log"
+        )
+    if speculate:
+        raise ConfigurationError(
+            "chunk=1 decides each step in its own superstep, so no step can start early; "
+            "use chunk > 1 to speculate"
         )
     if max_total_samples is not None or max_total_tokens is not None:
         raise ConfigurationError(
