@@ -245,6 +245,7 @@ class Outcome:
     seconds: float
     ok: bool
     detail: str = ""
+    early: bool = False  # runs.wait answered before the run was over
 
 
 async def new_thread(client: Any) -> str:
@@ -261,18 +262,40 @@ async def new_thread(client: Any) -> str:
     raise AssertionError("unreachable")
 
 
+async def settled(client: Any, thread_id: str, timeout: float) -> Any:
+    """The thread's values once its last run is over, polled (bounded).
+
+    On this runtime `runs.wait` sometimes answers before the run is over, with the
+    input state; the run itself goes on and ends `success`.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = await client.runs.list(thread_id, limit=1)
+        if runs and runs[0]["status"] not in ("pending", "running"):
+            if runs[0]["status"] != "success":
+                return {"status": runs[0]["status"]}
+            return (await client.threads.get_state(thread_id))["values"]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"thread {thread_id}: run not over in {timeout} s")
+        await asyncio.sleep(0.5)
+
+
 async def agent_run(client: Any, i: int, timeout: float) -> Outcome:
     t0 = time.monotonic()
     tid = await new_thread(client)
     turn = f"turn-{i}"
+    early = False
     try:
         out = await asyncio.wait_for(client.runs.wait(
             tid, "agent", input={"ticket": f"{TICKETS[i % 4]} (#{i})", "turn": turn}), timeout)
+        if isinstance(out, dict) and not out.get("decisions"):
+            early = True
+            out = await settled(client, tid, timeout)
     except Exception as exc:  # noqa: BLE001 - reported as a failed run
         return Outcome("agent", tid, time.monotonic() - t0, False, repr(exc))
     ok = isinstance(out, dict) and out.get("decisions") == [turn] and out.get("label") in LABELS
     detail = str(out.get("label")) if ok else str(out)[:300]
-    return Outcome("agent", tid, time.monotonic() - t0, ok, detail)
+    return Outcome("agent", tid, time.monotonic() - t0, ok, detail, early)
 
 
 def solved(disks: int) -> list[list[int]]:
@@ -353,6 +376,7 @@ def phase(server: Server, graph: str, n: int, disks: int, timeout: float) -> dic
         "cpu_s_per_worker": list(cpu.values()),
         "failed": len(failures),
         "failures": [f"{o.thread_id}: {o.detail}" for o in failures[:5]],
+        "wait_returned_early": sum(o.early for o in outcomes),
         **({"labels_right": labels_right} if graph == "agent" else {"disks": disks}),
     }
 
