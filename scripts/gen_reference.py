@@ -26,6 +26,7 @@ MODULES = [
     ("maker_graph.tasks.hanoi", "Towers of Hanoi"),
     ("maker_graph.tasks.multiplication", "long multiplication by recursive decomposition"),
     ("maker_graph.run", "long runs"),
+    ("maker_graph.speculation", "speculative stepping: the next step started from a likely winner"),
     ("maker_graph.runlog", "the append-only run log"),
     ("maker_graph.checkpointers", "LangGraph checkpointers by URL"),
     ("maker_graph.graph", "LangGraph surfaces"),
