@@ -65,6 +65,9 @@ class NoConsensusError(MakerRuntimeError):
         red_flags: red-flagged samples by reason.
         max_samples: the budget that was spent.
         step: the step's identifier, when known.
+        stopped: why the step stopped before its budget was spent, if it did:
+            `"hopeless"` (no answer could still get k ahead within it) or `"stuck"`
+            (the same red-flagged answer kept coming back with nothing left to vary).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class NoConsensusError(MakerRuntimeError):
         red_flags: Mapping[str, int] | None = None,
         step: Any = None,
         k: int | None = None,
+        stopped: str | None = None,
     ) -> None:
         self.tally = dict(tally)
         self.samples_drawn = samples_drawn
@@ -82,13 +86,19 @@ class NoConsensusError(MakerRuntimeError):
         self.red_flags = dict(red_flags or {})
         self.step = step
         self.k = k
+        self.stopped = stopped
         where = f"step {step}: " if step is not None else ""
         top = sorted(self.tally.items(), key=lambda kv: -kv[1])[:3]
         shown = ", ".join(f"{_short(key)}: {n}" for key, n in top) or "no valid votes"
         flags = f"; red flags {self.red_flags}" if self.red_flags else ""
+        why = {
+            "hopeless": " stopped early: no answer could still get there within the budget.",
+            "stuck": " stopped early: the same red-flagged answer kept coming back at every "
+            "temperature and model there was to try.",
+        }.get(stopped or "", "")
         super().__init__(
             f"{where}no answer got {k if k is not None else 'k'} votes ahead within "
-            f"max_samples={max_samples} ({samples_drawn} drawn; tally {shown}{flags}). "
+            f"max_samples={max_samples} ({samples_drawn} drawn; tally {shown}{flags}).{why} "
             "Raise max_samples, or choose on_no_consensus='plurality' or 'escalate'."
         )
 

@@ -419,6 +419,7 @@ class Voter:
             red_flags=result.red_flags,
             step=result.step,
             k=self.policy.k,
+            stopped=result.stopped,
         )
 
 

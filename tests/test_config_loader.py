@@ -248,7 +248,11 @@ def test_replies_that_do_not_parse_are_red_flagged(parser: dict[str, Any], reply
                      models={"m": _sim(reply)})
     with pytest.raises(NoConsensusError) as info:
         load_graph(spec).compile().invoke({"text": "x"})
-    assert info.value.red_flags == {"parse_error": 3}
+    # Every reply was thrown away; after two, the one sample left of the budget could
+    # not give any answer a 2-vote lead, so the step stops there (loss of hope).
+    assert info.value.red_flags == {"parse_error": 2}
+    assert info.value.samples_drawn == 2 and info.value.stopped == "hopeless"
+    assert "stopped early" in str(info.value)
 
 
 def test_structured_output_and_key_fields() -> None:
