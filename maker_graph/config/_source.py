@@ -59,7 +59,24 @@ class Source:
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """Plain data only: core tags, text keys, YAML 1.2 booleans, no timestamps."""
+    """Plain data only: core tags, text keys, YAML 1.2 booleans, no timestamps.
+
+    The value limit is enforced while the document is composed, node by node, so a
+    spec of half a million values is refused after the first `max_items`, in bounded
+    time and memory, instead of after building all of them.
+    """
+
+    spec_max_items = Limits().max_items
+    spec_nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.spec_nodes += 1
+        if self.spec_nodes > self.spec_max_items:
+            raise _Refused(
+                problem=f"the spec has more than {self.spec_max_items} values",
+                problem_mark=self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+            )
+        return super().compose_node(parent, index)
 
 
 # Booleans as YAML 1.2 has them (true/false only); no implicit timestamps or
@@ -181,6 +198,7 @@ def _index_lines(
 
 def _load_yaml(text: str, limits: Limits) -> tuple[Any, dict[tuple[Any, ...], int]]:
     loader = _SpecLoader(text)
+    loader.spec_max_items = limits.max_items
     try:
         node = loader.get_single_node()
         if node is None:
@@ -358,6 +376,9 @@ def read_source(source: Any, limits: Limits | None = None) -> Source:
         raise SourceProblem([("", f"invalid YAML: {exc}")], label) from None
     except RecursionError:
         raise SourceProblem([("", f"nested more than {limits.max_depth} levels deep")],
+                            label) from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise SourceProblem([("", f"a value cannot be read: {str(exc).splitlines()[0]}")],
                             label) from None
 
     if data is None:
