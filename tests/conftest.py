@@ -2,6 +2,13 @@
 
 Every socket connection to an address outside the loopback range fails the
 test at once. Servers the tests start listen on 127.0.0.1 only.
+
+Python subprocesses are guarded too: `tests/netguard/sitecustomize.py` goes
+first on PYTHONPATH (inherited by every child that keeps this environment), it
+refuses their non-loopback connections and name lookups and logs them, and the
+test whose child wrote to that log fails here, even if the child swallowed the
+error. A test that builds a child's environment from scratch must keep
+PYTHONPATH and MAKER_GRAPH_NET_GUARD_LOG.
 """
 
 from __future__ import annotations
@@ -9,7 +16,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +27,15 @@ os.environ.setdefault("LANGCHAIN_TRACING_V2", "false")
 os.environ.setdefault("LANGSMITH_TRACING", "false")
 os.environ.setdefault("LANGGRAPH_CLI_NO_ANALYTICS", "1")
 os.environ.setdefault("LANGGRAPH_NO_VERSION_CHECK", "1")
+
+NET_GUARD_DIR = Path(__file__).resolve().parent / "netguard"
+_fd, _net_log = tempfile.mkstemp(prefix="maker-graph-net-guard-", suffix=".log")
+os.close(_fd)
+NET_GUARD_LOG = Path(_net_log)
+os.environ["MAKER_GRAPH_NET_GUARD_LOG"] = str(NET_GUARD_LOG)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(NET_GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 
 
 class NetworkBlockedError(RuntimeError):
@@ -63,6 +81,21 @@ def _block_network() -> Iterator[None]:
     finally:
         socket.socket.connect = _real_connect  # type: ignore[method-assign]
         socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _no_network_in_subprocesses() -> Iterator[None]:
+    start = NET_GUARD_LOG.stat().st_size
+    yield
+    with NET_GUARD_LOG.open(encoding="utf-8") as log:
+        log.seek(start)
+        attempts = log.read().strip()
+    if attempts:
+        pytest.fail(f"a subprocess of this test tried to reach the network:\n{attempts}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    NET_GUARD_LOG.unlink(missing_ok=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -129,7 +129,9 @@ def test_examples_exist() -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_example_runs(script: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent), "MPLBACKEND": "Agg",
+    # Keep conftest's PYTHONPATH: it carries the subprocess network guard.
+    path = os.pathsep.join([str(EXAMPLES.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg",
            "LANGCHAIN_TRACING_V2": "false", "LANGSMITH_TRACING": "false"}
     done = subprocess.run(
         [sys.executable, str(script)], cwd=EXAMPLES.parent, env=env, capture_output=True,

@@ -359,3 +359,29 @@ def test_no_consensus_raises_or_takes_the_best() -> None:
     out = best.invoke({"messages": [HumanMessage("refund A1")]})
     first = next(m for m in out["messages"] if isinstance(m, AIMessage))
     assert first.response_metadata["maker"]["decided_by"] == "plurality"
+
+
+def test_react_graph_maker_node_red_flags_unknown_tools() -> None:
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    from maker_graph import maker_node, valid_tool_calls
+
+    tools = _tools()
+    model = SimulatedToolModel(policy=policy, wrong_tool=0, wrong_argument=0, unknown_tool=0.3,
+                               bad_args=0.2, seed=8)
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", maker_node(model.bind_tools(tools), k=2, input_keys=["messages"],
+                                       output_key="messages",
+                                       red_flags=[valid_tool_calls(tools)]))
+    graph.add_node("tools", ToolNode(tools))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition, ["tools", END])
+    graph.add_edge("tools", "agent")
+    app = graph.compile()
+    for verb, order in _requests(9):
+        RAN.clear()
+        out = app.invoke({"messages": [HumanMessage(f"{verb} {order}")]})
+        ais = [m for m in out["messages"] if isinstance(m, AIMessage)]
+        assert len(ais) == 2 and ais[0].tool_calls[0]["name"] == verb
+        assert RAN == Counter({f"{verb}:{order}": 1})
