@@ -17,7 +17,7 @@ from langgraph.graph import END, StateGraph
 from langgraph.types import Command, Overwrite, Send, interrupt
 
 from .._sync import run_sync
-from ..errors import NoConsensusError, SamplerError
+from ..errors import ConfigurationError, NoConsensusError, SamplerError
 from ..records import Sample, StepResult
 from ..sampling import draw
 from ..vote import EscalationHandler, NoConsensusAction, Voter
@@ -170,7 +170,10 @@ class VoteNodes:
         # one more try of the same index, in a superstep of its own; only if that
         # fails too does the branch raise. By then the siblings have finished and
         # their votes are saved, so a resume from a checkpointer redraws only this
-        # sample.
+        # sample. A configuration error (a refused key, a wrong model name) is not
+        # retried: another try cannot fix it, and the user should hear of it at once.
+        if isinstance(exc, ConfigurationError):
+            raise exc
         if payload.get("retry"):
             if isinstance(exc, SamplerError):
                 raise exc
