@@ -573,3 +573,15 @@ def test_stream_events_at_the_depth_limit_and_after_a_vote() -> None:
     chosen = {e["node"]: e["chosen_by"] for e in events if e["event"] == "maker.tree.proposed"}
     assert chosen["0"] == "vote"
     assert "depth_limit" in {chosen[n] for n in nodes if nodes[n]["depth"] == 1}
+
+
+def test_a_bound_chat_model_is_a_chat_model_to_the_roles() -> None:
+    # bind_tools/with_config wrap the model in a RunnableBinding; a role must still
+    # sample it as a chat model (prompt, temperature schedule), not as a plain runnable.
+    from maker_graph.recursive import roles
+    from maker_graph.testing import SimulatedChatModel
+
+    model = SimulatedChatModel(oracle=lambda messages: "1")
+    assert roles._is_chat_model(model.with_config(tags=["solver"]))
+    assert roles._is_chat_model([model, model.bind(stop=["\n"])])
+    assert not roles._is_chat_model(lambda step_input: "1")

@@ -33,7 +33,13 @@ from pydantic import BaseModel
 from ..errors import ConfigurationError, NoConsensusError, SamplerError
 from ..records import StepResult
 from ..red_flags import RedFlag, Verdict
-from ..sampling import ChatModelSampler, Sampler, TemperatureSchedule, as_sampler
+from ..sampling import (
+    ChatModelSampler,
+    Sampler,
+    TemperatureSchedule,
+    as_sampler,
+    is_chat_model,
+)
 from ..vote import EscalationHandler, VotePolicy, Voter
 from ..voting import KeyFunction
 from .failures import NodeBudgetExhaustedError
@@ -112,11 +118,10 @@ class Role:
 
 
 def _is_chat_model(obj: Any) -> bool:
-    from langchain_core.language_models import BaseChatModel
-
+    # A rotation is a list of chat models; each may be bound (`bind_tools`, ...).
     if isinstance(obj, (list, tuple)):
-        return bool(obj) and all(isinstance(m, BaseChatModel) for m in obj)
-    return isinstance(obj, BaseChatModel)
+        return bool(obj) and all(is_chat_model(m) for m in obj)
+    return is_chat_model(obj)
 
 
 class _RoleRunner(Generic[Out]):
