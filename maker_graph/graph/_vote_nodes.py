@@ -125,6 +125,10 @@ class VoteNodes:
         try:
             raw = await draw(voter.sampler, step_input, index,
                              retry=voter.policy.retry, failures=failures)
+        except ConfigurationError:
+            # A setup mistake (a refused key, a 401) fails the same way every time:
+            # it must not be sent again through the guard edge.
+            raise
         except Exception as exc:  # noqa: BLE001 - returned as data; see _failed
             return self._failed(payload, exc, failures)
         sample = await voter.check(raw, index, payload["round"])
