@@ -39,7 +39,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .records import RawSample, StepResult
-from .sampling import Sampler, message_text
+from .sampling import ForwardsBatching, Sampler, message_text
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -323,7 +323,7 @@ def count_prompt_tokens(prompt: Any) -> int:
     return count_tokens(str(prompt))
 
 
-class TokenCountingSampler:
+class TokenCountingSampler(ForwardsBatching):
     """Fills in token counts a sampler did not report, by counting with tiktoken.
 
     Reported counts are kept as they are. A missing input count is the prompt's
@@ -338,6 +338,8 @@ class TokenCountingSampler:
         >>> raw.input_tokens, raw.output_tokens
         (8, 1)
     """
+
+    inner: Sampler
 
     def __init__(self, inner: Sampler, *, prompt: Any = None) -> None:
         self.inner = inner
@@ -354,15 +356,6 @@ class TokenCountingSampler:
         return raw
 
     # Several samples from one request (`n`, see ChatModelSampler.sample_many).
-    @property
-    def batch_limit(self) -> int:
-        limit = getattr(self.inner, "batch_limit", 1)
-        return limit if isinstance(limit, int) else 1
-
-    def batch_key(self, index: int) -> Any:
-        key = getattr(self.inner, "batch_key", None)
-        return None if key is None else key(index)
-
     async def sample_many(self, step_input: Any, indices: list[int]) -> list[RawSample]:
         raws: list[RawSample] = await self.inner.sample_many(  # type: ignore[attr-defined]
             step_input, indices

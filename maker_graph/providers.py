@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 
 from .errors import ConfigurationError
 from .records import RawSample
-from .sampling import Sampler
+from .sampling import ForwardsBatching, Sampler
 
 __all__ = [
     "API_KEY_ENV",
@@ -442,7 +442,7 @@ def resolve_chat_model(spec: str | ModelSpec, options: ProviderOptions | None = 
 # --------------------------------------------------------------------------- concurrency
 
 
-class ConcurrencyLimitedSampler:
+class ConcurrencyLimitedSampler(ForwardsBatching):
     """A sampler with at most `limit` calls in flight, whoever calls it.
 
     The semaphore is made per event loop (an `asyncio.Semaphore` belongs to the loop
@@ -452,6 +452,8 @@ class ConcurrencyLimitedSampler:
         >>> from maker_graph.sampling import as_sampler
         >>> sampler = limit_concurrency(as_sampler(lambda q: "4"), 8)
     """
+
+    inner: Sampler
 
     def __init__(self, inner: Sampler, limit: int) -> None:
         if limit < 1:
@@ -472,15 +474,6 @@ class ConcurrencyLimitedSampler:
             return await self.inner.sample(step_input, index)
 
     # One request for several samples (`n`) holds one slot: the limit is on calls.
-    @property
-    def batch_limit(self) -> int:
-        limit = getattr(self.inner, "batch_limit", 1)
-        return limit if isinstance(limit, int) else 1
-
-    def batch_key(self, index: int) -> Any:
-        key = getattr(self.inner, "batch_key", None)
-        return None if key is None else key(index)
-
     async def sample_many(self, step_input: Any, indices: list[int]) -> list[RawSample]:
         async with self._semaphore():
             raws: list[RawSample] = await self.inner.sample_many(  # type: ignore[attr-defined]

@@ -40,6 +40,7 @@ from .records import StepResult
 from .red_flags import RedFlag
 from .runlog import Checkpoint, RunLog, RunMeta, StepRecord, open_run_log
 from .runlog.base import SampleReservations
+from .sampling import ForwardsBatching
 from .speculation import Speculator, takes_time
 from .tasks.base import Task
 from .vote import EscalationHandler, VotePolicy, Voter
@@ -408,7 +409,7 @@ def count_errors(task: Any, records: Iterable[StepRecord]) -> int:
     return errors
 
 
-class _SampleCounter:
+class _SampleCounter(ForwardsBatching):
     """Counts the samples asked of the provider, an undecided step's included.
 
     Used only under a sample budget, so that the budget stays exact when a run
@@ -445,15 +446,6 @@ class _SampleCounter:
             raise
 
     # Several samples per request (`n`): counted as asked, less what was not returned.
-    @property
-    def batch_limit(self) -> int:
-        limit = getattr(self.inner, "batch_limit", 1)
-        return limit if isinstance(limit, int) else 1
-
-    def batch_key(self, index: int) -> Any:
-        key = getattr(self.inner, "batch_key", None)
-        return None if key is None else key(index)
-
     async def sample_many(self, step_input: Any, indices: list[int]) -> Any:
         self.drawn += len(indices)
         if self.reservations is not None:

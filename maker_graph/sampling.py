@@ -40,6 +40,7 @@ from .records import RawSample
 
 __all__ = [
     "ChatModelSampler",
+    "ForwardsBatching",
     "FunctionSampler",
     "PromptBuilder",
     "RetryPolicy",
@@ -70,6 +71,27 @@ class Sampler(Protocol):
     """
 
     async def sample(self, step_input: Any, index: int) -> RawSample: ...
+
+
+class ForwardsBatching:
+    """Mixin for a sampler that wraps another one (its `inner`): offers the inner
+    sampler's several-samples-per-request hooks as its own, so that wrapping never
+    turns batching (`n`, see `ChatModelSampler.sample_many`) off.
+
+    The wrapper still defines its own `sample_many` (what it does around the batch).
+    """
+
+    __slots__ = ()
+    inner: Any
+
+    @property
+    def batch_limit(self) -> int:
+        limit = getattr(self.inner, "batch_limit", 1)
+        return limit if isinstance(limit, int) else 1
+
+    def batch_key(self, index: int) -> Hashable | None:
+        key = getattr(self.inner, "batch_key", None)
+        return None if key is None else key(index)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, kw_only=True)

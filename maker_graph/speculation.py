@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .records import RawSample, StepResult
+from .sampling import ForwardsBatching
 from .vote import Voter
 
 __all__ = ["Speculator", "takes_time"]
@@ -89,7 +90,7 @@ class _Slot:
     promoted: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class _SlotSampler:
+class _SlotSampler(ForwardsBatching):
     """The run's sampler as one slot sees it: counts the slot's samples, spots its guess."""
 
     __slots__ = ("inner", "on_raw", "slot")
@@ -109,15 +110,6 @@ class _SlotSampler:
             raise
         await self.on_raw(slot, raw, index)
         return raw
-
-    @property
-    def batch_limit(self) -> int:
-        limit = getattr(self.inner, "batch_limit", 1)
-        return limit if isinstance(limit, int) else 1
-
-    def batch_key(self, index: int) -> Any:
-        key = getattr(self.inner, "batch_key", None)
-        return None if key is None else key(index)
 
     async def sample_many(self, step_input: Any, indices: list[int]) -> Any:
         slot = self.slot
