@@ -27,16 +27,49 @@ from ..sampling import message_text
 from .errors_model import ErrorModel, decide, stable_hash, uniforms
 from .simulated import default_malform, default_wrong, outcome_text
 
-__all__ = ["SimulatedChatModel"]
+__all__ = ["SampleIndexedChatModel", "SimulatedChatModel", "prompt_key"]
 
 Oracle = Callable[[list[BaseMessage]], str]
 
 
-def _prompt_key(messages: Sequence[BaseMessage]) -> str:
+def prompt_key(messages: Sequence[BaseMessage]) -> str:
+    """A stable hash of the prompt messages: equal prompts are the same step."""
     return stable_hash("\x1e".join(f"{m.type}:{message_text(m)}" for m in messages))
 
 
-class SimulatedChatModel(BaseChatModel):
+class SampleIndexedChatModel(BaseChatModel):
+    """Base of the simulated chat models: knows which sample of its step a call is.
+
+    maker_graph puts the sample index in the call's run metadata
+    (`maker_sample_index`), so a simulated model answers sample i of a step the
+    same way however the samples interleave. Called outside maker_graph, it counts
+    calls per prompt instead.
+    """
+
+    _calls_per_prompt: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    def _sample_index(self, key: str, metadata: dict[str, Any] | None) -> int:
+        index = (metadata or {}).get("maker_sample_index")
+        if isinstance(index, int):
+            return index
+        n = self._calls_per_prompt.get(key, 0)
+        self._calls_per_prompt[key] = n + 1
+        return n
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[Any, AIMessage]:
+        """Bind tools in OpenAI's format, as real chat models do; each model's
+        `_respond` reads them from its call's keyword arguments."""
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+
+class SimulatedChatModel(SampleIndexedChatModel):
     """A chat model that answers from an oracle and makes configurable mistakes.
 
     Args:
@@ -47,6 +80,9 @@ class SimulatedChatModel(BaseChatModel):
         choices: the allowed answers (e.g. labels); wrong answers are the other choices.
         errors: the `ErrorModel`.
         model_name: reported in `response_metadata["model_name"]`.
+
+    With tools bound (`bind_tools`), the oracle's answer (JSON text) comes back as a
+    call of the first tool.
 
     Example:
         >>> model = SimulatedChatModel(oracle=lambda msgs: "billing",
@@ -64,7 +100,6 @@ class SimulatedChatModel(BaseChatModel):
     errors: ErrorModel = Field(default_factory=ErrorModel)
     model_name: str = "simulated-chat"
     _attempts: dict[tuple[str, int], int] = PrivateAttr(default_factory=dict)
-    _calls_per_prompt: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -80,20 +115,11 @@ class SimulatedChatModel(BaseChatModel):
             return others[rival % len(others)]
         return default_wrong(correct, rival)
 
-    def _sample_index(self, key: str, metadata: dict[str, Any] | None) -> int:
-        index = (metadata or {}).get("maker_sample_index")
-        if isinstance(index, int):
-            return index
-        # Called outside maker_graph: count calls per prompt instead.
-        n = self._calls_per_prompt.get(key, 0)
-        self._calls_per_prompt[key] = n + 1
-        return n
-
     def _respond(
         self, messages: list[BaseMessage], metadata: dict[str, Any] | None, kwargs: dict[str, Any]
     ) -> tuple[ChatResult, float]:
         errors = self.errors
-        key = _prompt_key(messages)
+        key = prompt_key(messages)
         index = self._sample_index(key, metadata)
         slot = (key, index)
         attempt = self._attempts.get(slot, 0)
@@ -171,16 +197,6 @@ class SimulatedChatModel(BaseChatModel):
             raise result.error
         return result
 
-    def bind_tools(
-        self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
-        *,
-        tool_choice: str | None = None,
-        **kwargs: Any,
-    ) -> Runnable[Any, AIMessage]:
-        """Bind tools: the oracle's answer (JSON text) comes back as a call of the first tool."""
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
 
 class _Failure:

@@ -17,18 +17,15 @@ are reproducible under any concurrency.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict
 
-from ..sampling import message_text
+from .chat import SampleIndexedChatModel, prompt_key
 from .errors_model import stable_hash, uniforms
 
 __all__ = ["SimulatedToolModel", "near_miss"]
@@ -53,7 +50,7 @@ def near_miss(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class SimulatedToolModel(BaseChatModel):
+class SimulatedToolModel(SampleIndexedChatModel):
     """A chat model whose tool choice is right with probability `1 - (sum of the rates)`.
 
     Args:
@@ -84,25 +81,16 @@ class SimulatedToolModel(BaseChatModel):
     wrong_args: Callable[[dict[str, Any]], dict[str, Any]] = near_miss
     seed: int = 0
     model_name: str = "simulated-tools"
-    _calls_per_prompt: dict[str, int] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
         return "maker-graph-simulated-tools"
 
-    def _index(self, key: str, metadata: dict[str, Any] | None) -> int:
-        index = (metadata or {}).get("maker_sample_index")
-        if isinstance(index, int):
-            return index
-        n = self._calls_per_prompt.get(key, 0)
-        self._calls_per_prompt[key] = n + 1
-        return n
-
     def _respond(
         self, messages: list[BaseMessage], metadata: dict[str, Any] | None, kwargs: dict[str, Any]
     ) -> ChatResult:
-        key = stable_hash("\x1e".join(f"{m.type}:{message_text(m)}" for m in messages))
-        index = self._index(key, metadata)
+        key = prompt_key(messages)
+        index = self._sample_index(key, metadata)
         meta = {
             "model_name": self.model_name,
             "finish_reason": "stop",
@@ -170,13 +158,3 @@ class SimulatedToolModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return self._respond(messages, run_manager.metadata if run_manager else None, kwargs)
-
-    def bind_tools(
-        self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
-        *,
-        tool_choice: str | None = None,
-        **kwargs: Any,
-    ) -> Runnable[Any, AIMessage]:
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
