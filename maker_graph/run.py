@@ -698,15 +698,7 @@ async def _loop(
         ):
             reservations = SampleReservations(log, totals.samples)
         counter = _SampleCounter(voter.sampler, reservations)
-        # A new voter, not a copy: a voter picks its sampler's no-wait path when built.
-        voter = Voter(
-            counter,
-            parser=voter.parser,
-            key=voter.key,
-            red_flags=voter.red_flags,
-            policy=voter.policy,
-            escalate=voter.escalate,
-        )
+        voter = voter.with_sampler(counter, escalate=voter.escalate)
     session_base = totals.samples
 
     # Hot-path locals: one million iterations make every attribute lookup count.

@@ -185,14 +185,8 @@ class Speculator:
                 return answer
 
             escalate = escalate_when_due
-        slot_voter = Voter(
-            _SlotSampler(voter.sampler, slot, self._on_raw),
-            parser=voter.parser,
-            key=voter.key,
-            red_flags=voter.red_flags,
-            policy=voter.policy,
-            escalate=escalate,
-        )
+        slot_voter = voter.with_sampler(_SlotSampler(voter.sampler, slot, self._on_raw),
+                                        escalate=escalate)
         slot.task = asyncio.ensure_future(
             slot_voter.vote(self.step_input(state, previous, step), step=step,
                             semaphore=self.semaphore)

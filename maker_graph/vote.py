@@ -171,6 +171,16 @@ class Voter:
         self._async_parser = inspect.iscoroutinefunction(self.parser)
         self._async_escalate = escalate is not None and inspect.iscoroutinefunction(escalate)
 
+    def with_sampler(self, sampler: Sampler | Any, *, escalate: EscalationHandler | None) -> Voter:
+        """The same vote (parser, key, red flags, policy) over another sampler, with the
+        escalation given (pass `self.escalate` to keep it).
+
+        For a wrapper that counts or watches this voter's samples: a new voter rather
+        than a copy, because a voter picks its sampler's fast paths when it is built.
+        """
+        return Voter(sampler, parser=self.parser, key=self.key, red_flags=self.red_flags,
+                     policy=self.policy, escalate=escalate)
+
     # ------------------------------------------------------------------ one sample
 
     def _check(
