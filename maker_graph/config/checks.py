@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._util import find_cycles
 from ..errors import ConfigurationError
 from .registry import Registry
 from .spec import (
@@ -409,7 +410,7 @@ class _Checker:
                 loop = [n for n in _reach(name, every) if n in view.nodes]
                 self.add(f"nodes.{name}", "has no way to END: every path from it loops among "
                          f"{', '.join(sorted(loop))}; add a route or edge out to END")
-        for cycle in _cycles(plain):
+        for cycle in find_cycles(plain):
             shown = " -> ".join([*cycle, cycle[0]])
             self.add("edges", f"{shown} is a loop of unconditional edges: it never stops; "
                               "make one of its steps a route that can leave the loop")
@@ -460,66 +461,6 @@ def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
                 seen.add(nxt)
                 stack.append(nxt)
     return seen
-
-
-def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
-    """One representative cycle per strongly connected component (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    found: list[list[str]] = []
-    counter = 0
-    for root in sorted(edges):
-        if root in index:
-            continue
-        work: list[tuple[str, int]] = [(root, 0)]
-        while work:
-            node, i = work.pop()
-            if i == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            successors = edges.get(node, [])
-            if i < len(successors):
-                work.append((node, i + 1))
-                nxt = successors[i]
-                if nxt not in index:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component: list[str] = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1 or node in edges.get(node, []):
-                    found.append(_order_cycle(sorted(component), edges))
-    return found
-
-
-def _order_cycle(members: list[str], edges: dict[str, list[str]]) -> list[str]:
-    """A cycle through the component, starting at its first member, for the message."""
-    allowed = set(members)
-    start = members[0]
-    path = [start]
-    seen = {start}
-    node = start
-    while True:
-        nxt = next((n for n in edges.get(node, []) if n in allowed), None)
-        if nxt is None or nxt == start or nxt in seen:
-            return path
-        path.append(nxt)
-        seen.add(nxt)
-        node = nxt
 
 
 def check_spec(
