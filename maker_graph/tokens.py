@@ -269,22 +269,29 @@ def _load_in_background(name: str) -> None:
     """Load `name` on a thread of its own (off the event loop that refused it)."""
     if name in _loading:
         return
-    thread = threading.Thread(target=_load_and_keep, args=(name,), daemon=True,
+    thread = threading.Thread(target=_load_once, args=(name,), daemon=True,
                               name=f"maker_graph-tiktoken-{name}")
     _loading[name] = thread
     thread.start()
 
 
-def _load_and_keep(name: str) -> None:
+def _load_once(name: str) -> Encoding | None:
+    """Load `name` under the lock unless a thread has; None means "estimate"."""
     with _lock:
-        if name in _encodings:
-            return
+        if name in _encodings:  # another thread finished loading while we waited
+            return _encodings[name]
+        encoding: Encoding | None
         try:
-            encoding: Encoding | None = _load(name)
-        except Exception as exc:  # noqa: BLE001 - as in get_encoding: estimate, never crash
+            encoding = _load(name)
+        except Exception as exc:  # any failure means "estimate", never "crash the run"
             _warn_once(name, exc)
+            if _is_refused_blocking_call(exc):
+                # Not a lasting failure: this thread may not block, another may.
+                _load_in_background(name)
+                return None
             encoding = None
         _encodings[name] = encoding
+        return encoding
 
 
 def preload(name: str = DEFAULT_ENCODING) -> bool:
@@ -338,21 +345,7 @@ def get_encoding(name: str = DEFAULT_ENCODING) -> Encoding | None:
         # A background load is under way (this loop refused to block); waiting for its
         # lock would block the loop too, so estimate until it is done.
         return None
-    with _lock:
-        if name in _encodings:  # another thread finished loading while we waited
-            return _encodings[name]
-        encoding: Encoding | None
-        try:
-            encoding = _load(name)
-        except Exception as exc:  # any failure means "estimate", never "crash the run"
-            _warn_once(name, exc)
-            if _is_refused_blocking_call(exc):
-                # Not a lasting failure: this thread may not block, another may.
-                _load_in_background(name)
-                return None
-            encoding = None
-        _encodings[name] = encoding
-        return encoding
+    return _load_once(name)
 
 
 def count_tokens(text: str, encoding: str = DEFAULT_ENCODING) -> int:
