@@ -130,6 +130,9 @@ class StepResult:
             had no variation left); None otherwise.
         variations: times the sampler was varied (temperature raised, next model) after
             a red-flagged answer came back identical at the same temperature.
+        spares_unused: samples drawn ahead in a request of `n` (`VotePolicy.spare_samples`)
+            that the step never needed: billed (their tokens are in the totals) and
+            counted against run budgets, but neither votes nor red flags.
     """
 
     winner: Any
@@ -149,6 +152,7 @@ class StepResult:
     step: Any = None
     stopped: str | None = None
     variations: int = 0
+    spares_unused: int = 0
 
     @property
     def red_flagged(self) -> int:
@@ -175,6 +179,8 @@ class StepResult:
             out["stopped"] = self.stopped
         if self.variations:
             out["variations"] = self.variations
+        if self.spares_unused:
+            out["spares_unused"] = self.spares_unused
         if with_samples:
             out["samples"] = [s.to_dict() for s in self.samples]
         return out

@@ -138,6 +138,9 @@ class RunReport:
     vote): paid for and counted in `samples` and the budgets, never votes."""
     speculate: int = 0
     """Steps this session ran ahead of the oldest undecided one (0: no speculation)."""
+    spares_unused: int = 0
+    """Samples drawn ahead in requests of `n` (`VotePolicy.spare_samples`) that their step
+    never needed: paid for and counted in `samples` and the budgets, never votes."""
     red_flags: dict[str, int] = field(default_factory=dict)
     """Red-flagged samples by reason."""
     max_samples_in_step: int = 0
@@ -236,6 +239,7 @@ class _Totals:
     sessions: int = 0
     uncommitted: int = 0
     speculative_wasted: int = 0
+    spares_unused: int = 0
 
     def to_json(self, wall_seconds: float) -> dict[str, Any]:
         return {
@@ -252,6 +256,7 @@ class _Totals:
             "sessions": self.sessions,
             "uncommitted": self.uncommitted,
             "speculative_wasted": self.speculative_wasted,
+            "spares_unused": self.spares_unused,
         }
 
     @classmethod
@@ -274,6 +279,7 @@ class _Totals:
             sessions=int(data.get("sessions", 0)),
             uncommitted=int(data.get("uncommitted", 0)),
             speculative_wasted=int(data.get("speculative_wasted", 0)),
+            spares_unused=int(data.get("spares_unused", 0)),
         )
 
 
@@ -312,9 +318,11 @@ def _report(
         red_flagged=totals.samples
         - totals.valid
         - totals.uncommitted
-        - totals.speculative_wasted,
+        - totals.speculative_wasted
+        - totals.spares_unused,
         uncommitted_samples=totals.uncommitted,
         speculative_wasted=totals.speculative_wasted,
+        spares_unused=totals.spares_unused,
         speculate=speculate,
         red_flags=dict(sorted(totals.red_flags.items())),
         max_samples_in_step=max(totals.samples_histogram, default=0),
@@ -731,7 +739,7 @@ async def _loop(
                     committed=committed,
                     samples=samples,
                     valid_samples=valid,
-                    red_flagged=samples - valid,
+                    red_flagged=samples - valid - totals.spares_unused,
                     elapsed=perf_counter() - started,
                     input_tokens=tokens_in,
                     output_tokens=tokens_out,
@@ -855,6 +863,9 @@ async def _loop(
             drawn = result.samples_drawn
             votes = result.valid_votes
             samples += drawn
+            if result.spares_unused:
+                samples += result.spares_unused  # billed, never needed
+                totals.spares_unused += result.spares_unused
             valid += votes
             tokens_in += result.input_tokens
             tokens_out += result.output_tokens

@@ -88,6 +88,12 @@ class VotePolicy:
     """Retries of provider failures, which never count as votes or samples."""
     keep_samples: bool = True
     """Keep every `Sample` in the result (turn off for the leanest long runs)."""
+    spare_samples: int = 0
+    """Extra samples asked for in each request of `n` (a sampler with `sample_many`),
+    kept for the same step's next round: a red-flagged or outvoted sample is then
+    replaced without another request (another billed prompt, another call's latency).
+    Spares a step never needs are billed and counted against budgets
+    (`StepResult.spares_unused`); they never vote. 0 draws exactly what a round needs."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 1:
@@ -104,6 +110,10 @@ class VotePolicy:
             )
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        if not isinstance(self.spare_samples, int) or self.spare_samples < 0:
+            raise ConfigurationError(
+                f"spare_samples must be an integer >= 0, got {self.spare_samples!r}"
+            )
 
     @property
     def budget(self) -> int:
@@ -297,6 +307,10 @@ class Voter:
         variation: Any = _NO_VARIATION
         repeats: set[tuple[Any, Any, str]] = set()
         stuck = False
+        # Samples drawn ahead (spares of an `n` request), indices drawn, drawn + 1, ...
+        ahead: list[RawSample] = []
+        spares = policy.spare_samples if _batches(sampler) else 0
+        spares_unused = 0
 
         while True:
             need = samples_needed(counts, k)
@@ -311,13 +325,30 @@ class Voter:
                 break
             rounds += 1
             raws: list[Any] = []  # n >= 1 here: empty means "not drawn yet"
-            if sample_now is not None:
+            if ahead:  # spares an earlier request of this step drew ahead
+                raws, ahead = ahead[:n], ahead[n:]
+            if len(raws) < n and (raws or spares):
+                # One request for the rest of the round and the next spares, which run
+                # ahead only as far as the step's budget.
+                with variation:
+                    fresh, ahead = await _draw_round(
+                        sampler,
+                        step_input,
+                        drawn + len(raws),
+                        n - len(raws),
+                        retry,
+                        failures,
+                        semaphore,
+                        spares=min(spares, budget - drawn - n),
+                    )
+                raws = [*raws, *fresh]
+            if not raws and sample_now is not None:
                 try:
                     raws = [sample_now(step_input, drawn + i) for i in range(n)]
                 except Exception:  # noqa: BLE001 - redo the round the usual way, with retries
                     raws = []
             if raws:
-                pass  # drawn at once by `sample_now`
+                pass  # drawn ahead, by one request with spares, or at once by `sample_now`
             elif n == 1:
                 with variation:
                     raws = [
@@ -332,7 +363,7 @@ class Voter:
                     ]
             else:
                 with variation:
-                    raws = await _draw_round(
+                    raws, _ = await _draw_round(
                         sampler, step_input, drawn, n, retry, failures, semaphore
                     )
             for i, raw in enumerate(raws):
@@ -376,14 +407,23 @@ class Voter:
                 level += 1
                 variations += 1
                 variation = use_variation(level)
+                # Spares drawn at the old temperature or model would repeat the answer.
+                if ahead:
+                    spares_unused += len(ahead)
+                    tokens_in, tokens_out = _add_tokens(ahead, tokens_in, tokens_out)
+                    drawn += len(ahead)  # billed: they stay counted against the budget
+                    ahead = []
 
+        if ahead:  # drawn ahead, never needed
+            spares_unused += len(ahead)
+            tokens_in, tokens_out = _add_tokens(ahead, tokens_in, tokens_out)
         result = StepResult(
             winner=None,
             winner_key=None,
             tally=counts,
             decided_by="vote",
             k=k,
-            samples_drawn=drawn,
+            samples_drawn=drawn - spares_unused + len(ahead),
             valid_votes=valid,
             red_flags=flags,
             rounds=rounds,
@@ -394,6 +434,7 @@ class Voter:
             step=step,
             stopped=stopped,
             variations=variations,
+            spares_unused=spares_unused,
         )
         leader, first, second = top_two(counts)
         if counts and first - second >= k:
@@ -433,6 +474,20 @@ class Voter:
         )
 
 
+def _batches(sampler: Any) -> bool:
+    """Whether `sampler` can draw several samples in one request (`n`)."""
+    limit = getattr(sampler, "batch_limit", 1)
+    return getattr(sampler, "batch_key", None) is not None and isinstance(limit, int) and limit > 1
+
+
+def _add_tokens(raws: Sequence[RawSample], tokens_in: int, tokens_out: int) -> tuple[int, int]:
+    """Token totals with `raws` (billed spares that never vote) added."""
+    for raw in raws:
+        tokens_in += raw.input_tokens or 0
+        tokens_out += raw.output_tokens or 0
+    return tokens_in, tokens_out
+
+
 async def _draw_round(
     sampler: Any,
     step_input: Any,
@@ -441,18 +496,23 @@ async def _draw_round(
     retry: RetryPolicy,
     failures: dict[str, int],
     semaphore: asyncio.Semaphore | None,
-) -> list[RawSample]:
-    """Samples `first .. first + n - 1`, in index order, in as few requests as allowed.
+    *,
+    spares: int = 0,
+) -> tuple[list[RawSample], list[RawSample]]:
+    """Samples `first .. first + n - 1`, in index order, in as few requests as allowed,
+    and up to `spares` samples after them drawn ahead in the round's last request.
 
     A sampler offering `batch_key`/`sample_many` (a chat model taking `n`) draws the
     samples that share a key (model and temperature) in one request, up to its
-    `batch_limit`; whatever a request did not return is drawn one by one.
+    `batch_limit`; whatever a request did not return is drawn one by one. Spares ride
+    only on a request that is made anyway and share its key; a spare the server did
+    not return is not drawn at all.
     """
-    indices = range(first, first + n)
-    batch_key = getattr(sampler, "batch_key", None)
-    limit = getattr(sampler, "batch_limit", 1)
+    last = first + n  # the first index after the round
+    indices = range(first, last)
     groups: list[list[int]] = []
-    if batch_key is not None and isinstance(limit, int) and limit > 1:
+    if _batches(sampler):
+        batch_key, limit = sampler.batch_key, sampler.batch_limit
         by_key: dict[Hashable, list[int]] = {}
         for i in indices:
             key_ = batch_key(i)
@@ -464,6 +524,12 @@ async def _draw_round(
                 group = by_key[key_] = []
                 groups.append(group)
             group.append(i)
+        tail = groups[-1]
+        key_ = batch_key(tail[-1])
+        for j in range(last, last + spares):
+            if key_ is None or len(tail) >= limit or batch_key(j) != key_:
+                break
+            tail.append(j)
     else:
         groups = [[i] for i in indices]
 
@@ -474,7 +540,8 @@ async def _draw_round(
         raws = await draw_many(
             sampler, step_input, group, retry=retry, failures=failures, semaphore=semaphore
         )
-        missing = group[len(raws):]  # a server that sent fewer choices than asked
+        # A server that sent fewer choices than asked: the round's own are drawn one by one.
+        missing = [i for i in group[len(raws):] if i < last]
         if missing:
             raws = [*raws, *await asyncio.gather(*[one(i) for i in missing])]
         return raws
@@ -485,12 +552,16 @@ async def _draw_round(
     # return_exceptions: one failing request must not cancel its siblings.
     done = await asyncio.gather(*[run(g) for g in groups], return_exceptions=True)
     out: list[RawSample | None] = [None] * n
+    ahead: list[RawSample] = []
     for group, raws in zip(groups, done, strict=True):
         if isinstance(raws, BaseException):
             raise raws
-        for i, raw in zip(group, raws, strict=True):
-            out[i - first] = raw
-    return out  # type: ignore[return-value]  # every index was filled above
+        for i, raw in zip(group, raws, strict=False):
+            if i < last:
+                out[i - first] = raw
+            else:
+                ahead.append(raw)
+    return out, ahead  # type: ignore[return-value]  # every round index was filled above
 
 
 _NO_VARIATION = contextlib.nullcontext()
