@@ -5,8 +5,9 @@ can unstick it is a different question, not a different seed. `Rotation`
 sends sample `i` of every step to the `i mod n`-th of `n` samplers, so a vote
 mixes them:
 
-- **prompt rotation**: one `ChatModelSampler` per paraphrase of the prompt
-  (`prompt_rotation`);
+- **prompt rotation**: sample `i` asks paraphrase `i mod n` of the prompt
+  (`ChatModelSampler(model, prompt=[...])`, hence `prompt=[...]` on `maker_node`
+  and `create_voting_graph`, a spec's `prompts:`; or `prompt_rotation`);
 - **model rotation**: samplers of different models (a `ChatModelSampler` also
   takes a list of models);
 - **input variation**: the same sampler fed a reshaped input (operands in
@@ -70,6 +71,10 @@ def prompt_rotation(model: Any, prompts: Sequence[Any], **chat_options: Any) -> 
     """Prompt rotation: one `ChatModelSampler` of `model` per prompt builder in `prompts`.
 
     `chat_options` go to every `ChatModelSampler` (temperature, max_tokens, ...).
+    `ChatModelSampler(model, prompt=list(prompts))` is the same rotation in one
+    sampler, and usually the better one: its samples of one wording that share a
+    temperature still share one `n` request, and a stuck step's redraw moves on to
+    the next wording.
 
     Raises:
         ConfigurationError: no prompt.

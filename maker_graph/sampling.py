@@ -524,7 +524,36 @@ class RunnableSampler:
 
 
 PromptBuilder = Callable[[Any], Any]
-"""Builds a chat model's input (messages, a string, or a PromptValue) from the step input."""
+"""Builds a chat model's input (messages, a string, or a PromptValue) from the step input.
+
+A builder with a parameter named `index` is also given the sample's index in its step
+(`builder(step_input, index=i)`), so it can word sample i differently."""
+
+
+def _takes_index(builder: Any) -> bool:
+    """True when `builder` (not a Runnable) declares a parameter named `index`."""
+    if hasattr(builder, "ainvoke"):
+        return False
+    try:
+        param = inspect.signature(builder).parameters.get("index")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+
+
+def _prompt_list(prompt: Any) -> list[Any]:
+    """The prompt builders of a sampler: one, or a list of paraphrases (sample i: i mod n)."""
+    if not isinstance(prompt, (list, tuple)):
+        return [prompt]
+    if not prompt:
+        raise ConfigurationError("prompt=[...] (paraphrases) needs at least one prompt")
+    for i, builder in enumerate(prompt):
+        if builder is None or not (callable(builder) or hasattr(builder, "ainvoke")):
+            raise ConfigurationError(
+                f"prompt=[...]: entry {i} is a {type(builder).__name__}; each paraphrase is a "
+                "function of the step input or a ChatPromptTemplate (any Runnable)"
+            )
+    return list(prompt)
 
 
 class ChatModelSampler:
@@ -535,7 +564,12 @@ class ChatModelSampler:
             so different models answer the same step and their errors decorrelate.
         prompt: builds the model input from the step input: a function, a
             `ChatPromptTemplate` (any Runnable, invoked with the step input), or None to
-            pass the step input through unchanged.
+            pass the step input through unchanged. A function with a parameter named
+            `index` also receives the sample index. A list of them is prompt rotation
+            (paraphrases): sample `i` uses `prompt[i % len(prompt)]`, so a model stuck on
+            one wording of a step is asked another; a stuck step's redraw (see
+            `use_variation`) moves on to the next wording as it does to the next model.
+            Samples of different wordings never share one `n` request.
         temperature: the schedule per sample index (default: 0 first, then 0.1).
         max_tokens: caps each answer's output tokens, so a runaway sample costs little.
         structured: a schema for `with_structured_output`; the sample's output is then
@@ -554,7 +588,7 @@ class ChatModelSampler:
     def __init__(
         self,
         models: Any | Sequence[Any],
-        prompt: PromptBuilder | Any | None = None,
+        prompt: PromptBuilder | Callable[..., Any] | Sequence[Any] | Any | None = None,
         *,
         temperature: TemperatureSchedule | Callable[[int], float | None] | None = None,
         max_tokens: int | None = None,
@@ -578,6 +612,10 @@ class ChatModelSampler:
         self.batch_limit = wanted if any(m is not None for m in self._n_models) else 1
         """Most samples one request may carry (1: this sampler never batches)."""
         self.prompt = prompt
+        self._prompts = _prompt_list(prompt)
+        # Per prompt slot: whether the builder wants the sample index (then no two
+        # samples are known to share an input, and none are batched).
+        self._prompt_indexed = [_takes_index(p) for p in self._prompts]
         self.temperature = temperature if temperature is not None else TemperatureSchedule()
         self.max_tokens = max_tokens
         self.structured = structured
@@ -597,6 +635,11 @@ class ChatModelSampler:
         floor = REHEAT_TEMPERATURES[min(level, len(REHEAT_TEMPERATURES)) - 1]
         return (index + level) % len(self.models), max(temp or 0.0, floor)
 
+    def _prompt_slot(self, index: int) -> int:
+        """Which prompt (paraphrase) sample `index` uses at the current variation."""
+        level = max(_VARIATION.get(), 0)
+        return (index + level) % len(self._prompts)
+
     def _runnable(self, index: int) -> tuple[Any, float | None]:
         slot, temp = self._slot_temperature(index)
         cache_key = (slot, temp)
@@ -614,17 +657,21 @@ class ChatModelSampler:
             self._bound[cache_key] = bound
         return bound, temp
 
-    async def _input(self, step_input: Any) -> Any:
-        if self.prompt is None:
+    async def _input(self, step_input: Any, index: int) -> Any:
+        slot = self._prompt_slot(index)
+        builder = self._prompts[slot]
+        if builder is None:
             return step_input
-        if hasattr(self.prompt, "ainvoke"):
-            return await self.prompt.ainvoke(step_input)
-        value = self.prompt(step_input)
+        if hasattr(builder, "ainvoke"):
+            return await builder.ainvoke(step_input)
+        value = (
+            builder(step_input, index=index) if self._prompt_indexed[slot] else builder(step_input)
+        )
         return await value if inspect.isawaitable(value) else value
 
     async def sample(self, step_input: Any, index: int) -> RawSample:
         runnable, temp = self._runnable(index)
-        model_input = await self._input(step_input)
+        model_input = await self._input(step_input, index)
         out = await runnable.ainvoke(model_input, config=_sample_config({}, index))
         if self.structured is not None:
             raw = (
@@ -643,14 +690,17 @@ class ChatModelSampler:
     # ------------------------------------------------------------------ n per request
 
     def batch_key(self, index: int) -> Hashable | None:
-        """Samples with equal keys may share one request (same model, same temperature);
-        None when sample `index` cannot be batched."""
+        """Samples with equal keys may share one request (same model, temperature and
+        prompt); None when sample `index` cannot be batched."""
         if self.batch_limit == 1:
             return None
         slot, temp = self._slot_temperature(index)
         if self._n_models[slot] is None:
             return None
-        return (slot, temp)
+        prompt_slot = self._prompt_slot(index)
+        if self._prompt_indexed[prompt_slot]:
+            return None  # its input depends on the index: one request per sample
+        return (slot, temp, prompt_slot)
 
     async def sample_many(self, step_input: Any, indices: Sequence[int]) -> list[RawSample]:
         """Samples `indices` (one `batch_key`) from one request with `n=len(indices)`.
@@ -664,7 +714,7 @@ class ChatModelSampler:
         first = indices[0]
         slot, temp = self._slot_temperature(first)
         accepted = self._n_models[slot]
-        if accepted is None or len(indices) == 1:
+        if accepted is None or len(indices) == 1 or self._prompt_indexed[self._prompt_slot(first)]:
             return [await self.sample(step_input, i) for i in indices]
         model, bound_kwargs = accepted
         kwargs: dict[str, Any] = dict(bound_kwargs)
@@ -672,7 +722,7 @@ class ChatModelSampler:
             kwargs["temperature"] = temp
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
-        messages = _to_messages(await self._input(step_input))
+        messages = _to_messages(await self._input(step_input, first))
         from langchain_core.runnables.config import ensure_config
 
         config = ensure_config(_sample_config({}, first))  # type: ignore[arg-type]  # inherits the caller's callbacks
