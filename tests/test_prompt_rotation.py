@@ -272,3 +272,64 @@ def test_different_wordings_never_share_one_n_request(stub: tuple[OpenAIStub, li
     assert server.stats["requests"] - requests == 2  # one request per sample
     assert sorted(set(seen)) == [
         "first wording: 2+2?", "sample 0: 2+2?", "sample 1: 2+2?", "second: 2+2?"]
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def _spec(**maker: Any) -> dict[str, Any]:
+    node = {"kind": "maker", "model": "m", "output": "answer", "k": 3,
+            "prompt": "What is {a} + {b}?", **maker}
+    return {
+        "name": "sums",
+        "state": {"a": "int", "b": "int", "answer": "str"},
+        "models": {"m": {"model": "simulated", "oracle": {"function": "sum_text"},
+                         "errors": {"error_rate": 0.0}}},
+        "nodes": {"add": node},
+        "entry": "add",
+        "finish": ["add"],
+    }
+
+
+def test_a_spec_rotates_its_prompts() -> None:
+    from maker_graph.config import Registry, load_graph
+
+    reg = Registry()
+    seen: list[str] = []
+
+    @reg.oracle
+    def sum_text(prompt: str) -> str:
+        seen.append(prompt)
+        a, b = (int(x) for x in re.findall(r"\d+", prompt)[:2])
+        return str(a + b)
+
+    spec = _spec(prompts=[
+        "Add {b} to {a}.",
+        [{"role": "system", "content": "Reply with a number."},
+         {"role": "user", "content": "Sum of {a} and {b}?"}],
+    ])
+    out = load_graph(spec, registry=reg).compile().invoke({"a": 40, "b": 2})
+    assert out["answer"] == "42"
+    assert sorted(seen) == sorted(["What is 40 + 2?", "Add 2 to 40.", "Sum of 40 and 2?"])
+
+
+@pytest.mark.parametrize("prompts, message", [
+    (["Add {a} to itself."], r"nodes.add.prompts.0: a paraphrase must use the placeholders "
+                             r"of prompt \({a}, {b}\), this one uses {a}"),
+    (["{a} + {b}", "{a} + {b} + {c}?"], r"nodes.add.prompts.1: .* uses {a}, {b}, {c}"),
+    (["{a} + {b.x}"], r"nodes.add.prompts.0: .*bare name"),
+    ([""], r"nodes.add.prompts.0"),
+])
+def test_spec_paraphrases_are_checked(prompts: list[Any], message: str) -> None:
+    from maker_graph.config import load_spec
+    from maker_graph.errors import SpecError
+
+    with pytest.raises(SpecError, match=message):
+        load_spec(_spec(prompts=prompts))
+
+
+def test_the_json_schema_offers_prompts_on_maker_nodes() -> None:
+    from maker_graph.config import spec_json_schema
+
+    field = spec_json_schema()["$defs"]["MakerNode"]["properties"]["prompts"]
+    assert field["type"] == "array" and "rotation" in field["description"]

@@ -211,6 +211,8 @@ class _Builder:
                                           allow_imports=self.allow_imports)
         prompt = PromptBuilder(node.prompt, name)
         inputs = list(node.inputs) if node.inputs is not None else list(prompt.keys)
+        # Paraphrases use the same placeholders (checked by the spec), so the same inputs.
+        wordings = [prompt, *(PromptBuilder(p, name) for p in node.prompts)]
         return maker_node(
             models[0] if len(models) == 1 else models,
             k=node.k,
@@ -224,7 +226,7 @@ class _Builder:
             on_no_consensus=node.budget.on_no_consensus,
             temperature=TemperatureSchedule(first=node.temperature.first,
                                             rest=node.temperature.rest),
-            prompt=prompt,
+            prompt=wordings if len(wordings) > 1 else prompt,
             max_tokens=node.max_tokens,
             structured=structured,
             max_concurrency=node.budget.max_concurrency,

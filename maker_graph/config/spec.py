@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -82,6 +83,7 @@ __all__ = [
     "TextParser",
     "TruncatedFlag",
     "placeholders",
+    "prompt_placeholders",
     "spec_json_schema",
 ]
 
@@ -643,9 +645,7 @@ class _PromptedNode(_Spec):
     @field_validator("prompt")
     @classmethod
     def _placeholders_are_names(cls, value: Any) -> Any:
-        texts = [value] if isinstance(value, str) else [m.content for m in value]
-        for text in texts:
-            placeholders(text)
+        prompt_placeholders(value)
         return value
 
 
@@ -679,6 +679,29 @@ class MakerNode(_PromptedNode):
     """Temperature of the first and of later samples."""
     stats: StateKeyName | None = None
     """A state key receiving the step's statistics (tally, samples, red flags, tokens)."""
+    prompts: list[PromptSpec] = Field(default_factory=list, max_length=50)
+    """Other wordings of `prompt` (prompt rotation): sample i of a step is asked the
+    (i mod n)-th of `prompt` and these, so a model stuck on one wording of a step is
+    asked another. Each uses exactly the placeholders of `prompt`."""
+
+    @model_validator(mode="after")
+    def _paraphrases_match(self) -> MakerNode:
+        wanted = set(prompt_placeholders(self.prompt))
+        for i, paraphrase in enumerate(self.prompts):
+            try:
+                used = set(prompt_placeholders(paraphrase))
+            except ValueError as exc:
+                raise ValueError(f"@prompts.{i}: {exc}") from None
+            if used != wanted:
+                def braces(names: set[str]) -> str:
+                    return ", ".join(f"{{{n}}}" for n in sorted(names)) or "none"
+
+                raise ValueError(
+                    f"@prompts.{i}: a paraphrase must use the placeholders of prompt "
+                    f"({braces(wanted)}), this one uses {braces(used)}: every wording is "
+                    "filled from the same state keys"
+                )
+        return self
 
     @model_validator(mode="after")
     def _budget_fits_k(self) -> MakerNode:
@@ -926,6 +949,24 @@ def placeholders(template: str) -> list[str]:
             raise ValueError(f"placeholder {{{field}}} takes no format spec or conversion")
         if field not in names:
             names.append(field)
+    return names
+
+
+def prompt_placeholders(prompt: str | Sequence[Message]) -> list[str]:
+    """The state keys a prompt (a string or a list of messages) inserts, in order of first use.
+
+    Raises:
+        ValueError: malformed braces or a placeholder that is not a bare name.
+
+    Example:
+        >>> prompt_placeholders([Message(role="system", content="Be brief."),
+        ...                      Message(role="user", content="{a} + {b} = ?")])
+        ['a', 'b']
+    """
+    texts = [prompt] if isinstance(prompt, str) else [m.content for m in prompt]
+    names: list[str] = []
+    for text in texts:
+        names += [n for n in placeholders(text) if n not in names]
     return names
 
 
