@@ -49,6 +49,7 @@ __all__ = [
     "Spend",
     "TokenCountingSampler",
     "catalogue_price",
+    "token_cost",
     "count_prompt_tokens",
     "sample_cost",
     "step_cost",
@@ -62,45 +63,86 @@ class Price:
     Example:
         >>> Price(input=0.1, output=0.4).cost(1_000_000, 500_000)
         0.3
+        >>> Price(input=0.4, output=1.6, cached_input=0.1).cost(1_000_000, 0, 1_000_000)
+        0.1
     """
 
     input: float
     """Dollars per million input (prompt) tokens."""
     output: float
     """Dollars per million output (completion) tokens."""
+    cached_input: float | None = None
+    """Dollars per million input tokens read from the provider's prompt cache (None:
+    the same as `input`, which never underestimates)."""
 
     def __post_init__(self) -> None:
-        for name, value in (("input", self.input), ("output", self.output)):
-            if not (0.0 <= value < math.inf):
+        for name, value in (
+            ("input", self.input),
+            ("output", self.output),
+            ("cached input", self.cached_input),
+        ):
+            if value is not None and not (0.0 <= value < math.inf):
                 raise ConfigurationError(
                     f"price per million {name} tokens must be a finite number >= 0, got {value!r}"
                 )
 
-    def cost(self, input_tokens: float, output_tokens: float) -> float:
-        """Dollars for the given token counts."""
-        return (self.input * input_tokens + self.output * output_tokens) / 1e6
+    def cost(self, input_tokens: float, output_tokens: float, cached_input_tokens: float = 0
+             ) -> float:
+        """Dollars for the given token counts; `cached_input_tokens` are part of `input_tokens`."""
+        return token_cost(
+            input_tokens, output_tokens, cached_input_tokens,
+            (self.input, self.output, self.cached_input),
+        )
 
     def to_dict(self) -> dict[str, float]:
-        return {"input": self.input, "output": self.output}
+        out = {"input": self.input, "output": self.output}
+        if self.cached_input is not None:
+            out["cached_input"] = self.cached_input
+        return out
+
+
+def token_cost(
+    input_tokens: float,
+    output_tokens: float,
+    cached_input_tokens: float,
+    prices: tuple[float, float, float | None],
+) -> float:
+    """Dollars for token counts at `(input, output, cached input)` prices per million.
+
+    `cached_input_tokens` are the part of `input_tokens` the provider read from its
+    prompt cache; a cached price of None bills them as ordinary input.
+
+    Example:
+        >>> token_cost(1_000_000, 1_000_000, 500_000, (0.4, 1.6, 0.1))
+        1.85
+    """
+    price_in, price_out, price_cached = prices
+    cached = cached_input_tokens if price_cached is not None else 0
+    return (
+        (input_tokens - cached) * price_in
+        + cached * (price_cached or 0.0)
+        + output_tokens * price_out
+    ) / 1e6
 
 
 DEFAULT_PRICES: Mapping[str, Price] = {
-    # OpenAI list prices (standard tier), USD per million tokens, late 2025.
-    "gpt-4.1": Price(input=2.0, output=8.0),
-    "gpt-4.1-mini": Price(input=0.4, output=1.6),
-    "gpt-4.1-nano": Price(input=0.1, output=0.4),
-    "gpt-4o": Price(input=2.5, output=10.0),
-    "gpt-4o-mini": Price(input=0.15, output=0.6),
-    "gpt-5": Price(input=1.25, output=10.0),
-    "gpt-5-mini": Price(input=0.25, output=2.0),
-    "gpt-5-nano": Price(input=0.05, output=0.4),
-    "o3-mini": Price(input=1.1, output=4.4),
-    "o4-mini": Price(input=1.1, output=4.4),
-    # Anthropic.
-    "claude-haiku-4-5": Price(input=1.0, output=5.0),
-    "claude-sonnet-4-5": Price(input=3.0, output=15.0),
-    "claude-3-5-haiku": Price(input=0.8, output=4.0),
-    # Google.
+    # OpenAI list prices (standard tier), USD per million tokens, late 2025; cached
+    # input is what a prompt-cache hit (`cache_read`) costs.
+    "gpt-4.1": Price(input=2.0, output=8.0, cached_input=0.5),
+    "gpt-4.1-mini": Price(input=0.4, output=1.6, cached_input=0.1),
+    "gpt-4.1-nano": Price(input=0.1, output=0.4, cached_input=0.025),
+    "gpt-4o": Price(input=2.5, output=10.0, cached_input=1.25),
+    "gpt-4o-mini": Price(input=0.15, output=0.6, cached_input=0.075),
+    "gpt-5": Price(input=1.25, output=10.0, cached_input=0.125),
+    "gpt-5-mini": Price(input=0.25, output=2.0, cached_input=0.025),
+    "gpt-5-nano": Price(input=0.05, output=0.4, cached_input=0.005),
+    "o3-mini": Price(input=1.1, output=4.4, cached_input=0.55),
+    "o4-mini": Price(input=1.1, output=4.4, cached_input=0.275),
+    # Anthropic (a cache read costs a tenth of input; writes are not modelled).
+    "claude-haiku-4-5": Price(input=1.0, output=5.0, cached_input=0.1),
+    "claude-sonnet-4-5": Price(input=3.0, output=15.0, cached_input=0.3),
+    "claude-3-5-haiku": Price(input=0.8, output=4.0, cached_input=0.08),
+    # Google (context-cache prices not listed here: cached input bills as input).
     "gemini-2.5-flash": Price(input=0.3, output=2.5),
     "gemini-2.5-flash-lite": Price(input=0.1, output=0.4),
     # The simulated models and local servers cost nothing but electricity.
@@ -267,10 +309,18 @@ def catalogue_price(model: str) -> Price | None:
         try:
             prompt = calc_price(Usage(input_tokens=1000, output_tokens=0), ref, provider_id=hint)
             answer = calc_price(Usage(input_tokens=0, output_tokens=1000), ref, provider_id=hint)
+            # The catalogue counts cache reads inside input_tokens, as LangChain does.
+            cached = calc_price(
+                Usage(input_tokens=1000, cache_read_tokens=1000, output_tokens=0),
+                ref,
+                provider_id=hint,
+            )
         except (LookupError, ValueError):
             continue
         return Price(
-            input=float(prompt.total_price) * 1000, output=float(answer.total_price) * 1000
+            input=float(prompt.total_price) * 1000,
+            output=float(answer.total_price) * 1000,
+            cached_input=float(cached.total_price) * 1000,
         )
     return None
 
@@ -280,7 +330,12 @@ def _as_price(model: str, value: Any) -> Price:
         if isinstance(value, Price):
             return value
         if isinstance(value, Mapping):
-            return Price(input=float(value["input"]), output=float(value["output"]))
+            cached = value.get("cached_input")
+            return Price(
+                input=float(value["input"]),
+                output=float(value["output"]),
+                cached_input=float(cached) if cached is not None else None,
+            )
         if isinstance(value, (list, tuple)) and len(value) == 2:
             return Price(input=float(value[0]), output=float(value[1]))
     except (KeyError, TypeError, ValueError):
@@ -384,7 +439,7 @@ def sample_cost(raw: RawSample, price: Price | None) -> float | None:
     """
     if price is None:
         return None
-    return price.cost(raw.input_tokens or 0, raw.output_tokens or 0)
+    return price.cost(raw.input_tokens or 0, raw.output_tokens or 0, raw.cached_input_tokens or 0)
 
 
 def step_cost(
@@ -406,17 +461,19 @@ def step_cost(
     if prices is None:
         return None
     if isinstance(prices, Price):
-        return prices.cost(result.input_tokens, result.output_tokens)
+        return prices.cost(result.input_tokens, result.output_tokens, result.cached_input_tokens)
     if result.samples and any(s.raw.model for s in result.samples):
         total = 0.0
         for s in result.samples:
             price = prices.lookup(s.raw.model or model)
             if price is None:
                 return None
-            total += price.cost(s.raw.input_tokens or 0, s.raw.output_tokens or 0)
+            total += sample_cost(s.raw, price) or 0.0
         return total
     price = prices.lookup(model)
-    return None if price is None else price.cost(result.input_tokens, result.output_tokens)
+    if price is None:
+        return None
+    return price.cost(result.input_tokens, result.output_tokens, result.cached_input_tokens)
 
 
 @dataclass(frozen=True, kw_only=True)

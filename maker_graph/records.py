@@ -30,6 +30,8 @@ class RawSample:
         finish_reason: why generation stopped (`"stop"`, `"length"`, ...), if known.
         model: the model that produced it, if known.
         temperature: the temperature it was drawn at, if known.
+        cached_input_tokens: of `input_tokens`, those the provider read from its prompt
+            cache (`usage_metadata["input_token_details"]["cache_read"]`), if reported.
     """
 
     output: Any
@@ -39,6 +41,7 @@ class RawSample:
     finish_reason: str | None = None
     model: str | None = None
     temperature: float | None = None
+    cached_input_tokens: int | None = None
 
 
 @dataclass(slots=True)
@@ -120,6 +123,8 @@ class StepResult:
         rounds: rounds of parallel sampling.
         input_tokens: prompt tokens over all samples (reported or counted).
         output_tokens: completion tokens over all samples.
+        cached_input_tokens: of `input_tokens`, those the provider served from its
+            prompt cache (billed at its cached rate).
         provider_failures: failed provider calls by kind; never votes.
         wall_seconds: wall time of the step.
         samples: every sample, for analysis (empty when the caller asked not to keep them).
@@ -153,6 +158,7 @@ class StepResult:
     stopped: str | None = None
     variations: int = 0
     spares_unused: int = 0
+    cached_input_tokens: int = 0
 
     @property
     def red_flagged(self) -> int:
@@ -181,6 +187,8 @@ class StepResult:
             out["variations"] = self.variations
         if self.spares_unused:
             out["spares_unused"] = self.spares_unused
+        if self.cached_input_tokens:
+            out["cached_input_tokens"] = self.cached_input_tokens
         if with_samples:
             out["samples"] = [s.to_dict() for s in self.samples]
         return out

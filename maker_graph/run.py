@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from ._util import compact_json, identity
+from .costs import token_cost
 from .errors import BudgetExhaustedError, ConfigurationError, NoConsensusError, RunLogError
 from .records import StepResult
 from .red_flags import RedFlag
@@ -141,6 +142,9 @@ class RunReport:
     spares_unused: int = 0
     """Samples drawn ahead in requests of `n` (`VotePolicy.spare_samples`) that their step
     never needed: paid for and counted in `samples` and the budgets, never votes."""
+    cached_input_tokens: int = 0
+    """Of `input_tokens`, those the provider read from its prompt cache (priced at
+    `price_cached_in`)."""
     red_flags: dict[str, int] = field(default_factory=dict)
     """Red-flagged samples by reason."""
     max_samples_in_step: int = 0
@@ -240,6 +244,7 @@ class _Totals:
     uncommitted: int = 0
     speculative_wasted: int = 0
     spares_unused: int = 0
+    cached_input_tokens: int = 0
 
     def to_json(self, wall_seconds: float) -> dict[str, Any]:
         return {
@@ -257,6 +262,7 @@ class _Totals:
             "uncommitted": self.uncommitted,
             "speculative_wasted": self.speculative_wasted,
             "spares_unused": self.spares_unused,
+            "cached_input_tokens": self.cached_input_tokens,
         }
 
     @classmethod
@@ -280,6 +286,7 @@ class _Totals:
             uncommitted=int(data.get("uncommitted", 0)),
             speculative_wasted=int(data.get("speculative_wasted", 0)),
             spares_unused=int(data.get("spares_unused", 0)),
+            cached_input_tokens=int(data.get("cached_input_tokens", 0)),
         )
 
 
@@ -300,6 +307,7 @@ def _report(
     session_seconds: float,
     final_state: Any,
     speculate: int = 0,
+    price_cached_in: float | None = None,
 ) -> RunReport:
     decided = dict(totals.decided_by)
     other = sum(decided.values())
@@ -332,7 +340,13 @@ def _report(
         provider_failures=dict(sorted(totals.provider_failures.items())),
         input_tokens=totals.input_tokens,
         output_tokens=totals.output_tokens,
-        cost=(totals.input_tokens * price_in + totals.output_tokens * price_out) / 1e6,
+        cached_input_tokens=totals.cached_input_tokens,
+        cost=token_cost(
+            totals.input_tokens,
+            totals.output_tokens,
+            totals.cached_input_tokens,
+            (price_in, price_out, price_cached_in),
+        ),
         wall_seconds=wall_seconds,
         session_seconds=session_seconds,
         final_state=final_state,
@@ -340,7 +354,12 @@ def _report(
 
 
 def report_from_log(
-    run_log: RunLog | str, *, k: int = 0, price_in: float = 0.0, price_out: float = 0.0
+    run_log: RunLog | str,
+    *,
+    k: int = 0,
+    price_in: float = 0.0,
+    price_out: float = 0.0,
+    price_cached_in: float | None = None,
 ) -> RunReport:
     """The report of a run as its log has it (after a crash, a budget stop, or a finished run).
 
@@ -373,6 +392,7 @@ def report_from_log(
             k=k or int(meta.settings.get("k", 0) or 0),
             price_in=price_in,
             price_out=price_out,
+            price_cached_in=price_cached_in,
             wall_seconds=totals.wall_seconds,
             session_seconds=0.0,
             final_state=cp.state if cp is not None else None,
@@ -488,6 +508,7 @@ async def run_task(
     max_total_cost: float | None = None,
     price_in: float = 0.0,
     price_out: float = 0.0,
+    price_cached_in: float | None = None,
     budget_flags: Mapping[str, str] | None = None,
     concurrency: int | None = None,
     on_step: Callable[[int, StepResult], Any] | None = None,
@@ -521,6 +542,8 @@ async def run_task(
         max_total_tokens: run budget of input plus output tokens.
         max_total_cost: run budget of cost, priced with `price_in`/`price_out`.
         price_in: price per million input tokens.
+        price_cached_in: price per million input tokens the provider read from its prompt
+            cache (reported as `cache_read`); None: the same as `price_in`.
         price_out: price per million output tokens.
         budget_flags: how to name each budget's knob in the error (`{"tokens":
             "--max-tokens"}` for a CLI); defaults to the argument names.
@@ -638,7 +661,7 @@ async def run_task(
             commit_interval=commit_interval,
             max_steps=max_steps,
             limits=(max_total_samples, max_total_tokens, max_total_cost),
-            prices=(price_in, price_out),
+            prices=(price_in, price_out, price_cached_in),
             flags=flags,
             semaphore=asyncio.Semaphore(concurrency) if concurrency is not None else None,
             on_step=on_step,
@@ -668,7 +691,7 @@ async def _loop(
     commit_interval: float,
     max_steps: int | None,
     limits: tuple[int | None, int | None, float | None],
-    prices: tuple[float, float],
+    prices: tuple[float, float, float | None],
     flags: Mapping[str, str],
     semaphore: asyncio.Semaphore | None,
     on_step: Callable[[int, StepResult], Any] | None,
@@ -684,7 +707,7 @@ async def _loop(
     done = False
     budget_error: BudgetExhaustedError | None = None
     max_samples, max_tokens, max_cost = limits
-    price_in, price_out = prices
+    price_in, price_out, price_cached_in = prices
     budgeted = any(limit is not None for limit in limits)
     stop_at = step + max_steps if max_steps is not None else None
     if total_steps is not None:
@@ -724,10 +747,12 @@ async def _loop(
     valid = totals.valid
     tokens_in = totals.input_tokens
     tokens_out = totals.output_tokens
+    tokens_cached = totals.cached_input_tokens
 
     def sync_totals() -> None:
         totals.samples, totals.valid = samples, valid
         totals.input_tokens, totals.output_tokens = tokens_in, tokens_out
+        totals.cached_input_tokens = tokens_cached
 
     def progress() -> None:
         if on_progress is not None:
@@ -770,7 +795,7 @@ async def _loop(
                 "tokens", max_tokens, tokens_in + tokens_out, flags["tokens"], step
             )
         if max_cost is not None:
-            cost = (tokens_in * price_in + tokens_out * price_out) / 1e6
+            cost = token_cost(tokens_in, tokens_out, tokens_cached, prices)
             if cost >= max_cost:
                 return BudgetExhaustedError("cost", max_cost, cost, flags["cost"], step)
         return None
@@ -869,6 +894,8 @@ async def _loop(
             valid += votes
             tokens_in += result.input_tokens
             tokens_out += result.output_tokens
+            if result.cached_input_tokens:
+                tokens_cached += result.cached_input_tokens
             samples_hist[drawn] = samples_hist.get(drawn, 0) + 1
             rounds = result.rounds
             rounds_hist[rounds] = rounds_hist.get(rounds, 0) + 1
@@ -958,6 +985,7 @@ async def _loop(
         k=voter.policy.k,
         price_in=price_in,
         price_out=price_out,
+        price_cached_in=price_cached_in,
         wall_seconds=wall_before + session,
         session_seconds=session,
         final_state=dump_state(state),

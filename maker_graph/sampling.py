@@ -464,7 +464,15 @@ def raw_from_message(message: Any, temperature: float | None = None) -> RawSampl
         finish_reason=meta.get("finish_reason") or meta.get("stop_reason"),
         model=meta.get("model_name") or meta.get("model"),
         temperature=temperature,
+        cached_input_tokens=_cache_read(usage),
     )
+
+
+def _cache_read(usage: Mapping[str, Any]) -> int | None:
+    """Prompt tokens a provider read from its cache (LangChain's `cache_read`), if said."""
+    details = usage.get("input_token_details")
+    read = details.get("cache_read") if isinstance(details, Mapping) else None
+    return read if isinstance(read, int) and read >= 0 else None
 
 
 def _raw_from_any(value: Any) -> RawSample:
@@ -831,6 +839,8 @@ def _split_usage(messages: Sequence[Any], temperature: float | None, model: str 
         for i, (message, raw) in enumerate(zip(messages, raws, strict=True)):
             prompt = total_in if i == 0 else 0
             raw.input_tokens, raw.output_tokens = prompt, shares[i]
+            if i:  # the prompt, cached part included, is the first choice's
+                raw.cached_input_tokens = None
             split: dict[str, Any] = {
                 "input_tokens": prompt,
                 "output_tokens": shares[i],

@@ -293,7 +293,7 @@ class Voter:
         failures: dict[str, int] = {}
         kept: list[Sample] = []
         cache: dict[str, tuple[Any, Any, str | None]] = {}
-        drawn = valid = rounds = tokens_in = tokens_out = 0
+        drawn = valid = rounds = tokens_in = tokens_out = tokens_cached = 0
         sampler, retry = self.sampler, policy.retry
         slow_check = self._async_flags or self._async_parser
         sample_now = self._sample_now if semaphore is None else None
@@ -373,6 +373,8 @@ class Voter:
                     sample = self._check(raw, drawn + i, rounds, cache)
                 if raw.input_tokens:
                     tokens_in += raw.input_tokens
+                    if raw.cached_input_tokens:
+                        tokens_cached += raw.cached_input_tokens
                 if raw.output_tokens:
                     tokens_out += raw.output_tokens
                 if sample.red_flag is None:
@@ -410,13 +412,17 @@ class Voter:
                 # Spares drawn at the old temperature or model would repeat the answer.
                 if ahead:
                     spares_unused += len(ahead)
-                    tokens_in, tokens_out = _add_tokens(ahead, tokens_in, tokens_out)
+                    tokens_in, tokens_out, tokens_cached = _add_tokens(
+                        ahead, tokens_in, tokens_out, tokens_cached
+                    )
                     drawn += len(ahead)  # billed: they stay counted against the budget
                     ahead = []
 
         if ahead:  # drawn ahead, never needed
             spares_unused += len(ahead)
-            tokens_in, tokens_out = _add_tokens(ahead, tokens_in, tokens_out)
+            tokens_in, tokens_out, tokens_cached = _add_tokens(
+                ahead, tokens_in, tokens_out, tokens_cached
+            )
         result = StepResult(
             winner=None,
             winner_key=None,
@@ -435,6 +441,7 @@ class Voter:
             stopped=stopped,
             variations=variations,
             spares_unused=spares_unused,
+            cached_input_tokens=tokens_cached,
         )
         leader, first, second = top_two(counts)
         if counts and first - second >= k:
@@ -480,12 +487,15 @@ def _batches(sampler: Any) -> bool:
     return getattr(sampler, "batch_key", None) is not None and isinstance(limit, int) and limit > 1
 
 
-def _add_tokens(raws: Sequence[RawSample], tokens_in: int, tokens_out: int) -> tuple[int, int]:
-    """Token totals with `raws` (billed spares that never vote) added."""
+def _add_tokens(
+    raws: Sequence[RawSample], tokens_in: int, tokens_out: int, tokens_cached: int
+) -> tuple[int, int, int]:
+    """Token totals (input, output, cached input) with `raws` (billed spares) added."""
     for raw in raws:
         tokens_in += raw.input_tokens or 0
         tokens_out += raw.output_tokens or 0
-    return tokens_in, tokens_out
+        tokens_cached += raw.cached_input_tokens or 0
+    return tokens_in, tokens_out, tokens_cached
 
 
 async def _draw_round(

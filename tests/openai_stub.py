@@ -70,6 +70,9 @@ class StubBehaviour:
     """Outcomes of the first requests, before the dice take over: any of `correct`,
     `wrong`, `ramble`, `malformed`, `rate_limited`, `server_error`. A request for `n`
     choices rolls once per choice; only its first roll may fail the request."""
+    cached_prompt_tokens: int = 0
+    """Prompt tokens each answered request reports as read from a prompt cache
+    (`usage.prompt_tokens_details.cached_tokens`, at most the prompt's)."""
     max_choices: int | None = None
     """Most choices one answer carries whatever `n` asked (1: a server that ignores `n`,
     like llama.cpp); None: as many as asked."""
@@ -222,11 +225,16 @@ class OpenAIStub:
             self.stats["choices"] += len(choices)
             self.usage["prompt_tokens"] += in_tokens
             self.usage["completion_tokens"] += out_tokens
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": in_tokens,
             "completion_tokens": out_tokens,
             "total_tokens": in_tokens + out_tokens,
         }
+        if self.behaviour.cached_prompt_tokens:
+            cached = min(self.behaviour.cached_prompt_tokens, in_tokens)
+            usage["prompt_tokens_details"] = {"cached_tokens": cached}
+            with self._lock:
+                self.usage["cached_tokens"] += cached
         return 200, {}, {
             "id": f"chatcmpl-stub-{self.stats['requests']}",
             "object": "chat.completion",
