@@ -10,8 +10,11 @@ phrased, and the only thing that changes between the two arms is the prompt buil
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
@@ -333,3 +336,38 @@ def test_the_json_schema_offers_prompts_on_maker_nodes() -> None:
 
     field = spec_json_schema()["$defs"]["MakerNode"]["properties"]["prompts"]
     assert field["type"] == "array" and "rotation" in field["description"]
+
+
+# --------------------------------------------------------------------------- the docs
+
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "choosing-a-model.md"
+
+
+def _guide_section() -> str:
+    text = GUIDE.read_text(encoding="utf-8")
+    section = re.search(r"### Rotating prompts\n(.*?)\n## ", text, re.S)
+    assert section, "docs/choosing-a-model.md lost its 'Rotating prompts' section"
+    return section.group(1)
+
+
+def test_the_guides_rotation_example_prints_what_it_shows() -> None:
+    block = re.search(r"```python\n(.*?)```", _guide_section(), re.S)
+    assert block, "the 'Rotating prompts' section lost its example"
+    code = block.group(1)
+    # What it prints is shown as a "# ..." line right under each print(...).
+    shown = re.findall(r"^print\(.*\)\n# (.*)$", code, re.M)
+    assert len(shown) == 2, shown
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/choosing-a-model.md", "exec"), {"__name__": "guide"})
+    assert out.getvalue().splitlines() == shown
+
+
+def test_the_guides_rotation_spec_loads_and_runs() -> None:
+    from maker_graph.config import load_graph
+
+    block = re.search(r"```yaml\n(.*?)```", _guide_section(), re.S)
+    assert block, "the 'Rotating prompts' section lost its spec"
+    graph = load_graph(block.group(1)).compile()
+    assert graph.invoke({"ticket": "I was charged twice"})["category"] == "billing"
