@@ -371,3 +371,37 @@ def test_the_guides_rotation_spec_loads_and_runs() -> None:
     assert block, "the 'Rotating prompts' section lost its spec"
     graph = load_graph(block.group(1)).compile()
     assert graph.invoke({"ticket": "I was charged twice"})["category"] == "billing"
+
+
+# --------------------------------------------------------------- heat after disagreement
+
+
+def _temperatures(answers: list[str], k: int) -> tuple[Any, list[float | None]]:
+    from maker_graph.decorrelation import EscalatingTemperature
+    from maker_graph.testing import ScriptedChatModel
+
+    sampler = ChatModelSampler(ScriptedChatModel(answers=answers),
+                               temperature=EscalatingTemperature(k=k, hotter=(0.7, 1.0)))
+    voter = Voter(sampler, policy=VotePolicy(k=k, keep_samples=True))
+    result = asyncio.run(voter.vote("q"))
+    return result.winner, [s.raw.temperature for s in sorted(result.samples,
+                                                             key=lambda s: s.index)]
+
+
+def test_escalating_temperature_heats_only_a_contested_step() -> None:
+    # Unanimous first round: near-greedy samples only.
+    assert _temperatures(["a", "a"], k=2) == ("a", [0.0, 0.1])
+    # The first round disagrees: the next k samples at 0.7, the k after them at 1.0.
+    winner, temps = _temperatures(["a", "b", "a", "b", "a", "a"], k=2)
+    assert winner == "a" and temps == [0.0, 0.1, 0.7, 0.7, 1.0, 1.0]
+
+
+def test_escalating_temperature_checks_its_settings() -> None:
+    from maker_graph.decorrelation import EscalatingTemperature
+
+    with pytest.raises(ConfigurationError, match="k must be"):
+        EscalatingTemperature(k=0)
+    with pytest.raises(ConfigurationError, match="hotter"):
+        EscalatingTemperature(k=3, hotter=())
+    with pytest.raises(ConfigurationError, match="hotter"):
+        EscalatingTemperature(k=3, hotter=(0.5, 3.0))
