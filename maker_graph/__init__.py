@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 # which the pure core and the engine should not pay.
 _LAZY = {
     "maker_node": "maker_graph.graph",
+    "maker_task": "maker_graph.graph",
     "MakerMiddleware": "maker_graph.graph",
     "add_maker_step": "maker_graph.graph",
     "create_voting_graph": "maker_graph.graph",
@@ -81,6 +82,7 @@ __all__ = [
     "load_graph",
     "MakerMiddleware",
     "maker_node",
+    "maker_task",
     "red_flag_condition",
     # long runs
     "RunReport",

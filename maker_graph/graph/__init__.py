@@ -10,6 +10,7 @@
   a chunk of steps per superstep (or one step through the voting nodes).
 - `decomposition_node`: a decomposed run as one node of a larger pipeline.
 - `MakerMiddleware`: votes the model call of a LangChain `create_agent` agent.
+- `maker_task`: a voted step for the Functional API (`@entrypoint`); each sample a task.
 
 Example:
     >>> from maker_graph.graph import maker_node
@@ -26,6 +27,7 @@ from .decomposition import (
     create_decomposition_graph,
 )
 from .events import EVENT_NAMES
+from .functional import MakerTask, maker_task
 from .graft import MakerStepNodes, add_maker_step
 from .hybrid import decomposition_node
 from .routers import dispatch_condition, red_flag_condition, tally_condition
@@ -38,8 +40,10 @@ __all__ = [
     "MakerMiddleware",
     "MakerNode",
     "MakerStepNodes",
+    "MakerTask",
     "add_maker_step",
     "maker_node",
+    "maker_task",
     # the voting sub-graph
     "STATS_KEY",
     "VOTES_KEY",

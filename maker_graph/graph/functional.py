@@ -1,0 +1,428 @@
+"""`maker_task`: a voted step for LangGraph's Functional API (`@entrypoint`/`@task`).
+
+`maker_task(step, k=3, ...)` (or `@maker_task(k=3, ...)` over a function that
+draws one sample) returns a `MakerTask`. Called inside an `@entrypoint` it works
+like a `@task`: `voted(step_input)` returns a future of the winning answer
+(`.result()` in a sync entrypoint, `await` in an async one), and
+`voted.with_result(step_input)` a future of the whole `StepResult` (tally,
+samples drawn, red flags, tokens).
+
+The vote is a task, and each of its samples is a task nested in it. The
+checkpointer saves every sample as it finishes, so after a crash, an outage or
+an `interrupt()` the resumed run replays the finished samples from the
+checkpoint and draws only the missing ones. The engine (`Voter`) decides the
+step exactly as in `maker_node`; only the way a sample is drawn changes.
+
+Example:
+    >>> from langgraph.checkpoint.memory import InMemorySaver
+    >>> from langgraph.func import entrypoint
+    >>> from maker_graph.graph import maker_task
+    >>> @maker_task(k=2)
+    ... def classify(ticket: str) -> str:
+    ...     return "billing" if "charged" in ticket else "other"
+    >>> @entrypoint(checkpointer=InMemorySaver())
+    ... def triage(ticket: str) -> str:
+    ...     return classify(ticket).result()
+    >>> triage.invoke("charged twice", {"configurable": {"thread_id": "1"}})
+    'billing'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from langgraph.func import task
+from langgraph.types import interrupt
+
+from .._sync import run_sync
+from ..errors import ConfigurationError, MakerRuntimeError, NoConsensusError
+from ..records import RawSample, Sample, StepResult
+from ..red_flags import RedFlag
+from ..sampling import RetryPolicy, Sampler, draw
+from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
+from ..voting import KeyFunction
+from ._options import Temperature, build_sampler, build_voter, chat_input_check, checked_input
+from ._options import check_no_consensus as _check_no_consensus
+from ._options import default_chat_input as _default_chat_input
+from .events import decided_event, emit, escalation_request, red_flag_event, sample_event
+
+__all__ = ["MakerTask", "maker_task"]
+
+# The vote's own draw must not retry: each call of a sample task has its own place in
+# the checkpoint (LangGraph numbers a task's nested calls in call order), so a retry
+# outside the task would shift the numbering of every later sample on resume. The
+# retries happen inside the sample task instead (`_draw_sample`).
+_NO_RETRY = RetryPolicy(max_attempts=1, timeout=None, retry_on=())
+
+
+class _TaskSampler:
+    """Draws sample `index` of a step as a LangGraph task nested in the vote task.
+
+    One instance per vote: it gathers the provider failures its samples report
+    (they happen inside the sample tasks, out of the engine's sight).
+    """
+
+    def __init__(self, owner: MakerTask, *, sync: bool) -> None:
+        self.inner = owner.sampler  # followed by `variation_levels`
+        self._owner = owner
+        self._sync = sync
+        self.failures: dict[str, int] = {}
+        # Sync: the sample tasks are called from one thread that is not an asyncio task,
+        # in the order the engine asks for them (see `sample`).
+        self._caller: concurrent.futures.ThreadPoolExecutor | None = None
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        owner = self._owner
+        if self._sync:
+            # A sync task must be called outside any asyncio task (LangGraph hands an
+            # asyncio task an asyncio future of the graph's own loop, not of this one),
+            # and one caller thread keeps the calls in the order they were asked for.
+            if self._caller is None:
+                self._caller = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="maker-task"
+                )
+            context = contextvars.copy_context()
+            call = self._caller.submit(context.run, owner._sample_task, step_input, index)
+            future = await asyncio.wrap_future(call)
+            saved = await asyncio.wrap_future(future)
+        else:
+            saved = await owner._asample_task(step_input, index)
+        return self._raw(saved, index)
+
+    def _raw(self, saved: Any, index: int) -> RawSample:
+        if not isinstance(saved, dict) or saved.get("index") != index:
+            got = saved.get("index") if isinstance(saved, dict) else type(saved).__name__
+            raise MakerRuntimeError(
+                f"maker_task {self._owner.name!r}: the checkpoint holds sample {got} where "
+                f"sample {index} was expected; the entrypoint must call its tasks in the "
+                "same order on every run (do not branch on time, randomness or I/O)"
+            )
+        for kind, n in saved["failures"].items():
+            self.failures[kind] = self.failures.get(kind, 0) + n
+        return RawSample(
+            output=saved["output"], text=saved["text"], input_tokens=saved["input_tokens"],
+            output_tokens=saved["output_tokens"], finish_reason=saved["finish_reason"],
+            model=saved["model"], temperature=saved["temperature"],
+            cached_input_tokens=saved["cached_input_tokens"],
+        )
+
+    def close(self) -> None:
+        if self._caller is not None:
+            self._caller.shutdown(wait=False)
+
+
+class MakerTask:
+    """A voted step for the Functional API (see `maker_task`); sync and async.
+
+    Call it inside an `@entrypoint` (or a `@task`) as you would a `@task`.
+
+    Attributes:
+        name: the vote task's name; its samples are tasks named `name + ".sample"`.
+        voter: the compiled `Voter` (parser, key, red flags, policy) that decides the step.
+        sampler: what one sample is, as a `Sampler`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        sampler: Sampler,
+        voter: Voter,
+        *,
+        retry: RetryPolicy,
+        interrupt_on_no_consensus: bool,
+        check_input: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.sampler = sampler
+        self.voter = voter
+        self._retry = retry
+        self._interrupts = interrupt_on_no_consensus
+        self._check_input = check_input
+        # Both variants of each task share one name: a thread started under `invoke`
+        # resumes under `ainvoke` (or back) with the same checkpointed samples.
+        self._vote_task: Any = task(name=name)(cast(Any, self._vote))
+        self._avote_task: Any = task(name=name)(cast(Any, self._avote))
+        self._sample_task: Any = task(name=f"{name}.sample")(cast(Any, self._sample))
+        self._asample_task: Any = task(name=f"{name}.sample")(cast(Any, self._asample))
+
+    # ------------------------------------------------------------ calling it
+
+    def __call__(self, step_input: Any) -> Any:
+        """A future of the winning answer (`.result()` when sync, `await` when async)."""
+        return _mapped(self._start(step_input), _winner)
+
+    def with_result(self, step_input: Any) -> Any:
+        """A future of the step's `StepResult` (winner, tally, samples drawn, red flags).
+
+        Example:
+            >>> from langgraph.func import entrypoint
+            >>> voted = maker_task(lambda q: "4", k=2)
+            >>> @entrypoint()
+            ... def run(q: str) -> dict:
+            ...     return voted.with_result(q).result().tally
+            >>> run.invoke("2 + 2?")
+            {'4': 2}
+        """
+        return _mapped(self._start(step_input), _step_result)
+
+    def _start(self, step_input: Any) -> Any:
+        checked_input(step_input, self._check_input)
+        try:
+            in_async = asyncio.current_task() is not None
+        except RuntimeError:
+            in_async = False
+        return (self._avote_task if in_async else self._vote_task)(step_input)
+
+    # ------------------------------------------------------------ the vote task
+
+    async def _decide(self, step_input: Any, sampler: _TaskSampler) -> dict[str, Any]:
+        voter = self.voter.with_sampler(sampler, escalate=self.voter.escalate)
+        label = self.name
+
+        def on_sample(sample: Sample) -> None:
+            emit(sample_event(label, sample))
+            if sample.red_flag is not None:
+                emit(red_flag_event(label, sample, resampled=None))
+
+        try:
+            try:
+                result = await voter.vote(step_input, on_sample=on_sample)
+            except NoConsensusError as exc:
+                if not self._interrupts:
+                    raise
+                return {"decided": False, "tally": list(exc.tally.items()),
+                        "drawn": exc.samples_drawn, "red_flags": dict(exc.red_flags),
+                        "failures": dict(sampler.failures)}
+        finally:
+            sampler.close()
+        for kind, n in sampler.failures.items():
+            result.provider_failures[kind] = result.provider_failures.get(kind, 0) + n
+        emit(decided_event(label, result))
+        return {"decided": True, "result": _fields(result)}
+
+    def _escalated(self, step_input: Any, saved: dict[str, Any]) -> dict[str, Any]:
+        if saved["decided"]:
+            return saved
+        tally = [(_hashable(key), n) for key, n in saved["tally"]]
+        result = StepResult(
+            winner=None, winner_key=None, tally=dict(tally), decided_by="escalation",
+            k=self.voter.policy.k, samples_drawn=saved["drawn"],
+            valid_votes=sum(n for _, n in tally), red_flags=saved["red_flags"],
+            provider_failures=saved["failures"],
+        )
+        budget = self.voter.policy.budget
+        result.winner = interrupt(escalation_request(self.name, step_input, result, budget))
+        try:
+            result.winner_key = self.voter.key(result.winner)
+        except Exception:  # noqa: BLE001 - an unkeyable human answer is still the answer
+            result.winner_key = None
+        emit(decided_event(self.name, result))
+        return {"decided": True, "result": _fields(result)}
+
+    def _vote(self, step_input: Any) -> dict[str, Any]:
+        saved = run_sync(self._decide(step_input, _TaskSampler(self, sync=True)))
+        return self._escalated(step_input, saved)
+
+    async def _avote(self, step_input: Any) -> dict[str, Any]:
+        saved = await self._decide(step_input, _TaskSampler(self, sync=False))
+        return self._escalated(step_input, saved)
+
+    # ------------------------------------------------------------ one sample task
+
+    async def _asample(self, step_input: Any, index: int) -> dict[str, Any]:
+        failures: dict[str, int] = {}
+        raw = await draw(self.sampler, step_input, index, retry=self._retry, failures=failures)
+        # Plain data: any checkpointer can store it (the output is the step's own raw
+        # answer: an `AIMessage`, a string, whatever the function returned).
+        return {
+            "index": index, "output": raw.output, "text": raw.text,
+            "input_tokens": raw.input_tokens, "output_tokens": raw.output_tokens,
+            "finish_reason": raw.finish_reason, "model": raw.model,
+            "temperature": raw.temperature, "cached_input_tokens": raw.cached_input_tokens,
+            "failures": failures,
+        }
+
+    def _sample(self, step_input: Any, index: int) -> dict[str, Any]:
+        return run_sync(self._asample(step_input, index))
+
+
+def _hashable(value: Any) -> Any:
+    # A checkpointer may give a tuple key back as a list.
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _fields(result: StepResult) -> dict[str, Any]:
+    # The decided step as plain data for the checkpoint; samples are not kept.
+    return {
+        "winner": result.winner, "winner_key": result.winner_key,
+        "tally": list(result.tally.items()), "decided_by": result.decided_by, "k": result.k,
+        "samples_drawn": result.samples_drawn, "valid_votes": result.valid_votes,
+        "red_flags": dict(result.red_flags), "rounds": result.rounds,
+        "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
+        "cached_input_tokens": result.cached_input_tokens,
+        "provider_failures": dict(result.provider_failures),
+        "wall_seconds": result.wall_seconds, "stopped": result.stopped,
+        "variations": result.variations,
+    }
+
+
+def _step_result(saved: dict[str, Any]) -> StepResult:
+    fields = dict(saved["result"])
+    fields["tally"] = {_hashable(key): n for key, n in fields["tally"]}
+    fields["winner_key"] = _hashable(fields["winner_key"])
+    return StepResult(**fields)
+
+
+def _winner(saved: dict[str, Any]) -> Any:
+    return saved["result"]["winner"]
+
+
+def _mapped(future: Any, fn: Callable[[Any], Any]) -> Any:
+    """A future of `fn(result)` of the same kind as `future` (asyncio or concurrent)."""
+    out: Any
+    if isinstance(future, asyncio.Future):
+        out = future.get_loop().create_future()
+    else:
+        out = concurrent.futures.Future()
+
+    def done(source: Any) -> None:
+        if out.done():
+            return
+        if source.cancelled():
+            out.cancel()
+            return
+        exc = source.exception()
+        if exc is not None:
+            out.set_exception(exc)
+            return
+        try:
+            out.set_result(fn(source.result()))
+        except Exception as err:  # noqa: BLE001 - handed to whoever awaits the future
+            out.set_exception(err)
+
+    future.add_done_callback(done)
+    return out
+
+
+def maker_task(
+    step: Any = None,
+    *,
+    k: int = 3,
+    parser: Parser | None = None,
+    key: KeyFunction | None = None,
+    red_flags: Sequence[RedFlag] = (),
+    max_samples: int | None = None,
+    on_no_consensus: NoConsensusAction = "raise",
+    escalate: EscalationHandler | None = None,
+    temperature: Temperature = None,
+    models: Sequence[Any] = (),
+    prompt: Any = None,
+    max_tokens: int | None = None,
+    structured: Any = None,
+    max_concurrency: int | None = None,
+    retry: RetryPolicy | None = None,
+    name: str | None = None,
+) -> Any:
+    """Make a fragile step a voted task for the Functional API, whose samples survive a resume.
+
+    Two spellings, one meaning: `maker_task(step, k=3, ...)` wraps a step, and
+    `@maker_task(k=3, ...)` decorates a function that draws one sample. Call the
+    result inside an `@entrypoint` with the step's one input (pass a dict for
+    several values): `voted(x)` is a future of the winner (`.result()` in a sync
+    entrypoint, `await voted(x)` in an async one); `voted.with_result(x)` a future
+    of the `StepResult`. The winner must be storable by your checkpointer, like any
+    `@task`'s result.
+
+    The vote is a `@task`; each sample is a `@task` nested in it. A resume after a
+    crash, an outage or an `interrupt()` replays the finished samples from the
+    checkpoint and draws only the missing ones; a decided vote is not redone at all.
+    The entrypoint must call its tasks in the same order on every run (LangGraph
+    matches task results by call order).
+
+    Args:
+        step: what one sample is: a function `fn(x)` or `fn(x, sample_index)` (sync
+            or async), a chat model (with `prompt=`; without one it gets `x` itself,
+            or `x["messages"]`, or a one-key dict's value), a list of chat models
+            (rotated per sample), any `Runnable`, or a `Sampler`. Omit it to get a
+            decorator.
+        k: the margin: an answer wins once it has k more votes than any other.
+        parser: raw output -> answer; raise to red-flag the sample. Default: a
+            message's text stripped, anything else as is.
+        key: answer -> vote key; answers with equal keys are the same vote.
+        red_flags: checks that discard samples before they vote.
+        max_samples: samples the step may draw, red-flagged included (default 10k+20).
+        on_no_consensus: budget spent: `"raise"` (`NoConsensusError` out of the
+            entrypoint), `"plurality"`, or `"escalate"`: the `escalate` handler
+            answers, or without one the vote task calls `interrupt()` with the tally
+            (resume with `Command(resume=answer)`; no sample is redrawn).
+        escalate: escalation handler, `StepResult` -> answer (sync or async).
+        temperature: chat models: a `TemperatureSchedule`, a function of the sample
+            index, or one temperature (default 0 for the first sample, then 0.1).
+        models: more chat models to rotate with `step`, to decorrelate errors.
+        prompt: chat models: builds the model input from `x` (a function or a
+            `ChatPromptTemplate`).
+        max_tokens: chat models: caps each sample's output tokens.
+        structured: chat models: a schema for `with_structured_output`.
+        max_concurrency: sample tasks in flight at once for one vote.
+        retry: how provider failures are retried, inside each sample's task (never
+            counted as votes).
+        name: the vote task's name (default: the function's name, else
+            `"maker_task"`); the samples are tasks named `name + ".sample"`.
+
+    Returns:
+        A `MakerTask`, or (without `step`) a decorator that makes one.
+
+    Raises:
+        ConfigurationError: options that cannot work, at build time.
+
+    Example:
+        >>> import asyncio
+        >>> from langgraph.func import entrypoint
+        >>> voted = maker_task(lambda q, i: "4" if i != 1 else "5", k=2)
+        >>> @entrypoint()
+        ... async def run(q: str) -> str:
+        ...     return await voted(q)
+        >>> asyncio.run(run.ainvoke("2 + 2?"))
+        '4'
+    """
+    options: dict[str, Any] = {
+        "k": k, "parser": parser, "key": key, "red_flags": red_flags,
+        "max_samples": max_samples, "on_no_consensus": on_no_consensus,
+        "escalate": escalate, "temperature": temperature, "models": models,
+        "prompt": prompt, "max_tokens": max_tokens, "structured": structured,
+        "max_concurrency": max_concurrency, "retry": retry, "name": name,
+    }
+    if step is None:
+        return lambda fn: _build(fn, **options)
+    return _build(step, **options)
+
+
+def _build(step: Any, *, name: str | None, retry: RetryPolicy | None, **options: Any) -> MakerTask:
+    if step is None:
+        raise ConfigurationError("maker_task needs a step: a function, chat model or Runnable")
+    action = _check_no_consensus(options["on_no_consensus"], options["escalate"])
+    sampler = build_sampler(
+        step, prompt=options["prompt"], models=options["models"],
+        temperature=options["temperature"], max_tokens=options["max_tokens"],
+        structured=options["structured"], default_prompt=_default_chat_input,
+    )
+    interrupts = action == "escalate" and options["escalate"] is None
+    voter = build_voter(
+        sampler, k=options["k"], parser=options["parser"], key=options["key"],
+        red_flags=options["red_flags"], max_samples=options["max_samples"],
+        on_no_consensus="raise" if interrupts else action, escalate=options["escalate"],
+        max_concurrency=options["max_concurrency"], retry=_NO_RETRY,
+    )
+    if name is None:
+        name = getattr(step, "__name__", None) or "maker_task"
+        if name == "<lambda>":
+            name = "maker_task"
+    return MakerTask(name, sampler, voter, retry=retry if retry is not None else RetryPolicy(),
+                     interrupt_on_no_consensus=interrupts,
+                     check_input=chat_input_check(step, options["prompt"]))
