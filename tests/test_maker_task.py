@@ -334,3 +334,18 @@ def test_accuracy_matches_the_closed_form() -> None:
     tolerance = 4 * math.sqrt(expected * (1 - expected) / n)
     assert abs(right - expected) <= tolerance, (right, expected, tolerance)
     assert right > 0.75 + tolerance
+
+
+def test_a_thread_crashed_under_invoke_resumes_under_ainvoke() -> None:
+    step = Scripted(crash_at=4)
+    voted = maker_task(step, k=2, retry=ONCE)
+
+    @entrypoint(checkpointer=InMemorySaver())
+    def flow(question: str) -> dict[str, Any]:
+        return _summary(voted.with_result(question).result())
+
+    with pytest.raises(SamplerError, match="sample 4"):
+        flow.invoke("q", _cfg("mixed"))
+    step.crash_at = None
+    assert asyncio.run(flow.ainvoke(None, _cfg("mixed"))) == EXPECTED
+    assert step.calls == {0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 5: 1}
