@@ -349,3 +349,96 @@ def test_a_thread_crashed_under_invoke_resumes_under_ainvoke() -> None:
     step.crash_at = None
     assert asyncio.run(flow.ainvoke(None, _cfg("mixed"))) == EXPECTED
     assert step.calls == {0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 5: 1}
+
+
+CHILD = '''
+import os, sqlite3, sys, time
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.func import entrypoint
+from maker_graph.graph import maker_task
+from maker_graph.sampling import RetryPolicy
+
+db, log, crash = sys.argv[1], sys.argv[2], sys.argv[3] == "crash"
+SCRIPT = {script!r}
+
+def step(question, index):
+    with open(log, "a") as f:
+        f.write(f"{{index}}\\n")
+    if index == 4 and crash:
+        time.sleep(0.5)  # sample 5, drawn in the same round, finishes and is saved first
+        os._exit(17)     # the process dies: no exception, no cleanup, no final checkpoint
+    return SCRIPT[index]
+
+voted = maker_task(step, k=2, retry=RetryPolicy(max_attempts=1))
+
+@entrypoint(checkpointer=SqliteSaver(sqlite3.connect(db, check_same_thread=False)))
+def flow(question):
+    result = voted.with_result(question).result()
+    return [result.winner, result.samples_drawn]
+
+print(flow.invoke("q" if crash else None, {{"configurable": {{"thread_id": "killed"}}}}))
+'''
+
+
+def test_a_killed_process_resumes_from_sqlite_drawing_only_the_missing_sample(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("langgraph.checkpoint.sqlite")
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(script=SCRIPT))
+    db, log = tmp_path / "checkpoints.sqlite", tmp_path / "calls.log"
+
+    def run(mode: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script), str(db), str(log), mode],
+                              capture_output=True, text=True, timeout=120, env=dict(os.environ))
+
+    killed = run("crash")
+    assert killed.returncode == 17, killed.stderr
+    resumed = run("resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip() == "['a', 6]"
+    calls = collections.Counter(int(line) for line in log.read_text().split())
+    assert calls == {0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 5: 1}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(("limit", "most"), [(1, 1), (None, 3)])
+def test_max_concurrency_bounds_the_sample_tasks_in_flight(
+    mode: str, limit: int | None, most: int
+) -> None:
+    lock = threading.Lock()
+    seen = {"now": 0, "most": 0}
+
+    def slow(step_input: str) -> str:
+        with lock:
+            seen["now"] += 1
+            seen["most"] = max(seen["most"], seen["now"])
+        threading.Event().wait(0.05)
+        with lock:
+            seen["now"] -= 1
+        return "a"
+
+    voted = maker_task(slow, k=3, max_concurrency=limit)
+    if mode == "sync":
+        @entrypoint()
+        def flow(question: str) -> str:
+            return voted(question).result()
+
+        assert flow.invoke("q") == "a"
+    else:
+        @entrypoint()
+        async def flow(question: str) -> str:
+            return await voted(question)
+
+        assert asyncio.run(flow.ainvoke("q")) == "a"
+    assert seen["most"] == most, seen
+
+
+def test_calling_it_outside_a_run_says_where_it_works() -> None:
+    voted = maker_task(lambda q: "a", k=2, name="classify")
+    with pytest.raises(ConfigurationError, match="'classify' was called outside a LangGraph"):
+        voted("q")

@@ -35,6 +35,7 @@ import contextvars
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+from langgraph.config import get_config
 from langgraph.func import task
 from langgraph.types import interrupt
 
@@ -170,6 +171,14 @@ class MakerTask:
         return _mapped(self._start(step_input), _step_result)
 
     def _start(self, step_input: Any) -> Any:
+        try:
+            get_config()
+        except RuntimeError:
+            raise ConfigurationError(
+                f"maker_task {self.name!r} was called outside a LangGraph run; call it "
+                "inside an @entrypoint (or a @task), or use maker_graph.vote_step_sync / "
+                "vote_step to vote a step without LangGraph"
+            ) from None
         checked_input(step_input, self._check_input)
         try:
             in_async = asyncio.current_task() is not None
