@@ -4,24 +4,41 @@
 graph all take the same step description: a chat model (with a prompt, a
 temperature schedule, a rotation of further models, a token cap or a
 structured-output schema), any `Runnable`, a function, or a `Sampler`.
+
+It also holds what every surface does around one sample: `sample_config` (the
+child run a sample is, tagged so the `messages` stream skips it) and
+`SampleRuns` (a sampler whose every draw is such a run).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, get_type_hints
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar, get_type_hints
 
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import ensure_config, merge_configs
+from langgraph.constants import TAG_NOSTREAM
 
 from ..errors import ConfigurationError
+from ..records import RawSample, Sample
 from ..red_flags import RedFlag
-from ..sampling import RetryPolicy, Sampler, TemperatureSchedule, as_sampler, is_chat_model
+from ..sampling import (
+    ForwardsBatching,
+    RetryPolicy,
+    Sampler,
+    TemperatureSchedule,
+    as_sampler,
+    is_chat_model,
+)
 from ..vote import EscalationHandler, NoConsensusAction, Parser, VotePolicy, Voter
 from ..voting import KeyFunction
 
 __all__ = [
+    "SAMPLE_TAGS",
+    "SampleRuns",
     "Temperature",
     "as_message",
     "build_sampler",
@@ -35,8 +52,11 @@ __all__ = [
     "is_messages_key",
     "pick",
     "read_key",
+    "sample_config",
     "state_keys",
 ]
+
+T = TypeVar("T")
 
 Temperature = TemperatureSchedule | Callable[[int], float | None] | float | None
 """A temperature schedule, a function of the sample index, or one temperature for all."""
@@ -248,3 +268,90 @@ def checked_input(step_input: Any, check: Callable[[Any], Any] | None) -> Any:
     if check is not None:
         check(step_input)
     return step_input
+
+
+# --------------------------------------------------------------------------- sample runs
+
+SAMPLE_TAGS: tuple[str, ...] = (TAG_NOSTREAM, "langsmith:nostream", "maker:sample")
+"""Tags of a sample's child run. `nostream` keeps it, and the chat-model runs under it
+(which inherit it), off LangGraph's `messages` stream; only the winner, returned by
+the node, is streamed."""
+
+
+def sample_config(
+    parent: RunnableConfig | None,
+    *,
+    step: str,
+    index: int,
+    round: int | None = None,
+    indices: Sequence[int] | None = None,
+) -> RunnableConfig:
+    """The config of sample `index`'s child run: `{step}.sample[{index}]`, tagged `SAMPLE_TAGS`.
+
+    Metadata: `maker_step`, `maker_sample_index`, `maker_round` (when known) and, for
+    one request that draws several samples, `maker_sample_indices`; child runs
+    inherit it, so a model sees its sample index. `parent` supplies everything else
+    (callbacks, configurable: the graph's runtime, store and stream writer).
+
+    Example:
+        >>> sample_config({}, step="classify", index=2, round=1)["run_name"]
+        'classify.sample[2]'
+    """
+    metadata: dict[str, Any] = {"maker_sample_index": index, "maker_step": step}
+    name = f"{step}.sample[{index}]"
+    if round is not None:
+        metadata["maker_round"] = round
+    if indices is not None and len(indices) > 1:
+        metadata["maker_sample_indices"] = list(indices)
+        name = f"{step}.sample[{indices[0]}..{indices[-1]}]"
+    return merge_configs(
+        parent, {"run_name": name, "tags": list(SAMPLE_TAGS), "metadata": metadata}
+    )
+
+
+async def _in_run(call: Callable[[], Awaitable[T]], step_input: Any, config: RunnableConfig) -> T:
+    async def body(_: Any) -> T:
+        return await call()
+
+    # The lambda's run sets the child config as the current one, so whatever the
+    # sampler calls (a chat model, a Runnable, a function in a worker thread) runs
+    # under it: a child of the sample run, with the graph's runtime and store.
+    out: T = await RunnableLambda(body).ainvoke(step_input, config)
+    return out
+
+
+class SampleRuns(ForwardsBatching):
+    """A sampler whose every draw is its own child run of the current run (`sample_config`).
+
+    Build one per vote: `round` is the round the next draw belongs to. A surface
+    that knows it (a voting sub-graph's sample branch) passes it; `maker_node` calls
+    `saw(sample)` for each checked sample, and since the engine checks a whole round
+    before drawing the next, the next draw is one round later. Samples drawn ahead
+    in one request of `n` carry the round of that request.
+    """
+
+    __slots__ = ("inner", "round", "step")
+
+    def __init__(self, inner: Any, step: str, *, round: int = 1) -> None:
+        self.inner = inner
+        self.step = step
+        self.round = round
+
+    def saw(self, sample: Sample) -> None:
+        """Record a checked sample: later draws belong to the round after it."""
+        self.round = max(self.round, sample.round + 1)
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        config = sample_config(ensure_config(), step=self.step, index=index, round=self.round)
+        raw: RawSample = await _in_run(
+            lambda: self.inner.sample(step_input, index), step_input, config
+        )
+        return raw
+
+    async def sample_many(self, step_input: Any, indices: Sequence[int]) -> list[RawSample]:
+        config = sample_config(ensure_config(), step=self.step, index=indices[0],
+                               round=self.round, indices=indices)
+        raws: list[RawSample] = await _in_run(
+            lambda: self.inner.sample_many(step_input, list(indices)), step_input, config
+        )
+        return raws

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables.config import ensure_config
 from langgraph.graph import END, StateGraph
 from langgraph.types import Command, Overwrite, Send, interrupt
 
@@ -23,7 +24,7 @@ from ..sampling import draw
 from ..vote import EscalationHandler, NoConsensusAction, Voter
 from ..voting import samples_needed
 from ._node import ROUTE, DualNode, emit
-from ._options import as_message
+from ._options import SampleRuns, as_message
 from .events import (
     decided_event,
     escalation_request,
@@ -35,7 +36,13 @@ from .events import (
 from .routers import dispatch_condition, red_flag_condition, tally_condition
 from .tally import new_tally
 
-__all__ = ["NodeNames", "VoteNodes"]
+__all__ = ["STEP_METADATA", "NodeNames", "VoteNodes"]
+
+STEP_METADATA = "maker_node"
+"""Run-metadata key naming the step in sample run names (`{step}.sample[i]`).
+
+`maker_node(durable=True)` sets it to the name its node was added under when it
+calls the voting sub-graph; otherwise the nodes' `label` names the step."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class VoteNodes:
         make_input: Callable[[Any], Any] | None = None,
         label: str | None = None,
         to_message: bool = False,
+        message_key: str | None = None,
     ) -> None:
         self.voter = voter
         self.k = voter.policy.k
@@ -88,6 +96,10 @@ class VoteNodes:
         self.label = label or names.dispatch
         # The output key is a messages list: the winner joins it as its own message.
         self.to_message = to_message
+        # Where the winning sample's own message goes beside the parsed answer (for a
+        # caller that decides at run time whether it needs the message: maker_node).
+        self.message_key = message_key
+        self._keep_messages = to_message or message_key is not None
 
     # ---------------------------------------------------------------- dispatch
 
@@ -122,8 +134,13 @@ class VoteNodes:
         step_input = payload["input"]
         if self.make_input is not None:
             step_input = self.make_input(step_input)
+        # Each draw is a child run `{step}.sample[i]` kept off the `messages` stream:
+        # the node that writes the winner streams it, once.
+        metadata = ensure_config().get("metadata") or {}
+        runs = SampleRuns(voter.sampler, str(metadata.get(STEP_METADATA, self.label)),
+                          round=payload["round"])
         try:
-            raw = await draw(voter.sampler, step_input, index,
+            raw = await draw(runs, step_input, index,
                              retry=voter.policy.retry, failures=failures)
         except ConfigurationError:
             # A setup mistake (a refused key, a 401) fails the same way every time:
@@ -154,7 +171,7 @@ class VoteNodes:
         if sample.red_flag is None:
             update["key"] = sample.key
             update["value"] = sample.value
-            if self.to_message and isinstance(raw.output, BaseMessage):
+            if self._keep_messages and isinstance(raw.output, BaseMessage):
                 update["message"] = raw.output
         else:
             update["flag"] = sample.red_flag
@@ -267,6 +284,8 @@ class VoteNodes:
             out[self.output_key] = as_message(result.winner, message)
         elif self.output_key is not None:
             out[self.output_key] = result.winner
+        if self.message_key is not None:
+            out[self.message_key] = message if isinstance(message, BaseMessage) else None
         if self.stats_key is not None:
             out[self.stats_key] = result.to_dict()
         return out

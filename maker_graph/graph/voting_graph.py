@@ -56,6 +56,7 @@ from .routers import dispatch_condition, red_flag_condition, tally_condition
 from .tally import k_ahead_reducer, new_tally
 
 __all__ = [
+    "MESSAGE_KEY",
     "STATS_KEY",
     "VOTES_KEY",
     "create_voting_graph",
@@ -72,6 +73,9 @@ VOTES_KEY = "maker_votes"
 """Default state key of the step's tally (joined by the k-ahead reducer)."""
 STATS_KEY = "maker_stats"
 """Default state key of the decided step's statistics (`StepResult.to_dict()`)."""
+MESSAGE_KEY = "maker_message"
+"""Key of the winning sample's own message, when `voting_builder(message_key=...)` asks
+for it (`maker_node(durable=True)` does: a messages key gets that message)."""
 
 
 def create_voting_graph(
@@ -172,21 +176,29 @@ def voting_builder(
     stats_key: str | None = STATS_KEY,
     votes_key: str = VOTES_KEY,
     label: str = "voting_graph",
+    message_key: str | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
-    """The voting sub-graph around an already built `Voter` (see `create_voting_graph`)."""
+    """The voting sub-graph around an already built `Voter` (see `create_voting_graph`).
+
+    `label` names the step in events and sample runs (`{label}.sample[i]`);
+    `message_key` (an extra output key) receives the winning sample's own message,
+    or None when the winner had none (a non-message output, an escalated answer).
+    """
     # Key names are the caller's choice, so the schemas are built at run time.
     fields: dict[str, Any] = {
         input_key: Any,
         output_key: Any,
         votes_key: votes_channel(voter.policy.k),
     }
+    outputs: dict[str, Any] = {output_key: Any}
     if stats_key:
-        fields[stats_key] = dict[str, Any]
+        outputs[stats_key] = dict[str, Any]
+    if message_key:
+        outputs[message_key] = Any
+    fields.update(outputs)
     state = typed_dict("VotingState", fields)
     input_schema = typed_dict("VotingInput", {input_key: Any})
-    output_schema = typed_dict(
-        "VotingOutput", {output_key: Any, **({stats_key: dict[str, Any]} if stats_key else {})}
-    )
+    output_schema = typed_dict("VotingOutput", outputs)
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
         state, input_schema=input_schema, output_schema=output_schema
     )
@@ -209,6 +221,7 @@ def voting_builder(
         on_no_consensus=on_no_consensus,
         escalate=escalate,
         label=label,
+        message_key=message_key,
     )
     builder.add_edge(START, "dispatch")
     nodes.attach(builder)

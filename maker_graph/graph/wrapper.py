@@ -46,6 +46,7 @@ from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
 from ..voting import KeyFunction
 from ._node import DualNode, emit
 from ._options import (
+    SampleRuns,
     Temperature,
     as_message,
     build_sampler,
@@ -58,8 +59,9 @@ from ._options import (
     read_key,
     state_keys,
 )
+from ._vote_nodes import STEP_METADATA
 from .events import decided_event, escalation_request, red_flag_event, sample_event
-from .voting_graph import STATS_KEY, voting_builder
+from .voting_graph import MESSAGE_KEY, STATS_KEY, voting_builder
 
 __all__ = ["MakerNode", "maker_node"]
 
@@ -114,8 +116,14 @@ class MakerNode(DualNode):
         # The first raw output per vote key: the winner's own message (tool calls
         # included) is what joins a messages key, not its parsed text.
         outputs: dict[Any, Any] = {}
+        # Each draw is a child run `{label}.sample[i]` kept off the `messages` stream:
+        # the node's output streams the winner, once. One wrapper per vote (it follows
+        # the vote's round), so the node keeps no per-step state.
+        runs = SampleRuns(self.voter.sampler, label)
+        voter = self.voter.with_sampler(runs, escalate=self.voter.escalate)
 
         def on_sample(sample: Sample) -> None:
+            runs.saw(sample)
             emit(sample_event(label, sample))
             if sample.red_flag is not None:
                 # The engine replaces it in its next round while the budget lasts.
@@ -123,7 +131,7 @@ class MakerNode(DualNode):
             elif sample.key not in outputs:
                 outputs[sample.key] = sample.raw.output
 
-        result = await self.voter.vote(step_input, on_sample=on_sample)
+        result = await voter.vote(step_input, on_sample=on_sample)
         return result, outputs.get(result.winner_key)
 
     async def _avote_undecided(self, step_input: Any) -> dict[str, Any]:
@@ -192,16 +200,25 @@ class MakerNode(DualNode):
 
     def _durable_output(self, out: Mapping[str, Any], to_message: bool) -> dict[str, Any]:
         answer = out["answer"]
-        result = {self.output_key: as_message(answer, None) if to_message else answer}
+        # The sub-graph keeps the winning sample's own message beside its parsed answer,
+        # so a messages key gets that AIMessage (tool calls, id, metadata), as without
+        # durable=True, rather than a new message made from the parsed value.
+        message = out.get(MESSAGE_KEY)
+        result = {self.output_key: as_message(answer, message) if to_message else answer}
         if self.stats_key is not None:
             result[self.stats_key] = out[STATS_KEY]
         return result
+
+    def _durable_config(self) -> dict[str, Any]:
+        # The sub-graph's sample runs are named after the node as it was added
+        # (`{node}.sample[i]`), like the samples of a node without durable=True.
+        return {"metadata": {STEP_METADATA: _node_label(self.node_name)}}
 
     def _run(self, state: Any) -> dict[str, Any]:
         step_input = self._input(state)
         to_message = self._wants_message(state)
         if self._durable is not None:
-            out = self._durable.invoke({"step_input": step_input})
+            out = self._durable.invoke({"step_input": step_input}, self._durable_config())
             return self._durable_output(out, to_message)
         if self._interrupts:
             return self._escalate(step_input, self._vote_task(step_input).result(), to_message)
@@ -211,7 +228,7 @@ class MakerNode(DualNode):
         step_input = self._input(state)
         to_message = self._wants_message(state)
         if self._durable is not None:
-            out = await self._durable.ainvoke({"step_input": step_input})
+            out = await self._durable.ainvoke({"step_input": step_input}, self._durable_config())
             return self._durable_output(out, to_message)
         if self._interrupts:
             saved = await self._avote_task(step_input)
@@ -372,7 +389,7 @@ def maker_node(
             max_samples=max_samples, on_no_consensus="raise", escalate=None, retry=retry,
         )
         durable_graph = voting_builder(graph_voter, on_no_consensus=action, escalate=escalate,
-                                       label=name).compile()
+                                       label=name, message_key=MESSAGE_KEY).compile()
     return MakerNode(name, voter, input_keys=input_keys, output_key=output_key,
                      stats_key=stats_key, interrupt_on_no_consensus=interrupts,
                      budget=voter.policy.budget, check_input=check_input,
