@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.func import entrypoint, task
 from langgraph.types import Command
@@ -442,3 +445,43 @@ def test_calling_it_outside_a_run_says_where_it_works() -> None:
     voted = maker_task(lambda q: "a", k=2, name="classify")
     with pytest.raises(ConfigurationError, match="'classify' was called outside a LangGraph"):
         voted("q")
+
+
+class _TemperatureModel(BaseChatModel):
+    """Answers "oops" (not a number: red-flagged) below 0.5 and "42" from 0.5 up."""
+
+    calls: list[float] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "temperature-test"
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        temperature = kwargs.get("temperature") or 0.0
+        self.calls.append(temperature)
+        text = "42" if temperature >= 0.5 else "oops"
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_stuck_step_is_redrawn_hotter_inside_the_sample_tasks(mode: str) -> None:
+    """The vote's variation level (a context variable) reaches the nested sample tasks."""
+    model = _TemperatureModel(calls=[])
+    voted = maker_task(model, k=2, parser=lambda message: int(str(message.content)))
+    if mode == "sync":
+        @entrypoint()
+        def flow(question: str) -> dict[str, Any]:
+            result = voted.with_result(question).result()
+            return {"winner": result.winner, "variations": result.variations}
+
+        out = flow.invoke("q")
+    else:
+        @entrypoint()
+        async def flow(question: str) -> dict[str, Any]:
+            result = await voted.with_result(question)
+            return {"winner": result.winner, "variations": result.variations}
+
+        out = asyncio.run(flow.ainvoke("q"))
+    assert out == {"winner": 42, "variations": 1}
+    assert max(model.calls) >= 0.5 and min(model.calls) == 0.0
