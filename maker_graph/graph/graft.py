@@ -6,6 +6,12 @@ itself, and `name_tally` joins the votes and ends the step (going on to
 `then`) or sends the next round. Every finished sample is checkpointed on its
 own, so a resume after a crash mid-vote redraws only unfinished samples.
 
+Edges *into* `name` start the vote. What follows the vote is `then`: a LangGraph
+node's edges fire every time it runs, and `name` runs before its samples (and
+`name_tally` once per round), so an edge or conditional edge added from any of
+the step's nodes would leave before the winner exists. The step refuses to run
+with one and says so; put your edges on the `then` node instead.
+
 Example:
     >>> from typing import TypedDict
     >>> from langgraph.graph import START, StateGraph
@@ -22,9 +28,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, get_type_hints
 
+from langgraph import types as langgraph_types
 from langgraph.graph import END, StateGraph
 
 from ..errors import ConfigurationError
@@ -66,6 +74,44 @@ def _state_keys(builder: StateGraph[Any, Any, Any, Any]) -> set[str] | None:
         return None
 
 
+def _edges_from(builder: StateGraph[Any, Any, Any, Any], node: str) -> list[str]:
+    """The destinations of edges the user added from `node` (plain, joined, conditional)."""
+    found = [end for start, end in builder.edges if start == node]
+    found += [end for starts, end in builder.waiting_edges if node in starts]
+    found += [f"{branch}()" for branch in builder.branches.get(node, {})]
+    return sorted(found)
+
+
+class _GraftedVote(VoteNodes):
+    """The voting nodes, refusing to start while an edge leaves one of them early."""
+
+    def __init__(self, *args: Any, builder: StateGraph[Any, Any, Any, Any], then: str,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.builder = builder
+        self.then = then
+
+    def dispatch(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        # Checked here, not in `add_maker_step`: the user adds edges after it
+        # returns. The compiled graph keeps this builder, so what is read is
+        # what was compiled (unless the builder changed after `compile()`).
+        names = self.names
+        own = {(names.escalate, self.then)}
+        for node in (names.dispatch, names.sample, names.tally, names.escalate):
+            early = [end for end in _edges_from(self.builder, node)
+                     if (node, end) not in own]
+            if early:
+                raise ConfigurationError(
+                    f"add_maker_step({names.dispatch!r}): the edge(s) from {node!r} to "
+                    f"{early} would run before the vote is decided ({node!r} is one of "
+                    "the step's own nodes and runs before its samples or once per "
+                    f"round). Route after the vote with add_maker_step(..., then=<node>) "
+                    "and add your edges or conditional edges from that node "
+                    f"(now then={self.then!r})."
+                )
+        return super().dispatch(state)
+
+
 def add_maker_step(
     builder: StateGraph[Any, Any, Any, Any],
     name: str,
@@ -89,6 +135,10 @@ def add_maker_step(
     retry: RetryPolicy | None = None,
     stats_key: str | None = None,
     votes_key: str | None = None,
+    retry_policy: langgraph_types.RetryPolicy
+    | Sequence[langgraph_types.RetryPolicy] | None = None,
+    cache_policy: langgraph_types.CachePolicy[Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> MakerStepNodes:
     """Graft a voted step's sub-graph nodes into your own builder.
 
@@ -101,8 +151,22 @@ def add_maker_step(
     `"{name}_votes"`), reset at every dispatch, so the state stays O(1) when the
     step runs again in a loop.
 
-    Options are those of `maker_node`, plus `then` (the node after the step) and
-    `votes_key`.
+    Edges from `name` (or any of the step's nodes) would run before the vote is
+    decided, so the step raises `ConfigurationError` when it meets one: put them on
+    `then` instead, e.g. `then="route"` and
+    `builder.add_conditional_edges("route", ...)`.
+
+    Options are those of `maker_node`, plus `then` (the node after the step),
+    `votes_key`, and LangGraph's own node options:
+
+    - `retry_policy`: a `langgraph.types.RetryPolicy` for `name_sample` (the only
+      node that calls the model; `retry=` already retries the provider call inside
+      it, this retries the whole sample task).
+    - `cache_policy`: a `langgraph.types.CachePolicy` for `name_sample`: a sample of
+      the same input and index is taken from the graph's cache (`compile(cache=...)`)
+      instead of being drawn again. The dispatch and tally nodes read the state and
+      are not cached.
+    - `metadata`: given to every node of the step (it reaches tracing callbacks).
 
     Returns:
         The names of the added nodes.
@@ -125,6 +189,7 @@ def add_maker_step(
         '42'
     """
     action = check_no_consensus(on_no_consensus, escalate)
+    _check_retry_policy(retry_policy)
     names = NodeNames(name, f"{name}_sample", f"{name}_tally", f"{name}_escalate")
     taken = [n for n in (names.dispatch, names.sample, names.tally, names.escalate)
              if n in builder.nodes]
@@ -149,8 +214,10 @@ def add_maker_step(
                         retry=retry)
     votes_schema = typed_dict(f"MakerVotes_{name}", {votes: votes_channel(k)})
     keys = list(input_keys) if input_keys is not None else None
-    nodes = VoteNodes(
+    nodes = _GraftedVote(
         voter,
+        builder=builder,
+        then=then,
         names=names,
         votes_key=votes,
         output_key=output_key,
@@ -162,7 +229,52 @@ def add_maker_step(
         to_message=is_messages_key(builder.state_schema, output_key),
     )
     nodes.attach(builder, then=then, votes_schema=votes_schema)
+    _set_node_options(builder, names, retry_policy=retry_policy, cache_policy=cache_policy,
+                      metadata=metadata)
     return MakerStepNodes(
         names.dispatch, names.sample, names.tally,
         names.escalate if action == "escalate" else None, votes,
     )
+
+
+def _check_retry_policy(retry_policy: Any) -> None:
+    # LangGraph's RetryPolicy and maker_graph's sample retry are different types;
+    # the wrong one would build and then fail inside a run.
+    # (LangGraph's RetryPolicy is a NamedTuple, itself a Sequence.)
+    single = (retry_policy is None or isinstance(retry_policy, langgraph_types.RetryPolicy)
+              or not isinstance(retry_policy, Sequence))
+    policies = [retry_policy] if single else list(retry_policy)
+    wrong = [p for p in policies
+             if p is not None and not isinstance(p, langgraph_types.RetryPolicy)]
+    if wrong:
+        raise ConfigurationError(
+            f"add_maker_step: retry_policy= takes langgraph.types.RetryPolicy (it retries "
+            f"the sample node), not {type(wrong[0]).__name__}; maker_graph's own policy "
+            "for the provider call goes to retry="
+        )
+
+
+def _set_node_options(
+    builder: StateGraph[Any, Any, Any, Any],
+    names: NodeNames,
+    *,
+    retry_policy: Any,
+    cache_policy: Any,
+    metadata: dict[str, Any] | None,
+) -> None:
+    # The nodes are added by `VoteNodes.attach`; their LangGraph options are set on
+    # the specs it left, which is what `add_node(..., retry_policy=...)` would store.
+    step_nodes = [n for n in (names.dispatch, names.sample, names.tally, names.escalate)
+                  if n in builder.nodes]
+    for node in step_nodes:
+        spec = builder.nodes[node]
+        changes: dict[str, Any] = {}
+        if metadata is not None:
+            changes["metadata"] = {**(spec.metadata or {}), **metadata}
+        if node == names.sample:
+            if retry_policy is not None:
+                changes["retry_policy"] = retry_policy
+            if cache_policy is not None:
+                changes["cache_policy"] = cache_policy
+        if changes:
+            builder.nodes[node] = dataclasses.replace(spec, **changes)
