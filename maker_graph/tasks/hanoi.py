@@ -190,6 +190,8 @@ _ANSWER = re.compile(
 )
 _EARLIER_ANSWER = re.compile(r"^[ \t]*(?:move|next_state)[ \t]*[=:]", re.MULTILINE)
 
+# Everything that is the same at every step comes first and the step's own state
+# last, so a provider's prompt cache can serve the whole shared prefix.
 _PROMPT = """\
 You are solving the Towers of Hanoi, one move at a time. There are three pegs, \
 numbered 0, 1 and 2, and {n} disks numbered 1 (the smallest) to {n} (the largest). \
@@ -208,14 +210,14 @@ move disk 1 to the next peg in the cycle {cycle}.
 involve disk 1: of the two pegs that do not hold disk 1, take the smaller top disk \
 and put it on the other peg (an empty peg accepts any disk).
 
-Previous move: {previous}
-Current state: {state}
-
 Work out the single next move and the state it leads to. End your answer with \
 exactly these two lines and nothing after them, where a move is \
 [disk, from_peg, to_peg]:
 move = [disk, from_peg, to_peg]
 next_state = [[...], [...], [...]]
+
+Previous move: {previous}
+Current state: {state}
 """
 
 _CYCLES = {1: "0 -> 1 -> 2 -> 0", 2: "0 -> 2 -> 1 -> 0"}
