@@ -51,6 +51,7 @@ __all__ = [
     "is_chat_model_step",
     "is_messages_key",
     "pick",
+    "observed",
     "read_key",
     "sample_config",
     "state_keys",
@@ -276,6 +277,26 @@ SAMPLE_TAGS: tuple[str, ...] = (TAG_NOSTREAM, "langsmith:nostream", "maker:sampl
 """Tags of a sample's child run. `nostream` keeps it, and the chat-model runs under it
 (which inherit it), off LangGraph's `messages` stream; only the winner, returned by
 the node, is streamed."""
+
+
+def observed(config: RunnableConfig) -> bool:
+    """Whether any callback handler (a tracer, the `messages` stream) sees runs under `config`.
+
+    Nobody sees a child run otherwise, and a surface skips it: it costs about 0.3 ms
+    per sample, a fifth of a fast voted step. (LangSmith tracing switched on by the
+    environment adds its tracer to the run's handlers, so it counts.)
+
+    Example:
+        >>> observed({}), observed({"callbacks": []})
+        (False, False)
+    """
+    callbacks = config.get("callbacks")
+    if callbacks is None:
+        return False
+    if isinstance(callbacks, list):
+        return bool(callbacks)
+    return bool(getattr(callbacks, "handlers", None) or
+                getattr(callbacks, "inheritable_handlers", None))
 
 
 def sample_config(

@@ -24,7 +24,7 @@ from ..sampling import draw
 from ..vote import EscalationHandler, NoConsensusAction, Voter
 from ..voting import samples_needed
 from ._node import ROUTE, DualNode, emit
-from ._options import SampleRuns, as_message
+from ._options import SampleRuns, as_message, observed
 from .events import (
     decided_event,
     escalation_request,
@@ -134,13 +134,15 @@ class VoteNodes:
         step_input = payload["input"]
         if self.make_input is not None:
             step_input = self.make_input(step_input)
-        # Each draw is a child run `{step}.sample[i]` kept off the `messages` stream:
-        # the node that writes the winner streams it, once.
-        metadata = ensure_config().get("metadata") or {}
-        runs = SampleRuns(voter.sampler, str(metadata.get(STEP_METADATA, self.label)),
-                          round=payload["round"])
+        # Each draw is a child run `{step}.sample[i]` kept off the `messages` stream
+        # (the node that writes the winner streams it, once), when a handler sees runs.
+        sampler: Any = voter.sampler
+        config = ensure_config()
+        if observed(config):
+            step = (config.get("metadata") or {}).get(STEP_METADATA, self.label)
+            sampler = SampleRuns(sampler, str(step), round=payload["round"])
         try:
-            raw = await draw(runs, step_input, index,
+            raw = await draw(sampler, step_input, index,
                              retry=voter.policy.retry, failures=failures)
         except ConfigurationError:
             # A setup mistake (a refused key, a 401) fails the same way every time:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables.config import ensure_config
 from langgraph.config import get_config
 from langgraph.func import task
 from langgraph.types import interrupt
@@ -55,6 +56,7 @@ from ._options import (
     check_no_consensus,
     checked_input,
     default_chat_input,
+    observed,
     pick,
     read_key,
     state_keys,
@@ -118,12 +120,16 @@ class MakerNode(DualNode):
         outputs: dict[Any, Any] = {}
         # Each draw is a child run `{label}.sample[i]` kept off the `messages` stream:
         # the node's output streams the winner, once. One wrapper per vote (it follows
-        # the vote's round), so the node keeps no per-step state.
-        runs = SampleRuns(self.voter.sampler, label)
-        voter = self.voter.with_sampler(runs, escalate=self.voter.escalate)
+        # the vote's round), so the node keeps no per-step state; none when no handler
+        # would see the runs.
+        voter, runs = self.voter, None
+        if observed(ensure_config()):
+            runs = SampleRuns(self.voter.sampler, label)
+            voter = self.voter.with_sampler(runs, escalate=self.voter.escalate)
 
         def on_sample(sample: Sample) -> None:
-            runs.saw(sample)
+            if runs is not None:
+                runs.saw(sample)
             emit(sample_event(label, sample))
             if sample.red_flag is not None:
                 # The engine replaces it in its next round while the budget lasts.
