@@ -104,7 +104,7 @@ def test_the_config_validates_and_is_complete_for_a_deployment() -> None:
     major, minor = (int(part) for part in config["python_version"].split("."))
     assert (major, minor) >= tuple(int(p) for p in MIN_PYTHON_VERSION.split("."))
     # 3.11 is a version maker_graph supports.
-    assert 'requires-python = ">=3.10"' in (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.11"' in (ROOT / "pyproject.toml").read_text()
     # "." is the graphs' directory; "../.." is maker_graph itself, installed from source.
     assert (EXAMPLES / "../..").resolve() == ROOT
     assert "../.." in config["dependencies"] and "." in config["dependencies"]
