@@ -313,3 +313,36 @@ def test_config_callbacks_context_and_store_reach_every_sample(
         assert s["recorder"] is observed
     if rec is not None:
         assert len(rec.samples("answer_it")) == 3
+
+
+# --------------------------------------------------------------------------- n per request
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_one_request_of_n_stays_one_request_and_one_sample_run(use_async: bool) -> None:
+    # Wrapping the sampler in sample runs must not turn batching (`n`) off: k=3 at one
+    # temperature is one request against the stub, seen as one run for samples 0..2.
+    from openai_stub import OpenAIStub, StubBehaviour
+
+    from maker_graph.providers import ProviderOptions, resolve_chat_model
+
+    stub = OpenAIStub(lambda messages: "4", behaviour=StubBehaviour(
+        wrong_rate=0.0, ramble_rate=0.0, malformed_rate=0.0, rate_limit_rate=0.0,
+        server_error_rate=0.0, retry_after=0.01)).start()
+    try:
+        chat = resolve_chat_model("openai:stub", ProviderOptions(base_url=stub.base_url,
+                                                                 timeout=10))
+        builder = StateGraph(Q)
+        builder.add_node("sum", maker_node(chat, k=3, input_keys=["q"], temperature=0.1))
+        builder.add_edge(START, "sum").add_edge("sum", END)
+        rec = Recorder()
+        out = invoke(builder.compile(), {"q": "2+2?"}, {"callbacks": [rec]}, use_async)
+        assert out["answer"] == "4"
+        assert stub.stats["requests"] == 1 and stub.stats["choices"] == 3
+        runs = rec.samples("sum")
+        assert list(runs) == ["sum.sample[0..2]"]
+        tags, meta, _ = runs["sum.sample[0..2]"]
+        assert meta["maker_sample_indices"] == [0, 1, 2] and meta["maker_round"] == 1
+        assert "nostream" in tags
+    finally:
+        stub.stop()
