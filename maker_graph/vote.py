@@ -110,6 +110,14 @@ class VotePolicy:
             )
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        if not isinstance(self.retry, RetryPolicy):
+            # LangGraph's RetryPolicy (a NamedTuple) retries whole nodes; taken here it
+            # would only fail later, at the first provider error.
+            raise ConfigurationError(
+                f"retry= takes a maker_graph RetryPolicy (per-sample provider retries), got "
+                f"{type(self.retry).__module__}.{type(self.retry).__qualname__}; LangGraph's "
+                "RetryPolicy retries a whole node: give it to add_node(retry_policy=...)"
+            )
         if not isinstance(self.spare_samples, int) or self.spare_samples < 0:
             raise ConfigurationError(
                 f"spare_samples must be an integer >= 0, got {self.spare_samples!r}"
