@@ -13,6 +13,11 @@ so it can be shown, logged or sent to a browser as JSON:
   `samples_drawn`, `rounds`, `red_flags`).
 - `maker.chunk`: a decomposition chunk was committed (`steps_done`, `chunk_steps`,
   `done`, `samples`).
+- `maker.progress`: a long decomposition chunk reports how far it is (`steps`,
+  `total_steps`, `samples`, `red_flagged`, `elapsed` seconds), as `run_task`'s
+  progress callback does.
+
+`EVENT_FIELDS` maps each name to its fields (beside `event` and `node`).
 
 `maker.escalation` is not streamed: it is the value of the `interrupt()` that
 asks for an answer when the budget is spent.
@@ -36,25 +41,32 @@ from ..records import Sample, StepResult, jsonable
 
 __all__ = [
     "EVENT_NAMES",
+    "EVENT_FIELDS",
     "chunk_event",
     "decided_event",
     "emit",
     "escalation_request",
     "jsonable",
+    "progress_event",
     "provider_failure_event",
     "red_flag_event",
     "round_event",
     "sample_event",
 ]
 
-EVENT_NAMES = (
-    "maker.round",
-    "maker.sample",
-    "maker.red_flag",
-    "maker.provider_failure",
-    "maker.decided",
-    "maker.chunk",
-)
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "maker.round": ("round", "samples", "tally", "drawn"),
+    "maker.sample": ("index", "round", "key", "valid", "red_flag", "output_tokens"),
+    "maker.red_flag": ("index", "reason", "detail", "resampled"),
+    "maker.provider_failure": ("index", "error", "failures"),
+    "maker.decided": ("step", "winner", "decided_by", "tally", "samples_drawn", "rounds",
+                      "red_flags"),
+    "maker.chunk": ("steps_done", "chunk_steps", "done", "samples"),
+    "maker.progress": ("steps", "total_steps", "samples", "red_flagged", "elapsed"),
+}
+"""Each streamed event's fields beside `event` and `node` (the emitting graph node)."""
+
+EVENT_NAMES = tuple(EVENT_FIELDS)
 
 
 def _pairs(tally: Iterable[tuple[Any, int]] | Mapping[Any, int]) -> list[list[Any]]:
@@ -114,6 +126,15 @@ def chunk_event(
 ) -> dict[str, Any]:
     return {"event": "maker.chunk", "node": node, "steps_done": steps_done,
             "chunk_steps": chunk_steps, "done": done, "samples": samples}
+
+
+def progress_event(
+    node: str, steps: int, total_steps: int | None, samples: int, red_flagged: int,
+    elapsed: float,
+) -> dict[str, Any]:
+    return {"event": "maker.progress", "node": node, "steps": steps,
+            "total_steps": total_steps, "samples": samples, "red_flagged": red_flagged,
+            "elapsed": elapsed}
 
 
 def escalation_request(
