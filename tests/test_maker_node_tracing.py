@@ -346,3 +346,19 @@ def test_one_request_of_n_stays_one_request_and_one_sample_run(use_async: bool) 
         assert "nostream" in tags
     finally:
         stub.stop()
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_escalating_node_names_its_sample_runs_after_the_node(use_async: bool) -> None:
+    # on_no_consensus="escalate" votes inside a LangGraph task (so a resume does not
+    # redraw); the runs still carry the node's name, not the task's.
+    builder = StateGraph(Q)
+    builder.add_node("classify", maker_node(two_rounds, k=2, input_keys=["q"],
+                                            on_no_consensus="escalate"))
+    builder.add_edge(START, "classify").add_edge("classify", END)
+    rec = Recorder()
+    config = {"configurable": {"thread_id": f"esc-{use_async}"}, "callbacks": [rec]}
+    out = invoke(builder.compile(checkpointer=InMemorySaver()), {"q": "x"}, config, use_async)
+    assert out["answer"] == "a"
+    # (The task is named after `name=`, the node after where it was added.)
+    _check_sample_runs(rec, "classify", {"maker_step.vote"})

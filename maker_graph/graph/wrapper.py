@@ -113,8 +113,10 @@ class MakerNode(DualNode):
 
     # ------------------------------------------------------------- the vote
 
-    async def _avote(self, step_input: Any) -> tuple[StepResult, Any]:
-        label = _node_label(self.node_name)
+    async def _avote(self, step_input: Any, label: str | None = None) -> tuple[StepResult, Any]:
+        # Inside the escalation task the run metadata names the task, not the node: the
+        # node passes its own name in (for events and sample run names).
+        label = label or _node_label(self.node_name)
         # The first raw output per vote key: the winner's own message (tool calls
         # included) is what joins a messages key, not its parsed text.
         outputs: dict[Any, Any] = {}
@@ -140,9 +142,9 @@ class MakerNode(DualNode):
         result = await voter.vote(step_input, on_sample=on_sample)
         return result, outputs.get(result.winner_key)
 
-    async def _avote_undecided(self, step_input: Any) -> dict[str, Any]:
+    async def _avote_undecided(self, step_input: Any, label: str) -> dict[str, Any]:
         try:
-            result, output = await self._avote(step_input)
+            result, output = await self._avote(step_input, label)
         except NoConsensusError as exc:
             return {"decided": False, "tally": list(exc.tally.items()),
                     "drawn": exc.samples_drawn, "red_flags": exc.red_flags}
@@ -151,8 +153,8 @@ class MakerNode(DualNode):
         message = output if isinstance(output, BaseMessage) else None
         return {"decided": True, "result": _result_fields(result), "output": message}
 
-    def _vote_undecided(self, step_input: Any) -> dict[str, Any]:
-        return run_sync(self._avote_undecided(step_input))
+    def _vote_undecided(self, step_input: Any, label: str) -> dict[str, Any]:
+        return run_sync(self._avote_undecided(step_input, label))
 
     def _output(self, result: StepResult, output: Any, to_message: bool) -> dict[str, Any]:
         emit(decided_event(_node_label(self.node_name), result))
@@ -227,7 +229,8 @@ class MakerNode(DualNode):
             out = self._durable.invoke({"step_input": step_input}, self._durable_config())
             return self._durable_output(out, to_message)
         if self._interrupts:
-            return self._escalate(step_input, self._vote_task(step_input).result(), to_message)
+            saved = self._vote_task(step_input, _node_label(self.node_name)).result()
+            return self._escalate(step_input, saved, to_message)
         return self._output(*run_sync(self._avote(step_input)), to_message)
 
     async def _arun(self, state: Any) -> dict[str, Any]:
@@ -237,7 +240,7 @@ class MakerNode(DualNode):
             out = await self._durable.ainvoke({"step_input": step_input}, self._durable_config())
             return self._durable_output(out, to_message)
         if self._interrupts:
-            saved = await self._avote_task(step_input)
+            saved = await self._avote_task(step_input, _node_label(self.node_name))
             return self._escalate(step_input, saved, to_message)
         return self._output(*await self._avote(step_input), to_message)
 
