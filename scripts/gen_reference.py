@@ -92,7 +92,34 @@ def render() -> str:
             value = getattr(module, attr)
             lines.append(f"| `{attr}` ({kind(value)}) | {describe(value)} |")
         lines.append("")
+    lines += events_table()
     return "\n".join(lines)
+
+
+def events_table() -> list[str]:
+    """The `custom`-stream events every surface writes, from the sources that emit them."""
+    from maker_graph.graph.events import EVENT_FIELDS
+    from maker_graph.recursive.events import TREE_EVENT_NAMES
+
+    lines = [
+        "## Events",
+        "",
+        "Written to LangGraph's `custom` stream (`stream_mode=\"custom\"`, with",
+        "`subgraphs=True` from a parent graph). Each is a dict with `event` and `node`",
+        "(the graph node's name) beside the fields listed.",
+        "",
+        "| event | fields |",
+        "|---|---|",
+    ]
+    for name, fields in EVENT_FIELDS.items():
+        lines.append(f"| `{name}` | {', '.join(f'`{f}`' for f in fields)} |")
+    for name in TREE_EVENT_NAMES:
+        where = "see `maker_graph.recursive.events`"
+        lines.append(f"| `{name}` | `tree` and the tree node's id; {where} |")
+    lines.append("| `maker.escalation` | not streamed: the value of the `interrupt()` that "
+                 "asks for an answer when a step's budget is spent |")
+    lines.append("")
+    return lines
 
 
 def main() -> int:
