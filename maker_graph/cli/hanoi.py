@@ -174,6 +174,15 @@ def hanoi(
         "model accepts `n` (OpenAI-compatible): a round's samples at one temperature share "
         "a request, the prompt billed once (default: up to 8; 1: one request per sample)."
     ),
+    spare_samples: int = typer.Option(
+        0, "--spare-samples", help="Extra choices asked for in each request of `n`, kept "
+        "for the step's next round: fewer requests and rounds, more output tokens (unused "
+        "ones are billed and reported)."
+    ),
+    price_cached_in: float | None = typer.Option(
+        None, "--price-cached-in", help="Price per million input tokens served from the "
+        "provider's prompt cache (default: the table's cached rate, else --price-in)."
+    ),
     prices: Path | None = typer.Option(  # noqa: B008 - typer's idiom
         None, "--prices", help="JSON/YAML price table; known models are priced from it "
         "when --price-in/--price-out are not given."
@@ -234,6 +243,10 @@ def hanoi(
         raise fail(f"--samples-per-request must be >= 1, got {samples_per_request}")
     if speculate is not None and speculate < 0:
         raise fail(f"--speculate must be >= 0, got {speculate}")
+    if spare_samples < 0:
+        raise fail(f"--spare-samples must be >= 0, got {spare_samples}")
+    if price_cached_in is not None and not 0 <= price_cached_in < float("inf"):
+        raise fail(f"--price-cached-in must be a finite number >= 0, got {price_cached_in}")
 
     try:
         provider = _provider_options(
@@ -269,19 +282,38 @@ def hanoi(
             provider=provider,
             prices=prices,
             speculate=speculate,
+            spare_samples=spare_samples,
+            price_cached_in=price_cached_in,
         )
     except (ConfigurationError, RunLogError) as exc:
         raise fail(str(exc)) from None
 
 
-def _run(
+def _run(*, run_dir: Path | None, **options: Any) -> None:
+    """`_run_in` in `run_dir`, or in a temporary directory removed unless it holds a log."""
+    if run_dir is not None:
+        _run_in(where=run_dir, temporary=False, **options)
+        return
+    where = Path(tempfile.mkdtemp(prefix="maker-graph-hanoi-"))
+    try:
+        _run_in(where=where, temporary=True, **options)
+    except BaseException:
+        # Refused before anything was written (bad flags, another task's store): nothing
+        # to resume, so nothing to keep. A stopped run's log stays for its resume command.
+        if not any(where.iterdir()):
+            shutil.rmtree(where, ignore_errors=True)
+        raise
+
+
+def _run_in(
     *,
+    where: Path,
+    temporary: bool,
     disks: int,
     k: int | None,
     model: str | None,
     error_rate: float | None,
     seed: int | None,
-    run_dir: Path | None,
     store: str | None,
     resume: bool,
     fresh: bool,
@@ -298,6 +330,8 @@ def _run(
     provider: Any = None,
     prices: Path | None = None,
     speculate: int | None = None,
+    spare_samples: int = 0,
+    price_cached_in: float | None = None,
 ) -> None:
     from ..red_flags import max_output_tokens
     from ..run import report_from_log, run_task_sync
@@ -311,8 +345,6 @@ def _run(
     steps = task.total_steps
 
     # ------------------------------------------------------------------ the run directory
-    temporary = run_dir is None
-    where = Path(tempfile.mkdtemp(prefix="maker-graph-hanoi-")) if run_dir is None else run_dir
     # The run log: in the run directory, or in the --store given (a database URL).
     location = store if store is not None else str(where)
     stored: dict[str, Any] = {}
@@ -366,7 +398,9 @@ def _run(
 
     sampler, label = _sampler(task, model, float(error_rate), seed, concurrency, provider)
     if price_in == 0 and price_out == 0 and not model.startswith("simulated"):
-        price_in, price_out = _table_price(model, prices)
+        price_in, price_out, table_cached = _table_price(model, prices)
+        if price_cached_in is None:
+            price_cached_in = table_cached
     from ..sampling import RetryPolicy
 
     policy = VotePolicy(
@@ -374,6 +408,7 @@ def _run(
         max_samples=max_samples_per_step,
         max_concurrency=concurrency,
         retry=RetryPolicy(timeout=getattr(provider, "timeout", None) or 120.0),
+        spare_samples=spare_samples,
     )
     settings = {
         "model": model,
@@ -410,6 +445,7 @@ def _run(
                 max_total_cost=max_cost,
                 price_in=price_in,
                 price_out=price_out,
+                price_cached_in=price_cached_in,
                 budget_flags={
                     "samples": "--max-total-samples",
                     "tokens": "--max-total-tokens",
@@ -438,7 +474,9 @@ def _run(
     # ------------------------------------------------------------------ check and report
     log = open_run_log(location, readonly=True)
     try:
-        run = report_from_log(log, k=k, price_in=price_in, price_out=price_out)
+        run = report_from_log(
+            log, k=k, price_in=price_in, price_out=price_out, price_cached_in=price_cached_in
+        )
         errors, checked = verify_hanoi_log(log, disks)
     finally:
         log.close()
@@ -468,6 +506,8 @@ def _run(
         "decided_by": run.decided_by,
         "provider_failures": run.provider_failures,
         "speculative_wasted": run.speculative_wasted,
+        "spares_unused": run.spares_unused,
+        "cached_input_tokens": run.cached_input_tokens,
         "cost": run.cost,
         # Spend so far extrapolated to the whole task (the cost itself once it is done).
         "projected_cost": run.cost * steps / run.steps if run.steps else None,
@@ -512,13 +552,16 @@ def _provider_options(**options: Any) -> Any:
     return ProviderOptions(**options)
 
 
-def _table_price(model: str, prices: Path | None) -> tuple[float, float]:
-    """Prices of a provider model from the built-in table (or `--prices`), else zero."""
+def _table_price(model: str, prices: Path | None) -> tuple[float, float, float | None]:
+    """(input, output, cached input) prices of a provider model from the built-in table
+    (or `--prices`), else zero."""
     from ..providers import parse_model_spec
     from ._models import price_table
 
     price = price_table(prices).lookup(parse_model_spec(model).model)
-    return (price.input, price.output) if price is not None else (0.0, 0.0)
+    if price is None:
+        return 0.0, 0.0, None
+    return price.input, price.output, price.cached_input
 
 
 def _effective_error_rate(model: str, error_rate: float, seed: int) -> float:
