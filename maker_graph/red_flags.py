@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from ._bounded import MAX_PARSE_CHARS
+from ._bounded_regex import compile_bounded
 from ._util import is_async_callable
 from .records import RawSample, Sample
 
@@ -243,12 +244,20 @@ class predicate:  # noqa: N801
 
 
 class matches:  # noqa: N801
-    """Flag samples whose text matches a regular expression (e.g. refusals, injections)."""
+    """Flag samples whose text matches a regular expression (e.g. refusals, injections).
+
+    The pattern runs bounded (`_bounded_regex`): a search that backtracks past
+    `REGEX_TIMEOUT` seconds, or a text past `MAX_SAMPLE_CHARS`, flags the sample
+    too, since a reply the check could not read is not one it passed.
+    """
 
     def __init__(self, pattern: str, reason: str = "matches", flags: int = re.IGNORECASE) -> None:
-        self.pattern = re.compile(pattern, flags)
+        self.pattern = compile_bounded(pattern, flags)
         self.reason = reason
 
     def __call__(self, sample: Sample) -> Verdict | None:
-        m = self.pattern.search(sample.raw.text)
+        try:
+            m = self.pattern.search(sample.raw.text)
+        except ValueError as exc:  # RegexTimeout, or a text past the cap
+            return Verdict.flag(self.reason, str(exc))
         return Verdict.flag(self.reason, f"matched {m.group(0)!r}") if m else None

@@ -181,3 +181,87 @@ def test_safe_patterns_pass_the_check(pattern: str) -> None:
 def test_zz_report_worst_case_per_10kb() -> None:
     for name, seconds in sorted(WORST.items(), key=lambda kv: -kv[1]):
         print(f"{name:24s} {seconds * 1000:8.3f} ms per 10 kB (worst, at 100 kB)")
+
+
+# ------------------------------------------------------------------ user regexes run bounded
+
+# Patterns the static check lets through (or that reach us through the Python API,
+# which has no spec check) but that backtrack on an almost-matching reply with `re`:
+# exponential alternation overlap, a nested quantifier via the API, quartic adjacent runs.
+_SLOW = [
+    (r"^(a|a)+$", "a" * 29 + "!"),
+    (r"^(a+)+$", "a" * 29 + "!"),
+    (r"\s*\s*\s*\s*x", " " * 300),
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("pattern", "reply"), _SLOW)
+def test_the_matches_red_flag_is_bounded_on_backtracking_patterns(pattern: str,
+                                                                  reply: str) -> None:
+    from maker_graph.records import RawSample, Sample
+    from maker_graph.red_flags import matches
+
+    flag = matches(pattern, reason="refusal")
+    sample = Sample(index=0, raw=RawSample(output=reply, text=reply), value=reply, key=reply)
+    start = time.perf_counter()
+    verdict = flag(sample)
+    elapsed = time.perf_counter() - start
+    # Bound: REGEX_TIMEOUT (0.5 s) plus slack; with `re` this takes 14 s to hours.
+    assert elapsed < 1.5, elapsed
+    # A reply the pattern could not be checked against is not trusted: flagged, and
+    # the detail says why. A pattern that finishes (regex's own optimisations) must
+    # give the same answer `re` gives, which here is "no match".
+    if verdict is not None:
+        assert verdict.reason == "refusal" and "took over" in verdict.detail
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("pattern", "reply"), _SLOW)
+def test_spec_regex_parsers_are_bounded_on_backtracking_patterns(pattern: str,
+                                                                 reply: str) -> None:
+    for occurrence in ("first", "only"):
+        parse = build_parser(RegexParser.model_construct(kind="regex", pattern=pattern,
+                                                         group=0, occurrence=occurrence,
+                                                         convert="str", ignore_case=False),
+                             node_name="n", registry=registry)[0]
+        start = time.perf_counter()
+        with pytest.raises(ValueError):  # no match, or refused after the time bound
+            parse(reply)
+        assert time.perf_counter() - start < 1.5
+
+
+def test_a_pattern_the_spec_check_passes_is_still_bounded_when_loaded() -> None:
+    # `(a|a)+` nests nothing, so load_spec accepts it; the run must still be bounded.
+    assert nested_quantifier(r"^(a|a)+$") is None
+    spec = {"name": "mini", "state": {"x": "str", "q": "str"},
+            "models": {"m": {"model": "simulated", "oracle": {"answer": "a"}}},
+            "nodes": {"a": {"kind": "maker", "model": "m", "prompt": "{x}", "output": "q",
+                            "parser": {"kind": "regex", "pattern": r"^(a|a)+$"}}},
+            "entry": "a", "finish": ["a"]}
+    node = load_spec(spec).nodes["a"]
+    parse = build_parser(node.parser, node_name="a", registry=registry)[0]
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="took over"):
+        parse("a" * 29 + "!")
+    assert time.perf_counter() - start < 1.5
+    assert parse("aaaa") == "aaaa"  # a reply that matches still parses
+
+
+def test_bounded_patterns_keep_re_semantics() -> None:
+    from maker_graph._bounded_regex import compile_bounded
+
+    cases = [(r"answer: (-?\d+)", 0, "x answer: -12 answer: 3"),
+             (r"\bI cannot\b", 2, "Sorry, i CANNOT help"),
+             (r"^b$", 8, "a\nb\nc"),
+             (r"a.b", 16, "a\nb"),
+             (r"\w+", 256, "héllo"),
+             (r"(?P<n>\d+)\s*$", 0, "1 2 3  ")]
+    import re
+
+    for pattern, flags, text in cases:
+        ours = [m.group(0) for m in compile_bounded(pattern, flags).findall_matches(text)]
+        theirs = [m.group(0) for m in re.finditer(pattern, text, flags)]
+        assert ours == theirs, (pattern, ours, theirs)
+    with pytest.raises(re.error):
+        compile_bounded("(")

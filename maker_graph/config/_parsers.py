@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from .._bounded import check_length, unfence
+from .._bounded_regex import compile_bounded
 from ..red_flags import RedFlag, matches, max_output_tokens, truncated
 from ..sampling import message_text
 from ..vote import default_parser
@@ -88,12 +89,15 @@ def _labels_parser(spec: LabelsParser) -> Parser:
 
 
 def _regex_parser(spec: RegexParser) -> Parser:
-    pattern = re.compile(spec.pattern, re.IGNORECASE if spec.ignore_case else 0)
+    # Bounded: a spec pattern the load-time check passed can still backtrack for
+    # hours on an almost-matching reply (`^(a|a)+$`); past the time bound the reply
+    # is refused (a parse error, so red-flagged).
+    pattern = compile_bounded(spec.pattern, re.IGNORECASE if spec.ignore_case else 0)
     convert: Callable[[str], Any] = {"str": str, "int": int, "float": float}[spec.convert]
 
     def parse_match(output: Any) -> Any:
         text = check_length(output_text(output))
-        found = list(pattern.finditer(text)) if spec.occurrence != "first" else []
+        found = pattern.findall_matches(text) if spec.occurrence != "first" else []
         if spec.occurrence == "first":
             first = pattern.search(text)
             found = [first] if first else []
