@@ -208,7 +208,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "maker_graph/run.py",
         "            samples += wasted\n",
         "            pass  # mutant: speculative waste free\n",
-        ("tests/test_speculation.py",),
+        ("tests/test_speculation.py", BITE),
         "cancelled speculative samples count in the totals and budgets",
     ),
 )

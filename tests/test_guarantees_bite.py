@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from maker_graph.errors import BudgetExhaustedError
 from maker_graph.records import RawSample
 from maker_graph.run import run_task
 from maker_graph.runlog import RunLog, open_run_log
@@ -105,3 +108,35 @@ async def test_batched_samples_are_reserved_before_the_request(tmp_path: Path) -
     # The first round of every step (K samples) went out as one request.
     assert len(sampler.seen) == 2**DISKS - 1
     assert sampler._unreserved() == []
+
+
+class _Served:
+    """Counts every sample the provider is asked for (a slow simulated model)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.served = 0
+
+    async def sample(self, step_input: Any, index: int) -> RawSample:
+        self.served += 1
+        return await self.inner.sample(step_input, index)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("budget", [60, 97, 150])
+async def test_a_speculative_run_never_draws_past_its_sample_budget(
+    tmp_path: Path, budget: int
+) -> None:
+    """Kills `speculative_waste_not_counted`: cancelled speculative samples use up budget.
+
+    At a 10 % error rate some first guesses are wrong and their speculative step is
+    cancelled; were those samples left out of the running count, the steps near the
+    end of the budget would be allowed more than is left.
+    """
+    task = HanoiTask(6)  # 63 steps, about 200 samples: every budget here runs out
+    errors = ErrorModel(error_rate=0.1, rivals=1, seed=11, latency_median=0.002)
+    sampler = _Served(simulated_sampler(task, errors))
+    with pytest.raises(BudgetExhaustedError) as info:
+        await run_task(task, sampler, VotePolicy(k=3, max_samples=40), run_log=tmp_path,
+                       speculate=2, max_total_samples=budget)
+    assert info.value.budget == "samples"
+    assert 0 < sampler.served <= budget
