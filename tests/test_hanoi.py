@@ -1,17 +1,26 @@
 """Towers of Hanoi: the step rule, the independent solver, the strict parser, the prompt,
-and the simulated models built on them."""
+and the simulated models built on them.
+
+Rate checks use fixed seeds and a two-sided tolerance of 4 binomial standard errors
+(`near`) around the configured rate or the closed form `p_step`; the voting check is
+sized so that k off by one, or a per-sample accuracy off by 0.05, lands outside it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import math
+import statistics
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maker_graph.errors import ConfigurationError
+from maker_graph.run import answer_key
 from maker_graph.sampling import ChatModelSampler
+from maker_graph.scaling import expected_samples_per_step, p_step
 from maker_graph.tasks.base import StepAnswer, TaskWithTruth
 from maker_graph.tasks.hanoi import (
     HanoiStep,
@@ -26,6 +35,18 @@ from maker_graph.tasks.hanoi import (
     state_text,
 )
 from maker_graph.testing import ErrorModel
+from maker_graph.vote import VotePolicy, Voter
+
+SIGMAS = 4.0
+
+
+def binomial_tolerance(rate: float, n: int, sigmas: float = SIGMAS) -> float:
+    return sigmas * math.sqrt(rate * (1 - rate) / n)
+
+
+def near(count: int, n: int, rate: float) -> bool:
+    """`count` of `n` is within 4 binomial SEs of `rate`, either side."""
+    return abs(count / n - rate) <= binomial_tolerance(rate, n)
 
 
 def trajectory(task: HanoiTask, limit: int | None = None) -> list[tuple[HanoiStep, StepAnswer]]:
@@ -224,8 +245,8 @@ async def test_simulated_sampler_right_wrong_and_malformed_answers() -> None:
     errors = ErrorModel(error_rate=0.3, malformed_rate=0.2, seed=3)
     sampler = simulated_sampler(task, errors)
     counts = {"right": 0, "wrong": 0, "malformed": 0}
-    for step_input, truth in trajectory(task, 40):
-        for index in range(5):
+    for step_input, truth in trajectory(task):  # 63 steps x 20 samples
+        for index in range(20):
             raw = await sampler.sample(step_input, index)
             assert raw.output_tokens and raw.input_tokens
             try:
@@ -240,7 +261,50 @@ async def test_simulated_sampler_right_wrong_and_malformed_answers() -> None:
                 # A wrong answer is a legal move with the state it really leads to.
                 assert answer.action in legal_moves(step_input.state)
                 assert apply_move(step_input.state, answer.action) == answer.next_state
-    assert counts["right"] > counts["wrong"] > 0 and counts["malformed"] > 0
+    total = sum(counts.values())
+    parsed = counts["right"] + counts["wrong"]
+    assert total == 63 * 20
+    assert near(counts["malformed"], total, 0.2)  # 0.2 +- 0.045
+    assert near(counts["wrong"], parsed, 0.3)  # of the parsed: 0.3 +- 0.058
+
+
+def test_voted_hanoi_steps_match_the_closed_form() -> None:
+    """The Hanoi sampler through the engine's voter wins each step at `p_step(p, k)`.
+
+    4,095 steps at p = 0.7 (per valid sample), 10 % malformed, k = 2: the win rate is
+    0.845 +- 0.023 (4 SE). k = 1 or 3 (0.70, 0.93) and p = 0.65 or 0.75 (0.78, 0.90) are
+    each more than twice that tolerance away, so any of them would fail.
+    """
+    p, k, disks = 0.7, 2, 12
+    task = HanoiTask(disks)
+    errors = ErrorModel(error_rate=1 - p, malformed_rate=0.1, seed=21)
+    voter = Voter(simulated_sampler(task, errors), parser=task.parse, key=answer_key,
+                  policy=VotePolicy(k=k, max_samples=10_000, keep_samples=False))
+    steps = trajectory(task)
+    n = len(steps)
+    assert n == 2**disks - 1
+
+    async def run() -> list[tuple[bool, int, int]]:
+        out = []
+        for step_input, truth in steps:
+            r = await voter.vote(step_input)
+            out.append((r.winner == truth, r.valid_votes, r.samples_drawn))
+        return out
+
+    results = asyncio.run(run())
+    expected = p_step(p, k)
+    tolerance = binomial_tolerance(expected, n)
+    for wrong_k, wrong_p in [(k - 1, p), (k + 1, p), (k, p - 0.05), (k, p + 0.05)]:
+        assert abs(p_step(wrong_p, wrong_k) - expected) > 2 * tolerance  # the sizing
+    wins = sum(w for w, _, _ in results)
+    assert abs(wins / n - expected) <= tolerance
+    # Valid votes per step: the closed form, within 4 SE of the sample mean.
+    votes = [v for _, v, _ in results]
+    vote_se = statistics.stdev(votes) / math.sqrt(n)
+    assert abs(statistics.fmean(votes) - expected_samples_per_step(p, k)) <= SIGMAS * vote_se
+    # Red flags: each drawn sample is malformed with probability 0.1.
+    drawn = sum(d for _, _, d in results)
+    assert near(drawn - sum(votes), drawn, 0.1)
 
 
 async def test_simulated_sampler_is_deterministic_per_step_and_index() -> None:
