@@ -9,6 +9,9 @@ state or the tools; every sample runs as a child run tagged `nostream`, so the
 `messages` stream shows the turn once (the winner, emitted with the node's
 output), not once per sample.
 
+The vote streams the documented `maker.*` events (see `events`) on the `custom`
+stream, labelled with the agent's model node (`"model"` in `create_agent`).
+
 Example:
     >>> mw = MakerMiddleware(k=3)
     >>> mw.name
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
@@ -34,12 +38,20 @@ from langgraph.constants import TAG_NOSTREAM
 
 from .._sync import run_sync
 from ..actions import tool_call_key, tool_call_problem
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, SamplerError
 from ..records import RawSample, Sample, StepResult
 from ..red_flags import RedFlag, Verdict
 from ..sampling import RetryPolicy, TemperatureSchedule, is_chat_model, raw_from_message
 from ..vote import VotePolicy, Voter
-from ..voting import canonical_key
+from ..voting import canonical_key, samples_needed
+from .events import (
+    decided_event,
+    emit,
+    provider_failure_event,
+    red_flag_event,
+    round_event,
+    sample_event,
+)
 
 __all__ = ["MakerMiddleware"]
 
@@ -65,6 +77,59 @@ def _message(response: ModelResponse) -> AIMessage | None:
         if isinstance(msg, AIMessage):
             return msg
     return None
+
+
+class _Events:
+    """The `maker.*` events of one voted model call, derived from the checked samples.
+
+    The engine tells a caller only of checked samples (`on_sample`), in round order,
+    after the whole round is drawn. So a round's event is written when its first
+    sample arrives, sized as the engine sizes it (the votes still needed, capped by
+    the budget left), from the tally of the rounds before it.
+    """
+
+    def __init__(self, node: str, k: int, budget: int, attempts: int) -> None:
+        self.node = node
+        self.k = k
+        self.budget = budget
+        self.attempts = attempts
+        self.round = 0
+        self.drawn = 0
+        self.counts: dict[Hashable, int] = {}
+        # Failed provider attempts per sample index: the index whose count reaches
+        # the retry limit is the one whose `SamplerError` ends the vote.
+        self.failed: dict[int, int] = {}
+        self.exhausted: int | None = None
+
+    def on_sample(self, sample: Sample) -> None:
+        if sample.round != self.round:
+            self.round = sample.round
+            n = min(samples_needed(self.counts, self.k), self.budget - self.drawn)
+            emit(round_event(self.node, self.round, n, list(self.counts.items()), self.drawn))
+        self.drawn += 1
+        emit(sample_event(self.node, sample))
+        if sample.red_flag is None:
+            self.counts[sample.key] = self.counts.get(sample.key, 0) + 1
+        else:
+            # The engine replaces it in its next round while the budget lasts.
+            emit(red_flag_event(self.node, sample, resampled=None))
+
+    def attempt_failed(self, index: int) -> None:
+        self.failed[index] = self.failed.get(index, 0) + 1
+        if self.failed[index] >= self.attempts and self.exhausted is None:
+            self.exhausted = index
+
+    def provider_failed(self, exc: SamplerError) -> None:
+        index = self.exhausted if self.exhausted is not None else self.drawn
+        emit(provider_failure_event(self.node, index, exc.last or exc, exc.failures))
+
+    def decided(self, result: StepResult) -> None:
+        emit(decided_event(self.node, result))
+
+
+def _node_name(config: Any, default: str) -> str:
+    """The graph node running the model call (`create_agent` names it `"model"`)."""
+    return str((config.get("metadata") or {}).get("langgraph_node", default))
 
 
 def _structured_names(response_format: Any) -> tuple[str, ...]:
@@ -238,11 +303,15 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             escalate=self._escalate if self.policy.on_no_consensus == "escalate" else None,
         )
 
-    def _finish(self, result: StepResult) -> ModelResponse:
+    def _finish(self, result: StepResult, events: _Events) -> ModelResponse:
         winner = result.winner
         if isinstance(winner, AIMessage):
             winner = ModelResponse(result=[winner])
         message = _message(winner)
+        # The event shows what was voted on (the structured response, else the model's
+        # message), in JSON; a ModelResponse itself would only show as its repr.
+        structured = getattr(winner, "structured_response", None)
+        events.decided(replace(result, winner=structured if structured is not None else message))
         if message is not None:
             message.response_metadata = {**message.response_metadata, "maker": summary(result)}
         return winner  # type: ignore[no-any-return]
@@ -256,6 +325,7 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     ) -> ModelResponse:
         parent = ensure_config()
         mw = self
+        events = self._events(parent)
 
         class _SyncSamples:
             async def sample(self, step_input: Any, index: int) -> RawSample:
@@ -269,10 +339,13 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                     )
                 except StructuredOutputError as exc:
                     return RawSample(_Invalid(exc), str(exc))
+                except Exception:
+                    events.attempt_failed(index)
+                    raise
                 return mw._raw(out, temp)
 
         voter = self._voter(request, _SyncSamples())
-        return self._finish(run_sync(voter.vote(request, step=self._name)))
+        return self._finish(run_sync(self._vote(voter, request, events)), events)
 
     async def awrap_model_call(
         self,
@@ -281,6 +354,7 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     ) -> ModelResponse:
         parent = ensure_config()
         mw = self
+        events = self._events(parent)
 
         async def call(req: ModelRequest) -> Any:
             return await handler(req)
@@ -293,10 +367,25 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                     out = await run.ainvoke(sample_request, mw._config(parent, index))
                 except StructuredOutputError as exc:
                     return RawSample(_Invalid(exc), str(exc))
+                except Exception:
+                    events.attempt_failed(index)
+                    raise
                 return mw._raw(out, temp)
 
         voter = self._voter(request, _AsyncSamples())
-        return self._finish(await voter.vote(request, step=self._name))
+        return self._finish(await self._vote(voter, request, events), events)
+
+    def _events(self, parent: Any) -> _Events:
+        policy = self.policy
+        return _Events(_node_name(parent, self._name), policy.k, policy.budget,
+                       policy.retry.max_attempts)
+
+    async def _vote(self, voter: Voter, request: ModelRequest, events: _Events) -> StepResult:
+        try:
+            return await voter.vote(request, step=self._name, on_sample=events.on_sample)
+        except SamplerError as exc:
+            events.provider_failed(exc)
+            raise
 
     # ------------------------------------------------------------------ escalation
 
