@@ -23,13 +23,19 @@ from maker_graph.config._parsers import build_parser
 from maker_graph.config.registry import registry
 from maker_graph.config.spec import JsonParser, LabelsParser, RegexParser, TextParser
 from maker_graph.errors import SpecError
+from maker_graph.records import RawSample, Sample
 from maker_graph.recursive.parsers import structured_parser
 from maker_graph.recursive.schemas import Answer, Choice, Decomposition
+from maker_graph.red_flags import matches
+from maker_graph.tasks.addition import LongAdditionTask
 from maker_graph.tasks.hanoi import HanoiTask
+from maker_graph.tasks.multiplication.notation import parse_composition
 from maker_graph.vote import default_parser
 
 
 def _parsers() -> dict[str, Callable[[Any], Any]]:
+    refusal = matches(r"I cannot|as an AI", reason="refusal")
+
     def config(spec: Any) -> Callable[[Any], Any]:
         return build_parser(spec, node_name="n", registry=registry)[0]
 
@@ -47,6 +53,11 @@ def _parsers() -> dict[str, Callable[[Any], Any]]:
         "decomposition": structured_parser(Decomposition),
         "choice": structured_parser(Choice),
         "answer": structured_parser(Answer),
+        "addition": LongAdditionTask(5).parse,
+        "composition": lambda text: parse_composition(text, 2),
+        # Not a parser, but it reads every reply too (triage.yaml's refusal flag).
+        "matches-flag": lambda text: refusal(
+            Sample(index=0, raw=RawSample(output=text, text=text))),
     }
     for name in registry.names("parser"):
         entry = registry.get("parser", name)
@@ -101,6 +112,8 @@ def _check_linear(prefix: str, filler: str, suffix: str) -> None:
         ("answer: ", "1", " answer: 2"),
         ("[", "[", ""),
         ("{\"a\": ", " ", "}"),
+        ("column = 1,", " ", "digit"),
+        ("#1 *", " ", "10^"),
     ],
 )
 def test_every_parser_is_linear_on_known_hostile_shapes(prefix: str, filler: str,
@@ -110,7 +123,7 @@ def test_every_parser_is_linear_on_known_hostile_shapes(prefix: str, filler: str
 
 _PIECES = st.sampled_from(
     [" ", "\t", "\n", "```", "```json", "json", "{", "}", "[", "]", "\"", ",", "a", "1",
-     "move = [", "next_state = ", "answer: ", "\\", "\u00a0"]
+     "move = [", "next_state = ", "answer: ", "\\", "\u00a0", "column = ", "#1", "+"]
 )
 
 

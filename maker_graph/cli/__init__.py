@@ -64,6 +64,10 @@ def main() -> None:
             message = exc.format_message()  # type: ignore[attr-defined]
             typer.echo(f"error: {message} (see {where})", err=True)
         sys.exit(getattr(exc, "exit_code", 2))
+    except OSError as exc:  # the environment (a path, a disk), never worth a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

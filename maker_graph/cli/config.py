@@ -285,6 +285,10 @@ def run(
         raise fail(str(exc), code=1) from None
     except MakerGraphError as exc:  # pragma: no cover - every error is one of the above
         raise fail(str(exc), code=1) from None
+    except (KeyboardInterrupt, SystemExit, typer.Exit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a node's own failure: one line, not a traceback
+        raise fail(_node_failure(exc), code=1) from None
     if pending:
         typer.echo(json.dumps(_interrupt_report(pending, spec_path, store, thread_id),
                               indent=2, default=str, ensure_ascii=False))
@@ -302,6 +306,17 @@ def _with_timeout(spec: Any, timeout: float) -> Any:
         for name, model in spec.models.items()
     }
     return spec.model_copy(update={"models": models})
+
+
+def _node_failure(exc: BaseException) -> str:
+    """One line for an exception a node raised: which node (LangGraph notes it), what."""
+    node = ""
+    for note in getattr(exc, "__notes__", ()):
+        if note.startswith("During task with name '"):
+            node = note.split("'")[1]
+    first = (str(exc).splitlines() or [""])[0]
+    where = f"node {node!r} failed" if node else "the graph failed"
+    return f"{where}: {type(exc).__name__}: {first}"
 
 
 def _resume_value(text: str) -> Any:
