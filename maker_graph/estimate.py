@@ -40,22 +40,48 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .correlation import CorrelationFit, fit_correlation
+from ._estimate_plan import (
+    Forecast,
+    PlanRow,
+    correlated_plan,
+    effective_fit,
+    fit_records,
+    p_full_of,
+)
+from ._estimate_sampling import (
+    FrozenModel,
+    PilotStep,
+    SampleRecord,
+    count_steps,
+    pick_steps,
+    sample_model,
+)
+from ._estimate_sampling import (
+    Outcome as Outcome,  # re-exported: defined here before the split
+)
+from ._estimate_tables import (
+    LENGTH_EDGES as LENGTH_EDGES,  # re-exported: defined here before the split
+)
+from ._estimate_tables import (
+    CollisionPoint,
+    LengthBin,
+    caps_to_try,
+    collision_counts,
+    length_bins,
+)
+from .correlation import CorrelationFit
 from .costs import Price
-from .errors import ConfigurationError, SamplerError
-from .records import RawSample, Sample
-from .red_flags import RedFlag, check_sample
-from .sampling import RetryPolicy, Sampler, draw
+from .errors import ConfigurationError
+from .red_flags import RedFlag
+from .sampling import RetryPolicy, Sampler
 from .scaling import estimate_p, plan, race_error
-from .tasks.base import StepAnswer
 
 __all__ = [
     "CollisionPoint",
@@ -74,11 +100,6 @@ __all__ = [
     "replan",
     "summarise",
 ]
-
-Outcome = Literal["correct", "wrong", "malformed", "failed"]
-
-LENGTH_EDGES: tuple[int, ...] = (0, 25, 50, 100, 200, 300, 500, 700, 1000, 1500, 2500, 5000)
-"""Lower edges of the output-length bins of the error-vs-length table (tokens)."""
 
 _FORMAT = 1
 """Version of the estimate file format."""
@@ -141,142 +162,7 @@ class EstimateOptions:
 # --------------------------------------------------------------------------- file format
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SampleRecord(_Model):
-    """One pilot sample, enough to recompute everything at another length cap."""
-
-    step: int
-    """The step it answered."""
-    index: int
-    """Its index among the step's samples."""
-    outcome: Outcome
-    """`correct`, `wrong` (parsed, not the truth), `malformed` (did not parse) or
-    `failed` (the provider failed every retry; not a sample)."""
-    answer: str | None = None
-    """A short fingerprint of a wrong answer, to tell identical wrong answers apart."""
-    flag: str | None = None
-    """A further red flag that discarded it (length flags are recomputed, not stored)."""
-    output_tokens: int = 0
-    """Output tokens (reported by the provider, else counted)."""
-    input_tokens: int = 0
-    """Input tokens (reported by the provider, else counted)."""
-    finish_reason: str | None = None
-    """Why generation stopped; `length` means the provider cut it off."""
-
-    def valid(self, cap: int | None) -> bool:
-        """True when this sample would vote under a length cap of `cap` tokens."""
-        return (
-            self.outcome in ("correct", "wrong")
-            and self.flag is None
-            and self.finish_reason != "length"
-            and (cap is None or self.output_tokens <= cap)
-        )
-
-
-class LengthBin(_Model):
-    """Error rate of the samples whose output length falls in `[low, high)` tokens."""
-
-    low: int
-    high: int | None
-    samples: int
-    """Samples in the bin (failed calls excluded)."""
-    wrong: int
-    """Parsed but wrong."""
-    malformed: int
-    """Did not parse."""
-
-    @property
-    def error_rate(self) -> float:
-        return (self.wrong + self.malformed) / self.samples if self.samples else 0.0
-
-    @property
-    def wrong_rate(self) -> float:
-        parsed = self.samples - self.malformed
-        return self.wrong / parsed if parsed else 0.0
-
-
-class CollisionPoint(_Model):
-    """Collisions when answers longer than `cap` tokens are red-flagged."""
-
-    cap: int | None
-    collisions: int
-    """Steps with at least two valid samples that are both wrong."""
-    same_answer: int
-    """Steps with at least two valid samples giving the same wrong answer."""
-    expected: float
-    """Collisions expected if errors were independent at the measured error rate."""
-    v: float
-    """Share of samples that pass the red flags at this cap."""
-
-
-class PlanRow(_Model):
-    """The plan for the full task from one model's measurements, under the measured
-    correlation of its errors (independent errors when none was measured or found)."""
-
-    p_used: float
-    """The p the independence plan was computed with (point estimate or interval's lower
-    end)."""
-    steps: int
-    target: float
-    k_min: int | None
-    """Smallest margin reaching `target`; None when no margin does (see `reachable`)."""
-    p_full: float
-    """Forecast chance of a flawless run at `k_min` (at the best margin when unreachable)."""
-    step_error: float
-    """Forecast chance that one vote decides wrongly, at the same margin."""
-    valid_samples_per_step: float
-    samples_per_step: float
-    total_samples: float
-    cost_per_sample: float | None
-    total_cost: float | None
-    reachable: bool = True
-    """False when no margin up to the search limit reaches `target`."""
-    irreducible_step_error: float = 0.0
-    """The step error no margin removes (the limit as k grows): the stuck share's."""
-    stuck_share: float = 0.0
-    """Measured share of steps on which the model is stuck on one wrong answer."""
-    step_error_high: float | None = None
-    """Upper end of the forecast step error's bootstrap interval."""
-    p_full_low: float | None = None
-    """p_full at that upper end."""
-    independent_k_min: int | None = None
-    """What the plan would be if errors were independent (the scaling laws' assumption)."""
-    independent_p_full: float | None = None
-    """p_full that the independence assumption promises at `k_min` (at its own k_min when
-    unreachable)."""
-    independent_step_error: float | None = None
-    """Step error the independence assumption promises at the same margin."""
-
-
-class Forecast(_Model):
-    """What a first-to-ahead-by-k vote does per step, under the measured correlation."""
-
-    k: int
-    step_error: float
-    """Probability that one vote decides the step wrongly."""
-    step_error_low: float
-    step_error_high: float
-    """Bootstrap interval of `step_error` (the point itself when correlation was not
-    measured)."""
-    valid_samples_per_step: float
-    samples_per_step: float
-    """Expected samples drawn per vote, red-flagged ones included (valid / v)."""
-    independent_step_error: float | None
-    """The step error if errors were independent at the measured p (None when p <= 0.5)."""
-    stuck_share: float
-    """Share of steps on which the model is stuck (0: none detected or not measured)."""
-    correlated: bool
-    """True when the pilot measured correlation (two or more samples a step) and found it."""
-    steps: int | None = None
-    p_full: float | None = None
-    """Chance of `steps` flawless votes (when `steps` was given)."""
-    p_full_low: float | None = None
-
-
-class ModelEstimate(_Model):
+class ModelEstimate(FrozenModel):
     """What the pilot measured for one model."""
 
     model: str
@@ -338,13 +224,13 @@ class ModelEstimate(_Model):
             raise ValueError(f"k must be >= 1, got {k}")
         if self.p is None:
             raise ValueError(f"{self.model}: no valid sample, nothing to forecast")
-        fit = _effective_fit(self.correlation, 1.0 - self.p)
+        fit = effective_fit(self.correlation, 1.0 - self.p)
         low, high = fit.interval(k, self.confidence)
         valid = fit.valid_samples(k)
         err = fit.step_error(k)
         p_full = p_full_low = None
         if steps is not None:
-            p_full, p_full_low = _p_full(err, steps), _p_full(high, steps)
+            p_full, p_full_low = p_full_of(err, steps), p_full_of(high, steps)
         return Forecast(
             k=k,
             step_error=err,
@@ -387,7 +273,7 @@ class ModelEstimate(_Model):
         )
 
 
-class EstimateReport(_Model):
+class EstimateReport(FrozenModel):
     """A pilot estimate of one or more models on one task; the `--json` file."""
 
     format: int = _FORMAT
@@ -483,218 +369,7 @@ def load_estimate(path: str | Path) -> EstimateReport:
         ) from None
 
 
-# --------------------------------------------------------------------------- steps
-
-
-@dataclass(frozen=True, slots=True)
-class PilotStep:
-    """A step of the task with its right answer."""
-
-    step: int
-    state: Any
-    previous_action: Any
-    truth: StepAnswer
-
-
-def pick_steps(
-    task: Any, n: int, *, seed: int = 0, total_steps: int | None = None
-) -> list[PilotStep]:
-    """`n` distinct random steps of `task` (all of them when it has fewer), in step order.
-
-    Steps are found by replaying the task's ground truth from the start (a task may
-    offer `state_at(step) -> (state, previous_action)` to jump there directly).
-
-    Raises:
-        ConfigurationError: the task has no `true_step`.
-
-    Example:
-        >>> from maker_graph.tasks.hanoi import HanoiTask
-        >>> [s.step for s in pick_steps(HanoiTask(3), 3, seed=1)]
-        [0, 1, 4]
-    """
-    if not callable(getattr(task, "true_step", None)):
-        raise ConfigurationError(
-            f"{type(task).__name__} has no true_step(): a pilot estimate needs steps whose "
-            "right answer is known (a TaskWithTruth)"
-        )
-    total = total_steps or getattr(task, "total_steps", None) or _count_steps(task)
-    rng = random.Random(seed)
-    chosen = sorted(rng.sample(range(total), min(n, total)))
-    state_at = getattr(task, "state_at", None)
-    out: list[PilotStep] = []
-    if callable(state_at):
-        for step in chosen:
-            state, previous = state_at(step)
-            out.append(PilotStep(step, state, previous, task.true_step(state, previous)))
-        return out
-    wanted = iter(chosen)
-    target = next(wanted, None)
-    state, previous = task.initial_state(), None
-    step = 0
-    while target is not None:
-        truth = task.true_step(state, previous)
-        if step == target:
-            out.append(PilotStep(step, state, previous, truth))
-            target = next(wanted, None)
-        state, previous = truth.next_state, truth.action
-        step += 1
-    return out
-
-
-def _count_steps(task: Any, limit: int = 50_000_000) -> int:
-    state, previous, n = task.initial_state(), None, 0
-    while not task.is_done(state):
-        truth = task.true_step(state, previous)
-        state, previous = truth.next_state, truth.action
-        n += 1
-        if n >= limit:
-            raise ConfigurationError(
-                f"{type(task).__name__} did not finish within {limit} true steps: "
-                "give its length with task_steps="
-            )
-    return n
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-def _fingerprint(answer: StepAnswer) -> str:
-    import hashlib
-
-    return hashlib.blake2b(repr(answer.key()).encode(), digest_size=6).hexdigest()
-
-
-def _score(
-    task: Any,
-    pilot: PilotStep,
-    index: int,
-    raw: RawSample,
-    red_flags: Sequence[RedFlag],
-) -> SampleRecord:
-    from .tokens import count_tokens_cached
-
-    try:
-        answer = task.parse(raw.output)
-        key = answer.key() if hasattr(answer, "key") else answer
-        truth_key = pilot.truth.key()
-        outcome: Outcome = "correct" if key == truth_key else "wrong"
-    except Exception:  # noqa: BLE001 - any parse failure is a malformed answer
-        answer, outcome = None, "malformed"
-    flag = None
-    if outcome != "malformed" and red_flags:
-        verdict = check_sample(Sample(index, raw, answer), red_flags)
-        flag = verdict.reason if verdict is not None else None
-    out_tokens = raw.output_tokens
-    if out_tokens is None:
-        out_tokens = count_tokens_cached(raw.text)
-    return SampleRecord(
-        step=pilot.step,
-        index=index,
-        outcome=outcome,
-        answer=_fingerprint(answer) if outcome == "wrong" and answer is not None else None,
-        flag=flag,
-        output_tokens=out_tokens,
-        input_tokens=raw.input_tokens or 0,
-        finish_reason=raw.finish_reason,
-    )
-
-
-async def _sample_model(
-    task: Any,
-    sampler: Sampler,
-    steps: Sequence[PilotStep],
-    options: EstimateOptions,
-) -> tuple[list[SampleRecord], dict[str, int], float]:
-    import time
-
-    started = time.perf_counter()
-    failures: dict[str, int] = {}
-    semaphore = asyncio.Semaphore(options.concurrency)
-    inputs = [task.step_input(s.state, s.previous_action, s.step) for s in steps]
-    prompt_tokens: dict[int, int] = {}
-
-    async def one(i: int, index: int) -> SampleRecord:
-        pilot = steps[i]
-        try:
-            raw = await draw(
-                sampler, inputs[i], index, retry=options.retry, failures=failures,
-                semaphore=semaphore,
-            )
-        except SamplerError:
-            return SampleRecord(step=pilot.step, index=index, outcome="failed")
-        record = _score(task, pilot, index, raw, options.red_flags)
-        if raw.input_tokens is None:
-            # No usage from the provider: count the prompt (once per step) instead.
-            if i not in prompt_tokens:
-                from .costs import count_prompt_tokens
-
-                prompt_tokens[i] = count_prompt_tokens(task.prompt(inputs[i]))
-            record = record.model_copy(update={"input_tokens": prompt_tokens[i]})
-        return record
-
-    jobs = [one(i, j) for i in range(len(steps)) for j in range(options.samples_per_step)]
-    records = list(await asyncio.gather(*jobs))
-    return records, failures, time.perf_counter() - started
-
-
 # --------------------------------------------------------------------------- scoring
-
-
-def _length_bins(records: Iterable[SampleRecord]) -> list[LengthBin]:
-    counts: dict[int, list[int]] = {}
-    for r in records:
-        if r.outcome == "failed":
-            continue
-        i = max(j for j, edge in enumerate(LENGTH_EDGES) if r.output_tokens >= edge)
-        c = counts.setdefault(i, [0, 0, 0])
-        c[0] += 1
-        c[1] += r.outcome == "wrong"
-        c[2] += r.outcome == "malformed"
-    return [
-        LengthBin(
-            low=LENGTH_EDGES[i],
-            high=LENGTH_EDGES[i + 1] if i + 1 < len(LENGTH_EDGES) else None,
-            samples=c[0],
-            wrong=c[1],
-            malformed=c[2],
-        )
-        for i, c in sorted(counts.items())
-    ]
-
-
-def _collisions(
-    records: Sequence[SampleRecord], cap: int | None
-) -> tuple[int, int, float, float]:
-    by_step: dict[int, list[SampleRecord]] = {}
-    drawn = 0
-    for r in records:
-        drawn += r.outcome != "failed"
-        if r.valid(cap):
-            by_step.setdefault(r.step, []).append(r)
-    valid = sum(len(v) for v in by_step.values())
-    wrong_total = sum(1 for v in by_step.values() for r in v if r.outcome == "wrong")
-    q = wrong_total / valid if valid else 0.0
-    collisions = same = 0
-    expected = 0.0
-    for rs in by_step.values():
-        m = len(rs)
-        expected += m * (m - 1) / 2 * q * q
-        wrong = [r.answer for r in rs if r.outcome == "wrong"]
-        if len(wrong) >= 2:
-            collisions += 1
-            if len(set(wrong)) < len(wrong):
-                same += 1
-    return collisions, same, expected, valid / drawn if drawn else 0.0
-
-
-def _caps(records: Sequence[SampleRecord], cap: int | None) -> list[int | None]:
-    longest = max((r.output_tokens for r in records), default=0)
-    nice = [25, 50, 75, 100, 150, 200, 300, 400, 500, 600, 700, 750, 800, 1000, 1200, 1500,
-            2000, 3000, 5000]
-    caps = {c for c in nice if c <= longest * 1.25}
-    if cap is not None:
-        caps.add(cap)
-    return [*sorted(caps), None]  # None: no length flag at all
 
 
 def summarise(
@@ -744,7 +419,7 @@ def summarise(
     p = p_low = p_high = None
     plan_row = None
     note = None
-    fit = _fit(records, cap) if valid else None
+    fit = fit_records(records, cap) if valid else None
     if valid:
         est = estimate_p(correct, len(valid), confidence)
         p, p_low, p_high = est.p, est.low, est.high
@@ -768,8 +443,8 @@ def summarise(
                 tokens_in=mean_in,
                 tokens_out=mean_out,
             )
-            plan_row = _correlated_plan(
-                _effective_fit(fit, 1.0 - p_used),
+            plan_row = correlated_plan(
+                effective_fit(fit, 1.0 - p_used),
                 independent=pl,
                 p_used=p_used,
                 steps=task_steps,
@@ -793,10 +468,10 @@ def summarise(
     else:
         note = "no valid sample: every answer was red-flagged or failed"
 
-    collisions, same, expected, _ = _collisions(records, cap)
+    collisions, same, expected, _ = collision_counts(records, cap)
     by_cap = []
-    for c in _caps(drawn, cap):
-        n_c, same_c, exp_c, v_c = _collisions(records, c)
+    for c in caps_to_try(drawn, cap):
+        n_c, same_c, exp_c, v_c = collision_counts(records, c)
         by_cap.append(
             CollisionPoint(cap=c, collisions=n_c, same_answer=same_c, expected=exp_c, v=v_c)
         )
@@ -821,92 +496,13 @@ def summarise(
         collisions=collisions,
         same_answer_collisions=same,
         expected_collisions=expected,
-        length_bins=_length_bins(drawn),
+        length_bins=length_bins(drawn),
         collisions_by_cap=by_cap,
         plan=plan_row,
         note=note,
         wall_seconds=wall_seconds,
         correlation=fit,
         records=list(records),
-    )
-
-
-def _fit(records: Sequence[SampleRecord], cap: int | None) -> CorrelationFit | None:
-    """The stuck-step fit from a pilot's valid samples, or None (one sample a step)."""
-    by_step: dict[int, list[int]] = {}
-    for r in records:
-        if r.valid(cap):
-            c = by_step.setdefault(r.step, [0, 0])
-            c[0] += 1
-            c[1] += r.outcome == "wrong"
-    counts = [(m, w) for m, w in by_step.values()]
-    if not any(m >= 2 for m, _ in counts):
-        return None
-    return fit_correlation(counts)
-
-
-def _effective_fit(fit: CorrelationFit | None, e_used: float) -> CorrelationFit:
-    """The fit to forecast with: the measured mixture when correlation was found, else
-    independent errors at `e_used` (which may be the cautious end of p's interval)."""
-    if fit is None:
-        return CorrelationFit(
-            h=0.0, e=e_used, c=1.0, c_fixed=True, detected=False, lr_statistic=0.0,
-            steps=0, h_raw=0.0,
-        )
-    if not fit.detected:
-        return fit.model_copy(update={"e": e_used})
-    return fit
-
-
-def _p_full(step_error: float, steps: int) -> float:
-    return math.exp(steps * math.log1p(-step_error)) if step_error < 1.0 else 0.0
-
-
-def _correlated_plan(
-    fit: CorrelationFit,
-    *,
-    independent: Any,
-    p_used: float,
-    steps: int,
-    target: float,
-    v: float,
-    cost_per_sample: float | None,
-    cautious: bool,
-    confidence: float,
-) -> PlanRow:
-    """The smallest margin whose forecast (under `fit`) reaches `target`, or the best one.
-
-    Cautious plans choose k by the upper end of the step error's interval."""
-
-    chosen, best_k = fit.search_k(steps, target, cautious=cautious, confidence=confidence)
-    k = chosen if chosen is not None else best_k
-    point = fit.step_error(k)
-    high = fit.interval(k, confidence)[1]
-    valid = fit.valid_samples(k)
-    drawn = valid / v
-    total = drawn * steps
-    ind_k = independent.k_min
-    return PlanRow(
-        p_used=p_used,
-        steps=steps,
-        target=target,
-        k_min=chosen,
-        p_full=_p_full(point, steps),
-        step_error=point,
-        valid_samples_per_step=valid,
-        samples_per_step=drawn,
-        total_samples=total,
-        cost_per_sample=cost_per_sample,
-        total_cost=total * cost_per_sample if cost_per_sample is not None else None,
-        reachable=chosen is not None,
-        irreducible_step_error=fit.irreducible(),
-        stuck_share=fit.h,
-        step_error_high=high,
-        p_full_low=_p_full(high, steps),
-        independent_k_min=ind_k,
-        # At the same k when one was chosen; else at the k independence would choose.
-        independent_p_full=_p_full(race_error(1.0 - p_used, chosen or ind_k), steps),
-        independent_step_error=race_error(1.0 - p_used, chosen or ind_k),
     )
 
 
@@ -945,13 +541,21 @@ async def estimate(
     opts = options or EstimateOptions()
     if not models:
         raise ConfigurationError("estimate needs at least one model")
-    task_steps = opts.task_steps or getattr(task, "total_steps", None) or _count_steps(task)
+    task_steps = opts.task_steps or getattr(task, "total_steps", None) or count_steps(task)
     # Pilot steps come from the task itself; task_steps may be a longer run to plan for.
     own = getattr(task, "total_steps", None)
     steps = pick_steps(task, opts.steps, seed=opts.seed, total_steps=own or task_steps)
     results = []
     for name, sampler, price in models:
-        records, failures, wall = await _sample_model(task, sampler, steps, opts)
+        records, failures, wall = await sample_model(
+            task,
+            sampler,
+            steps,
+            samples_per_step=opts.samples_per_step,
+            concurrency=opts.concurrency,
+            retry=opts.retry,
+            red_flags=opts.red_flags,
+        )
         result = summarise(
             name,
             records,
@@ -996,4 +600,3 @@ def estimate_sync(
     raise RuntimeError(
         "estimate_sync() cannot run inside a running event loop; use `await estimate(...)`"
     )
-
