@@ -58,7 +58,7 @@ from ._node import DualNode, emit, router
 from ._options import build_voter, check_no_consensus, is_chat_model_step
 from ._schema import typed_dict, votes_channel
 from ._vote_nodes import NodeNames, VoteNodes
-from .events import chunk_event, escalation_request, jsonable
+from .events import chunk_event, escalation_request, jsonable, progress_event
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -187,9 +187,8 @@ class _ChunkNode:
         self.total_steps: int | None = getattr(task, "total_steps", None)
 
     def _progress(self, event: ProgressEvent) -> None:
-        emit({"event": "maker.progress", "node": self.label, "steps": event.steps,
-              "total_steps": event.total_steps, "samples": event.samples,
-              "red_flagged": event.red_flagged, "elapsed": event.elapsed})
+        emit(progress_event(self.label, event.steps, event.total_steps, event.samples,
+                            event.red_flagged, event.elapsed))
 
     async def arun(self, values: Mapping[str, Any]) -> dict[str, Any]:
         if self.run_log is not None:
@@ -267,9 +266,11 @@ def continue_condition(state: Mapping[str, Any]) -> Literal["next", "done"]:
 class _StepNodes:
     """chunk=1: the voting nodes plus `advance`, which moves the run one step on."""
 
-    def __init__(self, task: Task, io: _TaskIO, stats_key: str, answer_key_: str) -> None:
+    def __init__(self, task: Task, io: _TaskIO, stats_key: str, answer_key_: str,
+                 label: str) -> None:
         self.task = task
         self.io = io
+        self.label = label
         self.stats_key = stats_key
         self.answer_key = answer_key_
 
@@ -318,7 +319,7 @@ class _StepNodes:
             flags[reason] = flags.get(reason, 0) + n
         totals["red_flags"] = flags
         done = self.task.is_done(state)
-        emit(chunk_event("advance", step + 1, 1, done, int(stats.get("samples_drawn", 0))))
+        emit(chunk_event(self.label, step + 1, 1, done, int(stats.get("samples_drawn", 0))))
         out = {"step": step + 1, "state": plain["next_state"], "previous": plain["action"],
                "done": done, "totals": totals}
         total = getattr(self.task, "total_steps", None)
@@ -386,7 +387,8 @@ def create_decomposition_graph(
         speculate: steps run ahead of the oldest undecided one (`chunk > 1`; see
             `run_task`): None turns it on when samples take time, 0 off. The steps
             committed are the same either way; nothing speculative crosses a chunk.
-        name: label of the loop node in events.
+        name: the `node` of every event the graph streams (at chunk=1 the voting
+            events and `maker.chunk` too, whatever the graph's own node names).
 
     Raises:
         ConfigurationError: chunk < 1, or a run log or `speculate > 0` with chunk=1.
@@ -434,7 +436,7 @@ def create_decomposition_graph(
             "at chunk=1 bound each step with policy=VotePolicy(max_samples=...)"
         )
     return _one_step_graph(builder, task, sampler, policy, parser=parser, key=key,
-                           red_flags=red_flags, escalate=escalate)
+                           red_flags=red_flags, escalate=escalate, label=name)
 
 
 def _one_step_graph(
@@ -447,10 +449,11 @@ def _one_step_graph(
     key: KeyFunction | None,
     red_flags: Sequence[RedFlag],
     escalate: EscalationHandler | None,
+    label: str,
 ) -> StateGraph[Any, Any, Any, Any]:
     io = _TaskIO(task)
     answer_slot, stats_slot, votes_slot = "maker_answer", "maker_stats", "maker_votes"
-    steps = _StepNodes(task, io, stats_slot, answer_slot)
+    steps = _StepNodes(task, io, stats_slot, answer_slot, label)
     parse = parser or task.parse
 
     def plain_parser(output: Any) -> dict[str, Any]:
@@ -476,7 +479,7 @@ def _one_step_graph(
     nodes = VoteNodes(
         voter, names=NodeNames(), votes_key=votes_slot, output_key=answer_slot,
         stats_key=stats_slot, read_input=steps.read_input, make_input=steps.make_input,
-        on_no_consensus=policy.on_no_consensus, escalate=escalate, label="step",
+        on_no_consensus=policy.on_no_consensus, escalate=escalate, label=label,
     )
     nodes.attach(builder, then="advance", votes_schema=extra)
 
