@@ -142,19 +142,39 @@ def test_collisions_match_independence_and_reveal_correlated_errors() -> None:
         task, ErrorModel(error_rate=0.02, hard_fraction=0.05, hard_error_rate=0.6, seed=3),
         options,
     ).models[0]
-    # 5 % hard steps both wrong with probability 0.36: ~54 collisions, far above what
-    # the same overall error rate would give if errors were independent (~15).
-    assert correlated.same_answer_collisions > 2.5 * correlated.expected_collisions
-    assert abs(correlated.same_answer_collisions - 3000 * 0.05 * 0.36) <= 4 * math.sqrt(54)
+    # 5 % hard steps both wrong with probability 0.36, the rest at 0.02 ** 2: ~55
+    # collisions (4 Poisson SDs: +-30). Independent errors at the same overall rate give
+    # ~15 (`expected_collisions`); the observed count must lie more than 4 of that
+    # model's SDs above it, i.e. the estimate reveals the correlation.
+    same = correlated.same_answer_collisions
+    correlated_rate = 0.05 * 0.36 + 0.95 * 0.02**2
+    assert abs(same - 3000 * correlated_rate) <= 4 * math.sqrt(3000 * correlated_rate)
+    independent_exp = correlated.expected_collisions
+    assert same > independent_exp + 4 * math.sqrt(independent_exp)
 
 
 def test_collisions_fall_with_a_tighter_length_cap() -> None:
     task = HanoiTask(12)
     errors = ErrorModel(error_rate=0.01, ramble_rate=0.1, ramble_error_rate=0.9, seed=6)
-    m = _one(task, errors, EstimateOptions(steps=2000, seed=2)).models[0]
+    steps, per_step = 3000, 3
+    m = _one(task, errors, EstimateOptions(steps=steps, samples_per_step=per_step,
+                                            seed=2)).models[0]
     by_cap = {c.cap: c for c in m.collisions_by_cap}
-    assert by_cap[None].collisions > 3 * by_cap[750].collisions
-    assert by_cap[750].v < by_cap[None].v == 1.0
+    assert m.samples == steps * per_step
+
+    def p_collision(q: float) -> float:
+        """P(at least two of a step's three samples are wrong), each wrong with q."""
+        return 3 * q * q * (1 - q) + q**3
+
+    # No cap: rambles (10 %, wrong 90 %) vote, q = 0.9 * 0.01 + 0.1 * 0.9 = 0.099:
+    # 2.75 % of steps collide, +-1.2 % (4 SE); at a ramble error of 0.5 it would be 1 %.
+    assert by_cap[None].v == 1.0
+    assert _within(by_cap[None].collisions / steps, p_collision(0.099), steps)
+    # Cap 750 flags every ramble (1,200 tokens): v = 0.9, and only three short answers
+    # (each wrong at 1 %) collide: 0.03 % of steps, expected 0.8 of 3,000.
+    assert _within(by_cap[750].v, 0.9, steps * per_step)
+    p_short = 0.9**3 * p_collision(0.01) + 3 * 0.9**2 * 0.1 * 0.01**2
+    assert by_cap[750].collisions <= steps * p_short + 4 * math.sqrt(steps * p_short) + 1
 
 
 def test_models_sorted_by_cost_and_unplannable_last() -> None:
