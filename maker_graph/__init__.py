@@ -33,6 +33,7 @@ from .sampling import (
     TemperatureSchedule,
     as_sampler,
 )
+from .semantic_keys import EmbeddingClusterKey, normalise_text, normalised_text_key
 from .tasks.base import StepAnswer, Task, TaskWithTruth
 from .vote import VotePolicy, Voter, vote_step, vote_step_sync
 from .voting import Tally, canonical_key, first_to_ahead_by_k, samples_needed
@@ -94,6 +95,10 @@ __all__ = [
     "first_to_ahead_by_k",
     "tool_call_key",
     "samples_needed",
+    # free-text vote keys
+    "EmbeddingClusterKey",
+    "normalise_text",
+    "normalised_text_key",
     # red flags
     "Verdict",
     "matches",
