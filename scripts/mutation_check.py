@@ -211,6 +211,30 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_speculation.py", BITE),
         "cancelled speculative samples count in the totals and budgets",
     ),
+    Mutant(
+        "undecided_step_samples_dropped",
+        "maker_graph/run.py",
+        "            samples = session_base + counter.drawn\n",
+        "            pass  # mutant: an undecided step's samples are free\n",
+        ("tests/test_budgets.py", BITE),
+        "samples of a step that was not decided count (a resumed run never redraws N+1)",
+    ),
+    Mutant(
+        "resume_ignores_reservations",
+        "maker_graph/runlog/base.py",
+        "        return max(committed, log.reserved())",
+        "        return committed",
+        ("tests/test_budget_crash.py", "tests/test_runlog.py"),
+        "a resume after a crash counts the samples reserved before it as spent",
+    ),
+    Mutant(
+        "budget_end_plurality",
+        "maker_graph/run.py",
+        'voter.policy, max_samples=remaining, on_no_consensus="raise"',
+        'voter.policy, max_samples=remaining, on_no_consensus="plurality"',
+        ("tests/test_budgets.py", BITE),
+        "near the end of a sample budget an undecided step stops the run (no plurality)",
+    ),
 )
 
 

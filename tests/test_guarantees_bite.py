@@ -140,3 +140,33 @@ async def test_a_speculative_run_never_draws_past_its_sample_budget(
                        speculate=2, max_total_samples=budget)
     assert info.value.budget == "samples"
     assert 0 < sampler.served <= budget
+
+
+async def test_at_the_end_of_a_sample_budget_the_undecided_step_is_counted_not_guessed(
+    tmp_path: Path,
+) -> None:
+    """Kills `undecided_step_samples_dropped` and `budget_end_plurality`.
+
+    Near the end of a sample budget the last step may draw only what is left; if
+    that does not decide it the run stops (never a plurality guess committed) and
+    the samples that step drew are counted in the committed totals.
+    """
+    task = HanoiTask(6)
+    errors = ErrorModel(error_rate=0.15, rivals=1, seed=5)
+    undecided = 0
+    for budget in range(40, 140, 7):
+        sampler = _Served(simulated_sampler(task, errors))
+        run_dir = tmp_path / f"b{budget}"
+        with pytest.raises(BudgetExhaustedError):
+            await run_task(task, sampler, VotePolicy(k=3, max_samples=40), run_log=str(run_dir),
+                           max_total_samples=budget, speculate=0)
+        with open_run_log(str(run_dir), readonly=True) as log:
+            records = list(log.steps())
+            checkpoint = log.checkpoint()
+        assert checkpoint is not None
+        assert {r.decided_by for r in records} == {"vote"}
+        assert sampler.served <= budget
+        assert checkpoint.totals["samples"] == sampler.served
+        undecided += checkpoint.totals.get("uncommitted", 0) > 0
+    # The budgets above end mid-step often enough to exercise the undecided path.
+    assert undecided >= 3
