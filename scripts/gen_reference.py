@@ -18,6 +18,7 @@ MODULES = [
     ("maker_graph.scaling", "the scaling laws"),
     ("maker_graph.tokens", "offline token counting"),
     ("maker_graph.actions", "vote keys of chat-model actions"),
+    ("maker_graph.semantic_keys", "vote keys for free text: normalisers and embedding clusters"),
     ("maker_graph.sampling", "samplers and retries"),
     ("maker_graph.vote", "the voting engine"),
     ("maker_graph.records", "typed results"),

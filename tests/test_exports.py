@@ -12,6 +12,7 @@ PUBLIC_MODULES = [
     "maker_graph.voting",
     "maker_graph.red_flags",
     "maker_graph.scaling",
+    "maker_graph.semantic_keys",
     "maker_graph.sampling",
     "maker_graph.vote",
     "maker_graph.errors",

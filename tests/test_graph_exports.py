@@ -17,6 +17,7 @@ MODULES = [
     "maker_graph.graph.routers",
     "maker_graph.graph.tally",
     "maker_graph.graph.events",
+    "maker_graph.graph.functional",
 ]
 
 
