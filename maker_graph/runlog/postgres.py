@@ -35,9 +35,10 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigurationError, RunLogError
+from ..errors import RunLogError
+from ._postgres_tables import COLUMNS, DDL, DDL_LOCK, SCHEMA_VERSION
+from ._postgres_url import DEFAULT_SCHEMA, check_run_id, redact, split_url
 from .base import (
     Checkpoint,
     RunLog,
@@ -60,116 +61,6 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     ) from _exc
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresRunLog", "list_runs", "redact", "split_url"]
-
-DEFAULT_SCHEMA = "maker_graph"
-"""The schema that holds the run-log tables unless the URL says `?schema=...`."""
-
-_SCHEMA_VERSION = "1"
-_OUR_PARAMS = ("run_id", "schema")
-_COLUMNS = (
-    "step",
-    "action",
-    "state_hash",
-    "tally",
-    "samples",
-    "valid",
-    "red_flags",
-    "rounds",
-    "input_tokens",
-    "output_tokens",
-    "decided_by",
-)
-# Every run-log DDL statement runs under this transaction-level lock, so two
-# processes creating the tables at once do not trip over each other's catalog rows.
-_DDL_LOCK = 0x6D616B6572  # "maker"
-_DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.runs (
-    run_id         TEXT PRIMARY KEY,
-    task           TEXT NOT NULL,
-    params         TEXT NOT NULL,
-    created        DOUBLE PRECISION NOT NULL,
-    settings       TEXT NOT NULL,
-    schema_version TEXT NOT NULL,
-    writer         TEXT,
-    writer_since   DOUBLE PRECISION
-);
-CREATE TABLE IF NOT EXISTS {schema}.steps (
-    run_id        TEXT   NOT NULL REFERENCES {schema}.runs (run_id) ON DELETE CASCADE,
-    step          BIGINT NOT NULL,
-    action        TEXT   NOT NULL,
-    state_hash    TEXT   NOT NULL,
-    tally         TEXT   NOT NULL,
-    samples       INTEGER NOT NULL,
-    valid         INTEGER NOT NULL,
-    red_flags     TEXT,
-    rounds        INTEGER NOT NULL,
-    input_tokens  BIGINT NOT NULL,
-    output_tokens BIGINT NOT NULL,
-    decided_by    TEXT   NOT NULL,
-    PRIMARY KEY (run_id, step)
-);
-CREATE TABLE IF NOT EXISTS {schema}.batches (
-    run_id       TEXT   NOT NULL REFERENCES {schema}.runs (run_id) ON DELETE CASCADE,
-    batch        BIGINT NOT NULL,
-    first_step   BIGINT NOT NULL,
-    last_step    BIGINT NOT NULL,
-    checkpoint   TEXT   NOT NULL,
-    checksum     TEXT   NOT NULL,
-    committed_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (run_id, batch)
-);
-CREATE TABLE IF NOT EXISTS {schema}.reservations (
-    run_id  TEXT   PRIMARY KEY REFERENCES {schema}.runs (run_id) ON DELETE CASCADE,
-    samples BIGINT NOT NULL
-);
-"""
-
-
-def split_url(url: str) -> tuple[str, str | None, str]:
-    """Split a run-log URL into `(libpq URL, run id, schema)`.
-
-    Our own query parameters (`run_id`, `schema`) are removed, libpq's are kept;
-    `postgresql+psycopg://` (SQLAlchemy style) is accepted as `postgresql://`.
-
-    Example:
-        >>> split_url("postgresql+psycopg://u@h/db?run_id=r1&connect_timeout=5")
-        ('postgresql://u@h/db?connect_timeout=5', 'r1', 'maker_graph')
-    """
-    parts = urlsplit(url)
-    scheme = parts.scheme.split("+", 1)[0]
-    if scheme not in ("postgres", "postgresql"):
-        raise ConfigurationError(f"not a PostgreSQL URL: {redact(url)!r}")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in _OUR_PARAMS}
-    rest = [(k, v) for k, v in query if k not in _OUR_PARAMS]
-    schema = ours.get("schema") or DEFAULT_SCHEMA
-    if not schema.replace("_", "").isalnum():
-        raise ConfigurationError(
-            f"schema must be letters, digits and underscores, got {schema!r}"
-        )
-    run_id = ours.get("run_id") or None
-    if run_id is not None:
-        _check_run_id(run_id)
-    clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
-    return clean, run_id, schema
-
-
-def _check_run_id(run_id: str) -> None:
-    """PostgreSQL text cannot hold NUL; other control characters make unreadable messages."""
-    if not run_id or len(run_id) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in run_id):
-        raise ConfigurationError(
-            f"run_id must be 1 to 200 printable characters, got {run_id[:40]!r}"
-        )
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by `***`, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -218,7 +109,7 @@ class PostgresRunLog(RunLog):
     ) -> None:
         self.url, url_run, self.schema = split_url(url)
         if run_id is not None:
-            _check_run_id(run_id)
+            check_run_id(run_id)
         self.run_id: str | None = run_id or url_run
         self.readonly = readonly
         self.connect_timeout = connect_timeout
@@ -254,9 +145,9 @@ class PostgresRunLog(RunLog):
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(table))
 
     def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
-        ddl = sql.SQL(_DDL).format(schema=sql.Identifier(self.schema))
+        ddl = sql.SQL(DDL).format(schema=sql.Identifier(self.schema))
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
             conn.execute(ddl)
 
     def _tables_exist(self, conn: psycopg.Connection[Any]) -> bool:
@@ -346,7 +237,7 @@ class PostgresRunLog(RunLog):
         if self.readonly:
             raise RunLogError(f"the run log {self.location} was opened read-only")
         if run_id is not None:
-            _check_run_id(run_id)
+            check_run_id(run_id)
         if run_id is not None and self.run_id is not None and run_id != self.run_id:
             raise RunLogError(f"{self.location} is run {self.run_id}, not {run_id}")
         self.run_id = self.run_id or run_id or uuid.uuid4().hex
@@ -369,7 +260,7 @@ class PostgresRunLog(RunLog):
                         json.dumps(meta.params, sort_keys=True),
                         meta.created,
                         settings_json(meta.settings),
-                        _SCHEMA_VERSION,
+                        SCHEMA_VERSION,
                         _writer_name(),
                         time.time(),
                     ),
@@ -452,7 +343,7 @@ class PostgresRunLog(RunLog):
         with conn.transaction():
             if records:
                 copy_sql = sql.SQL("COPY {} (run_id, {}) FROM STDIN").format(
-                    self._t("steps"), sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+                    self._t("steps"), sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
                 )
                 with conn.cursor() as cur, cur.copy(copy_sql) as copy:
                     for record in records:
@@ -595,7 +486,7 @@ class PostgresRunLog(RunLog):
         query = sql.SQL(
             "SELECT {} FROM {} WHERE run_id = %s AND step >= %s AND step < %s "
             "ORDER BY step LIMIT %s"
-        ).format(sql.SQL(", ").join(map(sql.Identifier, _COLUMNS)), self._t("steps"))
+        ).format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), self._t("steps"))
         yield from iter_steps(
             lambda at, end, limit: conn.execute(query, (self.run_id, at, end, limit)).fetchall(),
             start,
