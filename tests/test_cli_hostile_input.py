@@ -212,9 +212,6 @@ def test_report_naming_a_directory_is_one_error_line(
     _one_error_line(code, out, "rep")
 
 
-@pytest.mark.xfail(strict=True, reason="cli/hanoi.py checks --report only when it writes "
-                   "it, after the run: it should call app.check_output_file first "
-                   "(see notes/issue-14.md)")
 def test_report_naming_a_directory_is_refused_before_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:

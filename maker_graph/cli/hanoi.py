@@ -30,7 +30,7 @@ from ..errors import (
     NoConsensusError,
     RunLogError,
 )
-from .app import app, fail
+from .app import app, check_output_file, fail
 
 __all__ = ["DEMO_ERRORS", "hanoi", "verify_hanoi_log"]
 
@@ -245,6 +245,8 @@ def hanoi(
         raise fail(f"--speculate must be >= 0, got {speculate}")
     if spare_samples < 0:
         raise fail(f"--spare-samples must be >= 0, got {spare_samples}")
+    if report is not None:
+        check_output_file(str(report), "--report")  # not after the whole run
     if price_cached_in is not None and not 0 <= price_cached_in < float("inf"):
         raise fail(f"--price-cached-in must be a finite number >= 0, got {price_cached_in}")
 
