@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crash_harness import cli, committed, run_cli
+from crash_harness import PACED_MODEL, cli, committed, run_cli
 
+from maker_graph.errors import RunLogError
 from maker_graph.records import RawSample
 from maker_graph.run import count_errors, run_task
 from maker_graph.runlog import open_run_log
@@ -129,16 +130,45 @@ async def test_cancelling_run_task_commits_every_decided_step(tmp_path: Path) ->
     assert count_errors(task, records) == 0
 
 
+def drawn_beyond_committed(store: str) -> tuple[int, int]:
+    """(committed steps, samples reserved beyond those the committed steps hold).
+
+    The paced model has no instant path, so the run reserves every sample in its log
+    before asking for it: the excess over the committed steps' samples is what the
+    session drew since its last batch (decided steps and the step in progress)."""
+    try:
+        log = open_run_log(store, readonly=True)
+    except RunLogError:
+        return 0, 0
+    try:
+        cp = log.checkpoint()
+        if cp is None:
+            return 0, 0
+        return cp.next_step, log.reserved() - int(cp.totals["samples"])
+    finally:
+        log.close()
+
+
+MAX_PER_STEP = 20  # the step in progress holds at most this many of the excess samples
+CTRL_C_DISKS = 10  # 1,023 paced steps, each sample a durable reservation: seconds, not 0.1 s
+
+
 def test_ctrl_c_in_the_cli_saves_and_says_how_to_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    args = ["hanoi", "--disks", "13", "--run-dir", str(run_dir), "--no-progress"]
+    # Paced (>= 0.5 ms a call, so >= 4 s for the run on any machine) and interrupted on
+    # what the log shows, not after a sleep: once more than MAX_PER_STEP samples were
+    # drawn past the last batch, at least one decided step is not yet committed.
+    args = ["hanoi", "--disks", str(CTRL_C_DISKS), "--run-dir", str(run_dir), "--no-progress",
+            "--model", PACED_MODEL, "--max-samples-per-step", str(MAX_PER_STEP)]
     proc = cli(args, tmp_path, tmp_path, "interrupted")
     try:
         deadline = time.monotonic() + 60
-        while committed(str(run_dir)) == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        seen = committed(str(run_dir))
-        time.sleep(0.2)  # mid-batch: some decided steps are not yet committed
+        seen, excess = drawn_beyond_committed(str(run_dir))
+        while not (seen > 0 and excess > MAX_PER_STEP) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            time.sleep(0.005)
+            seen, excess = drawn_beyond_committed(str(run_dir))
+        assert seen > 0 and excess > MAX_PER_STEP, (seen, excess)  # got there, not timed out
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
     finally:
@@ -149,18 +179,22 @@ def test_ctrl_c_in_the_cli_saves_and_says_how_to_resume(tmp_path: Path) -> None:
     out = (tmp_path / "interrupted.out").read_text()
     assert code == 130, err
     assert (
-        "interrupted: every decided step is saved; resume with: maker-graph hanoi --disks 13 "
-        f"--run-dir {run_dir} --resume"
+        "interrupted: every decided step is saved; resume with: maker-graph hanoi "
+        f"--disks {CTRL_C_DISKS} --run-dir {run_dir} --resume"
     ) in err
     assert "Traceback" not in err
     assert "solved: false, errors: 0" in out  # the summary of what was done so far
     saved = committed(str(run_dir))
-    assert 0 < seen < saved < 2**13 - 1  # the steps decided since the last batch were saved
-    resumed = run_cli([*args, "--resume"], tmp_path)
+    # The steps decided since the last batch were saved.
+    assert 0 < seen < saved < 2**CTRL_C_DISKS - 1
+    # The rest unpaced (a resume may change the model, not k): the pacing was for the kill.
+    unpaced = list(args)
+    unpaced[unpaced.index(PACED_MODEL)] = "simulated"
+    resumed = run_cli([*unpaced, "--resume"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "solved: true, errors: 0" in resumed.stdout
     with open_run_log(str(run_dir), readonly=True) as log:
-        assert [r.step for r in log.steps()] == list(range(2**13 - 1))
+        assert [r.step for r in log.steps()] == list(range(2**CTRL_C_DISKS - 1))
 
 
 def test_a_stopped_run_without_a_run_directory_keeps_it_and_says_how_to_resume(

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from crash_harness import cli, committed, finish_and_check, kill_and_resume, run_cli
+from crash_harness import PACED_MODEL, cli, committed, finish_and_check, kill_and_resume, run_cli
 
 from maker_graph.cli.hanoi import DEMO_ERRORS
 from maker_graph.errors import BudgetExhaustedError, RunLogError
@@ -137,20 +137,30 @@ def test_the_cli_says_when_it_recovers_a_torn_tail(tmp_path: Path) -> None:
     assert "solved: true, errors: 0" in resumed.stdout
 
 
+WAL_DISKS = 14
+
+
 def test_a_truncated_write_ahead_log_loses_only_whole_batches(tmp_path: Path) -> None:
     """Kill a writer, then cut its WAL file short (a torn write at the file level)."""
     run_dir = tmp_path / "run"
+    # Not the paced model: it reserves each sample in the log before asking, so the WAL's
+    # newest frames would be reservations, not the last batch, and the cut would tear
+    # nothing. Unpaced instead, on a run long enough (16,383 steps, batches of <= 2,000)
+    # that it is still going at 4,000; the asserts below fail loudly if it was not.
     proc = cli(
-        ["hanoi", "--disks", "13", "--run-dir", str(run_dir), "--no-progress"],
+        ["hanoi", "--disks", str(WAL_DISKS), "--run-dir", str(run_dir), "--no-progress"],
         tmp_path, tmp_path, "writer",
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while committed(str(run_dir)) < 4000 and time.monotonic() < deadline:
+            assert proc.poll() is None, "the writer ended before 4,000 steps were committed"
             time.sleep(0.01)
+        reached = committed(str(run_dir))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+    assert 4000 <= reached < 2**WAL_DISKS - 1, reached  # got there, killed before the end
     wal = run_dir / f"{DB_NAME}-wal"
     assert wal.exists() and wal.stat().st_size > 10_000
     full = committed(str(run_dir))
@@ -160,11 +170,16 @@ def test_a_truncated_write_ahead_log_loses_only_whole_batches(tmp_path: Path) ->
     assert 0 < cut < full  # the torn tail vanished as whole batches, never half of one
     with open_run_log(str(run_dir), readonly=True) as log:
         assert log.verify() == cut
-    task = HanoiTask(13)
+    task = HanoiTask(WAL_DISKS)
     settings_seed = 0  # the CLI's default seed: the same simulated model goes on
     sampler = simulated_sampler(task, replace(DEMO_ERRORS, seed=settings_seed))
-    # k as the CLI chose it (k_min for 13 disks): a resume may not change k (issue 14).
-    report = run_task_sync(task, sampler, VotePolicy(k=2), run_log=str(run_dir))
+    # k as the CLI chose it (k_min for the size, in the log's settings): a resume may
+    # not change k (issue 14).
+    with open_run_log(str(run_dir), readonly=True) as log:
+        meta = log.meta()
+        assert meta is not None
+        k = int(meta.settings["k"])
+    report = run_task_sync(task, sampler, VotePolicy(k=k), run_log=str(run_dir))
     assert report.done and report.resumed_from == cut
     with open_run_log(str(run_dir), readonly=True) as log:
         assert [r.step for r in log.steps()] == list(range(task.total_steps))
@@ -173,13 +188,19 @@ def test_a_truncated_write_ahead_log_loses_only_whole_batches(tmp_path: Path) ->
 
 def test_a_second_cli_on_the_same_run_directory_is_refused(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    args = ["hanoi", "--disks", "16", "--run-dir", str(run_dir), "--no-progress"]
+    # Paced, so the first writer is still running (and holding the log) however long the
+    # second CLI takes to start.
+    args = ["hanoi", "--disks", "16", "--run-dir", str(run_dir), "--no-progress",
+            "--model", PACED_MODEL]
     first = cli(args, tmp_path, tmp_path, "first")
     try:
         deadline = time.monotonic() + 60
         while committed(str(run_dir)) == 0 and time.monotonic() < deadline:
+            assert first.poll() is None, "the first writer ended early"
             time.sleep(0.02)
+        assert committed(str(run_dir)) > 0  # the first writer holds a started log
         second = run_cli([*args, "--resume"], tmp_path)
+        assert first.poll() is None  # ... and still held it when the second was refused
     finally:
         first.kill()
         first.wait(timeout=30)
