@@ -32,8 +32,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from statistics import NormalDist
 from typing import Any
+
+from ._p_estimate import PEstimate, estimate_p
+from ._scaling_checks import (
+    check_non_negative,
+    check_p,
+    check_positive_int,
+    check_target,
+    check_v,
+)
 
 __all__ = [
     "CostEstimate",
@@ -54,49 +62,6 @@ __all__ = [
 # Without it, a ratio that is mathematically 3 but computed as 3.0000000000000004 would
 # be rounded up to 4; the exact check against `p_full` afterwards settles the rest.
 _INTEGER_TOLERANCE = 1e-9
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_p(p: float, m: int = 1) -> None:
-    # `not (a < p <= b)` instead of `p <= a or p > b` so that NaN is rejected too.
-    if not (0.5 < p <= 1.0):
-        raise ValueError(
-            f"p must be in (0.5, 1], got p={p!r}: voting cannot converge on the right "
-            "answer when p <= 0.5 (and p > 1 is not a probability)"
-        )
-    if m > 1 and not p**m > 0.5:
-        raise ValueError(
-            f"p**m must be above 0.5, got p={p!r}, m={m!r} (p**m={p**m!r}): a block of m "
-            "steps is right less often than wrong, so voting cannot converge; use a smaller m"
-        )
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    # bool is an int subclass, but `k=True` is almost certainly a bug.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {name}={value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {name}={value!r}")
-
-
-def _check_target(target: float) -> None:
-    # t = 1 would need an infinite margin and t = 0 needs no voting at all.
-    if not (0.0 < target < 1.0):
-        raise ValueError(f"target must be in the open interval (0, 1), got target={target!r}")
-
-
-def _check_v(v: float) -> None:
-    if not (0.0 < v <= 1.0):
-        raise ValueError(
-            f"v (share of samples that pass the red flags) must be in (0, 1], got v={v!r}"
-        )
-
-
-def _check_non_negative(name: str, value: float) -> None:
-    if not (0.0 <= value < math.inf):
-        raise ValueError(f"{name} must be a finite number >= 0, got {name}={value!r}")
 
 
 # --------------------------------------------------------------------------- core math
@@ -141,9 +106,9 @@ def p_step(p: float, k: int, m: int = 1) -> float:
         >>> round(p_step(0.9, 3), 6)
         0.99863
     """
-    _check_positive_int("k", k)
-    _check_positive_int("m", m)
-    _check_p(p, m)
+    check_positive_int("k", k)
+    check_positive_int("m", m)
+    check_p(p, m)
     return 1.0 / (1.0 + _r_power_k(p, k, m))
 
 
@@ -170,10 +135,10 @@ def p_full(p: float, k: int, steps: int, m: int = 1) -> float:
         >>> round(p_full(0.9978, 3, 1_048_575), 4)
         0.9888
     """
-    _check_positive_int("k", k)
-    _check_positive_int("steps", steps)
-    _check_positive_int("m", m)
-    _check_p(p, m)
+    check_positive_int("k", k)
+    check_positive_int("steps", steps)
+    check_positive_int("m", m)
+    check_p(p, m)
     return math.exp(-(steps / m) * math.log1p(_r_power_k(p, k, m)))
 
 
@@ -220,10 +185,10 @@ def k_min(p: float, steps: int, target: float = 0.95, m: int = 1) -> int:
         >>> k_min(0.9, 1_000_000, target=0.99)
         9
     """
-    _check_positive_int("steps", steps)
-    _check_positive_int("m", m)
-    _check_target(target)
-    _check_p(p, m)
+    check_positive_int("steps", steps)
+    check_positive_int("m", m)
+    check_target(target)
+    check_p(p, m)
     _, one_minus_q = _q_and_one_minus_q(p, m)
     if one_minus_q == 0.0:
         return 1  # a model that is never wrong needs no margin beyond the first vote
@@ -272,8 +237,8 @@ def expected_samples_per_step(p: float, k: int) -> float:
         >>> round(expected_samples_per_step(0.9978, 3), 4)
         3.0133
     """
-    _check_positive_int("k", k)
-    _check_p(p)
+    check_positive_int("k", k)
+    check_p(p)
     if p == 1.0:
         return float(k)  # atanh(1) is infinite; every sample agrees, so k samples
     x = 2.0 * p - 1.0
@@ -293,7 +258,7 @@ def race_error(q: float, k: int) -> float:
         >>> round(race_error(0.1, 3), 6), race_error(0.5, 4), round(race_error(0.9, 3), 4)
         (0.00137, 0.5, 0.9986)
     """
-    _check_positive_int("k", k)
+    check_positive_int("k", k)
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must be a probability in [0, 1], got q={q!r}")
     if q == 0.0 or q == 1.0:
@@ -313,7 +278,7 @@ def race_samples(q: float, k: int) -> float:
         >>> race_samples(0.5, 3), race_samples(0.0, 3)
         (9.0, 3.0)
     """
-    _check_positive_int("k", k)
+    check_positive_int("k", k)
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must be a probability in [0, 1], got q={q!r}")
     x = abs(1.0 - 2.0 * q)
@@ -386,7 +351,7 @@ def _sample_cost(price_in: float, price_out: float, tokens_in: float, tokens_out
         ("tokens_in", tokens_in),
         ("tokens_out", tokens_out),
     ):
-        _check_non_negative(name, value)
+        check_non_negative(name, value)
     # Prices are quoted per million tokens, as providers list them.
     return price_in * tokens_in / 1e6 + price_out * tokens_out / 1e6
 
@@ -433,11 +398,11 @@ def expected_cost(
         >>> round(est.total_cost)
         1390
     """
-    _check_positive_int("k", k)
-    _check_positive_int("steps", steps)
-    _check_positive_int("m", m)
-    _check_p(p, m)
-    _check_v(v)
+    check_positive_int("k", k)
+    check_positive_int("steps", steps)
+    check_positive_int("m", m)
+    check_p(p, m)
+    check_v(v)
     cost_per_sample = _sample_cost(price_in, price_out, tokens_in, tokens_out)
     q, _ = _q_and_one_minus_q(p, m)
     valid = expected_samples_per_step(q, k)
@@ -460,93 +425,6 @@ def expected_cost(
         total_cost=total * cost_per_sample,
     )
 
-
-# --------------------------------------------------------------------------- estimating p
-
-
-@dataclass(frozen=True, kw_only=True)
-class PEstimate:
-    """A per-step success rate measured on steps with known answers, with its interval.
-
-    Example:
-        >>> est = estimate_p(978, 1000)
-        >>> est.p, round(est.low, 3), round(est.high, 3)
-        (0.978, 0.967, 0.985)
-    """
-
-    p: float
-    """Observed success rate, successes / trials."""
-    low: float
-    """Lower end of the Wilson score interval; the cautious value to plan with."""
-    high: float
-    """Upper end of the Wilson score interval."""
-    successes: int
-    """Number of correct samples observed."""
-    trials: int
-    """Number of samples scored."""
-    confidence: float
-    """Two-sided confidence level of the interval."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the fields as a plain, JSON-serialisable dict.
-
-        Example:
-            >>> estimate_p(9, 10).to_dict()["trials"]
-            10
-        """
-        return asdict(self)
-
-
-def estimate_p(successes: int, trials: int, confidence: float = 0.95) -> PEstimate:
-    """Estimate `p` from scored samples, with a Wilson score confidence interval.
-
-    The Wilson interval is used rather than the textbook normal one because good
-    models score close to 1, where the normal interval collapses to zero width
-    (or spills above 1) exactly when the estimate matters most.
-
-    Args:
-        successes: Number of samples that answered their step correctly.
-        trials: Number of samples scored, at least 1.
-        confidence: Two-sided confidence level, in (0, 1).
-
-    Returns:
-        A `PEstimate` with the point estimate and the interval.
-
-    Raises:
-        ValueError: If the counts are inconsistent or `confidence` is out of range.
-
-    Example:
-        >>> est = estimate_p(10_000, 10_000)
-        >>> est.p, est.high, round(est.low, 5)
-        (1.0, 1.0, 0.99962)
-    """
-    _check_positive_int("trials", trials)
-    if isinstance(successes, bool) or not isinstance(successes, int):
-        raise TypeError(f"successes must be an int, got successes={successes!r}")
-    if not (0 <= successes <= trials):
-        raise ValueError(
-            f"successes must be between 0 and trials={trials!r}, got successes={successes!r}"
-        )
-    if not (0.0 < confidence < 1.0):
-        raise ValueError(f"confidence must be in (0, 1), got confidence={confidence!r}")
-
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    n = float(trials)
-    p_hat = successes / n
-    z2n = z * z / n
-    centre = (p_hat + z2n / 2.0) / (1.0 + z2n)
-    half = z / (1.0 + z2n) * math.sqrt(p_hat * (1.0 - p_hat) / n + z2n / (4.0 * n))
-    # Clamp only against rounding; mathematically the interval lies inside [0, 1].
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == trials else min(1.0, centre + half)
-    return PEstimate(
-        p=p_hat,
-        low=low,
-        high=high,
-        successes=successes,
-        trials=trials,
-        confidence=confidence,
-    )
 
 
 # --------------------------------------------------------------------------- planning
