@@ -3,11 +3,17 @@ PostgreSQL crash tests (a helper module, not a test file).
 
 A "moment" is a committed-step target plus a time jitter, both drawn from a seeded
 generator. For each moment the harness starts the CLI with `--resume`, waits until
-it has started running (its header line is out: the log is open and locked), then
-until the run log has committed at least the target, then sleeps the jitter so the
-kill lands anywhere within the next batch (while steps are decided, while a batch
-commits, while the log is being opened) and sends SIGKILL. Targets stop short of
-the end so that every kill finds the run unfinished. Every wait is bounded.
+its header line is out (the settings are resolved and the run is about to open the
+log for writing: the header comes *before* the log is locked, so a kill right after it
+can land while the log is being opened), then until the run log has committed at least
+the target, then sleeps the jitter so the kill lands anywhere within the next batch
+(while steps are decided, while a batch commits) and sends SIGKILL. Targets stop short
+of the end so that every kill finds the run unfinished. Every wait is bounded.
+
+With `aimed=True` (SQLite only) each session runs under `tests/kill_probe.py`, which
+marks every batch commit, so the harness knows where each kill landed (before the
+session's first commit, during a commit, between commits), and some kills are aimed:
+right after the header (before the first commit) or into a commit the probe holds open.
 """
 
 from __future__ import annotations
@@ -52,15 +58,20 @@ def committed(store: str) -> int:
         log.close()
 
 
-def cli(args: list[str], cwd: Path, log_dir: Path, name: str) -> subprocess.Popen[bytes]:
-    """Start `python -m maker_graph ARGS` with stdout/stderr to files in `log_dir`."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+PROBE = Path(__file__).resolve().with_name("kill_probe.py")
+
+
+def cli(
+    args: list[str], cwd: Path, log_dir: Path, name: str, probe_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `python -m maker_graph ARGS` with stdout/stderr to files in `log_dir`
+    (under `kill_probe.py` with `probe_env` added to its environment, when given)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(probe_env or {})}
+    command = [sys.executable, *([str(PROBE)] if probe_env else ["-m", "maker_graph"]), *args]
     # The child gets its own copies of the two files; the parent's are closed here
     # (left open they leak, a ResourceWarning that pytest turns into an error).
     with (log_dir / f"{name}.out").open("wb") as out, (log_dir / f"{name}.err").open("wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "maker_graph", *args], cwd=cwd, stdout=out, stderr=err, env=env
-        )
+        return subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env)
 
 
 def run_cli(
@@ -83,6 +94,12 @@ class KillReport:
     total: int
     kills: list[tuple[int, int, int]] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
+    aims: list[str] = field(default_factory=list)
+    """With `aimed`: per kill, "before", "during", "between" or "anywhere" (the aim)."""
+    landed: list[str] = field(default_factory=list)
+    """With `aimed`: per kill, where it landed by the probe's marks (see `landing`)."""
+    session_start: list[int] = field(default_factory=list)
+    """Steps committed when each session started."""
 
     @property
     def unfinished(self) -> int:
@@ -93,6 +110,22 @@ class KillReport:
     def committed_points(self) -> int:
         """Distinct numbers of committed steps the kills found (how spread they were)."""
         return len({before for _, before, _ in self.kills})
+
+
+BEFORE, DURING, BETWEEN = "before first commit", "during a commit", "between commits"
+
+
+def landing(marks: str) -> str:
+    """Where a kill landed, from the marks `kill_probe.py` left (the last one decides)."""
+    lines = marks.splitlines()
+    if not lines:
+        return BEFORE
+    last = lines[-1].split()[0]
+    return BETWEEN if last == "end" else DURING
+
+
+STALL = 1.5
+"""Seconds the probe holds an aimed commit open: far longer than the kill takes to land."""
 
 
 def _wait_for(predicate: Any, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -114,11 +147,15 @@ def kill_and_resume(
     kills: int = 20,
     seed: int = 20251109,
     max_jitter: float = 0.3,
+    aimed: bool = False,
 ) -> KillReport:
     """Start the run, kill it `kills` times at random moments, resuming each time.
 
     Targets are drawn from the first half of the run, so that however fast the
     machine, half the run (several batches) is still to do when a kill is due.
+    With `aimed` (SQLite), a fifth of the kills go right after the header, a fifth
+    into the 1st-3rd commit of their session (held open by the probe) and a fifth just
+    after one; every kill's landing is recorded from the probe's marks.
     """
     total = 2**disks - 1
     if total < 4 * kills:
@@ -126,6 +163,15 @@ def kill_and_resume(
     rng = random.Random(seed)
     targets = sorted(rng.randrange(0, total // 2) for _ in range(kills))
     jitters = [rng.uniform(0.0, max_jitter) for _ in range(kills)]
+    aims = ["anywhere"] * kills
+    stall_at = [0] * kills
+    if aimed:
+        share = max(1, kills // 5)
+        aims = ["before", "during", "between"] * share + ["anywhere"] * (kills - 3 * share)
+        rng.shuffle(aims)
+        # The commit a "during" kill waits for (held open), or after which a "between"
+        # kill lands (within half a commit interval, long before the next one).
+        stall_at = [rng.randint(1, 3) if aim in ("during", "between") else 0 for aim in aims]
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     report = KillReport(total)
@@ -134,14 +180,34 @@ def kill_and_resume(
         "--model", PACED_MODEL,
     ]
     for i, (target, jitter) in enumerate(zip(targets, jitters, strict=True)):
-        proc = cli([*base, "--resume"], workdir, logs, f"session{i}")
+        marks = logs / f"session{i}.marks"
+        probe_env = None
+        if aimed:
+            probe_env = {
+                "MAKER_GRAPH_KILL_MARKS": str(marks),
+                "MAKER_GRAPH_KILL_STALL_AT": str(stall_at[i] if aims[i] == "during" else 0),
+                "MAKER_GRAPH_KILL_STALL": str(STALL),
+            }
+            marks.touch()
+        report.session_start.append(committed(store))
+        proc = cli([*base, "--resume"], workdir, logs, f"session{i}", probe_env)
         out = logs / f"session{i}.out"
         try:
             _wait_for(lambda o=out: b"hanoi:" in o.read_bytes(), proc, f"session {i} started")
-            _wait_for(
-                lambda t=target: committed(store) >= t, proc, f"step {target} (session {i})"
-            )
-            time.sleep(jitter)
+            if aims[i] == "during":
+                mark = f"commit {stall_at[i]}\n".encode()
+                _wait_for(lambda m=marks, t=mark: t in m.read_bytes(), proc,
+                          f"commit {stall_at[i]} of session {i}")
+            elif aims[i] == "between":
+                mark = f"end {stall_at[i]}\n".encode()
+                _wait_for(lambda m=marks, t=mark: t in m.read_bytes(), proc,
+                          f"the end of commit {stall_at[i]} of session {i}")
+                time.sleep(jitter * 0.1 / max_jitter)  # <= 0.1 s: the next commit is >= 0.5 s on
+            elif aims[i] == "anywhere":
+                _wait_for(
+                    lambda t=target: committed(store) >= t, proc, f"step {target} (session {i})"
+                )
+                time.sleep(jitter)
             if proc.poll() is not None:
                 raise AssertionError(
                     f"session {i} ended (code {proc.returncode}) before its kill: "
@@ -156,6 +222,9 @@ def kill_and_resume(
                 proc.wait(timeout=30)
         report.kills.append((target, before, committed(store)))
         report.stderr.append((logs / f"session{i}.err").read_text())
+        if aimed:
+            report.aims.append(aims[i])
+            report.landed.append(landing(marks.read_text()))
     return report
 
 

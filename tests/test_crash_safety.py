@@ -10,11 +10,22 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from crash_harness import PACED_MODEL, cli, committed, finish_and_check, kill_and_resume, run_cli
+from crash_harness import (
+    BEFORE,
+    BETWEEN,
+    DURING,
+    PACED_MODEL,
+    cli,
+    committed,
+    finish_and_check,
+    kill_and_resume,
+    run_cli,
+)
 
 from maker_graph.cli.hanoi import DEMO_ERRORS
 from maker_graph.errors import BudgetExhaustedError, RunLogError
@@ -27,14 +38,29 @@ from maker_graph.vote import VotePolicy
 DISKS = 13  # 8,191 steps at ~1,000 a second (the harness paces the model), batches every 0.5 s
 
 
-@pytest.mark.slow  # ~30-50 s: 21 CLI starts
+@pytest.mark.slow  # ~40-60 s: 21 CLI starts, 4 commits held open 1.5 s
 def test_twenty_kills_then_resume_leave_every_step_once(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     location = ["--run-dir", str(run_dir)]
     report = kill_and_resume(
-        disks=DISKS, location_args=location, store=str(run_dir), workdir=tmp_path
+        disks=DISKS, location_args=location, store=str(run_dir), workdir=tmp_path, aimed=True
     )
     assert len(report.kills) == 20
+    # Where the kills landed (the probe's commit marks), every class at least once, and
+    # each aimed kill where it was aimed.
+    landed = Counter(report.landed)
+    assert set(landed) == {BEFORE, DURING, BETWEEN}, landed
+    for aim, where, (_, before, after), start in zip(
+        report.aims, report.landed, report.kills, report.session_start, strict=True
+    ):
+        expected = {"before": BEFORE, "during": DURING, "between": BETWEEN}.get(aim, where)
+        assert where == expected, (aim, where, landed)
+        if where == BEFORE:
+            assert before == after == start  # the session committed nothing
+        if where == DURING:
+            assert after == before  # the open transaction left nothing behind
+        if where == BETWEEN:
+            assert before > start  # the session had committed something
     # The moments were spread over the run, not bunched at its start.
     assert report.committed_points >= 3, report.kills
     assert report.unfinished == 20, report.kills

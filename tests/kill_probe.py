@@ -1,0 +1,79 @@
+"""Run `python -m maker_graph ...` with the SQLite run log's commits marked, for the kill
+test (a helper script, not a test file; the crash harness starts it in place of the CLI).
+
+Each batch commit writes `begin N` when `append` is entered, `commit N` just before the
+`COMMIT` statement (rows and batch record written, transaction still open) and `end N`
+once it returned, to the file named by MAKER_GRAPH_KILL_MARKS. The marks are unbuffered
+`O_APPEND` writes, so they are in the file however the process dies. After a SIGKILL the
+last mark says where the kill landed: none (before the session's first commit), `begin` or
+`commit` (during a commit), `end` (between commits).
+
+MAKER_GRAPH_KILL_STALL_AT=N holds commit N open for MAKER_GRAPH_KILL_STALL seconds after
+`commit N` is marked, so that a kill aimed into a commit lands inside its transaction
+whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import time
+from typing import Any
+
+from maker_graph.runlog import sqlite as sqlite_log
+
+_FD = os.open(os.environ["MAKER_GRAPH_KILL_MARKS"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+_STALL_AT = int(os.environ.get("MAKER_GRAPH_KILL_STALL_AT", "0"))
+_STALL = float(os.environ.get("MAKER_GRAPH_KILL_STALL", "0"))
+_commits = 0
+_in_append = False
+
+
+def _mark(text: str) -> None:
+    os.write(_FD, f"{text}\n".encode())
+
+
+class _Connection:
+    """The writer's sqlite3 connection, with its COMMIT marked (and stalled when asked)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if _in_append and sql.strip().upper() == "COMMIT":
+            _mark(f"commit {_commits}")
+            if _commits == _STALL_AT:
+                time.sleep(_STALL)
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+_writable = sqlite_log.SqliteRunLog._writable
+_append = sqlite_log.SqliteRunLog.append
+
+
+def _marked_writable(self: Any) -> Any:
+    return _Connection(_writable(self))
+
+
+def _marked_append(self: Any, records: Any, checkpoint: Any) -> None:
+    global _commits, _in_append
+    _commits += 1
+    _mark(f"begin {_commits}")
+    _in_append = True
+    try:
+        _append(self, records, checkpoint)
+    finally:
+        _in_append = False
+    _mark(f"end {_commits}")
+
+
+sqlite_log.SqliteRunLog._writable = _marked_writable  # type: ignore[method-assign]
+sqlite_log.SqliteRunLog.append = _marked_append  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    sys.argv = ["maker_graph", *sys.argv[1:]]
+    runpy.run_module("maker_graph", run_name="__main__", alter_sys=True)
