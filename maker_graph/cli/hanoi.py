@@ -10,14 +10,10 @@ and writes a JSON report.
 from __future__ import annotations
 
 import json
-import math
-import resource
 import shlex
 import shutil
-import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,38 +26,20 @@ from ..errors import (
     NoConsensusError,
     RunLogError,
 )
+from ._hanoi_display import ProgressBar, make_console, peak_rss_mb, print_summary
+from ._hanoi_models import (
+    DEMO_ERRORS,
+    choose_sampler,
+    effective_error_rate,
+    provider_options,
+    table_price,
+)
 from .app import app, check_output_file, fail
 
 __all__ = ["DEMO_ERRORS", "hanoi", "verify_hanoi_log"]
 
 DEMO_RED_FLAG_TOKENS = 750
 """The output-token cap above which an answer is red-flagged (the paper's 750)."""
-
-
-def _demo_errors() -> Any:
-    from ..testing import ErrorModel
-
-    # Per-step error 0.2 % (gpt-4.1-mini's measured rate); a handful of hard steps whose
-    # errors all agree (2e-5 of the steps: 14 in the 20-disk run at seed 0, each sample
-    # there wrong 10 % of the time); 0.2 % over-long rambles (half of them wrong: the
-    # 750-token flag catches them) and 0.1 % malformed answers (the parser catches them).
-    # At k = 3 a hard step is decided wrongly with probability (1/9)^3 / (1 + (1/9)^3),
-    # 0.14 %, so the hard steps add ~0.02 expected errors to the run's ~0.01: it is solved
-    # with probability ~0.97, above the 0.95 the plan aims at. Harder steps (say 1e-4 of
-    # them at 25 %) would need k = 7 for the same odds: a demo of a run that k = 3 loses.
-    return ErrorModel(
-        error_rate=0.002,
-        hard_fraction=2e-5,
-        hard_error_rate=0.1,
-        ramble_rate=0.002,
-        ramble_tokens=1200,
-        ramble_error_rate=0.5,
-        malformed_rate=0.001,
-    )
-
-
-DEMO_ERRORS = _demo_errors()
-"""The simulated model's default error model for `maker-graph hanoi`."""
 
 
 def verify_hanoi_log(log: Any, disks: int) -> tuple[int, int]:
@@ -82,16 +60,6 @@ def verify_hanoi_log(log: Any, disks: int) -> tuple[int, int]:
         if expected is None or record.action != f"[{expected[0]}, {expected[1]}, {expected[2]}]":
             errors += 1
     return errors, checked
-
-
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def _fmt_int(n: int) -> str:
-    return f"{n:,}"
 
 
 @app.command()
@@ -251,7 +219,7 @@ def hanoi(
         raise fail(f"--price-cached-in must be a finite number >= 0, got {price_cached_in}")
 
     try:
-        provider = _provider_options(
+        provider = provider_options(
             base_url=base_url,
             temperature=temperature,
             max_tokens=max_tokens_per_call,
@@ -383,7 +351,7 @@ def _run_in(
     seed = seed if seed is not None else int(stored.get("seed", 0))
     # A simulated model spec (`simulated:error_rate=...`) overrides --error-rate: plan k,
     # print and store the rate the model will really have.
-    error_rate = _effective_error_rate(model, float(error_rate), seed)
+    error_rate = effective_error_rate(model, float(error_rate), seed)
     p = 1.0 - float(error_rate)
     if k is None:
         if "k" in stored:
@@ -398,9 +366,9 @@ def _run_in(
             "samples can never decide a step"
         )
 
-    sampler, label = _sampler(task, model, float(error_rate), seed, concurrency, provider)
+    sampler, label = choose_sampler(task, model, float(error_rate), seed, concurrency, provider)
     if price_in == 0 and price_out == 0 and not model.startswith("simulated"):
-        price_in, price_out, table_cached = _table_price(model, prices)
+        price_in, price_out, table_cached = table_price(model, prices)
         if price_cached_in is None:
             price_cached_in = table_cached
     from ..sampling import RetryPolicy
@@ -422,7 +390,7 @@ def _run_in(
     }
 
     # ------------------------------------------------------------------ run
-    console = _console()
+    console = make_console()
     if meta is not None:
         console.print(f"resuming the run in {where}")
     console.print(
@@ -433,7 +401,7 @@ def _run_in(
     exit_code = 0
     resume_cmd = _resume_command(disks, store, where)
     started = time.perf_counter()
-    bar = _ProgressBar(console, steps, enabled=show_progress, prices=(price_in, price_out))
+    bar = ProgressBar(console, steps, enabled=show_progress, prices=(price_in, price_out))
     try:
         with bar:
             run_task_sync(
@@ -520,9 +488,9 @@ def _run_in(
         "run_dir": None if temporary else str(where),
         "done": run.done,
         "session_seconds": round(session_seconds, 3),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
-    _summary(console, data)
+    print_summary(console, data)
     if stop_message:
         typer.echo(stop_message, err=True)
     if report_path is not None:
@@ -546,200 +514,3 @@ def _resume_command(disks: int, store: str | None, where: Path) -> str:
 
         shown = redact(store)
     return f"maker-graph hanoi --disks {disks} --store {shlex.quote(shown)} --resume"
-
-
-def _provider_options(**options: Any) -> Any:
-    from ..providers import ProviderOptions
-
-    return ProviderOptions(**options)
-
-
-def _table_price(model: str, prices: Path | None) -> tuple[float, float, float | None]:
-    """(input, output, cached input) prices of a provider model from the built-in table
-    (or `--prices`), else zero."""
-    from ..providers import parse_model_spec
-    from ._models import price_table
-
-    price = price_table(prices).lookup(parse_model_spec(model).model)
-    if price is None:
-        return 0.0, 0.0, None
-    return price.input, price.output, price.cached_input
-
-
-def _effective_error_rate(model: str, error_rate: float, seed: int) -> float:
-    from ..providers import parse_model_spec, simulated_error_model
-
-    spec = parse_model_spec(model)
-    if not spec.simulated:
-        return error_rate
-    errors = simulated_error_model(spec, replace(DEMO_ERRORS, error_rate=error_rate, seed=seed))
-    if errors.error_rate >= 0.5:
-        raise ConfigurationError(
-            f"the model's error rate must be below 0.5, got {errors.error_rate}: at 0.5 or more "
-            "the wrong answers win the vote as often as the right one"
-        )
-    return float(errors.error_rate)
-
-
-def _sampler(
-    task: Any,
-    model: str,
-    error_rate: float,
-    seed: int,
-    concurrency: int | None,
-    provider: Any = None,
-) -> tuple[Any, str]:
-    from ..providers import (
-        ProviderOptions,
-        parse_model_spec,
-        resolve_chat_model,
-        simulated_error_model,
-    )
-    from ..sampling import ChatModelSampler
-    from ..tasks.hanoi import simulated_chat_model, simulated_sampler
-
-    spec = parse_model_spec(model)
-    if spec.simulated:
-        errors = simulated_error_model(spec, replace(DEMO_ERRORS, error_rate=error_rate, seed=seed))
-        if errors.error_rate >= 0.5:
-            raise ConfigurationError(f"error rate must be below 0.5, got {errors.error_rate}")
-        if spec.provider == "simulated":
-            return simulated_sampler(task, errors), spec.text
-        chat = simulated_chat_model(task, errors)
-        return ChatModelSampler(chat, prompt=task.prompt), spec.text
-    if provider is not None:
-        from ..sampling import TemperatureSchedule
-        from ._models import build_model
-
-        schedule = None
-        if provider.temperature is not None:
-            schedule = TemperatureSchedule(first=provider.temperature, rest=provider.temperature)
-        built = build_model(task, spec, options=provider, errors=None, temperature=schedule)
-        return built.sampler, spec.text
-    chat = resolve_chat_model(spec, ProviderOptions(max_concurrency=concurrency))
-    return ChatModelSampler(chat, prompt=task.prompt), spec.text
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True)
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr, redrawn only when the run reports (every batch)."""
-
-    def __init__(
-        self,
-        console: Any,
-        total: int,
-        *,
-        enabled: bool,
-        prices: tuple[float, float] = (0.0, 0.0),
-    ) -> None:
-        self.enabled = enabled
-        self.total = total
-        self.prices = prices
-        self._progress: Any = None
-        self._task: Any = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        # No auto-refresh thread: it would compete with the run for the GIL.
-        # Narrow columns: the whole line fits about 90 characters.
-        self._progress = Progress(
-            BarColumn(bar_width=10),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>6,.0f} steps/s"),
-            TextColumn("{task.fields[sps]:.2f} samples/step"),
-            TextColumn("{task.fields[flags]:,} flagged"),
-            TextColumn("{task.fields[spend]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            auto_refresh=False,
-            transient=False,
-        )
-        self._task = self._progress.add_task(
-            "hanoi", total=total, rate=0.0, sps=0.0, flags=0, spend=""
-        )
-
-    def __enter__(self) -> _ProgressBar:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.refresh()
-            self._progress.stop()
-
-    def update(self, event: Any) -> None:
-        if self._progress is None:
-            return
-        rate = event.session_steps / event.elapsed if event.elapsed > 0 else 0.0
-        sps = event.samples / event.steps if event.steps else 0.0
-        self._progress.update(
-            self._task,
-            completed=event.steps,
-            rate=rate,
-            sps=sps,
-            flags=event.red_flagged,
-            spend=self._spend(event),
-        )
-        self._progress.refresh()
-
-
-    def _spend(self, event: Any) -> str:
-        """`$spent / ~$projected` once prices are known (empty otherwise)."""
-        price_in, price_out = self.prices
-        if not (price_in or price_out):
-            return ""
-        spent = (
-            getattr(event, "input_tokens", 0) * price_in
-            + getattr(event, "output_tokens", 0) * price_out
-        ) / 1e6
-        projected = spent * self.total / event.steps if event.steps else 0.0
-        return f"${spent:,.2f} / ~${projected:,.2f}"
-
-
-def _summary(console: Any, data: dict[str, Any]) -> None:
-    steps = data["steps"]
-    wall = data["wall_seconds"]
-    rate = steps / wall if wall > 0 else math.nan
-    flags = ", ".join(f"{reason} {n:,}" for reason, n in data["red_flags"].items()) or "none"
-    rounds = ", ".join(f"{r}: {n:,}" for r, n in data["rounds_histogram"].items())
-    console.print(
-        f"steps: {_fmt_int(steps)} of {_fmt_int(data['total_steps'])} in {wall:,.1f} s "
-        f"({rate:,.0f} steps/s), peak RSS {data['peak_rss_mb']:,.0f} MB"
-    )
-    console.print(
-        f"samples: {_fmt_int(data['samples'])} ({data['samples_per_step']:.4f} per step), "
-        f"valid {_fmt_int(data['valid_samples'])}, red-flagged {_fmt_int(data['red_flagged'])} "
-        f"({flags}); most in one step: {data['max_samples_in_step']}"
-    )
-    console.print(f"rounds per step: {rounds or '-'}")
-    failures = data.get("provider_failures") or {}
-    if failures:
-        shown = ", ".join(f"{kind} {n:,}" for kind, n in sorted(failures.items()))
-        console.print(f"provider failures (retried, never votes): {shown}")
-    console.print(
-        f"tokens: {_fmt_int(data['input_tokens'])} in, {_fmt_int(data['output_tokens'])} out"
-        + (f", cost {data['cost']:.4f}" if data["cost"] else "")
-        + (
-            f" (projected for all steps: {data['projected_cost']:.4f})"
-            if data["cost"] and data.get("projected_cost") and data["steps"] < data["total_steps"]
-            else ""
-        )
-    )
-    console.print(
-        f"solved: {'true' if data['solved'] else 'false'}, errors: {data['errors']}",
-        markup=False,
-    )
