@@ -1,16 +1,16 @@
 """Run `python -m maker_graph ...` with the SQLite run log's commits marked, for the kill
 test (a helper script, not a test file; the crash harness starts it in place of the CLI).
 
-Each batch commit writes `begin N` when `append` is entered, `commit N` just before the
-`COMMIT` statement (rows and batch record written, transaction still open) and `end N`
-once it returned, to the file named by MAKER_GRAPH_KILL_MARKS. The marks are unbuffered
-`O_APPEND` writes, so they are in the file however the process dies. After a SIGKILL the
-last mark says where the kill landed: none (before the session's first commit), `begin` or
+Each batch commit writes `begin N` when `append` is entered, `commit N` once its batch
+record (the last write before `COMMIT`) is written and `end N` once `append` returned, to
+the file named by MAKER_GRAPH_KILL_MARKS. The marks are unbuffered `O_APPEND` writes, so
+they are in the file however the process dies. After a SIGKILL the last mark says where
+the kill landed: none (before the session's first commit), `begin` or
 `commit` (during a commit), `end` (between commits).
 
-MAKER_GRAPH_KILL_STALL_AT=N holds commit N open for MAKER_GRAPH_KILL_STALL seconds after
-`commit N` is marked, so that a kill aimed into a commit lands inside its transaction
-whatever the machine's speed.
+MAKER_GRAPH_KILL_STALL_AT=N holds commit N open (before its `COMMIT`) for
+MAKER_GRAPH_KILL_STALL seconds after `commit N` is marked, so that a kill aimed into a
+commit lands inside its transaction whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -35,17 +35,21 @@ def _mark(text: str) -> None:
 
 
 class _Connection:
-    """The writer's sqlite3 connection, with its COMMIT marked (and stalled when asked)."""
+    """The writer's sqlite3 connection, with each batch's last write marked (and stalled)."""
 
     def __init__(self, db: Any) -> None:
         self._db = db
 
     def execute(self, sql: str, *args: Any) -> Any:
-        if _in_append and sql.strip().upper() == "COMMIT":
+        result = self._db.execute(sql, *args)
+        # The batch record is a commit's last write: marked and held open right after it,
+        # so a kill there finds every write of the batch done and none committed (unless
+        # the log commits in pieces, which the resume then reports as a torn batch).
+        if _in_append and sql.lstrip().upper().startswith("INSERT INTO BATCHES"):
             _mark(f"commit {_commits}")
             if _commits == _STALL_AT:
                 time.sleep(_STALL)
-        return self._db.execute(sql, *args)
+        return result
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
