@@ -373,3 +373,17 @@ def test_cli_reports_a_starved_node_and_exits_1(cli: CliRunner) -> None:
     out = cli.invoke(app, ["multiply", "123456", "654321", "--max-samples-per-node", "4"])
     assert out.exit_code == 1
     assert "error: node " in out.output and "sample budget is spent" in out.output
+
+
+def test_a_huge_power_of_ten_is_refused_not_evaluated() -> None:
+    """`#1 * 10^10000000` took 9.7 s to evaluate (and more memory with more digits): the
+    exponent is capped, so the reply is a parse error (a red flag) at once."""
+    import time
+
+    from maker_graph.tasks.multiplication.notation import MAX_EXPONENT, evaluate_composition
+
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="power of ten"):
+        evaluate_composition(f"#1 * 10^{MAX_EXPONENT + 1}", [3])
+    assert time.perf_counter() - started < 1.0
+    assert evaluate_composition(f"#1 * 10^{MAX_EXPONENT}", [3]) == 3 * 10**MAX_EXPONENT

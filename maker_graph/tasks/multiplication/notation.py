@@ -52,6 +52,10 @@ def parse_problem(text: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
+MAX_EXPONENT = 10_000
+"""Largest power of ten a composition may use (a red flag past it)."""
+
+
 def parse_composition(text: str, parts: int) -> list[tuple[int, int]]:
     """A composition `"#1 * 10^3 + #2"` as `(part index from 0, power of ten)` terms.
 
@@ -73,7 +77,12 @@ def parse_composition(text: str, parts: int) -> list[tuple[int, int]]:
         index = int(m.group(1)) - 1
         if not 0 <= index < parts:
             raise ValueError(f"#{index + 1} names no subproblem (there are {parts})")
-        terms.append((index, int(m.group(2) or 0)))
+        exponent = int(m.group(2) or 0)
+        if exponent > MAX_EXPONENT:
+            # 10**e with a huge e is a model's mistake that would cost seconds and memory
+            # to evaluate; no product this task builds has anywhere near that many digits.
+            raise ValueError(f"power of ten {exponent} is past {MAX_EXPONENT}")
+        terms.append((index, exponent))
     used = sorted(i for i, _ in terms)
     if used != list(range(parts)):
         raise ValueError("every subproblem must appear exactly once in the composition")
