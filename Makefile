@@ -25,7 +25,8 @@ examples: $(STAMP)
 	for f in examples/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 lint: $(STAMP)
-	$(BIN)/ruff check maker_graph tests examples benchmarks
+	$(BIN)/ruff check maker_graph tests examples benchmarks scripts
+	$(BIN)/ruff format --check maker_graph tests examples benchmarks scripts
 	$(BIN)/mypy
 
 typecheck: $(STAMP)

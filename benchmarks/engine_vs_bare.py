@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
     task = HanoiTask(args.disks)
     steps = task.total_steps
-    print(f"Towers of Hanoi, {args.disks} disks ({steps:,} steps), k={args.k}, "
-          f"{args.repeats} repeats (medians)")
+    print(
+        f"Towers of Hanoi, {args.disks} disks ({steps:,} steps), k={args.k}, "
+        f"{args.repeats} repeats (medians)"
+    )
     results: dict[str, Any] = {"disks": args.disks, "steps": steps, "k": args.k}
     ok = True
     for label, make_sampler in (
@@ -148,11 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         figures = compare(task, sampler, args.k, args.repeats)
         print(f"{label}:")
         for name, seconds in figures["seconds"].items():
-            print(f"  {name:<16} {seconds:7.2f} s  {figures['us_per_step'][name]:6.1f} us/step  "
-                  f"{figures['samples'][name] / steps:.4f} samples/step")
+            print(
+                f"  {name:<16} {seconds:7.2f} s  {figures['us_per_step'][name]:6.1f} us/step  "
+                f"{figures['samples'][name] / steps:.4f} samples/step"
+            )
         if "engine, awaited" in figures["seconds"]:
-            print(f"  engine, awaited / bare: {figures['ratio_awaited']:.2f}x "
-                  f"(like for like; target <= {TARGET:g}x)")
+            print(
+                f"  engine, awaited / bare: {figures['ratio_awaited']:.2f}x "
+                f"(like for like; target <= {TARGET:g}x)"
+            )
         print(f"  engine / bare:          {figures['ratio']:.2f}x")
         print(f"  engine+log / bare:      {figures['ratio_with_log']:.2f}x")
         results[label.split()[0]] = figures

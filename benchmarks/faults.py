@@ -35,7 +35,7 @@ from maker_graph.cli.hanoi import DEMO_ERRORS, verify_hanoi_log
 from maker_graph.red_flags import max_output_tokens, truncated
 from maker_graph.run import run_task
 from maker_graph.runlog import open_run_log
-from maker_graph.sampling import RetryPolicy
+from maker_graph.sampling import ProviderRetry
 from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 from maker_graph.testing.faults import Faults, FaultySampler
 from maker_graph.vote import VotePolicy
@@ -48,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disks", type=int, default=20)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--answer-faults", action="store_true",
-                        help="Also 1 %% empty, 1 %% wrong-shape JSON, 1 %% truncated answers.")
-    parser.add_argument("--store", default=None,
-                        help="Run log location (default: a temporary directory).")
+    parser.add_argument(
+        "--answer-faults",
+        action="store_true",
+        help="Also 1 %% empty, 1 %% wrong-shape JSON, 1 %% truncated answers.",
+    )
+    parser.add_argument(
+        "--store", default=None, help="Run log location (default: a temporary directory)."
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -71,18 +75,29 @@ def main(argv: list[str] | None = None) -> int:
             Faults(empty_rate=0.01, wrong_shape_rate=0.01, truncated_rate=0.01, seed=args.seed),
             step_key=lambda s: s.step,
         )
-    retry = RetryPolicy(initial_delay=0.0, max_delay=0.0, jitter=0.0, max_attempts=10)
+    retry = ProviderRetry(initial_delay=0.0, max_delay=0.0, jitter=0.0, max_attempts=10)
     store = args.store or tempfile.mkdtemp(prefix="faults-bench-")
-    print(f"hanoi {args.disks} disks ({task.total_steps:,} steps), k={args.k}, provider "
-          f"failures {EXCEPTION_RATE:.0%} exceptions / {TIMEOUT_RATE:.0%} timeouts / "
-          f"{RATE_LIMIT_RATE:.0%} rate limits"
-          + (", answer faults 1 % empty / 1 % wrong-shape / 1 % truncated"
-             if args.answer_faults else ""), flush=True)
+    print(
+        f"hanoi {args.disks} disks ({task.total_steps:,} steps), k={args.k}, provider "
+        f"failures {EXCEPTION_RATE:.0%} exceptions / {TIMEOUT_RATE:.0%} timeouts / "
+        f"{RATE_LIMIT_RATE:.0%} rate limits"
+        + (
+            ", answer faults 1 % empty / 1 % wrong-shape / 1 % truncated"
+            if args.answer_faults
+            else ""
+        ),
+        flush=True,
+    )
     started = time.perf_counter()
-    report = asyncio.run(run_task(
-        task, sampler, VotePolicy(k=args.k, retry=retry), run_log=store,
-        red_flags=[max_output_tokens(750), truncated()],
-    ))
+    report = asyncio.run(
+        run_task(
+            task,
+            sampler,
+            VotePolicy(k=args.k, retry=retry),
+            run_log=store,
+            red_flags=[max_output_tokens(750), truncated()],
+        )
+    )
     wall = time.perf_counter() - started
     with open_run_log(store, readonly=True) as log:
         wrong, checked = verify_hanoi_log(log, args.disks)
@@ -121,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     all_kinds = set(failures) == {"exception", "timeout", "rate_limit"}
     ok = solved and never_votes and all_kinds
-    print(f"solved: {'true' if solved else 'false'}, errors: {wrong}; failures never voted: "
-          f"{never_votes}; every failure kind counted: {all_kinds}")
+    print(
+        f"solved: {'true' if solved else 'false'}, errors: {wrong}; failures never voted: "
+        f"{never_votes}; every failure kind counted: {all_kinds}"
+    )
     return 0 if ok else 1
 
 

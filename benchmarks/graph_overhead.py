@@ -58,8 +58,7 @@ class State(TypedDict, total=False):
 
 def noisy() -> SimulatedSampler:
     """Right 80 % of the time, one rival: ~4.5 samples and ~1.6 rounds per step at k=3."""
-    return SimulatedSampler(lambda q: "yes", errors=ErrorModel(error_rate=0.2, seed=1),
-                            tokens=len)
+    return SimulatedSampler(lambda q: "yes", errors=ErrorModel(error_rate=0.2, seed=1), tokens=len)
 
 
 async def per_step(fn: Callable[[int], Awaitable[Any]], steps: int) -> float:
@@ -90,8 +89,9 @@ async def voted_step(steps: int, make_sampler: Callable[[], Any]) -> dict[str, f
     voter = Voter(make_sampler(), policy=VotePolicy(k=3, max_samples=200))
     node = maker_node(make_sampler(), input_keys=["q"], output_key="a", max_samples=200)
     node_graph = one_node_graph(node)
-    voting = create_voting_graph(make_sampler(), k=3, max_samples=200, input_key="q",
-                                 output_key="a", stats_key=None).compile()
+    voting = create_voting_graph(
+        make_sampler(), k=3, max_samples=200, input_key="q", output_key="a", stats_key=None
+    ).compile()
     grafted = grafted_graph(make_sampler())
     shared = make_sampler()
 
@@ -124,20 +124,26 @@ async def voted_step(steps: int, make_sampler: Callable[[], Any]) -> dict[str, f
 
     results = {
         "Voter.vote (engine)": await per_step(lambda i: voter.vote(f"q{i}"), steps),
-        "vote_step": await per_step(lambda i: vote_step(shared, f"q{i}", k=3,
-                                                        max_samples=200), steps),
+        "vote_step": await per_step(
+            lambda i: vote_step(shared, f"q{i}", k=3, max_samples=200), steps
+        ),
         "bare 1-node graph (no vote)": await per_step(
-            lambda i: bare.ainvoke({"q": f"q{i}"}), steps),
+            lambda i: bare.ainvoke({"q": f"q{i}"}), steps
+        ),
         "Voter.vote in a plain node": await per_step(
-            lambda i: engine_node.ainvoke({"q": f"q{i}"}), steps),
+            lambda i: engine_node.ainvoke({"q": f"q{i}"}), steps
+        ),
         "maker_node graph, ainvoke": await per_step(
-            lambda i: node_graph.ainvoke({"q": f"q{i}"}), steps),
+            lambda i: node_graph.ainvoke({"q": f"q{i}"}), steps
+        ),
         "bare 1-node graph, invoke": await asyncio.to_thread(bare_sync_loop),
         "maker_node graph, invoke": await asyncio.to_thread(sync_loop),
         "create_voting_graph, ainvoke": await per_step(
-            lambda i: voting.ainvoke({"q": f"q{i}"}), steps),
+            lambda i: voting.ainvoke({"q": f"q{i}"}), steps
+        ),
         "add_maker_step graph, ainvoke": await per_step(
-            lambda i: grafted.ainvoke({"q": f"q{i}"}), steps),
+            lambda i: grafted.ainvoke({"q": f"q{i}"}), steps
+        ),
     }
     return results
 
@@ -145,8 +151,7 @@ async def voted_step(steps: int, make_sampler: Callable[[], Any]) -> dict[str, f
 async def decomposition(disks: int, chunk: int, graph_first: bool) -> dict[str, float]:
     task = HanoiTask(disks)
     errors = ErrorModel(error_rate=0.002, seed=1)
-    graph = create_decomposition_graph(task, simulated_sampler(task, errors),
-                                       chunk=chunk).compile()
+    graph = create_decomposition_graph(task, simulated_sampler(task, errors), chunk=chunk).compile()
 
     async def engine_run() -> tuple[Any, float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -168,9 +173,15 @@ async def decomposition(disks: int, chunk: int, graph_first: bool) -> dict[str, 
         report, engine, engine_cpu = await engine_run()
         out, graphed, graphed_cpu = await graph_run()
     assert out["done"] and out["step"] == report.steps == task.total_steps
-    return {"steps": report.steps, "run_task_s": engine, "graph_s": graphed,
-            "ratio": graphed / engine, "run_task_cpu_s": engine_cpu,
-            "graph_cpu_s": graphed_cpu, "cpu_ratio": graphed_cpu / engine_cpu}
+    return {
+        "steps": report.steps,
+        "run_task_s": engine,
+        "graph_s": graphed,
+        "ratio": graphed / engine,
+        "run_task_cpu_s": engine_cpu,
+        "graph_cpu_s": graphed_cpu,
+        "cpu_ratio": graphed_cpu / engine_cpu,
+    }
 
 
 async def one_step_graph(disks: int) -> dict[str, float]:
@@ -184,8 +195,11 @@ async def one_step_graph(disks: int) -> dict[str, float]:
     out = await graph.ainvoke({}, {"recursion_limit": 100_000})
     per = (time.perf_counter() - started) / task.total_steps * 1e6
     assert out["done"]
-    return {"steps": task.total_steps, "run_task_us_per_step": engine,
-            "chunk1_graph_us_per_step": per}
+    return {
+        "steps": task.total_steps,
+        "run_task_us_per_step": engine,
+        "chunk1_graph_us_per_step": per,
+    }
 
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -199,15 +213,20 @@ async def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--disks", type=int, default=16, help="Hanoi size for run_task vs graph")
     parser.add_argument("--chunk", type=int, default=10_000)
     parser.add_argument("--one-step-disks", type=int, default=9)
-    parser.add_argument("--only", choices=["steps", "decomposition", "chunk1"],
-                        help="run one of the three comparisons")
+    parser.add_argument(
+        "--only",
+        choices=["steps", "decomposition", "chunk1"],
+        help="run one of the three comparisons",
+    )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
 
     out: dict[str, Any] = {"steps": args.steps, "repeats": args.repeats}
     todo = {args.only} if args.only else {"steps", "decomposition", "chunk1"}
     samplers: tuple[tuple[str, Callable[[], Any]], ...] = (
-        ("unanimous (3 samples/step)", Instant), ("p=0.8 (noisy)", noisy))
+        ("unanimous (3 samples/step)", Instant),
+        ("p=0.8 (noisy)", noisy),
+    )
     for name, make in samplers if "steps" in todo else ():
         runs = [await voted_step(args.steps, make) for _ in range(args.repeats)]
         table = median_of(runs)
@@ -224,23 +243,30 @@ async def main(argv: list[str]) -> dict[str, Any]:
         for i in range(args.repeats):
             runs.append(await decomposition(args.disks, args.chunk, i % 2 == 1))
             r = runs[-1]
-            print(f"  run {i + 1}: run_task {r['run_task_s']:.2f} s "
-                  f"({r['run_task_cpu_s']:.2f} s CPU), graph {r['graph_s']:.2f} s "
-                  f"({r['graph_cpu_s']:.2f} s CPU)", flush=True)
+            print(
+                f"  run {i + 1}: run_task {r['run_task_s']:.2f} s "
+                f"({r['run_task_cpu_s']:.2f} s CPU), graph {r['graph_s']:.2f} s "
+                f"({r['graph_cpu_s']:.2f} s CPU)",
+                flush=True,
+            )
         dec = median_of(runs)
         out["decomposition"] = {**dec, "disks": args.disks, "chunk": args.chunk}
-        print(f"\nHanoi {args.disks} disks ({int(dec['steps']):,} steps), chunk={args.chunk}: "
-              f"run_task {dec['run_task_s']:.2f} s, decomposition graph {dec['graph_s']:.2f} s, "
-              f"ratio {dec['ratio']:.3f}; CPU: {dec['run_task_cpu_s']:.2f} s vs "
-              f"{dec['graph_cpu_s']:.2f} s, ratio {dec['cpu_ratio']:.3f} (medians of "
-              f"{args.repeats})")
+        print(
+            f"\nHanoi {args.disks} disks ({int(dec['steps']):,} steps), chunk={args.chunk}: "
+            f"run_task {dec['run_task_s']:.2f} s, decomposition graph {dec['graph_s']:.2f} s, "
+            f"ratio {dec['ratio']:.3f}; CPU: {dec['run_task_cpu_s']:.2f} s vs "
+            f"{dec['graph_cpu_s']:.2f} s, ratio {dec['cpu_ratio']:.3f} (medians of "
+            f"{args.repeats})"
+        )
 
     if "chunk1" in todo:
         one = await one_step_graph(args.one_step_disks)
         out["chunk1"] = {**one, "disks": args.one_step_disks}
-        print(f"Hanoi {args.one_step_disks} disks at chunk=1: "
-              f"{one['chunk1_graph_us_per_step']:,.0f} us/step vs run_task "
-              f"{one['run_task_us_per_step']:,.0f} us/step")
+        print(
+            f"Hanoi {args.one_step_disks} disks at chunk=1: "
+            f"{one['chunk1_graph_us_per_step']:,.0f} us/step vs run_task "
+            f"{one['run_task_us_per_step']:,.0f} us/step"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))  # noqa: ASYNC240 - once, at the end
     return out

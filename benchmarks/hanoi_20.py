@@ -49,8 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.keep or Path(tempfile.mkdtemp(prefix="hanoi-bench-"))
     report = run_dir / "report.json"
     command = [
-        sys.executable, "-m", "maker_graph", "hanoi", "--disks", str(args.disks),
-        "--run-dir", str(run_dir), "--fresh", "--report", str(report), "--no-progress",
+        sys.executable,
+        "-m",
+        "maker_graph",
+        "hanoi",
+        "--disks",
+        str(args.disks),
+        "--run-dir",
+        str(run_dir),
+        "--fresh",
+        "--report",
+        str(report),
+        "--no-progress",
     ]
     print("$ " + " ".join(["maker-graph", *command[3:]]), flush=True)
     started = time.perf_counter()
@@ -78,23 +88,42 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     wall_ok, rss_ok = wall < TARGET_SECONDS, peak_mb < TARGET_RSS_MB
     solved = bool(data["solved"]) and data["errors"] == 0
-    print(f"wall time:  {wall:7.1f} s   (target < {TARGET_SECONDS:.0f} s: "
-          f"{'ok' if wall_ok else 'MISSED'}); the run itself: {data['wall_seconds']:.1f} s")
-    print(f"peak RSS:   {peak_mb:7.1f} MB  (target < {TARGET_RSS_MB:.0f} MB: "
-          f"{'ok' if rss_ok else 'MISSED'})")
+    print(
+        f"wall time:  {wall:7.1f} s   (target < {TARGET_SECONDS:.0f} s: "
+        f"{'ok' if wall_ok else 'MISSED'}); the run itself: {data['wall_seconds']:.1f} s"
+    )
+    print(
+        f"peak RSS:   {peak_mb:7.1f} MB  (target < {TARGET_RSS_MB:.0f} MB: "
+        f"{'ok' if rss_ok else 'MISSED'})"
+    )
     if curve:
         marks = [curve[min(len(curve) - 1, int(f * len(curve)))] for f in (0.1, 0.5, 0.99)]
         print("RSS over the run: " + ", ".join(f"{mb:.0f} MB at {t:.0f} s" for t, mb in marks))
-    print(f"per step:   {1e6 * data['wall_seconds'] / data['steps']:7.1f} us over "
-          f"{data['steps']:,} steps; run log {db_mb:.0f} MB; 1-min load average {load:.1f}")
+    print(
+        f"per step:   {1e6 * data['wall_seconds'] / data['steps']:7.1f} us over "
+        f"{data['steps']:,} steps; run log {db_mb:.0f} MB; 1-min load average {load:.1f}"
+    )
     print(f"solved:     {str(solved).lower()}, errors: {data['errors']}")
     if args.json is not None:
-        args.json.write_text(json.dumps({
-            "disks": args.disks, "wall_seconds": wall, "run_seconds": data["wall_seconds"],
-            "peak_rss_mb": peak_mb, "rss_curve": curve, "run_log_mb": db_mb, "load_average": load,
-            "solved": solved, "errors": data["errors"], "steps": data["steps"],
-            "samples": data["samples"],
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "disks": args.disks,
+                    "wall_seconds": wall,
+                    "run_seconds": data["wall_seconds"],
+                    "peak_rss_mb": peak_mb,
+                    "rss_curve": curve,
+                    "run_log_mb": db_mb,
+                    "load_average": load,
+                    "solved": solved,
+                    "errors": data["errors"],
+                    "steps": data["steps"],
+                    "samples": data["samples"],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     if args.keep is None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return 0 if wall_ok and rss_ok and solved else 1

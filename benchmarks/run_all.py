@@ -21,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 
 def discover() -> list[Path]:
     return sorted(
-        path for path in HERE.glob("*.py")
+        path
+        for path in HERE.glob("*.py")
         if path.name != Path(__file__).name and not path.name.startswith("_")
     )
 
@@ -37,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {name.removesuffix(".py") for name in args.only}
         unknown = wanted - {path.stem for path in scripts}
         if unknown:
-            print(f"error: no benchmark named {', '.join(sorted(unknown))}; have "
-                  f"{', '.join(path.stem for path in scripts)}", file=sys.stderr)
+            print(
+                f"error: no benchmark named {', '.join(sorted(unknown))}; have "
+                f"{', '.join(path.stem for path in scripts)}",
+                file=sys.stderr,
+            )
             return 2
         scripts = [path for path in scripts if path.stem in wanted]
     results: list[tuple[str, str, float]] = []

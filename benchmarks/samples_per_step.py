@@ -36,7 +36,8 @@ CONFIGS = [  # (per-sample error 1 - p, k)
 
 async def measure(error: float, k: int, steps: int, seed: int) -> list[int]:
     sampler = SimulatedSampler(
-        lambda step: "right", errors=ErrorModel(error_rate=error, rivals=1, seed=seed),
+        lambda step: "right",
+        errors=ErrorModel(error_rate=error, rivals=1, seed=seed),
         tokens=len,
     )
     # A generous per-step budget: the tail of a close race must not be cut off.
@@ -58,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     ok = True
     print(f"{args.steps:,} steps per row, one rival answer, seed {args.seed}")
-    print(f"{'1-p':>6} {'k':>2} {'expected':>9} {'measured':>9} {'+-1 s.e.':>9} "
-          f"{'deviation':>9}  within 1 %")
+    print(
+        f"{'1-p':>6} {'k':>2} {'expected':>9} {'measured':>9} {'+-1 s.e.':>9} "
+        f"{'deviation':>9}  within 1 %"
+    )
     for error, k in CONFIGS:
         drawn = asyncio.run(measure(error, k, args.steps, args.seed))
         mean = statistics.fmean(drawn)
@@ -68,10 +71,20 @@ def main(argv: list[str] | None = None) -> int:
         deviation = mean / expected - 1.0
         good = abs(deviation) <= TOLERANCE
         ok &= good
-        print(f"{error:6.3f} {k:2d} {expected:9.4f} {mean:9.4f} {se:9.4f} {deviation:+9.3%}  "
-              f"{'ok' if good else 'MISSED'}")
-        rows.append({"error": error, "k": k, "expected": expected, "measured": mean,
-                     "standard_error": se, "deviation": deviation})
+        print(
+            f"{error:6.3f} {k:2d} {expected:9.4f} {mean:9.4f} {se:9.4f} {deviation:+9.3%}  "
+            f"{'ok' if good else 'MISSED'}"
+        )
+        rows.append(
+            {
+                "error": error,
+                "k": k,
+                "expected": expected,
+                "measured": mean,
+                "standard_error": se,
+                "deviation": deviation,
+            }
+        )
     if args.json is not None:
         args.json.write_text(json.dumps({"steps": args.steps, "rows": rows}, indent=2) + "\n")
     return 0 if ok else 1

@@ -119,8 +119,9 @@ def postgres(pg_url: str | None) -> Iterator[str]:
 
     port = None
     if pg_url is None:
-        proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True,
-                              timeout=1200, check=True)
+        proc = subprocess.run(
+            ["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=1200, check=True
+        )
         pg_url = proc.stdout.strip().splitlines()[-1]
         port = pg_url.rsplit(":", 1)[1].split("/", 1)[0]
     name = f"scale_{uuid.uuid4().hex[:10]}"
@@ -132,8 +133,9 @@ def postgres(pg_url: str | None) -> Iterator[str]:
         with psycopg.connect(pg_url, autocommit=True, connect_timeout=10) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if port is not None:
-            subprocess.run(["bash", str(SCRIPT), "stop", port], capture_output=True,
-                           timeout=120, check=False)
+            subprocess.run(
+                ["bash", str(SCRIPT), "stop", port], capture_output=True, timeout=120, check=False
+            )
 
 
 @dataclass
@@ -164,21 +166,35 @@ class Server:
         if redis is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         app = self.workdir / "configs"
-        shutil.copytree(APP, app, ignore=shutil.ignore_patterns(".langgraph_api",
-                                                                "__pycache__"))
+        shutil.copytree(APP, app, ignore=shutil.ignore_patterns(".langgraph_api", "__pycache__"))
         redis_port, port = free_port(), free_port()
-        self.processes.append(subprocess.Popen(
-            [redis, "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True))
+        self.processes.append(
+            subprocess.Popen(
+                [
+                    redis,
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(redis_port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(app)]),
             "LANGGRAPH_RUNTIME_EDITION": "pg",
             "DATABASE_URI": self.database_uri,
             "REDIS_URI": f"redis://127.0.0.1:{redis_port}",
-            "LANGSERVE_GRAPHS": json.dumps({name: f"{app}/served.py:{name}"
-                                            for name in ("agent", "decompose")}),
+            "LANGSERVE_GRAPHS": json.dumps(
+                {name: f"{app}/served.py:{name}" for name in ("agent", "decompose")}
+            ),
             "LANGGRAPH_CHECKPOINTER": json.dumps({"serde": {"pickle_fallback": False}}),
             "LANGGRAPH_STRICT_MSGPACK": "true",
             # Heartbeats every 2 s: a dead worker's runs are swept (and retried on
@@ -189,14 +205,31 @@ class Server:
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         }
         with (self.workdir / "server.log").open("wb") as out:
-            self.processes.append(subprocess.Popen(
-                [self.runtime_python, "-m", "uvicorn", "langgraph_api.server:app",
-                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(self.workers),
-                 # uvicorn kills a worker that misses a 5 s health ping; on a busy
-                 # 2-core machine a starting worker can, and uvicorn then stops all.
-                 "--timeout-worker-healthcheck", "60"],
-                cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True))
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        self.runtime_python,
+                        "-m",
+                        "uvicorn",
+                        "langgraph_api.server:app",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        str(self.workers),
+                        # uvicorn kills a worker that misses a 5 s health ping; on a busy
+                        # 2-core machine a starting worker can, and uvicorn then stops all.
+                        "--timeout-worker-healthcheck",
+                        "60",
+                    ],
+                    cwd=app,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -204,8 +237,10 @@ class Server:
                 raise RuntimeError(f"the server exited: {self.log_text()[-3000:]}")
             try:
                 started = self.log_text().count("Application startup complete")
-                if httpx.get(f"{self.url}/ok", timeout=2).status_code == 200 and \
-                        started >= self.workers:
+                if (
+                    httpx.get(f"{self.url}/ok", timeout=2).status_code == 200
+                    and started >= self.workers
+                ):
                     break
             except httpx.HTTPError:
                 pass
@@ -232,8 +267,12 @@ class Server:
 
 # ---------------------------------------------------------------- runs and their checks
 
-TICKETS = ["The app crashes on start", "I was charged twice", "Reset my password please",
-           "What are your opening hours?"]
+TICKETS = [
+    "The app crashes on start",
+    "I was charged twice",
+    "Reset my password please",
+    "What are your opening hours?",
+]
 EXPECTED = ["bug", "billing", "account", "other"]
 LABELS = set(EXPECTED)
 
@@ -286,8 +325,12 @@ async def agent_run(client: Any, i: int, timeout: float) -> Outcome:
     turn = f"turn-{i}"
     early = False
     try:
-        out = await asyncio.wait_for(client.runs.wait(
-            tid, "agent", input={"ticket": f"{TICKETS[i % 4]} (#{i})", "turn": turn}), timeout)
+        out = await asyncio.wait_for(
+            client.runs.wait(
+                tid, "agent", input={"ticket": f"{TICKETS[i % 4]} (#{i})", "turn": turn}
+            ),
+            timeout,
+        )
         if isinstance(out, dict) and not out.get("decisions"):
             early = True
             out = await settled(client, tid, timeout)
@@ -306,30 +349,48 @@ async def decompose_run(client: Any, disks: int, timeout: float) -> Outcome:
     t0 = time.monotonic()
     tid = await new_thread(client)
     try:
-        out = await asyncio.wait_for(client.runs.wait(
-            tid, "decompose", input={}, config={"configurable": {"disks": disks}}), timeout)
+        out = await asyncio.wait_for(
+            client.runs.wait(tid, "decompose", input={}, config={"configurable": {"disks": disks}}),
+            timeout,
+        )
     except Exception as exc:  # noqa: BLE001
         return Outcome("decompose", tid, time.monotonic() - t0, False, repr(exc))
-    ok = (isinstance(out, dict) and out.get("done") is True
-          and out.get("step") == 2 ** disks - 1 and out.get("state") == solved(disks))
+    ok = (
+        isinstance(out, dict)
+        and out.get("done") is True
+        and out.get("step") == 2**disks - 1
+        and out.get("state") == solved(disks)
+    )
     return Outcome("decompose", tid, time.monotonic() - t0, ok, "" if ok else str(out)[:300])
 
 
 def check_run_log(database_uri: str, thread_id: str, steps: int) -> str:
     """'' when the thread's run log verifies and holds steps 0..steps-1 once each."""
     url = f"{database_uri}?run_id={thread_id}"
-    verify = subprocess.run([str(MAKER_GRAPH), "log", "verify", "--run-dir", url],
-                            capture_output=True, text=True, timeout=120, check=False)
+    verify = subprocess.run(
+        [str(MAKER_GRAPH), "log", "verify", "--run-dir", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if verify.returncode != 0:
         return f"verify failed: {verify.stdout[-300:]} {verify.stderr[-300:]}"
-    export = subprocess.run([str(MAKER_GRAPH), "log", "export", "--run-dir", url],
-                            capture_output=True, text=True, timeout=120, check=False)
+    export = subprocess.run(
+        [str(MAKER_GRAPH), "log", "export", "--run-dir", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if export.returncode != 0:
         return f"export failed: {export.stderr[-300:]}"
     numbers = [json.loads(line)["step"] for line in export.stdout.splitlines() if line.strip()]
     if numbers != list(range(steps)):
-        return f"steps in the log: {len(numbers)} rows, {len(set(numbers))} distinct, " \
-               f"expected 0..{steps - 1} once each"
+        return (
+            f"steps in the log: {len(numbers)} rows, {len(set(numbers))} distinct, "
+            f"expected 0..{steps - 1} once each"
+        )
     return ""
 
 
@@ -344,8 +405,7 @@ async def load(url: str, graph: str, n: int, disks: int, timeout: float) -> list
     client = get_client(url=url, timeout=httpx.Timeout(timeout, connect=10))
     if graph == "agent":
         return list(await asyncio.gather(*[agent_run(client, i, timeout) for i in range(n)]))
-    return list(await asyncio.gather(*[decompose_run(client, disks, timeout)
-                                       for _ in range(n)]))
+    return list(await asyncio.gather(*[decompose_run(client, disks, timeout) for _ in range(n)]))
 
 
 def phase(server: Server, graph: str, n: int, disks: int, timeout: float) -> dict[str, Any]:
@@ -359,17 +419,23 @@ def phase(server: Server, graph: str, n: int, disks: int, timeout: float) -> dic
     if graph == "decompose":
         for o in outcomes:
             if o.ok:
-                problem = check_run_log(server.database_uri, o.thread_id, 2 ** disks - 1)
+                problem = check_run_log(server.database_uri, o.thread_id, 2**disks - 1)
                 if problem:
                     o.ok, o.detail = False, problem
                     failures.append(o)
     # Label accuracy is reported, not required: the simulated model errs 10 % of the
     # time and k = 3 leaves about 1 wrong label in 700.
-    labels_right = sum(1 for i, o in enumerate(outcomes)
-                       if graph == "agent" and o.ok and o.detail == EXPECTED[i % 4])
+    labels_right = sum(
+        1
+        for i, o in enumerate(outcomes)
+        if graph == "agent" and o.ok and o.detail == EXPECTED[i % 4]
+    )
     latencies = [o.seconds for o in outcomes]
     return {
-        "graph": graph, "runs": n, "workers": server.workers, "wall_s": round(wall, 2),
+        "graph": graph,
+        "runs": n,
+        "workers": server.workers,
+        "wall_s": round(wall, 2),
         "runs_per_s": round(n / wall, 2),
         "p50_s": round(statistics.median(latencies), 3),
         "p95_s": round(percentile(latencies, 0.95), 3),
@@ -383,8 +449,10 @@ def phase(server: Server, graph: str, n: int, disks: int, timeout: float) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--runtime-python", default=os.environ.get(
-        "MAKER_GRAPH_PG_RUNTIME_PYTHON", "/tmp/rtpg-venv/bin/python"))
+    parser.add_argument(
+        "--runtime-python",
+        default=os.environ.get("MAKER_GRAPH_PG_RUNTIME_PYTHON", "/tmp/rtpg-venv/bin/python"),
+    )
     parser.add_argument("--pg-url", default=os.environ.get("MAKER_GRAPH_PG_URL"))
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--agent-runs", type=int, default=200)
@@ -403,10 +471,11 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(base_url, autocommit=True, connect_timeout=10) as conn:
                 conn.execute(f'CREATE DATABASE "{name}"')
             db = f"{base_url.rpartition('/')[0]}/{name}"
-            with tempfile.TemporaryDirectory() as tmp, Server(
-                    args.runtime_python, db, workers, Path(tmp)) as server:
-                for graph, n in (("agent", args.agent_runs),
-                                 ("decompose", args.decompose_runs)):
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                Server(args.runtime_python, db, workers, Path(tmp)) as server,
+            ):
+                for graph, n in (("agent", args.agent_runs), ("decompose", args.decompose_runs)):
                     if n <= 0:
                         continue
                     try:
@@ -419,8 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| graph | workers | runs | runs/s | p50 s | p95 s | CPU s per worker | failed |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['graph']} | {r['workers']} | {r['runs']} | {r['runs_per_s']} | "
-              f"{r['p50_s']} | {r['p95_s']} | {r['cpu_s_per_worker']} | {r['failed']} |")
+        print(
+            f"| {r['graph']} | {r['workers']} | {r['runs']} | {r['runs_per_s']} | "
+            f"{r['p50_s']} | {r['p95_s']} | {r['cpu_s_per_worker']} | {r['failed']} |"
+        )
     for graph in ("agent", "decompose"):
         by_workers = {r["workers"]: r["runs_per_s"] for r in results if r["graph"] == graph}
         if 1 in by_workers and 2 in by_workers:

@@ -32,15 +32,24 @@ def _committed(where: Path) -> list[Any]:
 async def _one(disks: int, depth: int, errors: ErrorModel, k: int) -> dict[str, Any]:
     task = HanoiTask(disks)
     where = Path(tempfile.mkdtemp(prefix=f"spec{depth}-"))
-    report = await run_task(task, simulated_sampler(task, errors),
-                            policy=VotePolicy(k=k, max_samples=60), run_log=where,
-                            speculate=depth)
+    report = await run_task(
+        task,
+        simulated_sampler(task, errors),
+        policy=VotePolicy(k=k, max_samples=60),
+        run_log=where,
+        speculate=depth,
+    )
     # A wrong step that wins a vote is committed like any other; the run then ends
     # unsolved at the task's length. Latency is measured either way; "solved" says which.
-    return {"depth": depth, "steps": report.steps, "solved": report.done,
-            "wall": report.wall_seconds,
-            "samples": report.samples, "wasted": report.speculative_wasted,
-            "log": _committed(where)}
+    return {
+        "depth": depth,
+        "steps": report.steps,
+        "solved": report.done,
+        "wall": report.wall_seconds,
+        "samples": report.samples,
+        "wasted": report.speculative_wasted,
+        "log": _committed(where),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,18 +62,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--depths", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
-    errors = ErrorModel(error_rate=args.error_rate, seed=args.seed,
-                        latency_median=args.median, latency_sigma=args.sigma)
+    errors = ErrorModel(
+        error_rate=args.error_rate,
+        seed=args.seed,
+        latency_median=args.median,
+        latency_sigma=args.sigma,
+    )
     runs = [asyncio.run(_one(args.disks, d, errors, args.k)) for d in args.depths]
     base = runs[0]
-    print(f"Hanoi {args.disks} disks, k={args.k}, latency median {args.median * 1000:.0f} ms "
-          f"sigma {args.sigma}, errors {args.error_rate:.0%}, seed {args.seed}")
+    print(
+        f"Hanoi {args.disks} disks, k={args.k}, latency median {args.median * 1000:.0f} ms "
+        f"sigma {args.sigma}, errors {args.error_rate:.0%}, seed {args.seed}"
+    )
     print("depth  ms/step  x call median  speedup  samples  wasted  same log  solved")
     for run in runs:
         per_step = run["wall"] / run["steps"]
-        print(f"{run['depth']:>5}  {per_step * 1000:7.1f}  {per_step / args.median:13.2f}  "
-              f"{base['wall'] / run['wall']:7.2f}  {run['samples']:7d}  {run['wasted']:6d}  "
-              f"{str(run['log'] == base['log']):>8}  {run['solved']}")
+        print(
+            f"{run['depth']:>5}  {per_step * 1000:7.1f}  {per_step / args.median:13.2f}  "
+            f"{base['wall'] / run['wall']:7.2f}  {run['samples']:7d}  {run['wasted']:6d}  "
+            f"{str(run['log'] == base['log']):>8}  {run['solved']}"
+        )
     return 0 if all(run["log"] == base["log"] for run in runs) else 1
 
 

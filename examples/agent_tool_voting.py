@@ -103,8 +103,7 @@ def accuracy(agent: Any) -> tuple[float, float]:
         return await asyncio.gather(*[one(v, o) for v, o in requests(CONVERSATIONS)])
 
     results = asyncio.run(run())
-    return (sum(r for r, _ in results) / len(results),
-            sum(d for _, d in results) / len(results))
+    return (sum(r for r, _ in results) / len(results), sum(d for _, d in results) / len(results))
 
 
 def main() -> None:
@@ -117,25 +116,32 @@ def main() -> None:
     voted_runs = sum(RAN.values())
     print(f"conversations: {CONVERSATIONS}")
     print(f"plain agent tool accuracy: {plain:.1%}")
-    print(f"MakerMiddleware(k=3) tool accuracy: {voted:.1%}  "
-          f"(p_step(0.75, 3) = {p_step(0.75, 3):.1%}; exact for this error mix "
-          f"{exact_accuracy([0.75, 0.15, 0.10], 3):.1%})")
+    print(
+        f"MakerMiddleware(k=3) tool accuracy: {voted:.1%}  "
+        f"(p_step(0.75, 3) = {p_step(0.75, 3):.1%}; exact for this error mix "
+        f"{exact_accuracy([0.75, 0.15, 0.10], 3):.1%})"
+    )
     print(f"model calls per request: plain 1.0, voted {calls:.2f}")
     print(f"tools run: plain {plain_runs}, voted {voted_runs} (one per request: losers never run)")
 
     # The same voted step in a hand-written ReAct graph.
     bound = SimulatedToolModel(policy=policy, seed=7).bind_tools(TOOLS)
     graph = StateGraph(MessagesState)
-    graph.add_node("agent", maker_node(bound, k=3, input_keys=["messages"],
-                                       output_key="messages"))
+    graph.add_node("agent", maker_node(bound, k=3, input_keys=["messages"], output_key="messages"))
     graph.add_node("tools", ToolNode(TOOLS))
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition, ["tools", END])
     graph.add_edge("tools", END)
     out = graph.compile().invoke({"messages": [HumanMessage("Refund order #42")]})
-    print("ReAct graph:", " -> ".join(
-        f"{type(m).__name__}({m.tool_calls[0]['name']})" if getattr(m, "tool_calls", None)
-        else f"{type(m).__name__}({m.content!r})" for m in out["messages"]))
+    print(
+        "ReAct graph:",
+        " -> ".join(
+            f"{type(m).__name__}({m.tool_calls[0]['name']})"
+            if getattr(m, "tool_calls", None)
+            else f"{type(m).__name__}({m.content!r})"
+            for m in out["messages"]
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -35,14 +35,21 @@ class Review(TypedDict, total=False):
 
 
 def prompt(inputs: dict[str, Any]) -> list[Any]:
-    return [HumanMessage(f"Is this clause allowed under our policy? Answer allowed or "
-                         f"forbidden.\nClause: {inputs['clause']}")]
+    return [
+        HumanMessage(
+            f"Is this clause allowed under our policy? Answer allowed or "
+            f"forbidden.\nClause: {inputs['clause']}"
+        )
+    ]
 
 
 # An ambiguous case: the model answers "forbidden" about half the time (seed 13 is
 # one where ten samples stay within two votes of each other).
-model = SimulatedChatModel(oracle=lambda messages: "allowed", choices=["allowed", "forbidden"],
-                           errors=ErrorModel(error_rate=0.5, seed=13))
+model = SimulatedChatModel(
+    oracle=lambda messages: "allowed",
+    choices=["allowed", "forbidden"],
+    errors=ErrorModel(error_rate=0.5, seed=13),
+)
 
 
 def act(state: Review) -> dict[str, Any]:
@@ -51,9 +58,19 @@ def act(state: Review) -> dict[str, Any]:
 
 def build() -> Any:
     builder = StateGraph(Review)
-    builder.add_node("review", maker_node(model, k=3, prompt=prompt, input_keys=["clause"],
-                                          output_key="verdict", stats_key="stats",
-                                          max_samples=10, on_no_consensus="escalate"))
+    builder.add_node(
+        "review",
+        maker_node(
+            model,
+            k=3,
+            prompt=prompt,
+            input_keys=["clause"],
+            output_key="verdict",
+            stats_key="stats",
+            max_samples=10,
+            on_no_consensus="escalate",
+        ),
+    )
     builder.add_node("act", act)
     builder.add_edge(START, "review")
     builder.add_edge("review", "act")
@@ -64,8 +81,12 @@ def build() -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--answer", default="forbidden", choices=["allowed", "forbidden"],
-                        help="the human reviewer's verdict (default: forbidden)")
+    parser.add_argument(
+        "--answer",
+        default="forbidden",
+        choices=["allowed", "forbidden"],
+        help="the human reviewer's verdict (default: forbidden)",
+    )
     args = parser.parse_args()
 
     graph = build()
@@ -79,8 +100,10 @@ def main() -> None:
     print(f"  tally after {request['samples_drawn']} samples: {request['tally']}")
     print(f"  reviewer answers: {args.answer}")
     done = graph.invoke(Command(resume=args.answer), config)
-    print(f"verdict: {done['verdict']} (decided by {done['stats']['decided_by']}), "
-          f"action: {done['action']}")
+    print(
+        f"verdict: {done['verdict']} (decided by {done['stats']['decided_by']}), "
+        f"action: {done['action']}"
+    )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,12 @@ def read_order(messages: list[Any]) -> str:
     text = message_text(messages[-1])
     customer = re.search(r"[A-Z]+-\d+", text)
     disks = re.search(r"(\d+) disks", text)
-    return json.dumps({"customer": customer.group(0) if customer else "",
-                       "disks": int(disks.group(1)) if disks else 0})
+    return json.dumps(
+        {
+            "customer": customer.group(0) if customer else "",
+            "disks": int(disks.group(1)) if disks else 0,
+        }
+    )
 
 
 def misread_order(messages: list[Any], rival: int) -> str:
@@ -73,8 +77,9 @@ def misread_order(messages: list[Any], rival: int) -> str:
     return json.dumps(order)
 
 
-extractor = SimulatedChatModel(oracle=read_order, wrong=misread_order,
-                               errors=ErrorModel(error_rate=0.25, seed=2))
+extractor = SimulatedChatModel(
+    oracle=read_order, wrong=misread_order, errors=ErrorModel(error_rate=0.25, seed=2)
+)
 
 
 @tool
@@ -105,16 +110,28 @@ solve = decomposition_node(
 def report(state: Pipeline) -> dict[str, Any]:
     order, stats = state["order"], state.get("solve_stats", {})
     solved = state.get("solution", {}).get("solved", False)
-    return {"report": (f"customer {order.customer} ({state['tier']}): moved {order.disks} "
-                       f"disks in {stats.get('steps', 0)} voted steps, solved: {solved}")}
+    return {
+        "report": (
+            f"customer {order.customer} ({state['tier']}): moved {order.disks} "
+            f"disks in {stats.get('steps', 0)} voted steps, solved: {solved}"
+        )
+    }
 
 
 def build() -> Any:
     builder = StateGraph(Pipeline)
     builder.add_node("normalize", normalize)
-    builder.add_node("extract", maker_node(extractor, k=3, prompt=extraction_prompt,
-                                           structured=Order, input_keys=["text"],
-                                           output_key="order"))
+    builder.add_node(
+        "extract",
+        maker_node(
+            extractor,
+            k=3,
+            prompt=extraction_prompt,
+            structured=Order,
+            input_keys=["text"],
+            output_key="order",
+        ),
+    )
     builder.add_node("lookup", lookup)
     builder.add_node("solve", solve)
     builder.add_node("report", report)
@@ -131,9 +148,9 @@ def main() -> None:
     graph = build()
     chunks = 0
     final: dict[str, Any] = {}
-    for namespace, mode, chunk in graph.stream({"request": REQUEST},
-                                               stream_mode=["updates", "custom", "values"],
-                                               subgraphs=True):
+    for namespace, mode, chunk in graph.stream(
+        {"request": REQUEST}, stream_mode=["updates", "custom", "values"], subgraphs=True
+    ):
         if mode == "custom" and chunk["event"] == "maker.decided":
             print(f"voted extraction: {chunk['winner']} (tally {chunk['tally']})")
         elif mode == "custom" and chunk["event"] == "maker.chunk":

@@ -53,8 +53,10 @@ async def main() -> None:
     for r in results:
         print(f"{r.a} × {r.b} = {r.answer}  ({r.stats['nodes']} nodes, {r.samples} samples)")
     correct = sum(r.correct for r in results) + small.correct
-    print(f"correct: {correct}/{len(results) + 1} products "
-          f"(mean {sum(r.samples for r in results) / len(results):.0f} samples per 10x10 product)")
+    print(
+        f"correct: {correct}/{len(results) + 1} products "
+        f"(mean {sum(r.samples for r in results) / len(results):.0f} samples per 10x10 product)"
+    )
 
 
 if __name__ == "__main__":

@@ -27,14 +27,26 @@ from maker_graph.testing import ErrorModel, SimulatedChatModel
 
 LABELS = ["billing", "bug", "account", "other"]
 TEMPLATES = {
-    "billing": ["I was charged twice for order {n}", "Refund for invoice {n} please",
-                "Why is my bill {n} dollars higher this month?"],
-    "bug": ["The app crashes when I open report {n}", "Export {n} fails with an error",
-            "Button {n} does nothing on Android"],
-    "account": ["I cannot log in to account {n}", "Reset the password of user {n}",
-                "Please delete my account {n}"],
-    "other": ["Do you have an office in city {n}?", "Who won the contest {n}?",
-              "Can I suggest feature {n}?"],
+    "billing": [
+        "I was charged twice for order {n}",
+        "Refund for invoice {n} please",
+        "Why is my bill {n} dollars higher this month?",
+    ],
+    "bug": [
+        "The app crashes when I open report {n}",
+        "Export {n} fails with an error",
+        "Button {n} does nothing on Android",
+    ],
+    "account": [
+        "I cannot log in to account {n}",
+        "Reset the password of user {n}",
+        "Please delete my account {n}",
+    ],
+    "other": [
+        "Do you have an office in city {n}?",
+        "Who won the contest {n}?",
+        "Can I suggest feature {n}?",
+    ],
 }
 TICKETS = 300
 
@@ -64,12 +76,14 @@ def oracle(messages: list[Any]) -> str:
 
 
 def prompt(inputs: dict[str, Any]) -> list[Any]:
-    return [HumanMessage(f"Label this ticket as one of {', '.join(LABELS)}. "
-                         f"Ticket: {inputs['ticket']}")]
+    return [
+        HumanMessage(f"Label this ticket as one of {', '.join(LABELS)}. Ticket: {inputs['ticket']}")
+    ]
 
 
-MODEL = SimulatedChatModel(oracle=oracle, choices=LABELS,
-                           errors=ErrorModel(error_rate=0.2, rivals=1, seed=11))
+MODEL = SimulatedChatModel(
+    oracle=oracle, choices=LABELS, errors=ErrorModel(error_rate=0.2, rivals=1, seed=11)
+)
 
 
 # --------------------------------------------------------------------- the existing graph
@@ -83,7 +97,8 @@ async def classify(state: TicketState) -> dict[str, Any]:
 
 def route(state: TicketState) -> str:
     return {"billing": "finance", "bug": "engineering", "account": "support"}.get(
-        state["label"], "triage")
+        state["label"], "triage"
+    )
 
 
 def build(classifier: Any) -> Any:
@@ -93,8 +108,9 @@ def build(classifier: Any) -> Any:
         builder.add_node(queue, lambda s, q=queue: {"queue": q})
         builder.add_edge(queue, END)
     builder.add_edge(START, "classify")
-    builder.add_conditional_edges("classify", route,
-                                  ["finance", "engineering", "support", "triage"])
+    builder.add_conditional_edges(
+        "classify", route, ["finance", "engineering", "support", "triage"]
+    )
     return builder.compile()
 
 
@@ -114,14 +130,21 @@ async def main() -> None:
     single = await accuracy(build(classify))
     # The only change: the classify node is now voted (k=3), red-flag guarded
     # (answers over 20 tokens are discarded) and budgeted (at most 30 samples).
-    voted_node = maker_node(MODEL, k=3, prompt=prompt, input_keys=["ticket"],
-                            output_key="label", red_flags=[max_output_tokens(20)],
-                            max_samples=30)
+    voted_node = maker_node(
+        MODEL,
+        k=3,
+        prompt=prompt,
+        input_keys=["ticket"],
+        output_key="label",
+        red_flags=[max_output_tokens(20)],
+        max_samples=30,
+    )
     voted = await accuracy(build(voted_node))
     print(f"tickets: {TICKETS}")
     print(f"single-sample accuracy: {single:.1%}")
-    print(f"voted accuracy (k=3): {voted:.1%}   (scaling law p_step(0.8, 3) = "
-          f"{p_step(0.8, 3):.1%})")
+    print(
+        f"voted accuracy (k=3): {voted:.1%}   (scaling law p_step(0.8, 3) = {p_step(0.8, 3):.1%})"
+    )
 
 
 if __name__ == "__main__":

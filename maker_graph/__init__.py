@@ -27,7 +27,7 @@ from .red_flags import Verdict, matches, max_output_tokens, predicate, truncated
 from .sampling import (
     ChatModelSampler,
     FunctionSampler,
-    RetryPolicy,
+    ProviderRetry,
     RunnableSampler,
     Sampler,
     TemperatureSchedule,
@@ -60,6 +60,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
+    if name == "RetryPolicy":  # the deprecated name of ProviderRetry (it warns)
+        from . import sampling
+
+        return sampling.__getattr__(name)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'maker_graph' has no attribute {name!r}")
@@ -72,6 +76,7 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     # LangGraph surfaces (loaded on first use)
@@ -109,7 +114,7 @@ __all__ = [
     # sampling
     "ChatModelSampler",
     "FunctionSampler",
-    "RetryPolicy",
+    "ProviderRetry",
     "RunnableSampler",
     "Sampler",
     "TemperatureSchedule",

@@ -42,10 +42,10 @@ def unfence(text: str, tags: tuple[str, ...] = ("json", "JSON")) -> str | None:
     text = text.strip()
     if len(text) < 2 * len(_FENCE) or not (text.startswith(_FENCE) and text.endswith(_FENCE)):
         return None
-    body = text[len(_FENCE):-len(_FENCE)]
+    body = text[len(_FENCE) : -len(_FENCE)]
     for tag in tags:
         if body.startswith(tag):
-            body = body[len(tag):]
+            body = body[len(tag) :]
             break
     return body.strip()
 

@@ -56,8 +56,14 @@ class BoundedPattern:
         refused
     """
 
-    def __init__(self, pattern: str, flags: int = 0, *, timeout: float = REGEX_TIMEOUT,
-                 max_chars: int = MAX_PARSE_CHARS) -> None:
+    def __init__(
+        self,
+        pattern: str,
+        flags: int = 0,
+        *,
+        timeout: float = REGEX_TIMEOUT,
+        max_chars: int = MAX_PARSE_CHARS,
+    ) -> None:
         self.pattern = pattern
         self.flags = flags
         self.timeout = timeout
@@ -89,8 +95,7 @@ class BoundedPattern:
     def findall_matches(self, text: str) -> list[Any]:
         """Every match in `text`; the timeout bounds the whole scan, not each match."""
         try:
-            found: Iterator[Any] = self._compiled.finditer(self._guard(text),
-                                                           timeout=self.timeout)
+            found: Iterator[Any] = self._compiled.finditer(self._guard(text), timeout=self.timeout)
             return list(found)
         except TimeoutError:
             raise self._timed_out() from None
@@ -99,7 +104,8 @@ class BoundedPattern:
         return f"BoundedPattern({self.pattern!r})"
 
 
-def compile_bounded(pattern: str, flags: int = 0, *,
-                    timeout: float = REGEX_TIMEOUT) -> BoundedPattern:
+def compile_bounded(
+    pattern: str, flags: int = 0, *, timeout: float = REGEX_TIMEOUT
+) -> BoundedPattern:
     """Compile a user pattern for bounded matching (raises `re.error` like `re.compile`)."""
     return BoundedPattern(pattern, flags, timeout=timeout)

@@ -99,8 +99,14 @@ def effective_fit(fit: CorrelationFit | None, e_used: float) -> CorrelationFit:
     independent errors at `e_used` (which may be the cautious end of p's interval)."""
     if fit is None:
         return CorrelationFit(
-            h=0.0, e=e_used, c=1.0, c_fixed=True, detected=False, lr_statistic=0.0,
-            steps=0, h_raw=0.0,
+            h=0.0,
+            e=e_used,
+            c=1.0,
+            c_fixed=True,
+            detected=False,
+            lr_statistic=0.0,
+            steps=0,
+            h_raw=0.0,
         )
     if not fit.detected:
         return fit.model_copy(update={"e": e_used})

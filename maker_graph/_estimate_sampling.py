@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from .errors import ConfigurationError, SamplerError
 from .records import RawSample, Sample
 from .red_flags import RedFlag, check_sample
-from .sampling import RetryPolicy, Sampler, draw
+from .sampling import ProviderRetry, Sampler, draw
 from .tasks.base import StepAnswer
 
 Outcome = Literal["correct", "wrong", "malformed", "failed"]
@@ -180,7 +180,7 @@ async def sample_model(
     *,
     samples_per_step: int,
     concurrency: int,
-    retry: RetryPolicy,
+    retry: ProviderRetry,
     red_flags: Sequence[RedFlag],
 ) -> tuple[list[SampleRecord], dict[str, int], float]:
     """Sample `sampler` `samples_per_step` times on each step and score every sample.
@@ -200,7 +200,11 @@ async def sample_model(
         pilot = steps[i]
         try:
             raw = await draw(
-                sampler, inputs[i], index, retry=retry, failures=failures,
+                sampler,
+                inputs[i],
+                index,
+                retry=retry,
+                failures=failures,
                 semaphore=semaphore,
             )
         except SamplerError:

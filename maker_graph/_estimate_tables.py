@@ -100,8 +100,27 @@ def collision_counts(
 
 def caps_to_try(records: Sequence[SampleRecord], cap: int | None) -> list[int | None]:
     longest = max((r.output_tokens for r in records), default=0)
-    nice = [25, 50, 75, 100, 150, 200, 300, 400, 500, 600, 700, 750, 800, 1000, 1200, 1500,
-            2000, 3000, 5000]
+    nice = [
+        25,
+        50,
+        75,
+        100,
+        150,
+        200,
+        300,
+        400,
+        500,
+        600,
+        700,
+        750,
+        800,
+        1000,
+        1200,
+        1500,
+        2000,
+        3000,
+        5000,
+    ]
     caps = {c for c in nice if c <= longest * 1.25}
     if cap is not None:
         caps.add(cap)

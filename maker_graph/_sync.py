@@ -35,8 +35,9 @@ def _sync_loop() -> asyncio.AbstractEventLoop:
     with _loop_lock:
         if _loop is None or _loop.is_closed():
             loop = asyncio.new_event_loop()
-            threading.Thread(target=_serve, args=(loop,), name="maker-graph-sync-loop",
-                             daemon=True).start()
+            threading.Thread(
+                target=_serve, args=(loop,), name="maker-graph-sync-loop", daemon=True
+            ).start()
             _loop = loop
         return _loop
 

@@ -95,8 +95,7 @@ class CorrelationFit(BaseModel):
         for name, value in (("h", h), ("e", e), ("c", c)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {name}={value!r}")
-        return cls(h=h, e=e, c=c, c_fixed=False, detected=h > 0, lr_statistic=0.0, steps=0,
-                   h_raw=h)
+        return cls(h=h, e=e, c=c, c_fixed=False, detected=h > 0, lr_statistic=0.0, steps=0, h_raw=h)
 
     def search_k(
         self, steps: int, target: float, *, cautious: bool = False, confidence: float = 0.95
@@ -174,8 +173,11 @@ def _binom_log(m: int, w: int, q: float) -> float:
     if q >= 1.0:
         return 0.0 if w == m else -math.inf
     return (
-        math.lgamma(m + 1) - math.lgamma(w + 1) - math.lgamma(m - w + 1)
-        + w * math.log(q) + (m - w) * math.log1p(-q)
+        math.lgamma(m + 1)
+        - math.lgamma(w + 1)
+        - math.lgamma(m - w + 1)
+        + w * math.log(q)
+        + (m - w) * math.log1p(-q)
     )
 
 

@@ -86,11 +86,14 @@ class Price:
                     f"price per million {name} tokens must be a finite number >= 0, got {value!r}"
                 )
 
-    def cost(self, input_tokens: float, output_tokens: float, cached_input_tokens: float = 0
-             ) -> float:
+    def cost(
+        self, input_tokens: float, output_tokens: float, cached_input_tokens: float = 0
+    ) -> float:
         """Dollars for the given token counts; `cached_input_tokens` are part of `input_tokens`."""
         return token_cost(
-            input_tokens, output_tokens, cached_input_tokens,
+            input_tokens,
+            output_tokens,
+            cached_input_tokens,
             (self.input, self.output, self.cached_input),
         )
 
@@ -575,8 +578,15 @@ class CostMeter:
             cost = step_cost(result, self.prices, self.model)
             self.cost = None if cost is None else self.cost + cost
 
-    def add_tokens(self, *, steps: int, samples: int, input_tokens: int, output_tokens: int,
-                   model: str | None = None) -> None:
+    def add_tokens(
+        self,
+        *,
+        steps: int,
+        samples: int,
+        input_tokens: int,
+        output_tokens: int,
+        model: str | None = None,
+    ) -> None:
         """Count steps known only by their totals (e.g. read back from a run log)."""
         self.steps_done += steps
         self.samples += samples
@@ -586,7 +596,9 @@ class CostMeter:
             price = (
                 self.prices
                 if isinstance(self.prices, Price)
-                else self.prices.lookup(model or self.model) if self.prices is not None else None
+                else self.prices.lookup(model or self.model)
+                if self.prices is not None
+                else None
             )
             added = None if price is None else price.cost(input_tokens, output_tokens)
             self.cost = None if added is None else self.cost + added

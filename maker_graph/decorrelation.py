@@ -103,8 +103,9 @@ class EscalatingTemperature:
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 1:
-            raise ConfigurationError(f"EscalatingTemperature: k must be an integer >= 1, "
-                                     f"got {self.k!r}")
+            raise ConfigurationError(
+                f"EscalatingTemperature: k must be an integer >= 1, got {self.k!r}"
+            )
         if not self.hotter or any(not 0.0 <= t <= 2.0 for t in self.hotter):
             raise ConfigurationError(
                 f"EscalatingTemperature: hotter needs temperatures in [0, 2], got {self.hotter!r}"

@@ -80,7 +80,7 @@ from .correlation import CorrelationFit
 from .costs import Price
 from .errors import ConfigurationError
 from .red_flags import RedFlag
-from .sampling import RetryPolicy, Sampler
+from .sampling import ProviderRetry, Sampler
 from .scaling import estimate_p, plan, race_error
 
 __all__ = [
@@ -137,7 +137,7 @@ class EstimateOptions:
     """Steps of the full task to plan for (default: the task's `total_steps`)."""
     concurrency: int = 16
     """Samples in flight at once (a model's own rate limiter paces them further)."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: ProviderRetry = field(default_factory=ProviderRetry)
     """Retries of provider failures; a sample that fails every retry is left out."""
 
     def __post_init__(self) -> None:

@@ -227,8 +227,13 @@ def _plot_undecided(plt: Any, series: RunSeries) -> Any:
     right.xaxis.get_major_locator().set_params(integer=True)
     if series.k:
         right.axvline(series.k, color="grey", linestyle=":", linewidth=1)
-        right.annotate(f"k = {series.k}", (series.k, right.get_ylim()[1]), xytext=(3, -12),
-                       textcoords="offset points", color="grey")
+        right.annotate(
+            f"k = {series.k}",
+            (series.k, right.get_ylim()[1]),
+            xytext=(3, -12),
+            textcoords="offset points",
+            color="grey",
+        )
     fig.suptitle(f"Undecided steps - {_title(series)}")
     fig.tight_layout()
     return fig
@@ -248,8 +253,15 @@ def _plot_samples_histogram(plt: Any, series: RunSeries) -> Any:
     mean = sum(series.samples) / series.steps if series.steps else 0.0
     ax.set_title(f"Samples per step (mean {mean:.3f}, max {max(xs, default=0)})")
     for x in xs:
-        ax.annotate(f"{counts[x]:,}", (x, counts[x]), ha="center", va="bottom", fontsize=7,
-                    xytext=(0, 1), textcoords="offset points")
+        ax.annotate(
+            f"{counts[x]:,}",
+            (x, counts[x]),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            xytext=(0, 1),
+            textcoords="offset points",
+        )
     fig.suptitle(_title(series), fontsize=8, y=0.99)
     fig.tight_layout()
     return fig
@@ -268,11 +280,24 @@ def _plot_red_flags(plt: Any, series: RunSeries, windows: int = 50) -> Any:
             per_window.append(1000 * sum(f.get(reason, 0) for f in chunk) / len(chunk))
         total = sum(f.get(reason, 0) for f in series.red_flags)
         mids = [s + min(size, steps - s) / 2 for s in starts]
-        ax.plot(mids, per_window, "-", color=_COLOURS[i % len(_COLOURS)],
-                label=f"{reason} ({total:,} in all)", drawstyle="steps-mid")
+        ax.plot(
+            mids,
+            per_window,
+            "-",
+            color=_COLOURS[i % len(_COLOURS)],
+            label=f"{reason} ({total:,} in all)",
+            drawstyle="steps-mid",
+        )
     if not reasons:
-        ax.text(0.5, 0.5, "no red flags in this run", transform=ax.transAxes, ha="center",
-                va="center", color="grey")
+        ax.text(
+            0.5,
+            0.5,
+            "no red flags in this run",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
     else:
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xlim(0, max(steps, 1))
@@ -340,17 +365,31 @@ def _plot_error_vs_length(plt: Any, report: Any) -> Any:
         ax.scatter(xs, ys, s=sizes, color=colour, label=m.model, zorder=3)
         for x, y, b in zip(xs, ys, bins, strict=True):
             if b.samples < biggest:  # label the tails; the bulk is the big dot
-                ax.annotate(f"n={b.samples:,}", (x, y), xytext=(6, 2),
-                            textcoords="offset points", fontsize=7, color=colour)
+                ax.annotate(
+                    f"n={b.samples:,}",
+                    (x, y),
+                    xytext=(6, 2),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=colour,
+                )
     cap = report.max_output_tokens
     if cap is not None:
         ax.axvline(cap, color="grey", linestyle="--", linewidth=1)
-        ax.annotate(f"red-flag cap {cap}", (cap, 0), xytext=(4, 6), textcoords="offset points",
-                    color="grey", fontsize=8)
+        ax.annotate(
+            f"red-flag cap {cap}",
+            (cap, 0),
+            xytext=(4, 6),
+            textcoords="offset points",
+            color="grey",
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_ylim(0, max(ax.get_ylim()[1] * 1.12, 1.0))  # room for the labels above the dots
-    ax.set_xlabel(f"output tokens of the answer (bin centre; bins of {_MIN_BIN}+ samples, "
-                  "dot area grows with the count)")
+    ax.set_xlabel(
+        f"output tokens of the answer (bin centre; bins of {_MIN_BIN}+ samples, "
+        "dot area grows with the count)"
+    )
     ax.set_ylabel("answers wrong or malformed (%)")
     ax.set_title("Error rate against answer length")
     ax.legend(fontsize=8, markerscale=0.6, loc="upper left")
@@ -367,9 +406,16 @@ def _bin_centre(low: int, high: int | None) -> float:
 def _plot_collisions(plt: Any, report: Any) -> Any:
     fig, ax = plt.subplots(figsize=(8, 4))
     if report.samples_per_step < 2:
-        ax.text(0.5, 0.5, "one sample per step: no collisions to count;\nrerun the estimate "
-                "with --samples-per-step 2", transform=ax.transAxes, ha="center",
-                va="center", color="grey")
+        ax.text(
+            0.5,
+            0.5,
+            "one sample per step: no collisions to count;\nrerun the estimate "
+            "with --samples-per-step 2",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
         ax.set_axis_off()
         ax.set_title("Collisions against the length cap")
         return fig
@@ -385,8 +431,9 @@ def _plot_collisions(plt: Any, report: Any) -> Any:
         colour = _COLOURS[i % len(_COLOURS)]
         points = [(c.cap if c.cap is not None else right, c) for c in shown[m.model]]
         xs = [x for x, _ in points]
-        ax.plot(xs, [c.collisions for _, c in points], "o-", color=colour, label=m.model,
-                markersize=4)
+        ax.plot(
+            xs, [c.collisions for _, c in points], "o-", color=colour, label=m.model, markersize=4
+        )
         ax.plot(xs, [c.expected for _, c in points], ":", color=colour)
     ax.plot([], [], ":", color="grey", label="dotted: expected if errors were independent")
     cap = report.max_output_tokens
@@ -446,21 +493,54 @@ def _plot_p_full(plt: Any, report: Any) -> Any:
         forecast = [m.forecast(k, report.task_steps).p_full for k in ks]
         independent = [p_full(p, k, report.task_steps) for k in ks]
         k_text = m.plan.k_min if m.plan.k_min is not None else "none reaches target"
-        ax.plot(ks, forecast, "o-", color=colour, markersize=4,
-                label=f"{m.model}: p = {p:.4f}, k_min = {k_text}")
+        ax.plot(
+            ks,
+            forecast,
+            "o-",
+            color=colour,
+            markersize=4,
+            label=f"{m.model}: p = {p:.4f}, k_min = {k_text}",
+        )
         if any(abs(a - b) > 1e-3 for a, b in zip(forecast, independent, strict=True)):
-            ax.plot(ks, independent, ":", color=colour, linewidth=1,
-                    label=f"{m.model} if errors were independent")
+            ax.plot(
+                ks,
+                independent,
+                ":",
+                color=colour,
+                linewidth=1,
+                label=f"{m.model} if errors were independent",
+            )
         if m.plan.k_min is not None:
-            ax.plot([m.plan.k_min], [m.plan.p_full], "o", markersize=11,
-                    markerfacecolor="none", markeredgecolor=colour, markeredgewidth=2)
+            ax.plot(
+                [m.plan.k_min],
+                [m.plan.p_full],
+                "o",
+                markersize=11,
+                markerfacecolor="none",
+                markeredgecolor=colour,
+                markeredgewidth=2,
+            )
     ax.axhline(report.target, color="grey", linestyle="--", linewidth=1)
-    ax.annotate(f"target {report.target:g}", (1.0, report.target), xytext=(-2, -12),
-                xycoords=("axes fraction", "data"), textcoords="offset points", ha="right",
-                color="grey", fontsize=8)
+    ax.annotate(
+        f"target {report.target:g}",
+        (1.0, report.target),
+        xytext=(-2, -12),
+        xycoords=("axes fraction", "data"),
+        textcoords="offset points",
+        ha="right",
+        color="grey",
+        fontsize=8,
+    )
     if not ks_all:
-        ax.text(0.5, 0.5, "no model with p > 0.5: nothing to plan", transform=ax.transAxes,
-                ha="center", va="center", color="grey")
+        ax.text(
+            0.5,
+            0.5,
+            "no model with p > 0.5: nothing to plan",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("margin k")
     ax.set_ylabel("P(whole task solved)")
@@ -488,8 +568,10 @@ def _plot_cost(plt: Any, report: Any) -> Any:
         if m.correlation is not None and m.correlation.detected:
             # Correlated: the forecast decides k at each length (None: unreachable there).
             for s in grid:
-                k = next((k for k in range(1, 200)
-                          if (m.forecast(k, s).p_full or 0.0) >= report.target), None)
+                k = next(
+                    (k for k in range(1, 200) if (m.forecast(k, s).p_full or 0.0) >= report.target),
+                    None,
+                )
                 if k is None:
                     ys.append(float("nan"))
                     continue
@@ -499,24 +581,47 @@ def _plot_cost(plt: Any, report: Any) -> Any:
         else:
             grid_ys = []
         for s in grid if not grid_ys else ():
-            pl = plan(p, s, target=report.target, v=v, price_in=m.price_in or 0.0,
-                      price_out=m.price_out or 0.0, tokens_in=m.mean_input_tokens,
-                      tokens_out=m.mean_output_tokens)
+            pl = plan(
+                p,
+                s,
+                target=report.target,
+                v=v,
+                price_in=m.price_in or 0.0,
+                price_out=m.price_out or 0.0,
+                tokens_in=m.mean_input_tokens,
+                tokens_out=m.mean_output_tokens,
+            )
             ys.append(pl.total_cost if priced else pl.total_samples)
         chosen = m.plan.total_cost if priced else m.plan.total_samples
         label = f"${chosen:,.2f}" if priced else f"{chosen:,.0f} samples"
-        ax.loglog(grid, ys, "-", color=colour,
-                  label=f"{m.model}: {label} at k = {m.plan.k_min}")
-        ax.plot([report.task_steps], [chosen], "*", markersize=13, color=colour,
-                markeredgecolor="black", zorder=4)
+        ax.loglog(grid, ys, "-", color=colour, label=f"{m.model}: {label} at k = {m.plan.k_min}")
+        ax.plot(
+            [report.task_steps],
+            [chosen],
+            "*",
+            markersize=13,
+            color=colour,
+            markeredgecolor="black",
+            zorder=4,
+        )
     ax.axvline(report.task_steps, color="grey", linestyle=":", linewidth=1)
-    ax.annotate(f"this task: {report.task_steps:,} steps", (report.task_steps, 0), xytext=(-4, 6),
-                xycoords=("data", "axes fraction"), textcoords="offset points", ha="right",
-                color="grey", fontsize=8)
+    ax.annotate(
+        f"this task: {report.task_steps:,} steps",
+        (report.task_steps, 0),
+        xytext=(-4, 6),
+        xycoords=("data", "axes fraction"),
+        textcoords="offset points",
+        ha="right",
+        color="grey",
+        fontsize=8,
+    )
     ax.set_xlabel("steps in the task")
     ax.set_ylabel("expected cost ($)" if priced else "expected samples")
-    ax.set_title("Expected " + ("cost" if priced else "samples")
-                 + f" against task length (target {report.target:g})")
+    ax.set_title(
+        "Expected "
+        + ("cost" if priced else "samples")
+        + f" against task length (target {report.target:g})"
+    )
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig

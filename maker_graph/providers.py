@@ -123,7 +123,7 @@ class ProviderOptions:
     """Calls in flight at once (None: as many as the voter asks for)."""
     max_retries: int = 0
     """Retries inside the provider's HTTP client (429s and 5xx). Off by default:
-    maker_graph's own `RetryPolicy` is the one retry layer and counts every failure;
+    maker_graph's own `ProviderRetry` is the one retry layer and counts every failure;
     each client retry multiplies the HTTP calls per sample by `1 + max_retries`."""
     timeout: float | None = None
     """Seconds one HTTP request may take (None: the client's default)."""
@@ -403,11 +403,7 @@ def resolve_chat_model(spec: str | ModelSpec, options: ProviderOptions | None = 
     if stream_usage is not None and (provider in _OPENAI_COMPATIBLE or provider is None):
         kwargs["stream_usage"] = stream_usage
     kwargs.update(opts.extra)
-    if (
-        opts.max_tokens is not None
-        and opts.base_url is not None
-        and provider in _OPENAI_COMPATIBLE
-    ):
+    if opts.max_tokens is not None and opts.base_url is not None and provider in _OPENAI_COMPATIBLE:
         # ChatOpenAI sends the cap as `max_completion_tokens`; servers that only know
         # `max_tokens` (llama-cpp-python) would ignore it, so send both.
         extra_body = dict(kwargs.get("extra_body") or {})
@@ -420,8 +416,7 @@ def resolve_chat_model(spec: str | ModelSpec, options: ProviderOptions | None = 
         return init_chat_model(parsed.model, model_provider=provider, **kwargs)
     except ImportError as exc:
         raise ConfigurationError(
-            f"model {parsed.text!r} needs the provider package: {_install_hint(provider)} "
-            f"({exc})"
+            f"model {parsed.text!r} needs the provider package: {_install_hint(provider)} ({exc})"
         ) from None
     except ValueError as exc:
         first = str(exc).strip().splitlines()[0]

@@ -43,7 +43,7 @@ __all__ = [
     "ForwardsBatching",
     "FunctionSampler",
     "PromptBuilder",
-    "RetryPolicy",
+    "ProviderRetry",
     "RunnableSampler",
     "Sampler",
     "TemperatureSchedule",
@@ -112,7 +112,7 @@ class TemperatureSchedule:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
+class ProviderRetry:
     """How provider failures are retried before a sample is given up on.
 
     Failures (exceptions, timeouts, rate limits) are never votes: the same sample
@@ -156,6 +156,21 @@ class RetryPolicy:
             return hint  # retry_after() already clamps it to [0, MAX_RETRY_AFTER]
         base = min(self.max_delay, self.initial_delay * self.backoff ** (attempt - 1))
         return base * (1 + self.jitter * random.random())
+
+
+def __getattr__(name: str) -> Any:
+    # The old name, kept for code written against it; it read as LangGraph's node retry.
+    if name == "RetryPolicy":
+        import warnings
+
+        warnings.warn(
+            "maker_graph RetryPolicy is now ProviderRetry (LangGraph's RetryPolicy retries "
+            "whole nodes; this one retries a sample's provider calls)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return ProviderRetry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 MAX_RETRY_AFTER = 60.0
@@ -273,7 +288,7 @@ async def draw(
     step_input: Any,
     index: int,
     *,
-    retry: RetryPolicy,
+    retry: ProviderRetry,
     failures: MutableMapping[str, int],
     semaphore: asyncio.Semaphore | None = None,
 ) -> RawSample:
@@ -283,8 +298,11 @@ async def draw(
         SamplerError: every attempt failed.
     """
     raw: RawSample = await _with_retries(
-        lambda: sampler.sample(step_input, index), f"sample {index}",
-        retry=retry, failures=failures, semaphore=semaphore,
+        lambda: sampler.sample(step_input, index),
+        f"sample {index}",
+        retry=retry,
+        failures=failures,
+        semaphore=semaphore,
     )
     return raw
 
@@ -294,7 +312,7 @@ async def draw_many(
     step_input: Any,
     indices: Sequence[int],
     *,
-    retry: RetryPolicy,
+    retry: ProviderRetry,
     failures: MutableMapping[str, int],
     semaphore: asyncio.Semaphore | None = None,
 ) -> list[RawSample]:
@@ -309,8 +327,11 @@ async def draw_many(
     """
     label = f"samples {indices[0]}..{indices[-1]}"
     raws: list[RawSample] = await _with_retries(
-        lambda: sampler.sample_many(step_input, list(indices)), label,
-        retry=retry, failures=failures, semaphore=semaphore,
+        lambda: sampler.sample_many(step_input, list(indices)),
+        label,
+        retry=retry,
+        failures=failures,
+        semaphore=semaphore,
     )
     return raws[: len(indices)]
 
@@ -319,7 +340,7 @@ async def _with_retries(
     make_call: Callable[[], Awaitable[Any]],
     label: str,
     *,
-    retry: RetryPolicy,
+    retry: ProviderRetry,
     failures: MutableMapping[str, int],
     semaphore: asyncio.Semaphore | None,
 ) -> Any:
@@ -347,7 +368,7 @@ async def _with_retries(
                 await asyncio.sleep(retry.delay(attempt, exc))
     raise SamplerError(
         f"{label} failed {retry.max_attempts} times; last error: {last!r}. "
-        "Check the provider, or raise RetryPolicy.max_attempts.",
+        "Check the provider, or raise ProviderRetry.max_attempts.",
         failures,
         last,
     )
@@ -423,7 +444,6 @@ def variation_levels(sampler: Any) -> int:
             return levels
         sampler, seen = getattr(sampler, "inner", None), seen + 1
     return 0
-
 
 
 # --------------------------------------------------------------------------- adapters
@@ -746,9 +766,7 @@ class ChatModelSampler:
         )
         generations = result.generations[0][: len(indices)]
         llm_output = result.llm_output or {}
-        return _split_usage(
-            [g.message for g in generations], temp, llm_output.get("model_name")
-        )
+        return _split_usage([g.message for g in generations], temp, llm_output.get("model_name"))
 
 
 DEFAULT_SAMPLES_PER_REQUEST = 8
@@ -820,8 +838,9 @@ def _apportion(total: int, weights: Sequence[int]) -> list[int]:
     return shares
 
 
-def _split_usage(messages: Sequence[Any], temperature: float | None, model: str | None
-                 ) -> list[RawSample]:
+def _split_usage(
+    messages: Sequence[Any], temperature: float | None, model: str | None
+) -> list[RawSample]:
     """One `RawSample` per choice of one request, its billed usage split between them.
 
     Every choice's message carries the request's whole usage; each gets its share

@@ -139,8 +139,14 @@ class TextNormaliser:
 
     __slots__ = ("case", "numbers", "punctuation", "whitespace")
 
-    def __init__(self, *, case: bool = True, whitespace: bool = True,
-                 punctuation: bool = True, numbers: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        case: bool = True,
+        whitespace: bool = True,
+        punctuation: bool = True,
+        numbers: bool = True,
+    ) -> None:
         self.case = bool(case)
         self.whitespace = bool(whitespace)
         self.punctuation = bool(punctuation)
@@ -202,12 +208,15 @@ class TextNormaliser:
         return self.normalise(text)
 
     def __repr__(self) -> str:
-        return (f"normalised_text_key(case={self.case}, whitespace={self.whitespace}, "
-                f"punctuation={self.punctuation}, numbers={self.numbers})")
+        return (
+            f"normalised_text_key(case={self.case}, whitespace={self.whitespace}, "
+            f"punctuation={self.punctuation}, numbers={self.numbers})"
+        )
 
 
-def normalised_text_key(*, case: bool = True, whitespace: bool = True,
-                        punctuation: bool = True, numbers: bool = True) -> TextNormaliser:
+def normalised_text_key(
+    *, case: bool = True, whitespace: bool = True, punctuation: bool = True, numbers: bool = True
+) -> TextNormaliser:
     """A vote key that folds case, whitespace, punctuation and number spellings.
 
     Each argument switches one part of the folding (module doc: exactly what each
@@ -221,8 +230,9 @@ def normalised_text_key(*, case: bool = True, whitespace: bool = True,
         >>> normalised_text_key(case=False)("Paris") == normalised_text_key(case=False)("paris")
         False
     """
-    return TextNormaliser(case=case, whitespace=whitespace, punctuation=punctuation,
-                          numbers=numbers)
+    return TextNormaliser(
+        case=case, whitespace=whitespace, punctuation=punctuation, numbers=numbers
+    )
 
 
 def normalise_text(text: str) -> str:
@@ -294,8 +304,12 @@ class EmbeddingClusterKey:
         max_cache: int = 4096,
         wait_seconds: float = 120.0,
     ) -> None:
-        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                or not math.isfinite(threshold) or not 0 < threshold <= 1):
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not math.isfinite(threshold)
+            or not 0 < threshold <= 1
+        ):
             raise ConfigurationError(
                 f"threshold must be a cosine similarity in (0, 1] (1 merges only identical "
                 f"directions), got {threshold!r}"
@@ -407,5 +421,7 @@ class EmbeddingClusterKey:
         return text
 
     def __repr__(self) -> str:
-        return (f"EmbeddingClusterKey({type(self.embeddings).__name__}, "
-                f"threshold={self.threshold}, max_cache={self.max_cache})")
+        return (
+            f"EmbeddingClusterKey({type(self.embeddings).__name__}, "
+            f"threshold={self.threshold}, max_cache={self.max_cache})"
+        )

@@ -185,11 +185,13 @@ class Speculator:
                 return answer
 
             escalate = escalate_when_due
-        slot_voter = voter.with_sampler(_SlotSampler(voter.sampler, slot, self._on_raw),
-                                        escalate=escalate)
+        slot_voter = voter.with_sampler(
+            _SlotSampler(voter.sampler, slot, self._on_raw), escalate=escalate
+        )
         slot.task = asyncio.ensure_future(
-            slot_voter.vote(self.step_input(state, previous, step), step=step,
-                            semaphore=self.semaphore)
+            slot_voter.vote(
+                self.step_input(state, previous, step), step=step, semaphore=self.semaphore
+            )
         )
         slot.task.add_done_callback(_retrieve)
         slot.task.add_done_callback(functools.partial(self._decided_task, slot))
@@ -256,9 +258,9 @@ class Speculator:
 
     def _discard_after(self, slot: _Slot) -> None:
         at = self.chain.index(slot)
-        for dropped in self.chain[at + 1:]:
+        for dropped in self.chain[at + 1 :]:
             self._cancel(dropped, wasted=True)
-        del self.chain[at + 1:]
+        del self.chain[at + 1 :]
 
     def _cancel(self, slot: _Slot, *, wasted: bool) -> None:
         task = slot.task

@@ -241,14 +241,18 @@ def _is_refused_blocking_call(exc: BaseException) -> bool:
 
 def _remedy(exc: BaseException) -> str:
     if _is_refused_blocking_call(exc):
-        return ("this event loop refuses blocking file reads, so the vocabulary is being "
-                "loaded on a background thread and counts are estimated until it is ready; "
-                "call maker_graph.tokens.preload() at import time to avoid this")
+        return (
+            "this event loop refuses blocking file reads, so the vocabulary is being "
+            "loaded on a background thread and counts are estimated until it is ready; "
+            "call maker_graph.tokens.preload() at import time to avoid this"
+        )
     if isinstance(exc, ImportError):
         return "install tiktoken (pip install tiktoken) to count exactly"
     if isinstance(exc, OSError):
-        return ("set TIKTOKEN_CACHE_DIR to a writable directory (or leave it unset to use "
-                "maker_graph's own cache) to count exactly")
+        return (
+            "set TIKTOKEN_CACHE_DIR to a writable directory (or leave it unset to use "
+            "maker_graph's own cache) to count exactly"
+        )
     return "counts stay estimated for this process"
 
 
@@ -269,8 +273,9 @@ def _load_in_background(name: str) -> None:
     """Load `name` on a thread of its own (off the event loop that refused it)."""
     if name in _loading:
         return
-    thread = threading.Thread(target=_load_once, args=(name,), daemon=True,
-                              name=f"maker_graph-tiktoken-{name}")
+    thread = threading.Thread(
+        target=_load_once, args=(name,), daemon=True, name=f"maker_graph-tiktoken-{name}"
+    )
     _loading[name] = thread
     thread.start()
 

@@ -38,7 +38,7 @@ from .red_flags import (
     oversized,
 )
 from .sampling import (
-    RetryPolicy,
+    ProviderRetry,
     Sampler,
     as_sampler,
     draw,
@@ -84,7 +84,7 @@ class VotePolicy:
     call the escalation handler (a human or a stronger model)."""
     max_concurrency: int | None = None
     """Provider calls in flight at once for this voter (None: a whole round at once)."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: ProviderRetry = field(default_factory=ProviderRetry)
     """Retries of provider failures, which never count as votes or samples."""
     keep_samples: bool = True
     """Keep every `Sample` in the result (turn off for the leanest long runs)."""
@@ -110,11 +110,11 @@ class VotePolicy:
             )
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
-        if not isinstance(self.retry, RetryPolicy):
+        if not isinstance(self.retry, ProviderRetry):
             # LangGraph's RetryPolicy (a NamedTuple) retries whole nodes; taken here it
             # would only fail later, at the first provider error.
             raise ConfigurationError(
-                f"retry= takes a maker_graph RetryPolicy (per-sample provider retries), got "
+                f"retry= takes a maker_graph ProviderRetry (per-sample provider retries), got "
                 f"{type(self.retry).__module__}.{type(self.retry).__qualname__}; LangGraph's "
                 "RetryPolicy retries a whole node: give it to add_node(retry_policy=...)"
             )
@@ -196,8 +196,14 @@ class Voter:
         For a wrapper that counts or watches this voter's samples: a new voter rather
         than a copy, because a voter picks its sampler's fast paths when it is built.
         """
-        return Voter(sampler, parser=self.parser, key=self.key, red_flags=self.red_flags,
-                     policy=self.policy, escalate=escalate)
+        return Voter(
+            sampler,
+            parser=self.parser,
+            key=self.key,
+            red_flags=self.red_flags,
+            policy=self.policy,
+            escalate=escalate,
+        )
 
     # ------------------------------------------------------------------ one sample
 
@@ -511,7 +517,7 @@ async def _draw_round(
     step_input: Any,
     first: int,
     n: int,
-    retry: RetryPolicy,
+    retry: ProviderRetry,
     failures: dict[str, int],
     semaphore: asyncio.Semaphore | None,
     *,
@@ -559,7 +565,7 @@ async def _draw_round(
             sampler, step_input, group, retry=retry, failures=failures, semaphore=semaphore
         )
         # A server that sent fewer choices than asked: the round's own are drawn one by one.
-        missing = [i for i in group[len(raws):] if i < last]
+        missing = [i for i in group[len(raws) :] if i < last]
         if missing:
             raws = [*raws, *await asyncio.gather(*[one(i) for i in missing])]
         return raws

@@ -105,7 +105,7 @@ def events_table() -> list[str]:
     lines = [
         "## Events",
         "",
-        "Written to LangGraph's `custom` stream (`stream_mode=\"custom\"`, with",
+        'Written to LangGraph\'s `custom` stream (`stream_mode="custom"`, with',
         "`subgraphs=True` from a parent graph). Each is a dict with `event` and `node`",
         "(the graph node's name) beside the fields listed.",
         "",
@@ -117,8 +117,10 @@ def events_table() -> list[str]:
     for name in TREE_EVENT_NAMES:
         where = "see `maker_graph.recursive.events`"
         lines.append(f"| `{name}` | `tree` and the tree node's id; {where} |")
-    lines.append("| `maker.escalation` | not streamed: the value of the `interrupt()` that "
-                 "asks for an answer when a step's budget is spent |")
+    lines.append(
+        "| `maker.escalation` | not streamed: the value of the `interrupt()` that "
+        "asks for an answer when a step's budget is spent |"
+    )
     lines.append("")
     return lines
 

@@ -125,9 +125,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "verify_ignores_checksum",
         "maker_graph/runlog/base.py",
         "                batch_checksum(records, cp_json) != checksum\n            ):\n"
-        "                raise self._corrupt(batch, first, last, \"it does not match its",
+        '                raise self._corrupt(batch, first, last, "it does not match its',
         "                False\n            ):\n"
-        "                raise self._corrupt(batch, first, last, \"it does not match its",
+        '                raise self._corrupt(batch, first, last, "it does not match its',
         ("tests/test_runlog_corruption.py", "tests/test_runlog.py"),
         "verify/export never pass on a row of a batch that does not match its checksum",
     ),
@@ -277,8 +277,13 @@ def run_tests(python: str, tree: Path, tests: Sequence[str], timeout: float) -> 
     """('passed' | 'failed' | 'timeout', first failing test or reason)."""
     cmd = [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
     proc = subprocess.Popen(
-        cmd, cwd=tree, env=_env(tree), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,  # its own group: a timeout kills its children too
+        cmd,
+        cwd=tree,
+        env=_env(tree),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group: a timeout kills its children too
     )
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -298,7 +303,12 @@ def run_tests(python: str, tree: Path, tests: Sequence[str], timeout: float) -> 
 def check_import(python: str, tree: Path) -> None:
     out = subprocess.run(
         [python, "-c", "import maker_graph; print(maker_graph.__file__)"],
-        cwd=tree, env=_env(tree), capture_output=True, text=True, timeout=60, check=True,
+        cwd=tree,
+        env=_env(tree),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.strip()
     if not Path(out).resolve().is_relative_to(tree.resolve()):
         sys.exit(f"maker_graph imports from {out}, not from the tree {tree}")
@@ -306,11 +316,15 @@ def check_import(python: str, tree: Path) -> None:
 
 def table(outcomes: Sequence[Outcome]) -> str:
     rows = [("mutant", "status", "killed by", "s", "guarantee")]
-    rows += [(o.mutant.name, o.status, o.by or "-", f"{o.seconds:.0f}", o.mutant.guarantee)
-             for o in outcomes]
+    rows += [
+        (o.mutant.name, o.status, o.by or "-", f"{o.seconds:.0f}", o.mutant.guarantee)
+        for o in outcomes
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
-             for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+        for r in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -347,8 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_import(args.python, tree)
         refused = [m for m in chosen if _snippet_count(tree, m) != 1]
         for m in refused:
-            print(f"refused {m.name}: snippet occurs {_snippet_count(tree, m)} times "
-                  f"in {m.file}", file=sys.stderr)
+            print(
+                f"refused {m.name}: snippet occurs {_snippet_count(tree, m)} times in {m.file}",
+                file=sys.stderr,
+            )
         if refused:
             return 2
         if not args.no_baseline:

@@ -26,17 +26,26 @@ def main() -> int:
     def sample(step_input: object) -> str:  # runs in a worker thread
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         body = {"model": "stub", "messages": [{"role": "user", "content": task.prompt(step_input)}]}
-        conn.request("POST", f"{parts.path}/chat/completions", json.dumps(body),
-                     {"content-type": "application/json"})
+        conn.request(
+            "POST",
+            f"{parts.path}/chat/completions",
+            json.dumps(body),
+            {"content-type": "application/json"},
+        )
         reply = json.loads(conn.getresponse().read())
         conn.close()
         return str(reply["choices"][0]["message"]["content"])
 
     print("started", flush=True)
     try:
-        report = run_task_sync(task, sample, VotePolicy(k=2, max_concurrency=2),
-                               run_log=run_dir, max_total_samples=budget,
-                               commit_interval=1.0)
+        report = run_task_sync(
+            task,
+            sample,
+            VotePolicy(k=2, max_concurrency=2),
+            run_log=run_dir,
+            max_total_samples=budget,
+            commit_interval=1.0,
+        )
     except BudgetExhaustedError as exc:
         print(json.dumps({"stopped": "budget", "spent": exc.spent}), flush=True)
         return 1

@@ -176,8 +176,15 @@ def kill_and_resume(
     logs.mkdir(exist_ok=True)
     report = KillReport(total)
     base = [
-        "hanoi", "--disks", str(disks), *location_args, "--no-progress", "--seed", "3",
-        "--model", PACED_MODEL,
+        "hanoi",
+        "--disks",
+        str(disks),
+        *location_args,
+        "--no-progress",
+        "--seed",
+        "3",
+        "--model",
+        PACED_MODEL,
     ]
     for i, (target, jitter) in enumerate(zip(targets, jitters, strict=True)):
         marks = logs / f"session{i}.marks"
@@ -196,12 +203,18 @@ def kill_and_resume(
             _wait_for(lambda o=out: b"hanoi:" in o.read_bytes(), proc, f"session {i} started")
             if aims[i] == "during":
                 mark = f"commit {stall_at[i]}\n".encode()
-                _wait_for(lambda m=marks, t=mark: t in m.read_bytes(), proc,
-                          f"commit {stall_at[i]} of session {i}")
+                _wait_for(
+                    lambda m=marks, t=mark: t in m.read_bytes(),
+                    proc,
+                    f"commit {stall_at[i]} of session {i}",
+                )
             elif aims[i] == "between":
                 mark = f"end {stall_at[i]}\n".encode()
-                _wait_for(lambda m=marks, t=mark: t in m.read_bytes(), proc,
-                          f"the end of commit {stall_at[i]} of session {i}")
+                _wait_for(
+                    lambda m=marks, t=mark: t in m.read_bytes(),
+                    proc,
+                    f"the end of commit {stall_at[i]} of session {i}",
+                )
                 time.sleep(jitter * 0.1 / max_jitter)  # <= 0.1 s: the next commit is >= 0.5 s on
             elif aims[i] == "anywhere":
                 _wait_for(
@@ -234,8 +247,16 @@ def finish_and_check(
     """Resume to the end, then check the exported log: every step once, in order, right."""
     total = 2**disks - 1
     done = run_cli(
-        ["hanoi", "--disks", str(disks), *location_args, "--no-progress", "--resume",
-         "--report", str(workdir / "report.json")],
+        [
+            "hanoi",
+            "--disks",
+            str(disks),
+            *location_args,
+            "--no-progress",
+            "--resume",
+            "--report",
+            str(workdir / "report.json"),
+        ],
         workdir,
     )
     assert done.returncode == 0, done.stderr

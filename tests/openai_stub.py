@@ -235,14 +235,18 @@ class OpenAIStub:
             usage["prompt_tokens_details"] = {"cached_tokens": cached}
             with self._lock:
                 self.usage["cached_tokens"] += cached
-        return 200, {}, {
-            "id": f"chatcmpl-stub-{self.stats['requests']}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", "stub"),
-            "choices": choices,
-            "usage": usage,
-        }
+        return (
+            200,
+            {},
+            {
+                "id": f"chatcmpl-stub-{self.stats['requests']}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "stub"),
+                "choices": choices,
+                "usage": usage,
+            },
+        )
 
     def _answer(
         self, messages: Messages, outcome: str, rival: int, cap: Any
@@ -300,7 +304,8 @@ def _wire_message(text: str, finish: str, tag: str) -> tuple[dict[str, Any], str
                     "type": "function",
                     "function": {
                         "name": c["name"],
-                        "arguments": c["arguments"] if isinstance(c["arguments"], str)
+                        "arguments": c["arguments"]
+                        if isinstance(c["arguments"], str)
                         else json.dumps(c["arguments"]),
                     },
                 }
@@ -362,8 +367,16 @@ class _Handler(BaseHTTPRequestHandler):
         base["object"] = "chat.completion.chunk"
         pieces = [text[i : i + 16] for i in range(0, len(text), 16)] or [""]
         chunks: list[dict[str, Any]] = [
-            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                  "finish_reason": None}]}
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
         ]
         chunks += [
             {**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
@@ -372,15 +385,31 @@ class _Handler(BaseHTTPRequestHandler):
         # Tool calls stream as OpenAI does: id and name first, then the arguments in pieces.
         for i, call in enumerate(choice["message"].get("tool_calls") or []):
             fn = call["function"]
-            head = {"index": i, "id": call["id"], "type": "function",
-                    "function": {"name": fn["name"], "arguments": ""}}
-            chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [head]},
-                                                "finish_reason": None}]})
+            head = {
+                "index": i,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": fn["name"], "arguments": ""},
+            }
+            chunks.append(
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {"tool_calls": [head]}, "finish_reason": None}
+                    ],
+                }
+            )
             args = fn["arguments"]
             for j in range(0, len(args), 8):
                 part = {"index": i, "function": {"arguments": args[j : j + 8]}}
-                chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [part]},
-                                                    "finish_reason": None}]})
+                chunks.append(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"tool_calls": [part]}, "finish_reason": None}
+                        ],
+                    }
+                )
         finish = {"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}
         chunks.append({**base, "choices": [finish]})
         if include_usage:

@@ -22,7 +22,7 @@ from langgraph.types import RetryPolicy as GraphRetryPolicy
 
 from maker_graph.errors import ConfigurationError, SamplerError
 from maker_graph.graph import add_maker_step
-from maker_graph.sampling import RetryPolicy as SampleRetry
+from maker_graph.sampling import ProviderRetry as SampleRetry
 
 FAST = SampleRetry(max_attempts=1, initial_delay=0.001, jitter=0.0)
 
@@ -97,8 +97,9 @@ async def test_a_conditional_edge_from_the_step_name_is_refused(use_async: bool)
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_an_edge_from_the_tally_node_is_refused_too(use_async: bool) -> None:
     builder = StateGraph(Ticket)
-    nodes = add_maker_step(builder, "classify", Counting(), input_keys=["ticket"],
-                           output_key="label")
+    nodes = add_maker_step(
+        builder, "classify", Counting(), input_keys=["ticket"], output_key="label"
+    )
     builder.add_node("after", lambda s: {})
     builder.add_edge(START, "classify")
     builder.add_edge(nodes.tally, "after")
@@ -117,8 +118,9 @@ async def test_routing_after_the_vote_goes_on_the_then_node(use_async: bool) -> 
         return "bugs" if state["label"] == "bug" else END
 
     builder = StateGraph(Ticket)
-    add_maker_step(builder, "classify", step, k=2, input_keys=["ticket"], output_key="label",
-                   then="route")
+    add_maker_step(
+        builder, "classify", step, k=2, input_keys=["ticket"], output_key="label", then="route"
+    )
     builder.add_node("route", lambda s: {})
     builder.add_node("bugs", lambda s: {"routed": f"queue:{s['label']}"})
     builder.add_edge(START, "classify")
@@ -135,9 +137,18 @@ async def test_escalation_edge_to_then_is_the_steps_own(use_async: bool) -> None
         return ["bug", "billing"][index % 2]  # never two ahead within 2 samples
 
     builder = StateGraph(Ticket)
-    add_maker_step(builder, "classify", split, k=2, max_samples=2, input_keys=["ticket"],
-                   output_key="label", on_no_consensus="escalate",
-                   escalate=lambda result: "other", then="done")
+    add_maker_step(
+        builder,
+        "classify",
+        split,
+        k=2,
+        max_samples=2,
+        input_keys=["ticket"],
+        output_key="label",
+        on_no_consensus="escalate",
+        escalate=lambda result: "other",
+        then="done",
+    )
     builder.add_node("done", lambda s: {"routed": s["label"]})
     builder.add_edge(START, "classify")
     out = await run(builder.compile(), {"ticket": "t"}, use_async=use_async)
@@ -151,10 +162,17 @@ def test_node_options_land_on_the_nodes_where_they_mean_something() -> None:
     builder = StateGraph(Ticket)
     policy = GraphRetryPolicy(max_attempts=4)
     cache = CachePolicy(ttl=60)
-    nodes = add_maker_step(builder, "classify", lambda s: "bug", input_keys=["ticket"],
-                           output_key="label", on_no_consensus="escalate",
-                           retry_policy=policy, cache_policy=cache,
-                           metadata={"team": "support"})
+    nodes = add_maker_step(
+        builder,
+        "classify",
+        lambda s: "bug",
+        input_keys=["ticket"],
+        output_key="label",
+        on_no_consensus="escalate",
+        retry_policy=policy,
+        cache_policy=cache,
+        metadata={"team": "support"},
+    )
     sample = builder.nodes[nodes.sample]
     assert sample.retry_policy == policy and sample.cache_policy is cache
     assert nodes.escalate is not None
@@ -168,8 +186,9 @@ def test_node_options_land_on_the_nodes_where_they_mean_something() -> None:
 @pytest.mark.parametrize("wrong", [SampleRetry(max_attempts=2), [SampleRetry(max_attempts=2)]])
 def test_retry_policy_must_be_langgraphs(wrong: Any) -> None:
     with pytest.raises(ConfigurationError, match="langgraph.types.RetryPolicy"):
-        add_maker_step(StateGraph(Ticket), "classify", lambda s: "bug", output_key="label",
-                       retry_policy=wrong)
+        add_maker_step(
+            StateGraph(Ticket), "classify", lambda s: "bug", output_key="label", retry_policy=wrong
+        )
 
 
 @pytest.mark.parametrize("use_async", [False, True])
@@ -186,8 +205,16 @@ async def test_retry_policy_reruns_a_failed_sample_task(use_async: bool) -> None
 
     def graph(retry_policy: Any) -> Any:
         builder = StateGraph(Ticket)
-        add_maker_step(builder, "classify", step, k=2, input_keys=["ticket"],
-                       output_key="label", retry=FAST, retry_policy=retry_policy)
+        add_maker_step(
+            builder,
+            "classify",
+            step,
+            k=2,
+            input_keys=["ticket"],
+            output_key="label",
+            retry=FAST,
+            retry_policy=retry_policy,
+        )
         builder.add_edge(START, "classify")
         return builder.compile()
 
@@ -195,8 +222,9 @@ async def test_retry_policy_reruns_a_failed_sample_task(use_async: bool) -> None
         await run(graph(None), {"ticket": "t"}, use_async=use_async)
     broken["left"] = 2
     calls.clear()
-    policy = GraphRetryPolicy(max_attempts=2, initial_interval=0.001, jitter=False,
-                              retry_on=SamplerError)
+    policy = GraphRetryPolicy(
+        max_attempts=2, initial_interval=0.001, jitter=False, retry_on=SamplerError
+    )
     out = await run(graph(policy), {"ticket": "t"}, use_async=use_async)
     assert out["label"] == "bug"
     # index 1: tried, retried through the guard edge, then once more by LangGraph.
@@ -207,18 +235,27 @@ async def test_retry_policy_reruns_a_failed_sample_task(use_async: bool) -> None
 async def test_cache_policy_reuses_samples_of_the_same_input(use_async: bool) -> None:
     def graph(cache_policy: Any, step: Counting) -> Any:
         builder = StateGraph(Ticket)
-        add_maker_step(builder, "classify", step, k=3, input_keys=["ticket"],
-                       output_key="label", cache_policy=cache_policy)
+        add_maker_step(
+            builder,
+            "classify",
+            step,
+            k=3,
+            input_keys=["ticket"],
+            output_key="label",
+            cache_policy=cache_policy,
+        )
         builder.add_edge(START, "classify")
         return builder.compile(cache=InMemoryCache(), checkpointer=InMemorySaver())
 
     cached_step, plain_step = Counting(), Counting()
     cached, plain = graph(CachePolicy(), cached_step), graph(None, plain_step)
     for thread in ("a", "b"):
-        assert (await run(cached, {"ticket": "t"}, cfg(thread), use_async=use_async)
-                )["label"] == "bug"
-        assert (await run(plain, {"ticket": "t"}, cfg(thread), use_async=use_async)
-                )["label"] == "bug"
+        assert (await run(cached, {"ticket": "t"}, cfg(thread), use_async=use_async))[
+            "label"
+        ] == "bug"
+        assert (await run(plain, {"ticket": "t"}, cfg(thread), use_async=use_async))[
+            "label"
+        ] == "bug"
     assert cached_step.calls == 3  # the second thread's samples came from the cache
     assert plain_step.calls == 6
     # Another input is drawn afresh.
@@ -235,8 +272,15 @@ async def test_metadata_reaches_the_sample_run(use_async: bool) -> None:
         return "bug"
 
     builder = StateGraph(Ticket)
-    add_maker_step(builder, "classify", step, k=2, input_keys=["ticket"], output_key="label",
-                   metadata={"team": "support"})
+    add_maker_step(
+        builder,
+        "classify",
+        step,
+        k=2,
+        input_keys=["ticket"],
+        output_key="label",
+        metadata={"team": "support"},
+    )
     builder.add_edge(START, "classify")
     await run(builder.compile(), {"ticket": "t"}, use_async=use_async)
     assert seen == ["support", "support"]

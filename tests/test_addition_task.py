@@ -28,8 +28,16 @@ def test_true_steps_spell_the_sum() -> None:
     assert all(task.state_at(s.step)[0] == s.state for s in jumped)
 
 
-@pytest.mark.parametrize("bad", ["digit = 3, carry = 1", "column = 1, digit = 12, carry = 0",
-                                 "column = 1, digit = 3, carry = 2", "3", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "digit = 3, carry = 1",
+        "column = 1, digit = 12, carry = 0",
+        "column = 1, digit = 3, carry = 2",
+        "3",
+        "",
+    ],
+)
 def test_parser_is_strict(bad: str) -> None:
     with pytest.raises(ValueError):
         LongAdditionTask(3).parse(bad)
@@ -38,8 +46,9 @@ def test_parser_is_strict(bad: str) -> None:
 def test_estimate_measures_a_stuck_share_on_addition() -> None:
     task = LongAdditionTask(3000, seed=0)
     errors = ErrorModel(error_rate=0.05, hard_fraction=0.03, hard_error_rate=1.0, seed=2)
-    report = estimate_sync(task, [("sim", simulated_sampler(task, errors), None)],
-                           EstimateOptions(steps=1000))
+    report = estimate_sync(
+        task, [("sim", simulated_sampler(task, errors), None)], EstimateOptions(steps=1000)
+    )
     m = report.models[0]
     assert m.correlation is not None and m.correlation.detected
     # 1,000 steps x 3 %: the share within 4 binomial s.e.
@@ -52,8 +61,19 @@ def test_cli_estimates_any_registered_task() -> None:
 
     load_commands()
     runner = CliRunner()
-    ok = runner.invoke(app, ["estimate", "long_addition", "--task-param", "digits=500",
-                             "--steps", "200", "--model", "simulated:0.05"])
+    ok = runner.invoke(
+        app,
+        [
+            "estimate",
+            "long_addition",
+            "--task-param",
+            "digits=500",
+            "--steps",
+            "200",
+            "--model",
+            "simulated:0.05",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert "long_addition (digits 500, seed 0): 500 steps" in ok.output
     bad = runner.invoke(app, ["estimate", "long_addition", "--task-param", "width=3"])

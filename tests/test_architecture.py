@@ -65,6 +65,7 @@ def _edges() -> dict[str, set[str]]:
             for imported in names or [""]:
                 sub = f"{target}.{imported}"
                 edges[name].add(sub if sub in MODULES else target)
+
     # A package's __init__ re-exports its modules; importing the package is not a cycle
     # with the module that the package itself imports.
     def counts(target: str, name: str) -> bool:

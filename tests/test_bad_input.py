@@ -60,30 +60,49 @@ def _parsers() -> dict[str, Callable[[Any], Any]]:
         "text": build_parser(TextParser(kind="text"), node_name="n", registry=registry)[0],
         "labels": build_parser(
             LabelsParser(kind="labels", labels=["billing", "bug", "other"]),
-            node_name="n", registry=registry,
+            node_name="n",
+            registry=registry,
         )[0],
         "regex-int-only": build_parser(
-            RegexParser(kind="regex", pattern=r"answer: (-?\d+)", group=1, occurrence="only",
-                        convert="int"),
-            node_name="n", registry=registry,
+            RegexParser(
+                kind="regex", pattern=r"answer: (-?\d+)", group=1, occurrence="only", convert="int"
+            ),
+            node_name="n",
+            registry=registry,
         )[0],
         "regex-float-last": build_parser(
-            RegexParser(kind="regex", pattern=r"(?P<x>[-+.\deE]+)", group="x",
-                        occurrence="last", convert="float"),
-            node_name="n", registry=registry,
+            RegexParser(
+                kind="regex",
+                pattern=r"(?P<x>[-+.\deE]+)",
+                group="x",
+                occurrence="last",
+                convert="float",
+            ),
+            node_name="n",
+            registry=registry,
         )[0],
         "json-object": build_parser(
-            JsonParser.model_validate({"kind": "json", "schema": {
-                "type": "object",
-                "properties": {"label": {"type": "string", "enum": ["a", "b"]},
-                               "score": {"type": "integer", "minimum": 0, "maximum": 9}},
-            }}),
-            node_name="n", registry=registry,
+            JsonParser.model_validate(
+                {
+                    "kind": "json",
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "label": {"type": "string", "enum": ["a", "b"]},
+                            "score": {"type": "integer", "minimum": 0, "maximum": 9},
+                        },
+                    },
+                }
+            ),
+            node_name="n",
+            registry=registry,
         )[0],
         "json-array": build_parser(
-            JsonParser.model_validate({"kind": "json", "schema": {
-                "type": "array", "items": {"type": "number"}}}),
-            node_name="n", registry=registry,
+            JsonParser.model_validate(
+                {"kind": "json", "schema": {"type": "array", "items": {"type": "number"}}}
+            ),
+            node_name="n",
+            registry=registry,
         )[0],
         "decomposition": structured_parser(Decomposition),
         "choice": structured_parser(Choice),
@@ -101,8 +120,12 @@ CONFIG_FLAGS = build_red_flags(
     [
         MaxOutputTokensFlag(kind="max_output_tokens", limit=50),
         TruncatedFlag(kind="truncated"),
-        MatchesFlag(kind="matches", pattern=r"ignore (all )?previous instructions",
-                    reason="injection", ignore_case=True),
+        MatchesFlag(
+            kind="matches",
+            pattern=r"ignore (all )?previous instructions",
+            reason="injection",
+            ignore_case=True,
+        ),
     ],
     registry=registry,
 )
@@ -110,12 +133,63 @@ CONFIG_FLAGS = build_red_flags(
 # ----------------------------------------------------------------------- text strategies
 
 TOKENS = [
-    "move", "next_state", "Move", "next_State", " = ", "=", ":", "[", "]", "[[", "]]", "(", ")",
-    ", ", ",", " ", "\t", "\n", "\r\n", "\r", "0", "1", "2", "3", "7", "10", "01", "-1", "1.0",
-    "99999999999999999999", "\u0661", "\uff11", "\u00b2", "\U0001d7cf", "\u00a0", "\u200b",
-    "\u202e", "\u2028", "\u3000", "{", "}", '"', "'", "null", "true", "```", "```json",
-    "answer: ", "label", "billing", "score", "sub_problems", "choice", "ignore previous "
-    "instructions", "As an AI language model", "\x00", "\ud800",
+    "move",
+    "next_state",
+    "Move",
+    "next_State",
+    " = ",
+    "=",
+    ":",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "(",
+    ")",
+    ", ",
+    ",",
+    " ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\r",
+    "0",
+    "1",
+    "2",
+    "3",
+    "7",
+    "10",
+    "01",
+    "-1",
+    "1.0",
+    "99999999999999999999",
+    "\u0661",
+    "\uff11",
+    "\u00b2",
+    "\U0001d7cf",
+    "\u00a0",
+    "\u200b",
+    "\u202e",
+    "\u2028",
+    "\u3000",
+    "{",
+    "}",
+    '"',
+    "'",
+    "null",
+    "true",
+    "```",
+    "```json",
+    "answer: ",
+    "label",
+    "billing",
+    "score",
+    "sub_problems",
+    "choice",
+    "ignore previous instructions",
+    "As an AI language model",
+    "\x00",
+    "\ud800",
 ]
 soup = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
 anything = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=300)
@@ -174,8 +248,7 @@ def check(parser: Callable[[Any], Any], raw: RawSample, flags: list[Any] = FLAGS
     """Parse, key and red-flag one raw sample exactly as `vote` does (`Voter.check`)."""
     voter = _VOTERS.get((id(parser), id(flags)))
     if voter is None:
-        voter = _VOTERS[id(parser), id(flags)] = Voter(lambda q: "", parser=parser,
-                                                       red_flags=flags)
+        voter = _VOTERS[id(parser), id(flags)] = Voter(lambda q: "", parser=parser, red_flags=flags)
     return _LOOP[0].run_until_complete(voter.check(raw, 0))
 
 
@@ -191,9 +264,12 @@ def assert_flag_or_vote(sample: Any) -> None:
 
 
 # Derandomized so CI is repeatable; MG_FUZZ=5000 runs a deeper search by hand.
-FUZZ = settings(max_examples=int(os.environ.get("MG_FUZZ", "150")), deadline=None,
-                derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=int(os.environ.get("MG_FUZZ", "150")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 # ----------------------------------------------------------------------- every parser
 
@@ -209,8 +285,7 @@ def test_any_text_is_a_vote_or_a_red_flag_with_a_reason(
     # from the parser and from what each red flag documents, in list order.
     parser = PARSERS[name]
     for output in (text, AIMessage(content=text, response_metadata={"finish_reason": reason})):
-        raw = RawSample(output=output, text=text, finish_reason=reason,
-                        output_tokens=out_tokens)
+        raw = RawSample(output=output, text=text, finish_reason=reason, output_tokens=out_tokens)
         for flags, limit, pattern, named in (
             (FLAGS, 750, r"as an ai language model", "refusal"),
             (CONFIG_FLAGS, 50, r"ignore (all )?previous instructions", "injection"),
@@ -223,8 +298,9 @@ def test_any_text_is_a_vote_or_a_red_flag_with_a_reason(
                 assert repr(sample.key) == repr(key)  # repr: a NaN key is still comparable
 
 
-def _expected_verdict(parser: Callable[[Any], Any], raw: RawSample, limit: int, pattern: str,
-                      named: str) -> tuple[str | None, Any]:
+def _expected_verdict(
+    parser: Callable[[Any], Any], raw: RawSample, limit: int, pattern: str, named: str
+) -> tuple[str | None, Any]:
     """What the docs say one sample is: a parse error, the first flag that fires, or a vote."""
     try:
         key = Voter(lambda q: "", parser=parser).key(parser(raw.output))
@@ -241,19 +317,27 @@ def _expected_verdict(parser: Callable[[Any], Any], raw: RawSample, limit: int, 
 
 
 @FUZZ
-@given(content=st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=5), inner, max_size=4)),
-    max_leaves=12,
-))
+@given(
+    content=st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
 def test_odd_message_contents_and_objects_never_crash_a_step(content: Any) -> None:
     try:
         message: Any = AIMessage(content=content)
     except Exception:  # noqa: BLE001 - langchain refuses it: then the raw object arrives
         message = content
-    for parser in (PARSERS["hanoi-3"], PARSERS["labels"], PARSERS["json-object"],
-                   PARSERS["default"], PARSERS["choice"]):
+    for parser in (
+        PARSERS["hanoi-3"],
+        PARSERS["labels"],
+        PARSERS["json-object"],
+        PARSERS["default"],
+        PARSERS["choice"],
+    ):
         text = message_text(message) if hasattr(message, "content") else repr(message)
         assert_flag_or_vote(check(parser, RawSample(output=message, text=text)))
 
@@ -269,8 +353,9 @@ def test_the_engine_raises_nothing_but_no_consensus_on_arbitrary_answers(
     for parser in (PARSERS["hanoi-3"], PARSERS["regex-int-only"], PARSERS["json-array"]):
         policy = VotePolicy(k=k, max_samples=max(k, len(texts)))
         try:
-            result = asyncio.run(vote_step(sampler, "q", parser=parser, red_flags=FLAGS,
-                                           policy=policy))
+            result = asyncio.run(
+                vote_step(sampler, "q", parser=parser, red_flags=FLAGS, policy=policy)
+            )
         except NoConsensusError as exc:
             # The whole budget, unless the step stopped once no answer could win in it.
             assert exc.samples_drawn == policy.max_samples or exc.stopped in ("hopeless", "stuck")
@@ -316,8 +401,9 @@ def test_what_the_hanoi_parser_accepts_is_a_well_formed_legal_answer(
 @given(
     n=st.sampled_from([1, 3, 4, 7]),
     data=st.data(),
-    reasoning=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
-                      max_size=200),
+    reasoning=st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=200
+    ),
     trailing=st.sampled_from(["", "\n", "  \n\n", "\r\n"]),
 )
 def test_every_right_answer_parses_after_any_reasoning(
@@ -381,8 +467,9 @@ def test_adversarial_answers_never_vote() -> None:
     def sampler(step_input: Any, index: int) -> str:
         return texts[index % len(texts)] if index < len(texts) else GOOD
 
-    result = asyncio.run(vote_step(sampler, "q", parser=HANOI[3].parse, k=2,
-                                   max_samples=len(texts) + 2))
+    result = asyncio.run(
+        vote_step(sampler, "q", parser=HANOI[3].parse, k=2, max_samples=len(texts) + 2)
+    )
     assert result.winner.action == (1, 0, 2)
     assert result.red_flags == {PARSE_ERROR: len(texts)} and result.valid_votes == 2
 

@@ -44,12 +44,24 @@ def _parsers() -> dict[str, Callable[[Any], Any]]:
         "default": default_parser,
         "text": config(TextParser(kind="text")),
         "labels": config(LabelsParser(kind="labels", labels=["billing", "bug", "other"])),
-        "regex": config(RegexParser(kind="regex", pattern=r"answer: (-?\d+)", group=1,
-                                    occurrence="only", convert="int")),
-        "json-object": config(JsonParser.model_validate({"kind": "json", "schema": {
-            "type": "object", "properties": {"label": {"type": "string"}}}})),
-        "json-array": config(JsonParser.model_validate({"kind": "json", "schema": {
-            "type": "array", "items": {"type": "number"}}})),
+        "regex": config(
+            RegexParser(
+                kind="regex", pattern=r"answer: (-?\d+)", group=1, occurrence="only", convert="int"
+            )
+        ),
+        "json-object": config(
+            JsonParser.model_validate(
+                {
+                    "kind": "json",
+                    "schema": {"type": "object", "properties": {"label": {"type": "string"}}},
+                }
+            )
+        ),
+        "json-array": config(
+            JsonParser.model_validate(
+                {"kind": "json", "schema": {"type": "array", "items": {"type": "number"}}}
+            )
+        ),
         "decomposition": structured_parser(Decomposition),
         "choice": structured_parser(Choice),
         "answer": structured_parser(Answer),
@@ -57,7 +69,8 @@ def _parsers() -> dict[str, Callable[[Any], Any]]:
         "composition": lambda text: parse_composition(text, 2),
         # Not a parser, but it reads every reply too (triage.yaml's refusal flag).
         "matches-flag": lambda text: refusal(
-            Sample(index=0, raw=RawSample(output=text, text=text))),
+            Sample(index=0, raw=RawSample(output=text, text=text))
+        ),
     }
     for name in registry.names("parser"):
         entry = registry.get("parser", name)
@@ -111,29 +124,54 @@ def _check_linear(prefix: str, filler: str, suffix: str) -> None:
         ("move = [1, 0, 2]\nnext_state = [[", " ", ""),
         ("answer: ", "1", " answer: 2"),
         ("[", "[", ""),
-        ("{\"a\": ", " ", "}"),
+        ('{"a": ', " ", "}"),
         ("column = 1,", " ", "digit"),
         ("#1 *", " ", "10^"),
     ],
 )
-def test_every_parser_is_linear_on_known_hostile_shapes(prefix: str, filler: str,
-                                                         suffix: str) -> None:
+def test_every_parser_is_linear_on_known_hostile_shapes(
+    prefix: str, filler: str, suffix: str
+) -> None:
     _check_linear(prefix, filler, suffix)
 
 
 _PIECES = st.sampled_from(
-    [" ", "\t", "\n", "```", "```json", "json", "{", "}", "[", "]", "\"", ",", "a", "1",
-     "move = [", "next_state = ", "answer: ", "\\", "\u00a0", "column = ", "#1", "+"]
+    [
+        " ",
+        "\t",
+        "\n",
+        "```",
+        "```json",
+        "json",
+        "{",
+        "}",
+        "[",
+        "]",
+        '"',
+        ",",
+        "a",
+        "1",
+        "move = [",
+        "next_state = ",
+        "answer: ",
+        "\\",
+        "\u00a0",
+        "column = ",
+        "#1",
+        "+",
+    ]
 )
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(prefix=st.lists(_PIECES, max_size=4).map("".join),
-       filler=st.lists(_PIECES, min_size=1, max_size=3).map("".join),
-       suffix=st.lists(_PIECES, max_size=4).map("".join))
-def test_fuzz_every_parser_is_linear_in_the_reply(prefix: str, filler: str,
-                                                  suffix: str) -> None:
+@settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    prefix=st.lists(_PIECES, max_size=4).map("".join),
+    filler=st.lists(_PIECES, min_size=1, max_size=3).map("".join),
+    suffix=st.lists(_PIECES, max_size=4).map("".join),
+)
+def test_fuzz_every_parser_is_linear_in_the_reply(prefix: str, filler: str, suffix: str) -> None:
     _check_linear(prefix, filler, suffix)
 
 
@@ -147,8 +185,16 @@ def test_the_fence_attack_is_fast() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["```json\n{\"a\": 1}\n```", "  ```JSON {\"a\": 1}```  ", "```{\"a\": 1}```",
-     "```json```", "``````", "```", "x```y```", "```json\n[1]\n```\n"],
+    [
+        '```json\n{"a": 1}\n```',
+        '  ```JSON {"a": 1}```  ',
+        '```{"a": 1}```',
+        "```json```",
+        "``````",
+        "```",
+        "x```y```",
+        "```json\n[1]\n```\n",
+    ],
 )
 def test_unfence_matches_the_old_pattern(text: str) -> None:
     import re
@@ -167,12 +213,23 @@ def test_parsers_refuse_replies_past_the_cap_without_reading_them() -> None:
 
 @pytest.mark.parametrize("pattern", [r"^(a+)+$", r"(\d+,)*\d+", r"(?:x\s*)*y", r"(a{1,3})+"])
 def test_spec_regexes_with_nested_quantifiers_are_refused_at_load_time(pattern: str) -> None:
-    spec = {"name": "mini", "state": {"x": "str", "q": "str"},
-            "models": {"m": {"model": "simulated", "oracle": {"answer": "a"}}},
-            "nodes": {"a": {"kind": "maker", "model": "m", "prompt": "{x}", "output": "q",
-                            "parser": {"kind": "regex", "pattern": pattern},
-                            "red_flags": [{"kind": "matches", "pattern": "ok"}]}},
-            "entry": "a", "finish": ["a"]}
+    spec = {
+        "name": "mini",
+        "state": {"x": "str", "q": "str"},
+        "models": {"m": {"model": "simulated", "oracle": {"answer": "a"}}},
+        "nodes": {
+            "a": {
+                "kind": "maker",
+                "model": "m",
+                "prompt": "{x}",
+                "output": "q",
+                "parser": {"kind": "regex", "pattern": pattern},
+                "red_flags": [{"kind": "matches", "pattern": "ok"}],
+            }
+        },
+        "entry": "a",
+        "finish": ["a"],
+    }
     with pytest.raises(SpecError) as info:
         load_spec(spec)
     problems = dict(info.value.problems)
@@ -185,8 +242,10 @@ def test_spec_regexes_with_nested_quantifiers_are_refused_at_load_time(pattern: 
     assert "nodes.a.red_flags.0.pattern" in dict(info.value.problems), info.value
 
 
-@pytest.mark.parametrize("pattern", [r"\d+", r"(a|b)+", r"move = (?P<m>\[.*?\])",
-                                     r"(?>a+)+", r"answer: (-?\d+)", r"(?:ab)+"])
+@pytest.mark.parametrize(
+    "pattern",
+    [r"\d+", r"(a|b)+", r"move = (?P<m>\[.*?\])", r"(?>a+)+", r"answer: (-?\d+)", r"(?:ab)+"],
+)
 def test_safe_patterns_pass_the_check(pattern: str) -> None:
     assert nested_quantifier(pattern) is None
 
@@ -210,8 +269,7 @@ _SLOW = [
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("pattern", "reply"), _SLOW)
-def test_the_matches_red_flag_is_bounded_on_backtracking_patterns(pattern: str,
-                                                                  reply: str) -> None:
+def test_the_matches_red_flag_is_bounded_on_backtracking_patterns(pattern: str, reply: str) -> None:
     from maker_graph.records import RawSample, Sample
     from maker_graph.red_flags import matches
 
@@ -231,13 +289,20 @@ def test_the_matches_red_flag_is_bounded_on_backtracking_patterns(pattern: str,
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("pattern", "reply"), _SLOW)
-def test_spec_regex_parsers_are_bounded_on_backtracking_patterns(pattern: str,
-                                                                 reply: str) -> None:
+def test_spec_regex_parsers_are_bounded_on_backtracking_patterns(pattern: str, reply: str) -> None:
     for occurrence in ("first", "only"):
-        parse = build_parser(RegexParser.model_construct(kind="regex", pattern=pattern,
-                                                         group=0, occurrence=occurrence,
-                                                         convert="str", ignore_case=False),
-                             node_name="n", registry=registry)[0]
+        parse = build_parser(
+            RegexParser.model_construct(
+                kind="regex",
+                pattern=pattern,
+                group=0,
+                occurrence=occurrence,
+                convert="str",
+                ignore_case=False,
+            ),
+            node_name="n",
+            registry=registry,
+        )[0]
         start = time.perf_counter()
         with pytest.raises(ValueError):  # no match, or refused after the time bound
             parse(reply)
@@ -247,11 +312,22 @@ def test_spec_regex_parsers_are_bounded_on_backtracking_patterns(pattern: str,
 def test_a_pattern_the_spec_check_passes_is_still_bounded_when_loaded() -> None:
     # `(a|a)+` nests nothing, so load_spec accepts it; the run must still be bounded.
     assert nested_quantifier(r"^(a|a)+$") is None
-    spec = {"name": "mini", "state": {"x": "str", "q": "str"},
-            "models": {"m": {"model": "simulated", "oracle": {"answer": "a"}}},
-            "nodes": {"a": {"kind": "maker", "model": "m", "prompt": "{x}", "output": "q",
-                            "parser": {"kind": "regex", "pattern": r"^(a|a)+$"}}},
-            "entry": "a", "finish": ["a"]}
+    spec = {
+        "name": "mini",
+        "state": {"x": "str", "q": "str"},
+        "models": {"m": {"model": "simulated", "oracle": {"answer": "a"}}},
+        "nodes": {
+            "a": {
+                "kind": "maker",
+                "model": "m",
+                "prompt": "{x}",
+                "output": "q",
+                "parser": {"kind": "regex", "pattern": r"^(a|a)+$"},
+            }
+        },
+        "entry": "a",
+        "finish": ["a"],
+    }
     node = load_spec(spec).nodes["a"]
     parse = build_parser(node.parser, node_name="a", registry=registry)[0]
     start = time.perf_counter()
@@ -264,12 +340,14 @@ def test_a_pattern_the_spec_check_passes_is_still_bounded_when_loaded() -> None:
 def test_bounded_patterns_keep_re_semantics() -> None:
     from maker_graph._bounded_regex import compile_bounded
 
-    cases = [(r"answer: (-?\d+)", 0, "x answer: -12 answer: 3"),
-             (r"\bI cannot\b", 2, "Sorry, i CANNOT help"),
-             (r"^b$", 8, "a\nb\nc"),
-             (r"a.b", 16, "a\nb"),
-             (r"\w+", 256, "héllo"),
-             (r"(?P<n>\d+)\s*$", 0, "1 2 3  ")]
+    cases = [
+        (r"answer: (-?\d+)", 0, "x answer: -12 answer: 3"),
+        (r"\bI cannot\b", 2, "Sorry, i CANNOT help"),
+        (r"^b$", 8, "a\nb\nc"),
+        (r"a.b", 16, "a\nb"),
+        (r"\w+", 256, "héllo"),
+        (r"(?P<n>\d+)\s*$", 0, "1 2 3  "),
+    ]
     import re
 
     for pattern, flags, text in cases:

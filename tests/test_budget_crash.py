@@ -35,8 +35,13 @@ def test_sample_budget_holds_across_four_kills(tmp_path: Path) -> None:
     task = HanoiTask(6)
     oracle, wrong = hanoi_oracle(task)
     behaviour = StubBehaviour(
-        wrong_rate=0.0, ramble_rate=0.0, malformed_rate=0.0, rate_limit_rate=0.0,
-        server_error_rate=0.0, latency=0.01, seed=1,
+        wrong_rate=0.0,
+        ramble_rate=0.0,
+        malformed_rate=0.0,
+        rate_limit_rate=0.0,
+        server_error_rate=0.0,
+        latency=0.01,
+        seed=1,
     )
     stub = OpenAIStub(oracle, wrong, behaviour).start()
     rng = random.Random(14)

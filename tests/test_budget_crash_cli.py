@@ -33,8 +33,11 @@ CONCURRENCY = 2  # k = 2: a round is two calls, so at most two in flight at a ki
 def _cli(args: list[str], cwd: Path, out: Path) -> subprocess.Popen[bytes]:
     with out.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "maker_graph", *args], cwd=cwd, stdout=sink,
-            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [sys.executable, "-m", "maker_graph", *args],
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
 
@@ -44,18 +47,37 @@ def test_sample_budget_holds_across_four_kills(tmp_path: Path) -> None:
     task = HanoiTask(DISKS)
     oracle, wrong = hanoi_oracle(task)
     behaviour = StubBehaviour(
-        wrong_rate=0.0, ramble_rate=0.0, malformed_rate=0.0, rate_limit_rate=0.0,
-        server_error_rate=0.0, latency=0.03, seed=1,
+        wrong_rate=0.0,
+        ramble_rate=0.0,
+        malformed_rate=0.0,
+        rate_limit_rate=0.0,
+        server_error_rate=0.0,
+        latency=0.03,
+        seed=1,
     )
     stub = OpenAIStub(oracle, wrong, behaviour).start()
     rng = random.Random(14)
     run_dir = tmp_path / "run"
     try:
         args = [
-            "hanoi", "--disks", str(DISKS), "--k", "2", "--model", "openai:stub-hanoi",
-            "--base-url", stub.base_url, "--concurrency", str(CONCURRENCY),
-            "--samples-per-request", "1", "--max-total-samples", str(BUDGET),
-            "--run-dir", str(run_dir), "--no-progress",
+            "hanoi",
+            "--disks",
+            str(DISKS),
+            "--k",
+            "2",
+            "--model",
+            "openai:stub-hanoi",
+            "--base-url",
+            stub.base_url,
+            "--concurrency",
+            str(CONCURRENCY),
+            "--samples-per-request",
+            "1",
+            "--max-total-samples",
+            str(BUDGET),
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
         ]
         killed = 0
         for i in range(KILLS):
@@ -78,9 +100,20 @@ def test_sample_budget_holds_across_four_kills(tmp_path: Path) -> None:
                     proc.wait(timeout=30)
         assert killed == KILLS, [(tmp_path / f"s{i}.out").read_text()[-500:] for i in range(KILLS)]
         final = subprocess.run(
-            [sys.executable, "-m", "maker_graph", *args, "--resume",
-             "--report", str(tmp_path / "report.json")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "maker_graph",
+                *args,
+                "--resume",
+                "--report",
+                str(tmp_path / "report.json"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         served = stub.stats["choices"]
     finally:

@@ -56,8 +56,12 @@ async def test_token_budget_stops_within_one_step(tmp_path: Path, budget_steps: 
     run_dir = tmp_path / "run"
     with pytest.raises(BudgetExhaustedError) as info:
         await run_task(
-            task, _sampler(task), VotePolicy(k=K, max_samples=10), run_log=str(run_dir),
-            max_total_tokens=budget, chunk_size=1,
+            task,
+            _sampler(task),
+            VotePolicy(k=K, max_samples=10),
+            run_log=str(run_dir),
+            max_total_tokens=budget,
+            chunk_size=1,
         )
     err = info.value
     assert err.budget == "tokens"
@@ -80,8 +84,12 @@ async def test_cost_budget_stops_within_one_step(budget_steps: float) -> None:
     expected_steps = math.ceil(budget_steps)
     with pytest.raises(BudgetExhaustedError) as info:
         await run_task(
-            task, _sampler(task), VotePolicy(k=K, max_samples=10),
-            max_total_cost=budget, price_in=price_in, price_out=price_out,
+            task,
+            _sampler(task),
+            VotePolicy(k=K, max_samples=10),
+            max_total_cost=budget,
+            price_in=price_in,
+            price_out=price_out,
         )
     err = info.value
     assert err.budget == "cost"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from maker_graph.errors import BudgetExhaustedError, NoConsensusError
 from maker_graph.records import RawSample
 from maker_graph.run import run_task
-from maker_graph.sampling import RetryPolicy
+from maker_graph.sampling import ProviderRetry
 from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 from maker_graph.testing import ErrorModel
 from maker_graph.vote import VotePolicy, vote_step
@@ -50,7 +50,7 @@ class Counting:
         return raw  # type: ignore[no-any-return]
 
 
-FAST = RetryPolicy(initial_delay=0.0001, max_delay=0.0001, jitter=0.0, max_attempts=10)
+FAST = ProviderRetry(initial_delay=0.0001, max_delay=0.0001, jitter=0.0, max_attempts=10)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -115,8 +115,14 @@ async def test_a_cancelled_steps_samples_count_against_the_budget(tmp_path: Path
     limit = 120
     for wait in (0.03, 0.05, 0.021):
         run = asyncio.create_task(
-            run_task(task, sampler, policy, run_log=tmp_path, max_total_samples=limit,
-                     commit_interval=0.0)
+            run_task(
+                task,
+                sampler,
+                policy,
+                run_log=tmp_path,
+                max_total_samples=limit,
+                commit_interval=0.0,
+            )
         )
         await asyncio.sleep(wait)
         run.cancel()

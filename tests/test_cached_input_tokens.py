@@ -20,8 +20,14 @@ from maker_graph.sampling import ChatModelSampler, TemperatureSchedule
 from maker_graph.tasks.hanoi import HanoiTask
 from maker_graph.vote import VotePolicy, Voter
 
-QUIET = dict(wrong_rate=0.0, ramble_rate=0.0, malformed_rate=0.0, rate_limit_rate=0.0,
-             server_error_rate=0.0, retry_after=0.01)
+QUIET = dict(
+    wrong_rate=0.0,
+    ramble_rate=0.0,
+    malformed_rate=0.0,
+    rate_limit_rate=0.0,
+    server_error_rate=0.0,
+    retry_after=0.01,
+)
 
 
 def _model(stub: OpenAIStub):  # type: ignore[no-untyped-def]
@@ -32,8 +38,11 @@ def _model(stub: OpenAIStub):  # type: ignore[no-untyped-def]
 def test_cache_reads_are_counted_once_per_request(per_request: int) -> None:
     behaviour = StubBehaviour(**QUIET, cached_prompt_tokens=3)
     with OpenAIStub(lambda m: "4", behaviour=behaviour) as stub:
-        sampler = ChatModelSampler(_model(stub), samples_per_request=per_request,
-                                   temperature=TemperatureSchedule(first=0.1, rest=0.1))
+        sampler = ChatModelSampler(
+            _model(stub),
+            samples_per_request=per_request,
+            temperature=TemperatureSchedule(first=0.1, rest=0.1),
+        )
         result = asyncio.run(Voter(sampler, policy=VotePolicy(k=3)).vote("2+2?"))
         requests = stub.stats["requests"]
         assert result.winner == "4" and requests == (3 if per_request == 1 else 1)
@@ -49,8 +58,16 @@ def test_a_run_prices_cache_reads_at_the_cached_rate(tmp_path) -> None:
     behaviour = StubBehaviour(**QUIET, cached_prompt_tokens=200)
     with OpenAIStub(oracle, wrong, behaviour) as stub:
         sampler = ChatModelSampler(_model(stub), prompt=task.prompt)
-        report = run_task_sync(task, sampler, VotePolicy(k=2), run_log=str(tmp_path / "run"),
-                               speculate=0, price_in=1.0, price_out=2.0, price_cached_in=0.25)
+        report = run_task_sync(
+            task,
+            sampler,
+            VotePolicy(k=2),
+            run_log=str(tmp_path / "run"),
+            speculate=0,
+            price_in=1.0,
+            price_out=2.0,
+            price_cached_in=0.25,
+        )
         billed_in, cached = stub.usage["prompt_tokens"], stub.usage["cached_tokens"]
         billed_out = stub.usage["completion_tokens"]
     assert report.done and cached > 0
@@ -73,7 +90,16 @@ def test_prices_with_and_without_a_cached_rate() -> None:
 def test_step_cost_uses_the_cached_rate() -> None:
     from maker_graph.records import StepResult
 
-    r = StepResult(winner="a", winner_key="a", tally={"a": 3}, decided_by="vote", k=3,
-                   samples_drawn=3, valid_votes=3, input_tokens=1000, output_tokens=0,
-                   cached_input_tokens=1000)
+    r = StepResult(
+        winner="a",
+        winner_key="a",
+        tally={"a": 3},
+        decided_by="vote",
+        k=3,
+        samples_drawn=3,
+        valid_votes=3,
+        input_tokens=1000,
+        output_tokens=0,
+        cached_input_tokens=1000,
+    )
     assert step_cost(r, Price(input=1.0, output=1.0, cached_input=0.1)) == pytest.approx(1e-4)

@@ -84,9 +84,7 @@ async def test_cancelling_vote_step_cancels_every_sample_in_flight() -> None:
 
 async def test_cancelling_vote_step_with_a_concurrency_limit() -> None:
     sampler = Tracked(hang_from_step=0)
-    task = asyncio.create_task(
-        vote_step(sampler, "q", policy=VotePolicy(k=5, max_concurrency=2))
-    )
+    task = asyncio.create_task(vote_step(sampler, "q", policy=VotePolicy(k=5, max_concurrency=2)))
     await sampler.until(lambda: sampler.started == 2)
     await asyncio.sleep(0.01)
     assert sampler.started == 2  # the rest wait on the semaphore, never called
@@ -100,12 +98,18 @@ async def test_cancelling_vote_step_with_a_concurrency_limit() -> None:
 
 async def test_cancelling_run_task_commits_every_decided_step(tmp_path: Path) -> None:
     task = HanoiTask(8)
-    sampler = Tracked(simulated_sampler(task, ErrorModel(error_rate=0.01, seed=1)),
-                      hang_from_step=100)
+    sampler = Tracked(
+        simulated_sampler(task, ErrorModel(error_rate=0.01, seed=1)), hang_from_step=100
+    )
     decided: list[int] = []
     run = asyncio.create_task(
-        run_task(task, sampler, VotePolicy(k=3), run_log=tmp_path,
-                 on_step=lambda step, result: decided.append(step))
+        run_task(
+            task,
+            sampler,
+            VotePolicy(k=3),
+            run_log=tmp_path,
+            on_step=lambda step, result: decided.append(step),
+        )
     )
     await sampler.until(lambda: sampler.started - sampler.finished == 3)  # step 100 hangs
     run.cancel()
@@ -121,8 +125,12 @@ async def test_cancelling_run_task_commits_every_decided_step(tmp_path: Path) ->
         assert checkpoint is not None and checkpoint.next_step == 100 and not checkpoint.done
         assert log.verify() == 100
     # Resuming decides the rest, each step once.
-    report = await run_task(task, simulated_sampler(task, ErrorModel(error_rate=0.01, seed=1)),
-                            VotePolicy(k=3), run_log=tmp_path)
+    report = await run_task(
+        task,
+        simulated_sampler(task, ErrorModel(error_rate=0.01, seed=1)),
+        VotePolicy(k=3),
+        run_log=tmp_path,
+    )
     assert report.done and report.resumed_from == 100
     with open_run_log(tmp_path, readonly=True) as log:
         records = list(log.steps())
@@ -158,8 +166,18 @@ def test_ctrl_c_in_the_cli_saves_and_says_how_to_resume(tmp_path: Path) -> None:
     # Paced (>= 0.5 ms a call, so >= 4 s for the run on any machine) and interrupted on
     # what the log shows, not after a sleep: once more than MAX_PER_STEP samples were
     # drawn past the last batch, at least one decided step is not yet committed.
-    args = ["hanoi", "--disks", str(CTRL_C_DISKS), "--run-dir", str(run_dir), "--no-progress",
-            "--model", PACED_MODEL, "--max-samples-per-step", str(MAX_PER_STEP)]
+    args = [
+        "hanoi",
+        "--disks",
+        str(CTRL_C_DISKS),
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--model",
+        PACED_MODEL,
+        "--max-samples-per-step",
+        str(MAX_PER_STEP),
+    ]
     proc = cli(args, tmp_path, tmp_path, "interrupted")
     try:
         deadline = time.monotonic() + 60
@@ -202,9 +220,23 @@ def test_a_stopped_run_without_a_run_directory_keeps_it_and_says_how_to_resume(
 ) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     stopped = subprocess.run(
-        [sys.executable, "-m", "maker_graph", "hanoi", "--disks", "8", "--no-progress",
-         "--max-total-samples", "100"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "maker_graph",
+            "hanoi",
+            "--disks",
+            "8",
+            "--no-progress",
+            "--max-total-samples",
+            "100",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert stopped.returncode == 1
     command = stopped.stderr.strip().splitlines()[-1].split("To resume: ", 1)[1]
@@ -225,8 +257,7 @@ def test_ctrl_c_during_a_sync_graph_invoke_stops_its_background_work(tmp_path: P
     task = HanoiTask(9)
     good = simulated_sampler(task, ErrorModel(error_rate=0.01, seed=4))
     sampler = Tracked(good, hang_from_step=300)
-    graph = create_decomposition_graph(task, sampler, chunk=100,
-                                       run_log=str(tmp_path)).compile()
+    graph = create_decomposition_graph(task, sampler, chunk=100, run_log=str(tmp_path)).compile()
 
     def interrupt_when_hanging() -> None:
         deadline = time.monotonic() + 30
@@ -243,8 +274,7 @@ def test_ctrl_c_during_a_sync_graph_invoke_stops_its_background_work(tmp_path: P
         watcher.join(timeout=60)
     assert sampler.started == sampler.finished and sampler.cancelled == 3
     assert committed(str(tmp_path)) == 300  # the decided steps were committed
-    resumed = create_decomposition_graph(task, good, chunk=100,
-                                         run_log=str(tmp_path)).compile()
+    resumed = create_decomposition_graph(task, good, chunk=100, run_log=str(tmp_path)).compile()
     out = resumed.invoke({})
     assert out["done"] and out["step"] == 511
     with open_run_log(str(tmp_path), readonly=True) as log:

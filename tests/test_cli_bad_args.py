@@ -54,7 +54,9 @@ BAD = [
 
 @pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
 def test_a_bad_command_line_is_one_clear_line(
-    case: tuple[str, ...], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    case: tuple[str, ...],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     args, expected = case[0], case[1]
@@ -93,13 +95,26 @@ def test_the_cli_writes_only_inside_its_run_directory(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "maker_graph", *args],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr
         return proc
 
-    run("hanoi", "--disks", "6", "--run-dir", "runs/a", "--report", "runs/a/report.json",
-        "--no-progress")
+    run(
+        "hanoi",
+        "--disks",
+        "6",
+        "--run-dir",
+        "runs/a",
+        "--report",
+        "runs/a/report.json",
+        "--no-progress",
+    )
     run("log", "export", "--run-dir", "runs/a")
     run("log", "verify", "--run-dir", "runs/a")
     run("hanoi", "--disks", "4", "--no-progress")  # a temporary run directory, removed after
@@ -108,7 +123,7 @@ def test_the_cli_writes_only_inside_its_run_directory(tmp_path: Path) -> None:
     assert all(p == "runs" or p.startswith("runs/a") for p in written), sorted(written)
     # Outside the run directory: only the per-user cache of tiktoken's offline token
     # files (written once; see maker_graph.tokens), and nothing left of the temporary run.
-    assert all(p == ".cache" or p.startswith(".cache/maker_graph") for p in _tree(home)), (
-        sorted(_tree(home))
+    assert all(p == ".cache" or p.startswith(".cache/maker_graph") for p in _tree(home)), sorted(
+        _tree(home)
     )
     assert _tree(tmp) == set(), sorted(_tree(tmp))

@@ -28,8 +28,21 @@ def test_sigterm_commits_what_was_decided_and_prints_the_resume_command(
     tmp_path: Path,
 ) -> None:
     run_dir = tmp_path / "run"
-    proc = cli(["hanoi", "--disks", "12", "--run-dir", str(run_dir), "--no-progress",
-                "--model", PACED_MODEL], tmp_path, tmp_path, "term")
+    proc = cli(
+        [
+            "hanoi",
+            "--disks",
+            "12",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            "--model",
+            PACED_MODEL,
+        ],
+        tmp_path,
+        tmp_path,
+        "term",
+    )
     try:
         deadline = time.monotonic() + 60
         while committed(str(run_dir)) < 300:
@@ -56,19 +69,26 @@ def test_sigterm_commits_what_was_decided_and_prints_the_resume_command(
 def test_run_timeout_sets_every_provider_model_and_is_checked() -> None:
     from maker_graph.cli.config import _with_timeout
 
-    spec = load_spec({
-        "name": "t", "state": {"q": "str", "a": "str"},
-        "models": {"m": {"model": "openai:gpt-4.1-mini", "timeout": 600},
-                   "s": {"model": "simulated", "oracle": {
-                       "rules": [{"match": "a", "answer": "x"}], "default": "x"}}},
-        "nodes": {"n": {"kind": "maker", "model": "m", "k": 1, "prompt": "{q}",
-                        "output": "a"}},
-        "entry": "n", "finish": ["n"]})
+    spec = load_spec(
+        {
+            "name": "t",
+            "state": {"q": "str", "a": "str"},
+            "models": {
+                "m": {"model": "openai:gpt-4.1-mini", "timeout": 600},
+                "s": {
+                    "model": "simulated",
+                    "oracle": {"rules": [{"match": "a", "answer": "x"}], "default": "x"},
+                },
+            },
+            "nodes": {"n": {"kind": "maker", "model": "m", "k": 1, "prompt": "{q}", "output": "a"}},
+            "entry": "n",
+            "finish": ["n"],
+        }
+    )
     changed = _with_timeout(spec, 7.5)
     assert changed.models["m"].timeout == 7.5
     assert changed.models["s"] == spec.models["s"]
-    bad = runner.invoke(app, ["run", str(TRIAGE), "--input", '{"ticket": "x"}',
-                              "--timeout", "0"])
+    bad = runner.invoke(app, ["run", str(TRIAGE), "--input", '{"ticket": "x"}', "--timeout", "0"])
     assert bad.exit_code == 2 and bad.stderr.startswith("error: --timeout"), bad.stderr
 
 
@@ -77,9 +97,23 @@ def test_import_of_a_file_named_like_a_module_is_refused(tmp_path: Path) -> None
     # `-P`: no working directory on the path from the interpreter itself, as with the
     # installed `maker-graph` script (`python -m` would import ./json.py at startup).
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "maker_graph", "run", str(TRIAGE), "--input",
-         '{"ticket": "refund"}', "--import", "./json.py"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "maker_graph",
+            "run",
+            str(TRIAGE),
+            "--input",
+            '{"ticket": "refund"}',
+            "--import",
+            "./json.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2, done
     assert done.stderr.startswith("error: --import ./json.py:") and "rename" in done.stderr
@@ -98,8 +132,14 @@ def test_import_by_name_does_not_leave_the_working_directory_on_the_path(
     )
     # `-P`: the interpreter itself adds no working directory, as the
     # installed `maker-graph` script does not.
-    done = subprocess.run([sys.executable, "-P", "-c", script], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "['mycomponents']"

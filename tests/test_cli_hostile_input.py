@@ -32,8 +32,9 @@ TRIAGE = ROOT / "examples" / "configs" / "triage.yaml"
 NOBODY = 65534
 
 
-def _main(args: list[str], capsys: pytest.CaptureFixture[str],
-          monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+def _main(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["maker-graph", *args])
     with pytest.raises(SystemExit) as info:
         main()
@@ -63,8 +64,11 @@ def _triage() -> dict:  # type: ignore[type-arg]
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_a_spec_holding_a_5000_digit_integer_is_one_error_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    suffix: str, command: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    suffix: str,
+    command: str,
 ) -> None:
     digits = "9" * 5000
     text = TRIAGE.read_text().replace("    k: 3\n", f"    k: {digits}\n")
@@ -92,22 +96,30 @@ def _with_template(tmp_path: Path, template: str) -> Path:
 
 @pytest.mark.parametrize("template", BAD_TEMPLATES)
 def test_an_unsafe_format_text_template_fails_as_one_line_at_run_time(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     template: str,
 ) -> None:
     # Before the CLI caught a node's own failure this was a ValueError traceback.
     path = _with_template(tmp_path, template)
-    code, out = _main(["run", str(path), "--input", '{"ticket": "I was charged twice"}'],
-                      capsys, monkeypatch)
+    code, out = _main(
+        ["run", str(path), "--input", '{"ticket": "I was charged twice"}'], capsys, monkeypatch
+    )
     _one_error_line(code, out, "node 'billing_desk' failed: ValueError")
 
 
-@pytest.mark.xfail(strict=True, reason="format_text params are checked only when the node "
-                   "runs: the registry needs a params check hook (config/registry.py, "
-                   "config/_builtins.py; see notes/issue-14.md)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="format_text params are checked only when the node "
+    "runs: the registry needs a params check hook (config/registry.py, "
+    "config/_builtins.py; see notes/issue-14.md)",
+)
 @pytest.mark.parametrize("template", BAD_TEMPLATES)
 def test_an_unsafe_format_text_template_is_refused_at_load_time(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     template: str,
 ) -> None:
     path = _with_template(tmp_path, template)
@@ -123,13 +135,18 @@ def test_an_unsafe_format_text_template_is_refused_at_load_time(
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-     ('{"ticket": ' + "9" * 5000 + "}", "digits")],
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"ticket": ' + "9" * 5000 + "}", "digits"),
+    ],
     ids=["100k-deep", "5000-digit-int"],
 )
 def test_hostile_run_input_is_one_error_line_through_main(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    text: str, expected: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    expected: str,
 ) -> None:
     (tmp_path / "in.json").write_text(text)
     for given in (f"@{tmp_path / 'in.json'}", text):
@@ -152,9 +169,15 @@ def _as_unprivileged() -> list[str]:
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOME": str(cwd), "TMPDIR": str(cwd), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*_as_unprivileged(), sys.executable, "-m", "maker_graph", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [*_as_unprivileged(), sys.executable, "-m", "maker_graph", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _read_only(path: Path) -> None:
@@ -182,9 +205,14 @@ def test_a_read_only_run_directory_is_one_error_line(open_tmp: Path, case: str) 
     run_dir = parent / "run"
     args = ["hanoi", "--disks", "6", "--no-progress", "--run-dir", str(run_dir)]
     if case != "new":  # a stopped run to resume or wipe, written by us
-        done = subprocess.run([sys.executable, "-m", "maker_graph", *args,
-                               "--max-total-samples", "20"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "maker_graph", *args, "--max-total-samples", "20"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert (run_dir / "run.sqlite").exists()
     _read_only(parent)
@@ -204,20 +232,30 @@ def test_a_read_only_run_directory_is_one_error_line(open_tmp: Path, case: str) 
 
 
 def test_report_naming_a_directory_is_one_error_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "rep").mkdir()
-    code, out = _main(["hanoi", "--disks", "3", "--no-progress", "--report",
-                       str(tmp_path / "rep")], capsys, monkeypatch)
+    code, out = _main(
+        ["hanoi", "--disks", "3", "--no-progress", "--report", str(tmp_path / "rep")],
+        capsys,
+        monkeypatch,
+    )
     _one_error_line(code, out, "rep")
 
 
 def test_report_naming_a_directory_is_refused_before_the_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "rep").mkdir()
-    code, out = _main(["hanoi", "--disks", "3", "--no-progress", "--report",
-                       str(tmp_path / "rep")], capsys, monkeypatch)
+    code, out = _main(
+        ["hanoi", "--disks", "3", "--no-progress", "--report", str(tmp_path / "rep")],
+        capsys,
+        monkeypatch,
+    )
     _one_error_line(code, out, "is a directory")
     assert "steps:" not in out  # refused before any step ran
 
@@ -243,13 +281,17 @@ def test_check_output_file_refuses_what_cannot_be_written(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("run_id", ["a%00b", "a%0Ab", "%00"])
 def test_a_postgres_run_id_with_control_characters_is_one_error_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     run_id: str,
 ) -> None:
     # Port 1: refused before any connection is tried (no server needed).
     url = f"postgresql://127.0.0.1:1/db?run_id={run_id}"
-    for args in (["hanoi", "--disks", "3", "--no-progress", "--store", url],
-                 ["log", "export", "--run-dir", url]):
+    for args in (
+        ["hanoi", "--disks", "3", "--no-progress", "--store", url],
+        ["log", "export", "--run-dir", url],
+    ):
         code, out = _main(args, capsys, monkeypatch)
         _one_error_line(code, out, "run_id must be 1 to 200 printable characters")
 

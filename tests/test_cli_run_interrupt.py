@@ -49,8 +49,19 @@ def test_an_interrupt_is_json_with_its_own_exit_code_and_resumes(
 ) -> None:
     cli = CliRunner()
     store = str(tmp_path / "run")
-    first = cli.invoke(app, ["run", str(spec), "--input", '{"ticket": "charged twice"}',
-                             "--store", store, "--thread", "t1"])
+    first = cli.invoke(
+        app,
+        [
+            "run",
+            str(spec),
+            "--input",
+            '{"ticket": "charged twice"}',
+            "--store",
+            store,
+            "--thread",
+            "t1",
+        ],
+    )
     assert first.exit_code == INTERRUPTED, first.output
     report = json.loads(first.stdout)
     assert report["thread_id"] == "t1"
@@ -58,8 +69,9 @@ def test_an_interrupt_is_json_with_its_own_exit_code_and_resumes(
     assert pending["id"] and isinstance(pending["value"], dict)
     assert f"--store {store} --thread t1 --resume" in report["resume"]
 
-    second = cli.invoke(app, ["run", str(spec), "--store", store, "--thread", "t1",
-                              "--resume", '"bug"'])
+    second = cli.invoke(
+        app, ["run", str(spec), "--store", store, "--thread", "t1", "--resume", '"bug"']
+    )
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)["category"] == "bug"
 

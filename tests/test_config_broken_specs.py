@@ -33,7 +33,7 @@ def expectations(path: Path) -> list[tuple[str, str]]:
         lines = (path.parent / (path.name + ".expect")).read_text().splitlines()
     else:
         lines = [
-            line[len("# expect:"):]
+            line[len("# expect:") :]
             for line in path.read_bytes().decode("utf-8", "replace").splitlines()
             if line.startswith("# expect:")
         ]
@@ -123,8 +123,12 @@ def test_huge_text_is_refused_too() -> None:
 
 
 def test_deep_json_nesting_is_refused_without_recursion_errors() -> None:
-    text = '{"name": "deep", "state": {"x": "str"}, "description": ' + "[" * 50_000 + \
-        "]" * 50_000 + "}"
+    text = (
+        '{"name": "deep", "state": {"x": "str"}, "description": '
+        + "[" * 50_000
+        + "]" * 50_000
+        + "}"
+    )
     with pytest.raises(SpecError, match="nested more than 32 levels deep"):
         load_spec(text)
 
@@ -156,8 +160,9 @@ def test_a_missing_file_is_a_spec_error(tmp_path: Path) -> None:
 
 def test_yaml_python_tags_never_construct_objects(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    text = ("name: x\nstate: {x: str}\n"
-            f"nodes: !!python/object/apply:os.system ['touch {marker}']\n")
+    text = (
+        f"name: x\nstate: {{x: str}}\nnodes: !!python/object/apply:os.system ['touch {marker}']\n"
+    )
     with pytest.raises(SpecError, match="is not allowed"):
         load_spec(text)
     assert not marker.exists()
@@ -172,10 +177,14 @@ def test_json_corpus_files_are_real_json_or_deliberately_broken() -> None:
 # --------------------------------------------------------------------------- fuzzing
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=False)
     | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 

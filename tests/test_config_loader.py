@@ -33,8 +33,9 @@ EXAMPLES = ROOT / "examples" / "configs"
 def example_graphs() -> Iterator[ModuleType]:
     """The factory module `langgraph.json` points at, imported as the server does."""
     with registry.scoped():
-        spec = importlib.util.spec_from_file_location("maker_graph_example_graphs",
-                                                      EXAMPLES / "graphs.py")
+        spec = importlib.util.spec_from_file_location(
+            "maker_graph_example_graphs", EXAMPLES / "graphs.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -42,12 +43,19 @@ def example_graphs() -> Iterator[ModuleType]:
 
 
 def _sim(answer: str = "billing", **errors: Any) -> dict[str, Any]:
-    return {"model": "simulated", "oracle": {"answer": answer}, "errors": {"error_rate": 0.0,
-                                                                          **errors}}
+    return {
+        "model": "simulated",
+        "oracle": {"answer": answer},
+        "errors": {"error_rate": 0.0, **errors},
+    }
 
 
-def _one_node(node: dict[str, Any], *, state: dict[str, Any] | None = None,
-              models: dict[str, Any] | None = None) -> dict[str, Any]:
+def _one_node(
+    node: dict[str, Any],
+    *,
+    state: dict[str, Any] | None = None,
+    models: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "name": "one",
         "state": state or {"text": "str", "out": "any", "stats": "dict"},
@@ -62,8 +70,9 @@ def _one_node(node: dict[str, Any], *, state: dict[str, Any] | None = None,
 
 
 @pytest.mark.parametrize("name", ["triage", "hanoi", "hybrid"])
-def test_each_example_validates_and_builds_uncompiled(example_graphs: ModuleType,
-                                                      name: str) -> None:
+def test_each_example_validates_and_builds_uncompiled(
+    example_graphs: ModuleType, name: str
+) -> None:
     spec = load_spec(EXAMPLES / f"{name}.yaml")
     assert spec.nodes
     graph = getattr(example_graphs, name)
@@ -113,10 +122,12 @@ async def test_triage_spec_votes_at_its_k_and_not_k_off_by_one() -> None:
     graph = load_graph(spec).compile()
     words = {"billing": "refund", "bug": "crash", "account": "password", "other": "hello"}
     labels = [list(words)[i % 4] for i in range(tickets)]
-    outs = await asyncio.gather(*[
-        graph.ainvoke({"ticket": f"ticket {i}: {words[label]} please"})
-        for i, label in enumerate(labels)
-    ])
+    outs = await asyncio.gather(
+        *[
+            graph.ainvoke({"ticket": f"ticket {i}: {words[label]} please"})
+            for i, label in enumerate(labels)
+        ]
+    )
     voted = sum(o["category"] == label for o, label in zip(outs, labels, strict=True)) / tickets
     assert low < voted < high
     assert all(o["triage_stats"]["decided_by"] == "vote" for o in outs)
@@ -129,8 +140,9 @@ async def test_triage_runs_async_with_a_checkpointer_and_streams(
     config = {"configurable": {"thread_id": "t1"}}
     seen = [
         next(iter(update))
-        async for update in graph.astream({"ticket": "refund my invoice"}, config,
-                                          stream_mode="updates")
+        async for update in graph.astream(
+            {"ticket": "refund my invoice"}, config, stream_mode="updates"
+        )
     ]
     assert seen == ["classify", "billing_desk"]
     state = await graph.aget_state(config)
@@ -159,15 +171,20 @@ def test_hanoi_budget_names_the_spec_field(example_graphs: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("request_text", "intent", "answer", "trail"),
     [
-        ("Please solve the Tower of Hanoi with 4 disks", "puzzle", "Solved the 4-disk puzzle",
-         ["puzzle"]),
+        (
+            "Please solve the Tower of Hanoi with 4 disks",
+            "puzzle",
+            "Solved the 4-disk puzzle",
+            ["puzzle"],
+        ),
         ("Where is my order AB-123? asap", "order", "Your order AB-123 is shipped.", ["order"]),
         ("order CD-456 please", "order", "Your order CD-456 is packed.", ["order"]),
         ("hi there", "other", "I can help with orders and puzzles", ["other"]),
     ],
 )
-def test_hybrid_pipeline_takes_each_route(example_graphs: ModuleType, request_text: str,
-                                          intent: str, answer: str, trail: list[str]) -> None:
+def test_hybrid_pipeline_takes_each_route(
+    example_graphs: ModuleType, request_text: str, intent: str, answer: str, trail: list[str]
+) -> None:
     out = example_graphs.hybrid.compile().invoke({"request": request_text})
     assert out["intent"] == intent
     assert out["answer"].startswith(answer)
@@ -185,16 +202,32 @@ def test_hybrid_needs_its_registered_tool() -> None:
 
 
 def test_labels_parser_forgives_case_and_punctuation_but_nothing_else() -> None:
-    spec = _one_node({"kind": "maker", "model": "m", "prompt": "{text}", "output": "out",
-                      "stats": "stats", "k": 2,
-                      "parser": {"kind": "labels", "labels": ["billing", "bug"]}},
-                     models={"m": _sim("  'Billing'. ")})
+    spec = _one_node(
+        {
+            "kind": "maker",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "stats": "stats",
+            "k": 2,
+            "parser": {"kind": "labels", "labels": ["billing", "bug"]},
+        },
+        models={"m": _sim("  'Billing'. ")},
+    )
     out = load_graph(spec).compile().invoke({"text": "x"})
     assert out["out"] == "billing"
-    bad = _one_node({"kind": "maker", "model": "m", "prompt": "{text}", "output": "out", "k": 2,
-                     "parser": {"kind": "labels", "labels": ["billing", "bug"]},
-                     "budget": {"max_samples": 4}},
-                    models={"m": _sim("billing or bug")})
+    bad = _one_node(
+        {
+            "kind": "maker",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "k": 2,
+            "parser": {"kind": "labels", "labels": ["billing", "bug"]},
+            "budget": {"max_samples": 4},
+        },
+        models={"m": _sim("billing or bug")},
+    )
     with pytest.raises(NoConsensusError) as info:
         load_graph(bad).compile().invoke({"text": "x"})
     assert info.value.red_flags == {"parse_error": 4}
@@ -204,26 +237,65 @@ def test_labels_parser_forgives_case_and_punctuation_but_nothing_else() -> None:
     ("parser", "reply", "expected"),
     [
         ({"kind": "regex", "pattern": r"(\d+)", "group": 1, "convert": "int"}, "a 1 b 2", 1),
-        ({"kind": "regex", "pattern": r"(\d+)", "group": 1, "convert": "int",
-          "occurrence": "last"}, "a 1 b 2", 2),
-        ({"kind": "regex", "pattern": r"move = (?P<m>\[.*?\])", "group": "m"},
-         "move = [1, 0, 2]", "[1, 0, 2]"),
-        ({"kind": "regex", "pattern": r"(\d+\.\d+)", "group": 1, "convert": "float"},
-         "pi is 3.14", 3.14),
+        (
+            {
+                "kind": "regex",
+                "pattern": r"(\d+)",
+                "group": 1,
+                "convert": "int",
+                "occurrence": "last",
+            },
+            "a 1 b 2",
+            2,
+        ),
+        (
+            {"kind": "regex", "pattern": r"move = (?P<m>\[.*?\])", "group": "m"},
+            "move = [1, 0, 2]",
+            "[1, 0, 2]",
+        ),
+        (
+            {"kind": "regex", "pattern": r"(\d+\.\d+)", "group": 1, "convert": "float"},
+            "pi is 3.14",
+            3.14,
+        ),
         ({"kind": "text", "lowercase": True}, "  YES ", "yes"),
-        ({"kind": "json", "schema": {"type": "object", "properties": {
-            "name": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}}}},
-         '```json\n{"name": "bolt", "qty": 3}\n```', {"name": "bolt", "qty": 3}),
-        ({"kind": "json", "schema": {"type": "array", "items": {"type": "integer"}}},
-         "[1, 2, 3]", [1, 2, 3]),
+        (
+            {
+                "kind": "json",
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "qty": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+            '```json\n{"name": "bolt", "qty": 3}\n```',
+            {"name": "bolt", "qty": 3},
+        ),
+        (
+            {"kind": "json", "schema": {"type": "array", "items": {"type": "integer"}}},
+            "[1, 2, 3]",
+            [1, 2, 3],
+        ),
         ({"kind": "json", "schema": {"type": "string", "enum": ["a", "b"]}}, '"b"', "b"),
         ({"kind": "registered", "name": "integer"}, "there are 42 of them", 42),
     ],
 )
-def test_parsers_turn_replies_into_answers(parser: dict[str, Any], reply: str,
-                                           expected: Any) -> None:
-    spec = _one_node({"kind": "maker", "model": "m", "prompt": "{text}", "output": "out",
-                      "k": 2, "parser": parser}, models={"m": _sim(reply)})
+def test_parsers_turn_replies_into_answers(
+    parser: dict[str, Any], reply: str, expected: Any
+) -> None:
+    spec = _one_node(
+        {
+            "kind": "maker",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "k": 2,
+            "parser": parser,
+        },
+        models={"m": _sim(reply)},
+    )
     assert load_graph(spec).compile().invoke({"text": "x"})["out"] == expected
 
 
@@ -232,20 +304,52 @@ def test_parsers_turn_replies_into_answers(parser: dict[str, Any], reply: str,
     [
         ({"kind": "regex", "pattern": r"(\d+)", "group": 1, "occurrence": "only"}, "1 and 2"),
         ({"kind": "regex", "pattern": r"(\w+)", "group": 1, "convert": "int"}, "abc"),
-        ({"kind": "json", "schema": {"type": "object", "properties": {
-            "qty": {"type": "integer", "minimum": 1}}}}, '{"qty": 0}'),
-        ({"kind": "json", "schema": {"type": "object", "properties": {
-            "qty": {"type": "integer"}}}}, '{"qty": "3"}'),
-        ({"kind": "json", "schema": {"type": "object", "properties": {
-            "qty": {"type": "integer"}}}}, '{"qty": 3, "extra": 1}'),
-        ({"kind": "json", "schema": {"type": "object", "properties": {
-            "qty": {"type": "integer"}}}}, "qty: 3"),
+        (
+            {
+                "kind": "json",
+                "schema": {
+                    "type": "object",
+                    "properties": {"qty": {"type": "integer", "minimum": 1}},
+                },
+            },
+            '{"qty": 0}',
+        ),
+        (
+            {
+                "kind": "json",
+                "schema": {"type": "object", "properties": {"qty": {"type": "integer"}}},
+            },
+            '{"qty": "3"}',
+        ),
+        (
+            {
+                "kind": "json",
+                "schema": {"type": "object", "properties": {"qty": {"type": "integer"}}},
+            },
+            '{"qty": 3, "extra": 1}',
+        ),
+        (
+            {
+                "kind": "json",
+                "schema": {"type": "object", "properties": {"qty": {"type": "integer"}}},
+            },
+            "qty: 3",
+        ),
     ],
 )
 def test_replies_that_do_not_parse_are_red_flagged(parser: dict[str, Any], reply: str) -> None:
-    spec = _one_node({"kind": "maker", "model": "m", "prompt": "{text}", "output": "out",
-                      "k": 2, "parser": parser, "budget": {"max_samples": 3}},
-                     models={"m": _sim(reply)})
+    spec = _one_node(
+        {
+            "kind": "maker",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "k": 2,
+            "parser": parser,
+            "budget": {"max_samples": 3},
+        },
+        models={"m": _sim(reply)},
+    )
     with pytest.raises(NoConsensusError) as info:
         load_graph(spec).compile().invoke({"text": "x"})
     # Every reply was thrown away; after two, the one sample left of the budget could
@@ -258,38 +362,80 @@ def test_replies_that_do_not_parse_are_red_flagged(parser: dict[str, Any], reply
 def test_structured_output_and_key_fields() -> None:
     """Structured output goes through the model's tool call; votes compare `id` only."""
     reply = '{"id": "A-1", "note": "urgent"}'
-    spec = _one_node({"kind": "maker", "model": "m", "prompt": "{text}", "output": "out",
-                      "stats": "stats", "k": 3, "key": {"fields": ["id"]},
-                      "parser": {"kind": "json", "structured": True, "schema": {
-                          "type": "object", "properties": {
-                              "id": {"type": "string"}, "note": {"type": "string"}},
-                          "required": ["id"]}}},
-                     models={"m": _sim(reply)})
+    spec = _one_node(
+        {
+            "kind": "maker",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "stats": "stats",
+            "k": 3,
+            "key": {"fields": ["id"]},
+            "parser": {
+                "kind": "json",
+                "structured": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}, "note": {"type": "string"}},
+                    "required": ["id"],
+                },
+            },
+        },
+        models={"m": _sim(reply)},
+    )
     out = load_graph(spec).compile().invoke({"text": "x"})
     assert out["out"] == {"id": "A-1", "note": "urgent"}
     assert out["stats"]["tally"] == [['{"id":"A-1"}', 3]]
 
 
 def test_casefold_key_merges_votes() -> None:
-    spec = _one_node({"kind": "maker", "model": "m", "prompt": "{text}", "output": "out",
-                      "stats": "stats", "k": 2, "key": "casefold"},
-                     models={"m": _sim("Yes")})
+    spec = _one_node(
+        {
+            "kind": "maker",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "stats": "stats",
+            "k": 2,
+            "key": "casefold",
+        },
+        models={"m": _sim("Yes")},
+    )
     out = load_graph(spec).compile().invoke({"text": "x"})
     assert out["stats"]["tally"] == [["yes", 2]]
 
 
 def test_red_flags_discard_long_replies_before_they_vote() -> None:
     # Every ramble is long and wrong; the token cap throws them all away.
-    models = {"m": {"model": "simulated", "oracle": {"answer": "billing"},
-                    "choices": ["billing", "bug"],
-                    "errors": {"error_rate": 0.0, "ramble_rate": 0.4, "ramble_tokens": 300,
-                               "ramble_error_rate": 1.0, "seed": 2}}}
-    spec = _one_node({"kind": "maker", "model": "m", "prompt": "{text}", "output": "out",
-                      "stats": "stats", "k": 3,
-                      "red_flags": [{"kind": "max_output_tokens", "limit": 50},
-                                    {"kind": "matches", "pattern": "reconsider",
-                                     "reason": "hedging"}]},
-                     models=models)
+    models = {
+        "m": {
+            "model": "simulated",
+            "oracle": {"answer": "billing"},
+            "choices": ["billing", "bug"],
+            "errors": {
+                "error_rate": 0.0,
+                "ramble_rate": 0.4,
+                "ramble_tokens": 300,
+                "ramble_error_rate": 1.0,
+                "seed": 2,
+            },
+        }
+    }
+    spec = _one_node(
+        {
+            "kind": "maker",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "stats": "stats",
+            "k": 3,
+            "red_flags": [
+                {"kind": "max_output_tokens", "limit": 50},
+                {"kind": "matches", "pattern": "reconsider", "reason": "hedging"},
+            ],
+        },
+        models=models,
+    )
     graph = load_graph(spec).compile()
     flagged = 0
     for i in range(10):
@@ -308,6 +454,7 @@ def test_registered_components_with_params() -> None:
         def parse(output: Any) -> str:
             word = str(output.content).split()[0]
             return word.upper() if upper else word
+
         return parse
 
     @reg.red_flag("mentions", factory=True)
@@ -330,16 +477,26 @@ def test_registered_components_with_params() -> None:
     spec = {
         "name": "custom",
         "state": {"text": "str", "out": "any", "stats": "dict"},
-        "models": {"m": {"model": "simulated", "oracle": {"function": "echo"},
-                         "errors": {"error_rate": 0.0}}},
+        "models": {
+            "m": {
+                "model": "simulated",
+                "oracle": {"function": "echo"},
+                "errors": {"error_rate": 0.0},
+            }
+        },
         "nodes": {
-            "n": {"kind": "maker", "model": "m", "prompt": "say: {text}", "output": "out",
-                  "k": 2,
-                  "parser": {"kind": "registered", "name": "first_word",
-                             "params": {"upper": True}},
-                  "key": {"function": "length"},
-                  "red_flags": [{"kind": "registered", "name": "mentions",
-                                 "params": {"word": "forbidden"}}]},
+            "n": {
+                "kind": "maker",
+                "model": "m",
+                "prompt": "say: {text}",
+                "output": "out",
+                "k": 2,
+                "parser": {"kind": "registered", "name": "first_word", "params": {"upper": True}},
+                "key": {"function": "length"},
+                "red_flags": [
+                    {"kind": "registered", "name": "mentions", "params": {"word": "forbidden"}}
+                ],
+            },
             "s": {"kind": "function", "function": "stamp", "params": {"label": "done"}},
         },
         "edges": ["START -> n", "n -> s", "s -> END"],
@@ -358,13 +515,31 @@ def test_registered_components_with_params() -> None:
 
 
 def test_prompt_node_makes_one_call_and_fails_clearly_on_a_bad_reply() -> None:
-    spec = _one_node({"kind": "prompt", "model": "m", "prompt": [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "{text}"}],
-        "output": "out", "temperature": 0.3, "max_tokens": 20}, models={"m": _sim("fine")})
+    spec = _one_node(
+        {
+            "kind": "prompt",
+            "model": "m",
+            "prompt": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "{text}"},
+            ],
+            "output": "out",
+            "temperature": 0.3,
+            "max_tokens": 20,
+        },
+        models={"m": _sim("fine")},
+    )
     assert load_graph(spec).compile().invoke({"text": "hi"})["out"] == "fine"
-    strict = _one_node({"kind": "prompt", "model": "m", "prompt": "{text}", "output": "out",
-                        "parser": {"kind": "labels", "labels": ["yes", "no"]}},
-                       models={"m": _sim("maybe")})
+    strict = _one_node(
+        {
+            "kind": "prompt",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "parser": {"kind": "labels", "labels": ["yes", "no"]},
+        },
+        models={"m": _sim("maybe")},
+    )
     with pytest.raises(MakerRuntimeError, match="node 'n': the model's reply did not parse"):
         load_graph(strict).compile().invoke({"text": "hi"})
 
@@ -396,31 +571,72 @@ def test_missing_prompt_value_is_a_clear_runtime_error() -> None:
 
 
 def test_decomposition_with_fixed_params_and_bad_params() -> None:
-    spec = _one_node({"kind": "decomposition", "task": "hanoi", "params": {"disks": 2},
-                      "model": "simulated", "output": "out"})
+    spec = _one_node(
+        {
+            "kind": "decomposition",
+            "task": "hanoi",
+            "params": {"disks": 2},
+            "model": "simulated",
+            "output": "out",
+        }
+    )
     assert load_graph(spec).compile().invoke({})["out"]["steps"] == 3
-    bad = _one_node({"kind": "decomposition", "task": "hanoi", "params": {"disks": 0},
-                     "model": "simulated", "output": "out"})
+    bad = _one_node(
+        {
+            "kind": "decomposition",
+            "task": "hanoi",
+            "params": {"disks": 0},
+            "model": "simulated",
+            "output": "out",
+        }
+    )
     with pytest.raises(SpecError, match="nodes.n.params: task 'hanoi' refused its params"):
         load_graph(bad)
 
 
 def test_decomposition_chunk_one_steps_through_the_voting_nodes() -> None:
-    spec = _one_node({"kind": "decomposition", "task": "hanoi", "params": {"disks": 3},
-                      "model": "simulated", "chunk": 1, "output": "out"})
+    spec = _one_node(
+        {
+            "kind": "decomposition",
+            "task": "hanoi",
+            "params": {"disks": 3},
+            "model": "simulated",
+            "chunk": 1,
+            "output": "out",
+        }
+    )
     graph = load_graph(spec).compile()
     out = graph.invoke({})["out"]
     assert out["steps"] == 7 and out["done"] is True
     # chunk=1 shows each micro-step's vote: the inner graph streams one decision per step.
-    events = [e for _, e in graph.stream({}, stream_mode="custom", subgraphs=True)
-              if isinstance(e, dict) and e.get("event") == "maker.decided"]
+    events = [
+        e
+        for _, e in graph.stream({}, stream_mode="custom", subgraphs=True)
+        if isinstance(e, dict) and e.get("event") == "maker.decided"
+    ]
     assert len(events) == 7
     # More chunks than the parent run's recursion limit (25): the sub-graph gets its own.
-    many = _one_node({"kind": "decomposition", "task": "hanoi", "params": {"disks": 6},
-                      "model": "simulated", "chunk": 2, "output": "out"})
+    many = _one_node(
+        {
+            "kind": "decomposition",
+            "task": "hanoi",
+            "params": {"disks": 6},
+            "model": "simulated",
+            "chunk": 2,
+            "output": "out",
+        }
+    )
     assert load_graph(many).compile().invoke({})["out"]["steps"] == 63
-    bad = _one_node({"kind": "decomposition", "task": "hanoi", "params": {"disks": 3},
-                     "model": "simulated", "chunk": 0, "output": "out"})
+    bad = _one_node(
+        {
+            "kind": "decomposition",
+            "task": "hanoi",
+            "params": {"disks": 3},
+            "model": "simulated",
+            "chunk": 0,
+            "output": "out",
+        }
+    )
     with pytest.raises(SpecError, match="nodes.n.chunk"):
         load_graph(bad)
 
@@ -428,8 +644,9 @@ def test_decomposition_chunk_one_steps_through_the_voting_nodes() -> None:
 def test_a_task_without_simulator_cannot_use_a_simulated_model() -> None:
     reg = registry.copy()
     reg.add("task", "plain_task", lambda: None, factory=True)
-    spec = _one_node({"kind": "decomposition", "task": "plain_task", "model": "simulated",
-                      "output": "out"})
+    spec = _one_node(
+        {"kind": "decomposition", "task": "plain_task", "model": "simulated", "output": "out"}
+    )
     with pytest.raises(SpecError, match="has no simulator"):
         load_graph(spec, registry=reg)
 
@@ -444,9 +661,11 @@ def test_routes_compare_values_as_text_and_fail_without_a_case() -> None:
     spec = {
         "name": "r",
         "state": {"flag": "bool", "out": "any"},
-        "nodes": {"check": {"kind": "function", "function": "noop"},
-                  "yes": {"kind": "function", "function": "mark", "params": {"value": "y"}},
-                  "no": {"kind": "function", "function": "mark", "params": {"value": "n"}}},
+        "nodes": {
+            "check": {"kind": "function", "function": "noop"},
+            "yes": {"kind": "function", "function": "mark", "params": {"value": "y"}},
+            "no": {"kind": "function", "function": "mark", "params": {"value": "n"}},
+        },
         "entry": "check",
         "routes": [{"from": "check", "on": "flag", "cases": {"true": "yes", "false": "no"}}],
         "finish": ["yes", "no"],
@@ -465,24 +684,43 @@ def test_reducers_append_add_and_merge() -> None:
     reg.add("function", "write", lambda state: {"log": "a", "count": 2, "meta": {"b": 1}})
     spec = {
         "name": "reducers",
-        "state": {"log": {"type": "list", "reducer": "append"},
-                  "count": {"type": "int", "reducer": "add"},
-                  "meta": {"type": "dict", "reducer": "merge"}},
+        "state": {
+            "log": {"type": "list", "reducer": "append"},
+            "count": {"type": "int", "reducer": "add"},
+            "meta": {"type": "dict", "reducer": "merge"},
+        },
         "nodes": {"w": {"kind": "function", "function": "write"}},
-        "entry": "w", "finish": ["w"],
+        "entry": "w",
+        "finish": ["w"],
     }
-    out = load_graph(spec, registry=reg).compile().invoke(
-        {"log": ["start"], "count": 1, "meta": {"a": 0}})
+    out = (
+        load_graph(spec, registry=reg)
+        .compile()
+        .invoke({"log": ["start"], "count": 1, "meta": {"a": 0}})
+    )
     assert out == {"log": ["start", "a"], "count": 3, "meta": {"a": 0, "b": 1}}
 
 
 def test_escalation_interrupts_and_resumes_with_a_human_answer() -> None:
-    models = {"m": {"model": "simulated", "oracle": {"answer": "billing"},
-                    "choices": ["billing", "bug"],
-                    "errors": {"error_rate": 0.5, "seed": 1}}}
-    spec = _one_node({"kind": "maker", "model": "m", "prompt": "{text}", "output": "out",
-                      "k": 5, "budget": {"max_samples": 5, "on_no_consensus": "escalate"}},
-                     models=models)
+    models = {
+        "m": {
+            "model": "simulated",
+            "oracle": {"answer": "billing"},
+            "choices": ["billing", "bug"],
+            "errors": {"error_rate": 0.5, "seed": 1},
+        }
+    }
+    spec = _one_node(
+        {
+            "kind": "maker",
+            "model": "m",
+            "prompt": "{text}",
+            "output": "out",
+            "k": 5,
+            "budget": {"max_samples": 5, "on_no_consensus": "escalate"},
+        },
+        models=models,
+    )
     graph = load_graph(spec).compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "esc"}}
     first = graph.invoke({"text": "which desk?"}, config)
@@ -498,9 +736,10 @@ def test_provider_models_take_their_key_from_the_named_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MAKER_TEST_KEY", raising=False)
-    spec = _one_node({"kind": "prompt", "model": "gpt", "prompt": "{text}", "output": "out"},
-                     models={"gpt": {"model": "openai:gpt-4.1-mini",
-                                     "api_key_env": "MAKER_TEST_KEY"}})
+    spec = _one_node(
+        {"kind": "prompt", "model": "gpt", "prompt": "{text}", "output": "out"},
+        models={"gpt": {"model": "openai:gpt-4.1-mini", "api_key_env": "MAKER_TEST_KEY"}},
+    )
     with pytest.raises(SpecError) as info:
         load_graph(spec)
     assert info.value.problems[0][0] == "models.gpt"
@@ -512,14 +751,20 @@ def test_provider_models_take_their_key_from_the_named_variable(
 
 
 def test_a_local_server_model_builds_offline() -> None:
-    spec = _one_node({"kind": "maker", "model": ["local", "local2"], "prompt": "{text}",
-                      "output": "out"},
-                     models={"local": {"model": "openai:qwen2.5-0.5b",
-                                       "base_url": "http://127.0.0.1:9/v1", "max_tokens": 40,
-                                       "temperature": 0.2, "timeout": 5,
-                                       "requests_per_second": 5},
-                             "local2": {"model": "openai:qwen2.5-1.5b",
-                                        "base_url": "http://127.0.0.1:9/v1"}})
+    spec = _one_node(
+        {"kind": "maker", "model": ["local", "local2"], "prompt": "{text}", "output": "out"},
+        models={
+            "local": {
+                "model": "openai:qwen2.5-0.5b",
+                "base_url": "http://127.0.0.1:9/v1",
+                "max_tokens": 40,
+                "temperature": 0.2,
+                "timeout": 5,
+                "requests_per_second": 5,
+            },
+            "local2": {"model": "openai:qwen2.5-1.5b", "base_url": "http://127.0.0.1:9/v1"},
+        },
+    )
     node = load_graph(spec).nodes["n"].runnable
     models = node.voter.sampler.models  # type: ignore[union-attr]
     assert [type(m).__name__ for m in models] == ["ChatOpenAI", "ChatOpenAI"]
@@ -534,8 +779,9 @@ def test_missing_langchain_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch
         return None if name == "langchain" else real(name, *args)
 
     monkeypatch.setattr(importlib.util, "find_spec", hide_langchain)
-    spec = _one_node({"kind": "prompt", "model": "openai:gpt-4.1-mini", "prompt": "{text}",
-                      "output": "out"})
+    spec = _one_node(
+        {"kind": "prompt", "model": "openai:gpt-4.1-mini", "prompt": "{text}", "output": "out"}
+    )
     with pytest.raises(SpecError) as info:
         load_graph(spec)
     location, message = info.value.problems[0]
@@ -559,19 +805,29 @@ def test_cli_schema_prints_the_committed_schema(cli: CliRunner) -> None:
 
 
 def test_cli_validate(cli: CliRunner) -> None:
-    result = cli.invoke(app, ["validate", str(EXAMPLES / "triage.yaml"),
-                              str(EXAMPLES / "hanoi.yaml")])
+    result = cli.invoke(
+        app, ["validate", str(EXAMPLES / "triage.yaml"), str(EXAMPLES / "hanoi.yaml")]
+    )
     assert result.exit_code == 0, result.output
     assert "ok: " in result.output and "ticket-triage: 5 nodes" in result.output
-    built = cli.invoke(app, ["validate", "--build", str(EXAMPLES / "hybrid.yaml"),
-                             "--import", str(EXAMPLES / "graphs.py")])
+    built = cli.invoke(
+        app,
+        [
+            "validate",
+            "--build",
+            str(EXAMPLES / "hybrid.yaml"),
+            "--import",
+            str(EXAMPLES / "graphs.py"),
+        ],
+    )
     assert built.exit_code == 0, built.output
     assert "builds (11 nodes)" in built.output
 
 
 def test_cli_run_prints_the_final_state(cli: CliRunner) -> None:
-    result = cli.invoke(app, ["run", str(EXAMPLES / "triage.yaml"), "--input",
-                              '{"ticket": "my invoice is wrong"}'])
+    result = cli.invoke(
+        app, ["run", str(EXAMPLES / "triage.yaml"), "--input", '{"ticket": "my invoice is wrong"}']
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["category"] == "billing"
@@ -580,8 +836,9 @@ def test_cli_run_prints_the_final_state(cli: CliRunner) -> None:
 def test_cli_run_streams_updates(cli: CliRunner, tmp_path: Path) -> None:
     payload = tmp_path / "input.json"
     payload.write_text('{"disks": 2}')
-    result = cli.invoke(app, ["run", str(EXAMPLES / "hanoi.yaml"), "--input", f"@{payload}",
-                              "--stream"])
+    result = cli.invoke(
+        app, ["run", str(EXAMPLES / "hanoi.yaml"), "--input", f"@{payload}", "--stream"]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert json.loads(lines[0])["solve"]["result"]["steps"] == 3
@@ -598,8 +855,9 @@ def test_cli_run_streams_updates(cli: CliRunner, tmp_path: Path) -> None:
         (["--import", "no_such_module_xyz"], 2, "error: --import no_such_module_xyz"),
     ],
 )
-def test_cli_run_bad_input_is_one_clear_line(cli: CliRunner, args: list[str], code: int,
-                                             message: str) -> None:
+def test_cli_run_bad_input_is_one_clear_line(
+    cli: CliRunner, args: list[str], code: int, message: str
+) -> None:
     result = cli.invoke(app, ["run", str(EXAMPLES / "triage.yaml"), *args])
     assert result.exit_code == code
     assert result.output.startswith(message), result.output
@@ -621,9 +879,16 @@ def test_cli_run_reports_a_broken_spec_and_a_failed_run(cli: CliRunner, tmp_path
 
 @pytest.mark.parametrize(
     "module",
-    ["maker_graph.config", "maker_graph.config.loader", "maker_graph.config.spec",
-     "maker_graph.config.checks", "maker_graph.config.registry", "maker_graph.registry",
-     "maker_graph.config._build", "maker_graph.config._parsers"],
+    [
+        "maker_graph.config",
+        "maker_graph.config.loader",
+        "maker_graph.config.spec",
+        "maker_graph.config.checks",
+        "maker_graph.config.registry",
+        "maker_graph.registry",
+        "maker_graph.config._build",
+        "maker_graph.config._parsers",
+    ],
 )
 def test_docstring_examples_run(module: str) -> None:
     with registry.scoped():
@@ -637,20 +902,25 @@ def test_configs_doc_names_every_field() -> None:
 
     text = (ROOT / "docs" / "configs.md").read_text(encoding="utf-8")
     schema = spec_json_schema()
-    missing = sorted({
-        field
-        for definition in [schema, *schema["$defs"].values()]
-        for field in definition.get("properties", {})
-        if f"`{field}`" not in text
-    })
+    missing = sorted(
+        {
+            field
+            for definition in [schema, *schema["$defs"].values()]
+            for field in definition.get("properties", {})
+            if f"`{field}`" not in text
+        }
+    )
     assert missing == []
 
 
 def test_complete_specs_in_the_configs_doc_load() -> None:
     text = (ROOT / "docs" / "configs.md").read_text(encoding="utf-8")
     blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
-    complete = [b for b in blocks if "\nnodes:" in b and b.lstrip("# \n").startswith(
-        ("name:", "yaml-language-server"))]
+    complete = [
+        b
+        for b in blocks
+        if "\nnodes:" in b and b.lstrip("# \n").startswith(("name:", "yaml-language-server"))
+    ]
     assert complete
     for block in complete:
         assert load_spec(block).nodes

@@ -81,13 +81,17 @@ def test_example_specs_point_editors_at_the_schema() -> None:
 
 
 def test_shorthands_expand_and_defaults_are_the_papers() -> None:
-    spec = GraphSpec.model_validate({
-        "name": "g",
-        "state": {"ticket": "str", "log": {"type": "list", "reducer": "append"}},
-        "models": {"m": {"model": "simulated", "oracle": {"answer": "x"}}},
-        "nodes": {"n": {"kind": "maker", "model": "m", "prompt": "{ticket}", "output": "ticket"}},
-        "edges": ["START -> n", {"from": "n", "to": "END"}],
-    })
+    spec = GraphSpec.model_validate(
+        {
+            "name": "g",
+            "state": {"ticket": "str", "log": {"type": "list", "reducer": "append"}},
+            "models": {"m": {"model": "simulated", "oracle": {"answer": "x"}}},
+            "nodes": {
+                "n": {"kind": "maker", "model": "m", "prompt": "{ticket}", "output": "ticket"}
+            },
+            "edges": ["START -> n", {"from": "n", "to": "END"}],
+        }
+    )
     assert spec.state_keys()["ticket"] == StateKey(type="str")
     assert spec.state_keys()["log"].reducer == "append"
     node = spec.nodes["n"]
@@ -129,27 +133,45 @@ def test_placeholders_refuse_anything_but_bare_names(template: str) -> None:
 
 
 def _json_parser_spec(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**MINIMAL, "state": {"x": "str", "q": "dict"},
-            "models": {"m": {"model": "simulated", "oracle": {"answer": "{}"}}},
-            "nodes": {"a": {"kind": "maker", "model": "m", "prompt": "{x}", "output": "q",
-                            "parser": {"kind": "json", "schema": schema}}}}
+    return {
+        **MINIMAL,
+        "state": {"x": "str", "q": "dict"},
+        "models": {"m": {"model": "simulated", "oracle": {"answer": "{}"}}},
+        "nodes": {
+            "a": {
+                "kind": "maker",
+                "model": "m",
+                "prompt": "{x}",
+                "output": "q",
+                "parser": {"kind": "json", "schema": schema},
+            }
+        },
+    }
 
 
 @pytest.mark.parametrize(
     ("schema", "location", "message"),
     [
-        ({"type": "object", "properties": {"n": {"type": "array"}}},
-         "nodes.a.parser.schema.properties.n.items", "an array needs items"),
-        ({"type": "object", "properties": {"n": {"type": "string"}}, "required": ["m"]},
-         "nodes.a.parser.schema.required", "names unknown properties: m"),
+        (
+            {"type": "object", "properties": {"n": {"type": "array"}}},
+            "nodes.a.parser.schema.properties.n.items",
+            "an array needs items",
+        ),
+        (
+            {"type": "object", "properties": {"n": {"type": "string"}}, "required": ["m"]},
+            "nodes.a.parser.schema.required",
+            "names unknown properties: m",
+        ),
         ({"type": "object"}, "nodes.a.parser.schema.properties", "at least one property"),
-        ({"type": "string", "items": {"type": "string"}}, "nodes.a.parser.schema.items",
-         "items applies to arrays, not string"),
+        (
+            {"type": "string", "items": {"type": "string"}},
+            "nodes.a.parser.schema.items",
+            "items applies to arrays, not string",
+        ),
         ({"type": "date"}, "nodes.a.parser.schema.type", "must be one of 'object', 'array'"),
     ],
 )
-def test_json_schema_subset_is_checked(schema: dict[str, Any], location: str,
-                                       message: str) -> None:
+def test_json_schema_subset_is_checked(schema: dict[str, Any], location: str, message: str) -> None:
     with pytest.raises(SpecError) as info:
         load_spec(_json_parser_spec(schema))
     problems = dict(info.value.problems)
@@ -158,12 +180,27 @@ def test_json_schema_subset_is_checked(schema: dict[str, Any], location: str,
 
 
 def test_provider_options_refuse_secrets() -> None:
-    spec = {**MINIMAL, "models": {"p": {"model": "openai:gpt-4.1-mini",
-                                        "options": {"organization": "acme", "password": "x"}}}}
+    spec = {
+        **MINIMAL,
+        "models": {
+            "p": {
+                "model": "openai:gpt-4.1-mini",
+                "options": {"organization": "acme", "password": "x"},
+            }
+        },
+    }
     with pytest.raises(SpecError, match="secrets come only from environment variables"):
         load_spec(spec)
-    ok = {**MINIMAL, "models": {"p": {"model": "openai:gpt-4.1-mini", "api_key_env": "MY_KEY",
-                                      "options": {"organization": "acme"}}}}
+    ok = {
+        **MINIMAL,
+        "models": {
+            "p": {
+                "model": "openai:gpt-4.1-mini",
+                "api_key_env": "MY_KEY",
+                "options": {"organization": "acme"},
+            }
+        },
+    }
     assert load_spec(ok).models["p"].api_key_env == "MY_KEY"  # type: ignore[union-attr]
 
 
@@ -184,9 +221,7 @@ def test_yaml_reads_plain_data_with_text_keys_and_yaml_12_booleans() -> None:
 
 
 def test_yaml_anchors_and_merge_keys_still_work() -> None:
-    data = read_source(
-        "base: &b {k: 3, output: x}\nnode: {<<: *b, k: 5}\nlist: [*b]\n"
-    ).data
+    data = read_source("base: &b {k: 3, output: x}\nnode: {<<: *b, k: 5}\nlist: [*b]\n").data
     assert data["node"] == {"k": 5, "output": "x"}
     assert data["list"] == [{"k": 3, "output": "x"}]
 
@@ -197,8 +232,14 @@ def test_a_path_a_text_and_a_mapping_load_the_same_spec(tmp_path: Path) -> None:
     path.write_text(text)
     json_path = tmp_path / "mini.json"
     json_path.write_text(json.dumps(MINIMAL))
-    specs = [load_spec(path), load_spec(str(path)), load_spec(text), load_spec(MINIMAL),
-             load_spec(json_path), load_spec(json.dumps(MINIMAL))]
+    specs = [
+        load_spec(path),
+        load_spec(str(path)),
+        load_spec(text),
+        load_spec(MINIMAL),
+        load_spec(json_path),
+        load_spec(json.dumps(MINIMAL)),
+    ]
     assert all(spec == specs[0] for spec in specs)
 
 
@@ -294,12 +335,14 @@ def test_params_are_checked_against_the_signature() -> None:
     assert "takes no params" in (parser.check_params({"base": 2}) or "")
 
 
-def test_dotted_imports_need_the_callers_allow_list(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dotted_imports_need_the_callers_allow_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "spec_helpers_pkg").mkdir()
     (tmp_path / "spec_helpers_pkg" / "__init__.py").write_text("")
     (tmp_path / "spec_helpers_pkg" / "nodes.py").write_text(
-        "def shout(state):\n    return {'x': state['x'].upper()}\n")
+        "def shout(state):\n    return {'x': state['x'].upper()}\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     ref = "spec_helpers_pkg.nodes:shout"
     with pytest.raises(ConfigurationError, match="is not allowed"):
@@ -310,12 +353,14 @@ def test_dotted_imports_need_the_callers_allow_list(tmp_path: Path,
     with pytest.raises(ConfigurationError, match="not allowed"):
         registry.resolve("function", ref, allow_imports=["spec_helpers"])  # a prefix is not enough
     with pytest.raises(ConfigurationError, match="cannot import"):
-        registry.resolve("function", "spec_helpers_pkg.nodes:missing",
-                         allow_imports=["spec_helpers_pkg"])
+        registry.resolve(
+            "function", "spec_helpers_pkg.nodes:missing", allow_imports=["spec_helpers_pkg"]
+        )
 
 
 def test_scoped_registrations_disappear_after_the_block() -> None:
     with register.scoped():
+
         @register.function
         def temporary(state: dict[str, Any]) -> dict[str, Any]:
             return {}
@@ -351,12 +396,22 @@ def test_the_public_alias_module_is_the_same_registry() -> None:
     assert public_registry.register is register
     assert public_registry.Registry is Registry
     assert set(public_registry.__all__) == {
-        "KINDS", "Entry", "Kind", "Registry", "register", "registry", "resolve_import"}
+        "KINDS",
+        "Entry",
+        "Kind",
+        "Registry",
+        "register",
+        "registry",
+        "resolve_import",
+    }
 
 
 def test_config_package_exports_exactly_its_public_names() -> None:
     import types
 
-    public = {n for n in dir(config_pkg) if not n.startswith("_")
-              and not isinstance(getattr(config_pkg, n), types.ModuleType)}
+    public = {
+        n
+        for n in dir(config_pkg)
+        if not n.startswith("_") and not isinstance(getattr(config_pkg, n), types.ModuleType)
+    }
     assert set(config_pkg.__all__) == public

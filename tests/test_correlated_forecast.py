@@ -28,8 +28,9 @@ def _pilot(errors: ErrorModel, samples_per_step: int = 2, steps: int = 600) -> o
     report = estimate_sync(
         TASK,
         [("sim", simulated_sampler(TASK, errors), None)],
-        EstimateOptions(steps=steps, samples_per_step=samples_per_step, seed=0,
-                        task_steps=1_000_000),
+        EstimateOptions(
+            steps=steps, samples_per_step=samples_per_step, seed=0, task_steps=1_000_000
+        ),
     )
     return report.models[0]
 
@@ -42,8 +43,7 @@ def _voted_error(errors: ErrorModel, k: int, n: int = 1500) -> float:
     voter = Voter(
         simulated_sampler(TASK, errors),
         parser=TASK.parse,
-        policy=VotePolicy(k=k, max_samples=200, on_no_consensus="plurality",
-                          keep_samples=False),
+        policy=VotePolicy(k=k, max_samples=200, on_no_consensus="plurality", keep_samples=False),
     )
 
     async def run() -> int:
@@ -123,8 +123,10 @@ def test_a_fully_stuck_model_gets_the_irreducible_error() -> None:
 
 
 def test_one_sample_a_step_cannot_measure_correlation() -> None:
-    est = _pilot(ErrorModel(error_rate=0.05, hard_fraction=0.05, hard_error_rate=1.0, seed=5),
-                 samples_per_step=1)
+    est = _pilot(
+        ErrorModel(error_rate=0.05, hard_fraction=0.05, hard_error_rate=1.0, seed=5),
+        samples_per_step=1,
+    )
     assert est.correlation is None
     forecast = est.forecast(3)
     assert not forecast.correlated and forecast.step_error == forecast.independent_step_error
@@ -150,10 +152,19 @@ def test_cli_prints_the_correlated_plan_and_labels_the_independent_one() -> None
 
     load_commands()
     runner = CliRunner()
-    result = runner.invoke(app, [
-        "estimate", "hanoi", "--disks", "10", "--steps", "300",
-        "--model", "simulated:error_rate=0.02,hard_fraction=0.05,hard_error_rate=1.0",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "estimate",
+            "hanoi",
+            "--disks",
+            "10",
+            "--steps",
+            "300",
+            "--model",
+            "simulated:error_rate=0.02,hard_fraction=0.05,hard_error_rate=1.0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "if independent: k_min" in out and "stuck" in out
@@ -174,13 +185,17 @@ def test_prompt_rotation_lowers_collisions_when_errors_depend_on_wording() -> No
     # Three wordings of the prompt; under each, the model is stuck on its own 6 % of
     # steps (the hard-step die is seeded per wording) and errs 1 % elsewhere.
     def wording(seed: int) -> object:
-        return simulated_sampler(TASK, ErrorModel(error_rate=0.01, hard_fraction=0.06,
-                                                  hard_error_rate=1.0, seed=seed))
+        return simulated_sampler(
+            TASK, ErrorModel(error_rate=0.01, hard_fraction=0.06, hard_error_rate=1.0, seed=seed)
+        )
 
     same = wording(1)
     rotated = Rotation([wording(1), wording(2), wording(3)])
-    report = estimate_sync(TASK, [("same", same, None), ("rotated", rotated, None)],
-                           EstimateOptions(steps=600, seed=0, task_steps=1000))
+    report = estimate_sync(
+        TASK,
+        [("same", same, None), ("rotated", rotated, None)],
+        EstimateOptions(steps=600, seed=0, task_steps=1000),
+    )
     by = {m.model: m for m in report.models}
     # Same wording: ~36 of 600 steps collide on one wrong answer; rotated: two wordings
     # stuck on the same step, ~0.36 % (~2). Binomial 4 s.e. keeps these apart by far.
@@ -197,17 +212,26 @@ def test_prompt_rotation_lowers_collisions_when_errors_depend_on_wording() -> No
     # Under rotation a step is wrong on a third of its samples, not on all: two samples
     # a step cannot see that (the forecast above is ~3e-4 against ~9e-3 measured). Four
     # samples a step can: the measured error then lies inside the forecast's interval.
-    four = estimate_sync(TASK, [("rotated", rotated, None)],
-                         EstimateOptions(steps=600, samples_per_step=4, seed=0,
-                                         task_steps=1000)).models[0].forecast(3)
+    four = (
+        estimate_sync(
+            TASK,
+            [("rotated", rotated, None)],
+            EstimateOptions(steps=600, samples_per_step=4, seed=0, task_steps=1000),
+        )
+        .models[0]
+        .forecast(3)
+    )
     assert four.correlated
     assert four.step_error_low <= voter_rotated <= four.step_error_high, (four, voter_rotated)
 
 
 def _voted_error_with(sampler: object, k: int, n: int = 1500) -> float:
     fresh = pick_steps(TASK, n, seed=99)
-    voter = Voter(sampler, parser=TASK.parse, policy=VotePolicy(
-        k=k, max_samples=200, on_no_consensus="plurality", keep_samples=False))
+    voter = Voter(
+        sampler,
+        parser=TASK.parse,
+        policy=VotePolicy(k=k, max_samples=200, on_no_consensus="plurality", keep_samples=False),
+    )
 
     async def run() -> int:
         wrong = 0

@@ -198,8 +198,12 @@ def test_meter_without_prices_counts_tokens_only() -> None:
     spend = meter.spend()
     assert spend.cost is None and spend.projected_cost is None
     assert (spend.input_tokens, spend.output_tokens) == (5, 2)
-    assert Spend(steps_done=0, total_steps=5, samples=0, input_tokens=0, output_tokens=0,
-                 cost=0.0).projected_cost is None
+    assert (
+        Spend(
+            steps_done=0, total_steps=5, samples=0, input_tokens=0, output_tokens=0, cost=0.0
+        ).projected_cost
+        is None
+    )
 
 
 def test_simulated_specs_can_have_their_own_price() -> None:

@@ -67,7 +67,9 @@ def test_twenty_kills_then_resume_leave_every_step_once(tmp_path: Path) -> None:
     # A killed process never leaves a torn batch behind: commits are atomic.
     assert not any("torn" in err for err in report.stderr), report.stderr
     finish_and_check(
-        disks=DISKS, location_args=location, export_args=["--run-dir", str(run_dir)],
+        disks=DISKS,
+        location_args=location,
+        export_args=["--run-dir", str(run_dir)],
         workdir=tmp_path,
     )
 
@@ -80,8 +82,12 @@ def _half_done_run(where: Path) -> int:
     task = HanoiTask(SMALL)
     with pytest.raises(BudgetExhaustedError):
         run_task_sync(
-            task, simulated_sampler(task), VotePolicy(k=2), run_log=str(where),
-            chunk_size=100, max_total_samples=1500,
+            task,
+            simulated_sampler(task),
+            VotePolicy(k=2),
+            run_log=str(where),
+            chunk_size=100,
+            max_total_samples=1500,
         )
     return committed(str(where))
 
@@ -110,14 +116,16 @@ def test_a_torn_tail_is_detected_and_recovered(
     _tamper(tmp_path, damage)
     if "DELETE FROM batches" not in damage:
         # Detected: verification refuses the log; nothing is silently accepted.
-        with pytest.raises(RunLogError, match="corrupt: batch"), open_run_log(
-            str(tmp_path), readonly=True
-        ) as log:
+        with (
+            pytest.raises(RunLogError, match="corrupt: batch"),
+            open_run_log(str(tmp_path), readonly=True) as log,
+        ):
             log.verify()
     task = HanoiTask(SMALL)
     with caplog.at_level("WARNING", logger="maker_graph.runlog"):
-        report = run_task_sync(task, simulated_sampler(task), VotePolicy(k=2),
-                               run_log=str(tmp_path))
+        report = run_task_sync(
+            task, simulated_sampler(task), VotePolicy(k=2), run_log=str(tmp_path)
+        )
     assert "torn" in caplog.text and "will be decided again" in caplog.text
     assert report.done and report.resumed_from < before  # the torn steps were redone
     with open_run_log(str(tmp_path), readonly=True) as log:
@@ -175,7 +183,9 @@ def test_a_truncated_write_ahead_log_loses_only_whole_batches(tmp_path: Path) ->
     # that it is still going at 4,000; the asserts below fail loudly if it was not.
     proc = cli(
         ["hanoi", "--disks", str(WAL_DISKS), "--run-dir", str(run_dir), "--no-progress"],
-        tmp_path, tmp_path, "writer",
+        tmp_path,
+        tmp_path,
+        "writer",
     )
     try:
         deadline = time.monotonic() + 120
@@ -216,8 +226,16 @@ def test_a_second_cli_on_the_same_run_directory_is_refused(tmp_path: Path) -> No
     run_dir = tmp_path / "run"
     # Paced, so the first writer is still running (and holding the log) however long the
     # second CLI takes to start.
-    args = ["hanoi", "--disks", "16", "--run-dir", str(run_dir), "--no-progress",
-            "--model", PACED_MODEL]
+    args = [
+        "hanoi",
+        "--disks",
+        "16",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--model",
+        PACED_MODEL,
+    ]
     first = cli(args, tmp_path, tmp_path, "first")
     try:
         deadline = time.monotonic() + 60

@@ -28,8 +28,7 @@ def _sync(graph: Any) -> list[dict[str, Any]]:
 
 def _async(graph: Any) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
-        return [event async for _, event in
-                graph.astream({}, stream_mode="custom", subgraphs=True)]
+        return [event async for _, event in graph.astream({}, stream_mode="custom", subgraphs=True)]
 
     return asyncio.run(run())
 
@@ -40,12 +39,18 @@ def test_one_step_graph_labels_votes_and_chunks_with_its_name(stream: Any) -> No
     # Seeded simulated errors: some samples parse to a rival move, some do not parse
     # (red flags), so every voting event kind shows up.
     errors = ErrorModel(error_rate=0.2, malformed_rate=0.2, seed=3)
-    graph = create_decomposition_graph(task, simulated_sampler(task, errors), chunk=1,
-                                       name="hanoi").compile()
+    graph = create_decomposition_graph(
+        task, simulated_sampler(task, errors), chunk=1, name="hanoi"
+    ).compile()
     events = stream(graph)
     kinds = _check_fields(events, "hanoi")
-    assert {"maker.round", "maker.sample", "maker.red_flag", "maker.decided",
-            "maker.chunk"} <= kinds
+    assert {
+        "maker.round",
+        "maker.sample",
+        "maker.red_flag",
+        "maker.decided",
+        "maker.chunk",
+    } <= kinds
     chunks = [e for e in events if e["event"] == "maker.chunk"]
     assert [c["steps_done"] for c in chunks] == list(range(1, task.total_steps + 1))
     assert [c["done"] for c in chunks] == [False] * (task.total_steps - 1) + [True]
@@ -61,8 +66,9 @@ def test_default_name_labels_one_step_events_too() -> None:
 
 def test_chunked_graph_streams_documented_progress_and_chunk_events() -> None:
     task = HanoiTask(6)  # 63 steps in chunks of 20: four chunks
-    graph = create_decomposition_graph(task, simulated_sampler(task), chunk=20,
-                                       name="hanoi").compile()
+    graph = create_decomposition_graph(
+        task, simulated_sampler(task), chunk=20, name="hanoi"
+    ).compile()
     events = _sync(graph)
     assert _check_fields(events, "hanoi") == {"maker.chunk", "maker.progress"}
     progress = [e for e in events if e["event"] == "maker.progress"]

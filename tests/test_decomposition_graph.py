@@ -17,7 +17,7 @@ from maker_graph.graph import create_decomposition_graph, decomposition_node
 from maker_graph.records import RawSample
 from maker_graph.run import count_errors
 from maker_graph.runlog import open_run_log
-from maker_graph.sampling import RetryPolicy
+from maker_graph.sampling import ProviderRetry
 from maker_graph.tasks.hanoi import HanoiStep, HanoiTask, format_answer, simulated_sampler
 from maker_graph.testing import ErrorModel
 from maker_graph.vote import VotePolicy
@@ -52,11 +52,11 @@ class Outage:
         if index == 0:
             self.steps_seen.append(step_input.step)
         if self.broken and step_input.step == self.fail_at:
-            raise KeyError("provider bug")  # outside RetryPolicy.retry_on below
+            raise KeyError("provider bug")  # outside ProviderRetry.retry_on below
         return await self.inner.sample(step_input, index)
 
 
-NO_RETRY = VotePolicy(k=3, retry=RetryPolicy(max_attempts=1, retry_on=(ConnectionError,)))
+NO_RETRY = VotePolicy(k=3, retry=ProviderRetry(max_attempts=1, retry_on=(ConnectionError,)))
 
 
 # --------------------------------------------------------------------------- chunked
@@ -83,8 +83,9 @@ def test_drawing_shows_the_chunk_loop() -> None:
 async def test_progress_is_streamed_per_chunk() -> None:
     task = HanoiTask(5)
     graph = create_decomposition_graph(task, simulated_sampler(task), chunk=10).compile()
-    chunks = [e async for e in graph.astream({}, stream_mode="custom")
-              if e["event"] == "maker.chunk"]
+    chunks = [
+        e async for e in graph.astream({}, stream_mode="custom") if e["event"] == "maker.chunk"
+    ]
     assert [e["steps_done"] for e in chunks] == [10, 20, 30, 31]
     assert [e["done"] for e in chunks] == [False, False, False, True]
 
@@ -94,7 +95,8 @@ async def test_resume_from_a_checkpointer_keeps_finished_chunks(use_async: bool)
     task = HanoiTask(5)
     sampler = Outage(simulated_sampler(task, NOISY), fail_at=17)
     graph = create_decomposition_graph(task, sampler, chunk=5, policy=NO_RETRY).compile(
-        checkpointer=InMemorySaver())
+        checkpointer=InMemorySaver()
+    )
     config = cfg(f"cp-{use_async}")
     with pytest.raises(KeyError):
         await run(graph, {}, config, use_async=use_async)
@@ -109,15 +111,17 @@ async def test_resume_from_a_checkpointer_keeps_finished_chunks(use_async: bool)
 async def test_resume_from_the_run_log(tmp_path: Any) -> None:
     task = HanoiTask(5)
     sampler = Outage(simulated_sampler(task, NOISY), fail_at=23)
-    graph = create_decomposition_graph(task, sampler, chunk=10, run_log=str(tmp_path),
-                                       policy=NO_RETRY).compile()
+    graph = create_decomposition_graph(
+        task, sampler, chunk=10, run_log=str(tmp_path), policy=NO_RETRY
+    ).compile()
     with pytest.raises(KeyError):
         await graph.ainvoke({})
     # run_task commits everything decided before the error: steps 0..22.
     assert open_run_log(str(tmp_path), readonly=True).checkpoint().next_step == 23
     sampler.broken = False
-    fresh = create_decomposition_graph(task, sampler, chunk=10, run_log=str(tmp_path),
-                                       policy=NO_RETRY).compile()
+    fresh = create_decomposition_graph(
+        task, sampler, chunk=10, run_log=str(tmp_path), policy=NO_RETRY
+    ).compile()
     out = await fresh.ainvoke({})
     assert out["step"] == 31 and out["done"]
     log = open_run_log(str(tmp_path), readonly=True)
@@ -129,7 +133,8 @@ async def test_resume_from_the_run_log(tmp_path: Any) -> None:
 async def test_state_stays_small_over_many_chunks() -> None:
     task = HanoiTask(7)
     graph = create_decomposition_graph(task, simulated_sampler(task), chunk=4).compile(
-        checkpointer=InMemorySaver())
+        checkpointer=InMemorySaver()
+    )
     config = cfg("small")
     await graph.ainvoke({}, config)
     sizes = [len(pickle.dumps(s.values)) for s in graph.get_state_history(config)]
@@ -140,8 +145,9 @@ async def test_run_budget_stops_cleanly() -> None:
     from maker_graph.errors import BudgetExhaustedError
 
     task = HanoiTask(6)
-    graph = create_decomposition_graph(task, simulated_sampler(task), chunk=10,
-                                       max_total_samples=40).compile()
+    graph = create_decomposition_graph(
+        task, simulated_sampler(task), chunk=10, max_total_samples=40
+    ).compile()
     with pytest.raises(BudgetExhaustedError):
         await graph.ainvoke({})
 
@@ -176,7 +182,8 @@ async def test_one_step_streams_voting_events_and_resumes() -> None:
     task = HanoiTask(3)
     sampler = Outage(simulated_sampler(task, NOISY), fail_at=4)
     graph = create_decomposition_graph(task, sampler, chunk=1, policy=NO_RETRY).compile(
-        checkpointer=InMemorySaver())
+        checkpointer=InMemorySaver()
+    )
     config = cfg("one-resume")
     events: list[dict[str, Any]] = []
     with pytest.raises(Exception, match="provider bug"):
@@ -202,15 +209,18 @@ async def test_one_step_escalation_interrupts() -> None:
         return format_answer(right.action, right.next_state)
 
     graph = create_decomposition_graph(
-        task, split, chunk=1,
+        task,
+        split,
+        chunk=1,
         policy=VotePolicy(k=2, max_samples=4, on_no_consensus="escalate"),
     ).compile(checkpointer=InMemorySaver())
     paused = await graph.ainvoke({}, cfg("esc"))
     (request,) = paused["__interrupt__"]
     assert request.value["event"] == "maker.escalation"
     resumed = await graph.ainvoke(
-        Command(resume={"action": list(right.action),
-                        "next_state": [list(p) for p in right.next_state]}),
+        Command(
+            resume={"action": list(right.action), "next_state": [list(p) for p in right.next_state]}
+        ),
         cfg("esc"),
     )
     assert "__interrupt__" in resumed and resumed["step"] == 1  # the next step splits too
@@ -222,8 +232,9 @@ async def test_no_consensus_raises_in_chunked_mode() -> None:
     async def garbage(step_input: HanoiStep, index: int) -> str:
         return f"move = [{index % 3 + 1}, 0, 1]\nnext_state = [[2], [1], []]"
 
-    graph = create_decomposition_graph(task, garbage, chunk=10,
-                                       policy=VotePolicy(k=3, max_samples=6)).compile()
+    graph = create_decomposition_graph(
+        task, garbage, chunk=10, policy=VotePolicy(k=3, max_samples=6)
+    ).compile()
     with pytest.raises(NoConsensusError):
         await graph.ainvoke({})
 
@@ -243,13 +254,18 @@ class Pipeline(TypedDict, total=False):
 async def test_router_hands_a_subtask_to_a_decomposition_node(use_async: bool) -> None:
     def router(state: Pipeline) -> dict[str, Any]:
         words = state["request"].split()
-        return {"route": "decompose" if "tower" in words else "direct",
-                "disks": int(words[-1]) if words[-1].isdigit() else 0}
+        return {
+            "route": "decompose" if "tower" in words else "direct",
+            "disks": int(words[-1]) if words[-1].isdigit() else 0,
+        }
 
     solve = decomposition_node(
-        lambda inputs: HanoiTask(inputs["disks"]), make_sampler=simulated_sampler,
-        input_keys=["disks"], answer=lambda task, final: len(final[2]) == task.n,
-        stats_key="stats", chunk=50,
+        lambda inputs: HanoiTask(inputs["disks"]),
+        make_sampler=simulated_sampler,
+        input_keys=["disks"],
+        answer=lambda task, final: len(final[2]) == task.n,
+        stats_key="stats",
+        chunk=50,
     )
     builder = StateGraph(Pipeline)
     builder.add_node("router", router)
@@ -266,8 +282,10 @@ async def test_router_hands_a_subtask_to_a_decomposition_node(use_async: bool) -
     assert plain["answer"] == "no decomposition needed"
     if use_async:
         events = [
-            (ns, e) async for ns, e in graph.astream(
-                {"request": "move the tower of 4"}, stream_mode="custom", subgraphs=True)
+            (ns, e)
+            async for ns, e in graph.astream(
+                {"request": "move the tower of 4"}, stream_mode="custom", subgraphs=True
+            )
         ]
         assert any(e["event"] == "maker.chunk" and ns for ns, e in events)
 
@@ -289,7 +307,10 @@ async def test_chunked_escalation_interrupts_and_resumes(tmp_path: Any, with_log
         return await honest.sample(step_input, index)
 
     graph = create_decomposition_graph(
-        task, split_first, chunk=4, run_log=str(tmp_path) if with_log else None,
+        task,
+        split_first,
+        chunk=4,
+        run_log=str(tmp_path) if with_log else None,
         policy=VotePolicy(k=2, max_samples=4, on_no_consensus="escalate"),
     ).compile(checkpointer=InMemorySaver())
     paused = await graph.ainvoke({}, cfg("chunk-esc"))

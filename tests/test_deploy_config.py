@@ -61,8 +61,9 @@ def _allowlist() -> list[tuple[str, ...]] | None:
 def example_graphs() -> Iterator[ModuleType]:
     """The module the config's graphs live in, imported from its path as the server does."""
     with registry.scoped():
-        spec = importlib.util.spec_from_file_location("maker_graph_deploy_graphs",
-                                                      EXAMPLES / "graphs.py")
+        spec = importlib.util.spec_from_file_location(
+            "maker_graph_deploy_graphs", EXAMPLES / "graphs.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -118,17 +119,18 @@ def test_the_docker_build_installs_maker_graph_and_serves_its_graphs() -> None:
     from langgraph_cli.config import config_to_docker, validate_config_file
 
     config = validate_config_file(CONFIG_PATH)
-    dockerfile, contexts = config_to_docker(CONFIG_PATH, config,
-                                            base_image="langchain/langgraph-api",
-                                            api_version="0.16.7")
+    dockerfile, contexts = config_to_docker(
+        CONFIG_PATH, config, base_image="langchain/langgraph-api", api_version="0.16.7"
+    )
     # langgraph-cli names the build context after the checkout's folder (not always "main").
     repo = ROOT.name
     assert Path(contexts[repo]) == ROOT
     assert f"COPY --from={repo} . /deps/{repo}" in dockerfile
     assert f"ENV LANGGRAPH_CHECKPOINTER='{json.dumps(CONFIG['checkpointer'])}'" in dockerfile
     graphs = json.loads(dockerfile.split("ENV LANGSERVE_GRAPHS='")[1].split("'")[0])
-    assert graphs == {name: f"/deps/{repo}/examples/configs/graphs.py:{name}"
-                      for name in EXAMPLE_INPUTS}
+    assert graphs == {
+        name: f"/deps/{repo}/examples/configs/graphs.py:{name}" for name in EXAMPLE_INPUTS
+    }
     # The config's `env` is not baked into the image: the deployment sets it.
     assert "LANGGRAPH_STRICT_MSGPACK" not in dockerfile
 
@@ -141,8 +143,9 @@ async def test_each_served_graph_builds_and_checkpoints_only_allowed_types(
     assert (EXAMPLES / path).resolve() == (EXAMPLES / "graphs.py").resolve()
     builder = getattr(example_graphs, attr)
     assert isinstance(builder, StateGraph)  # left uncompiled: the server compiles it
-    out, kinds = await _run_and_reload(builder.compile(checkpointer=_saver()),
-                                       EXAMPLE_INPUTS[name], name)
+    out, kinds = await _run_and_reload(
+        builder.compile(checkpointer=_saver()), EXAMPLE_INPUTS[name], name
+    )
     assert out
     assert serde_events == []
     assert kinds <= PLAIN_BLOBS
@@ -156,16 +159,26 @@ class _Ticket(TypedDict, total=False):
 
 
 def _model() -> SimulatedChatModel:
-    return SimulatedChatModel(oracle=lambda messages: "billing",
-                              choices=["billing", "bug", "other"],
-                              errors=ErrorModel(error_rate=0.2, seed=3))
+    return SimulatedChatModel(
+        oracle=lambda messages: "billing",
+        choices=["billing", "bug", "other"],
+        errors=ErrorModel(error_rate=0.2, seed=3),
+    )
 
 
 def _python_graphs() -> dict[str, tuple[Any, Any]]:
     labelled = StateGraph(_Ticket)
-    labelled.add_node("classify", maker_node(
-        _model(), prompt=lambda s: f"Label this ticket: {s['ticket']}", input_keys=["ticket"],
-        output_key="label", stats_key="label_stats", k=3))
+    labelled.add_node(
+        "classify",
+        maker_node(
+            _model(),
+            prompt=lambda s: f"Label this ticket: {s['ticket']}",
+            input_keys=["ticket"],
+            output_key="label",
+            stats_key="label_stats",
+            k=3,
+        ),
+    )
     labelled.add_edge(START, "classify")
     labelled.add_edge("classify", END)
     agent = StateGraph(_Ticket)
@@ -180,10 +193,14 @@ def _python_graphs() -> dict[str, tuple[Any, Any]]:
         "maker_node": (labelled, {"ticket": "I was charged twice"}),
         "maker_node_messages": (agent, {"messages": [("user", "I was charged twice")]}),
         "add_maker_step": (grafted, {"ticket": "I was charged twice"}),
-        "decomposition_chunk_1": (create_decomposition_graph(
-            task, simulated_sampler(task), chunk=1), {}),
-        "decomposition_chunk_5": (create_decomposition_graph(
-            task, simulated_sampler(task), chunk=5), {}),
+        "decomposition_chunk_1": (
+            create_decomposition_graph(task, simulated_sampler(task), chunk=1),
+            {},
+        ),
+        "decomposition_chunk_5": (
+            create_decomposition_graph(task, simulated_sampler(task), chunk=5),
+            {},
+        ),
     }
 
 
@@ -216,7 +233,8 @@ async def test_the_check_catches_a_type_off_the_allow_list(
     with caplog.at_level("WARNING"):
         await _run_and_reload(builder.compile(checkpointer=_saver()), {"c": 0}, "control")
     assert {(e["module"], e["name"], e["kind"]) for e in serde_events} == {
-        (__name__, "_Custom", "msgpack_blocked")}
+        (__name__, "_Custom", "msgpack_blocked")
+    }
 
 
 # --------------------------------------------------------------- run log from the environment
@@ -228,14 +246,15 @@ def test_run_log_url_from_env_prefers_ours_then_the_servers_postgres() -> None:
 
     pg = "postgresql://u@127.0.0.1:5432/db?connect_timeout=5"
     assert run_log_url_from_env("t1", env={"DATABASE_URI": pg}) == f"{pg}&run_id=t1"
-    assert run_log_url_from_env("t1", env={"POSTGRES_URI": "postgres://h/db"}) == \
-        "postgres://h/db?run_id=t1"
+    assert (
+        run_log_url_from_env("t1", env={"POSTGRES_URI": "postgres://h/db"})
+        == "postgres://h/db?run_id=t1"
+    )
     both = {"MAKER_GRAPH_RUNLOG_URL": "postgresql://ours/db", "DATABASE_URI": pg}
     assert run_log_url_from_env("t1", env=both) == "postgresql://ours/db?run_id=t1"
     # Not PostgreSQL: the server's own database URL is skipped, not misread as a path.
     assert run_log_url_from_env("t1", env={"DATABASE_URI": "sqlite:///x.db"}) is None
-    assert run_log_url_from_env("t1", env={"MAKER_GRAPH_RUNLOG_URL": "/srv/runs"}) == \
-        "/srv/runs/t1"
+    assert run_log_url_from_env("t1", env={"MAKER_GRAPH_RUNLOG_URL": "/srv/runs"}) == "/srv/runs/t1"
     assert run_log_url_from_env("t1", env={"MAKER_GRAPH_RUNLOG_URL": " "}) is None
     with pytest.raises(ConfigurationError, match="postgresql:// URL"):
         run_log_url_from_env("t1", env={"MAKER_GRAPH_RUNLOG_URL": "sqlite:///one.db"})

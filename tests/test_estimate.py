@@ -40,8 +40,9 @@ def _within(observed: float, rate: float, n: int, sigmas: float = 4.0) -> bool:
     return abs(observed - rate) <= sigmas * math.sqrt(rate * (1 - rate) / n)
 
 
-def _one(task: HanoiTask, errors: ErrorModel, options: EstimateOptions,
-         price: Price | None = None) -> EstimateReport:
+def _one(
+    task: HanoiTask, errors: ErrorModel, options: EstimateOptions, price: Price | None = None
+) -> EstimateReport:
     return estimate_sync(task, [("sim", simulated_sampler(task, errors), price)], options)
 
 
@@ -67,8 +68,14 @@ def test_pick_steps_are_distinct_sorted_and_true() -> None:
 
 
 def test_options_are_checked() -> None:
-    for bad in ({"steps": 0}, {"samples_per_step": 0}, {"target": 1.0}, {"concurrency": 0},
-                {"max_output_tokens": 0}, {"task_steps": 0}):
+    for bad in (
+        {"steps": 0},
+        {"samples_per_step": 0},
+        {"target": 1.0},
+        {"concurrency": 0},
+        {"max_output_tokens": 0},
+        {"task_steps": 0},
+    ):
         with pytest.raises(ConfigurationError):
             EstimateOptions(**bad)  # type: ignore[arg-type]
 
@@ -87,8 +94,16 @@ def test_p_and_plan_agree_with_the_error_rate_and_the_scaling_laws() -> None:
     assert _within(m.p, 0.96, m.valid)
     assert m.p_low < 0.96 < m.p_high
     # The plan is exactly the scaling law's, at the measured p, v and tokens.
-    expected = plan(m.p, 4095, target=0.95, v=m.v, price_in=0.4, price_out=1.6,
-                    tokens_in=m.mean_input_tokens, tokens_out=m.mean_output_tokens)
+    expected = plan(
+        m.p,
+        4095,
+        target=0.95,
+        v=m.v,
+        price_in=0.4,
+        price_out=1.6,
+        tokens_in=m.mean_input_tokens,
+        tokens_out=m.mean_output_tokens,
+    )
     assert m.plan is not None
     assert m.plan.k_min == expected.k_min == k_min(0.96, 4095, target=0.95)
     assert m.plan.p_full == pytest.approx(expected.p_full, rel=1e-12)
@@ -101,8 +116,14 @@ def test_p_and_plan_agree_with_the_error_rate_and_the_scaling_laws() -> None:
 
 def test_red_flags_length_and_error_by_length() -> None:
     task = HanoiTask(10)
-    errors = ErrorModel(error_rate=0.02, malformed_rate=0.03, ramble_rate=0.05,
-                        ramble_tokens=1200, ramble_error_rate=0.5, seed=2)
+    errors = ErrorModel(
+        error_rate=0.02,
+        malformed_rate=0.03,
+        ramble_rate=0.05,
+        ramble_tokens=1200,
+        ramble_error_rate=0.5,
+        seed=2,
+    )
     report = _one(task, errors, EstimateOptions(steps=1023, samples_per_step=4, seed=1))
     m = report.models[0]
     n = m.samples
@@ -139,7 +160,8 @@ def test_collisions_match_independence_and_reveal_correlated_errors() -> None:
     assert independent.same_answer_collisions == independent.collisions
 
     correlated = _one(
-        task, ErrorModel(error_rate=0.02, hard_fraction=0.05, hard_error_rate=0.6, seed=3),
+        task,
+        ErrorModel(error_rate=0.02, hard_fraction=0.05, hard_error_rate=0.6, seed=3),
         options,
     ).models[0]
     # 5 % hard steps both wrong with probability 0.36, the rest at 0.02 ** 2: ~55
@@ -157,8 +179,9 @@ def test_collisions_fall_with_a_tighter_length_cap() -> None:
     task = HanoiTask(12)
     errors = ErrorModel(error_rate=0.01, ramble_rate=0.1, ramble_error_rate=0.9, seed=6)
     steps, per_step = 3000, 3
-    m = _one(task, errors, EstimateOptions(steps=steps, samples_per_step=per_step,
-                                            seed=2)).models[0]
+    m = _one(task, errors, EstimateOptions(steps=steps, samples_per_step=per_step, seed=2)).models[
+        0
+    ]
     by_cap = {c.cap: c for c in m.collisions_by_cap}
     assert m.samples == steps * per_step
 
@@ -180,14 +203,26 @@ def test_collisions_fall_with_a_tighter_length_cap() -> None:
 def test_models_sorted_by_cost_and_unplannable_last() -> None:
     task = HanoiTask(10)
     models = [
-        ("weak-cheap", simulated_sampler(task, ErrorModel(error_rate=0.1, seed=1)),
-         Price(input=0.1, output=0.4)),
-        ("hopeless", simulated_sampler(task, ErrorModel(error_rate=0.6, seed=2)),
-         Price(input=0.01, output=0.01)),
-        ("strong-dear", simulated_sampler(task, ErrorModel(error_rate=0.002, seed=3)),
-         Price(input=2.0, output=8.0)),
-        ("strong-cheap", simulated_sampler(task, ErrorModel(error_rate=0.002, seed=4)),
-         Price(input=0.4, output=1.6)),
+        (
+            "weak-cheap",
+            simulated_sampler(task, ErrorModel(error_rate=0.1, seed=1)),
+            Price(input=0.1, output=0.4),
+        ),
+        (
+            "hopeless",
+            simulated_sampler(task, ErrorModel(error_rate=0.6, seed=2)),
+            Price(input=0.01, output=0.01),
+        ),
+        (
+            "strong-dear",
+            simulated_sampler(task, ErrorModel(error_rate=0.002, seed=3)),
+            Price(input=2.0, output=8.0),
+        ),
+        (
+            "strong-cheap",
+            simulated_sampler(task, ErrorModel(error_rate=0.002, seed=4)),
+            Price(input=0.4, output=1.6),
+        ),
     ]
     report = estimate_sync(task, models, EstimateOptions(steps=400))
     names = [m.model for m in report.models]
@@ -218,8 +253,12 @@ def test_summarise_without_valid_samples() -> None:
 
 def test_report_round_trip_and_replan(tmp_path: Path) -> None:
     task = HanoiTask(10)
-    report = _one(task, ErrorModel(error_rate=0.03, seed=1), EstimateOptions(steps=300),
-                  Price(input=0.4, output=1.6))
+    report = _one(
+        task,
+        ErrorModel(error_rate=0.03, seed=1),
+        EstimateOptions(steps=300),
+        Price(input=0.4, output=1.6),
+    )
     path = tmp_path / "est.json"
     report.save(path)
     loaded = load_estimate(path)
@@ -258,19 +297,30 @@ def test_estimate_through_chatopenai_and_the_stub() -> None:
     task = HanoiTask(8)
     oracle, wrong = hanoi_oracle(task)
     behaviour = StubBehaviour(
-        wrong_rate=0.1, ramble_rate=0.0, malformed_rate=0.05, rate_limit_rate=0.03,
-        server_error_rate=0.0, retry_after=0.01, seed=1, script=("rate_limited",),
+        wrong_rate=0.1,
+        ramble_rate=0.0,
+        malformed_rate=0.05,
+        rate_limit_rate=0.03,
+        server_error_rate=0.0,
+        retry_after=0.01,
+        seed=1,
+        script=("rate_limited",),
     )
     stub = OpenAIStub(oracle, wrong, behaviour)
     stub.start()
     try:
         model = resolve_chat_model(
-            "openai:stub", ProviderOptions(base_url=stub.base_url, max_retries=6,
-                                           requests_per_second=200, timeout=10)
+            "openai:stub",
+            ProviderOptions(
+                base_url=stub.base_url, max_retries=6, requests_per_second=200, timeout=10
+            ),
         )
         sampler = ChatModelSampler(model, prompt=task.prompt)
-        m = estimate_sync(task, [("stub", sampler, Price(input=1, output=1))],
-                          EstimateOptions(steps=100, concurrency=8)).models[0]
+        m = estimate_sync(
+            task,
+            [("stub", sampler, Price(input=1, output=1))],
+            EstimateOptions(steps=100, concurrency=8),
+        ).models[0]
     finally:
         stub.stop()
     answered = stub.stats["correct"] + stub.stats["wrong"] + stub.stats["malformed"]
@@ -291,11 +341,27 @@ def test_estimate_and_plan_cli(tmp_path: Path) -> None:
     load_commands()
     runner = CliRunner()
     path = tmp_path / "est.json"
-    result = runner.invoke(app, [
-        "estimate", "hanoi", "--disks", "10", "--model", "simulated:0.05",
-        "--model", "simulated:0.005", "--steps", "300", "--price-in", "0.4",
-        "--price-out", "1.6", "--json", str(path),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "estimate",
+            "hanoi",
+            "--disks",
+            "10",
+            "--model",
+            "simulated:0.05",
+            "--model",
+            "simulated:0.005",
+            "--steps",
+            "300",
+            "--price-in",
+            "0.4",
+            "--price-out",
+            "1.6",
+            "--json",
+            str(path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "k_min" in result.output and "collisions" in result.output
     report = load_estimate(path)
@@ -336,24 +402,53 @@ def test_estimate_cli_against_the_stub(tmp_path: Path) -> None:
     load_commands()
     task = HanoiTask(6)
     oracle, wrong = hanoi_oracle(task)
-    behaviour = StubBehaviour(wrong_rate=0.05, ramble_rate=0.1, ramble_tokens=300,
-                              malformed_rate=0.0, rate_limit_rate=0.0, server_error_rate=0.0,
-                              seed=2, script=("ramble",))
+    behaviour = StubBehaviour(
+        wrong_rate=0.05,
+        ramble_rate=0.1,
+        ramble_tokens=300,
+        malformed_rate=0.0,
+        rate_limit_rate=0.0,
+        server_error_rate=0.0,
+        seed=2,
+        script=("ramble",),
+    )
     stub = OpenAIStub(oracle, wrong, behaviour)
     stub.start()
     try:
-        result = CliRunner().invoke(app, [
-            "estimate", "hanoi", "--disks", "6", "--steps", "30", "--model", "stub=openai:stub",
-            "--base-url", stub.base_url, "--requests-per-second", "100", "--max-tokens", "100",
-            "--price-in", "1", "--price-out", "2", "--json", str(tmp_path / "e.json"),
-        ])
+        result = CliRunner().invoke(
+            app,
+            [
+                "estimate",
+                "hanoi",
+                "--disks",
+                "6",
+                "--steps",
+                "30",
+                "--model",
+                "stub=openai:stub",
+                "--base-url",
+                stub.base_url,
+                "--requests-per-second",
+                "100",
+                "--max-tokens",
+                "100",
+                "--price-in",
+                "1",
+                "--price-out",
+                "2",
+                "--json",
+                str(tmp_path / "e.json"),
+            ],
+        )
     finally:
         stub.stop()
     assert result.exit_code == 0, result.output
     m = load_estimate(tmp_path / "e.json").models[0]
     assert m.model == "stub" and m.samples == 60 == stub.stats["requests"]
     # Rambles came back cut at the 100-token call cap with finish_reason "length".
-    assert m.red_flags.get("parse_error", 0) + m.red_flags.get("truncated", 0) == (
-        stub.stats["truncated"]
-    ) >= 1
+    assert (
+        m.red_flags.get("parse_error", 0) + m.red_flags.get("truncated", 0)
+        == (stub.stats["truncated"])
+        >= 1
+    )
     assert sum(r.input_tokens for r in m.records) == stub.usage["prompt_tokens"]

@@ -18,7 +18,7 @@ from maker_graph.graph import add_maker_step
 from maker_graph.graph.events import EVENT_FIELDS, EVENT_NAMES
 from maker_graph.graph.hybrid import decomposition_node
 from maker_graph.recursive.events import TREE_EVENT_NAMES
-from maker_graph.sampling import RetryPolicy
+from maker_graph.sampling import ProviderRetry
 from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +54,11 @@ def test_reference_page_has_an_events_table_with_every_name() -> None:
     page = (ROOT / "docs" / "reference.md").read_text()
     assert "\n## Events" in page
     events = page.split("\n## Events", 1)[1].split("\n## ", 1)[0]
-    missing = [name for name in (*EVENT_NAMES, *TREE_EVENT_NAMES, ESCALATION)
-               if f"| `{name}` |" not in events]
+    missing = [
+        name
+        for name in (*EVENT_NAMES, *TREE_EVENT_NAMES, ESCALATION)
+        if f"| `{name}` |" not in events
+    ]
     assert not missing, missing
 
 
@@ -87,20 +90,40 @@ def test_add_maker_step_events_have_their_fields_and_the_steps_name() -> None:
         return "bad" if index == 1 else "ok"
 
     builder = StateGraph(_State)
-    add_maker_step(builder, "classify", step, k=2, input_keys=["q"], output_key="a",
-                   red_flags=[lambda sample: sample.value == "bad"],
-                   retry=RetryPolicy(max_attempts=1, initial_delay=0.001, jitter=0.0))
+    add_maker_step(
+        builder,
+        "classify",
+        step,
+        k=2,
+        input_keys=["q"],
+        output_key="a",
+        red_flags=[lambda sample: sample.value == "bad"],
+        retry=ProviderRetry(max_attempts=1, initial_delay=0.001, jitter=0.0),
+    )
     builder.add_edge(START, "classify")
     kinds = _check_fields(_stream(builder.compile(), {"q": "?"}), "classify")
-    assert kinds == {"maker.round", "maker.sample", "maker.red_flag",
-                     "maker.provider_failure", "maker.decided"}
+    assert kinds == {
+        "maker.round",
+        "maker.sample",
+        "maker.red_flag",
+        "maker.provider_failure",
+        "maker.decided",
+    }
 
 
 def test_decomposition_node_events_have_their_fields_and_the_nodes_name() -> None:
     builder = StateGraph(_State)
-    builder.add_node("solve", decomposition_node(
-        lambda s: HanoiTask(s["disks"]), make_sampler=simulated_sampler, input_keys=["disks"],
-        output_key="a", answer=lambda task, final: task.total_steps, name="solve"))
+    builder.add_node(
+        "solve",
+        decomposition_node(
+            lambda s: HanoiTask(s["disks"]),
+            make_sampler=simulated_sampler,
+            input_keys=["disks"],
+            output_key="a",
+            answer=lambda task, final: task.total_steps,
+            name="solve",
+        ),
+    )
     builder.add_edge(START, "solve")
     kinds = _check_fields(_stream(builder.compile(), {"disks": 3}), "solve")
     assert kinds == {"maker.chunk", "maker.progress"}

@@ -32,7 +32,6 @@ KEY_LINES = {
 }
 
 
-
 def _one(pattern: str, out: str) -> re.Match[str]:
     found = re.findall(pattern, out, flags=re.MULTILINE)
     assert len(found) == 1, f"expected one line matching {pattern!r}:\n{out}"
@@ -53,8 +52,11 @@ def _check_wrap_fragile_step(out: str) -> None:
     # apart; test_maker_node and test_config_loader do that). Voting must beat one sample.
     tickets = int(_one(r"^tickets: (\d+)$", out)[1])
     single = float(_one(r"^single-sample accuracy: ([\d.]+)%$", out)[1]) / 100
-    voted_line = _one(r"^voted accuracy \(k=3\): ([\d.]+)%\s+\(scaling law p_step\(0\.8, 3\) "
-                      r"= ([\d.]+)%\)$", out)
+    voted_line = _one(
+        r"^voted accuracy \(k=3\): ([\d.]+)%\s+\(scaling law p_step\(0\.8, 3\) "
+        r"= ([\d.]+)%\)$",
+        out,
+    )
     voted, law = float(voted_line[1]) / 100, float(voted_line[2]) / 100
     assert tickets == 300
     assert law == round(p_step(0.8, 3), 3)
@@ -65,8 +67,11 @@ def _check_wrap_fragile_step(out: str) -> None:
 
 def _check_hybrid_pipeline(out: str) -> None:
     extracted = _one(r"^voted extraction: \{'customer': 'ACME-42', 'disks': (\d+)\}", out)
-    report = _one(r"^report: customer ACME-42 \(\w+\): moved (\d+) disks in (\d+) voted steps, "
-                  r"solved: True$", out)
+    report = _one(
+        r"^report: customer ACME-42 \(\w+\): moved (\d+) disks in (\d+) voted steps, "
+        r"solved: True$",
+        out,
+    )
     disks, steps = int(report[1]), int(report[2])
     assert disks == int(extracted[1]) == 8  # the voted extraction is what got solved
     assert steps == 2**disks - 1  # the optimal solution, one vote per move
@@ -75,8 +80,7 @@ def _check_hybrid_pipeline(out: str) -> None:
 
 
 def _check_human_escalation(out: str) -> None:
-    tally = _one(r"^  tally after (\d+) samples: \[\['(\w+)', (\d+)\], \['(\w+)', (\d+)\]\]$",
-                 out)
+    tally = _one(r"^  tally after (\d+) samples: \[\['(\w+)', (\d+)\], \['(\w+)', (\d+)\]\]$", out)
     drawn, first, second = int(tally[1]), int(tally[3]), int(tally[5])
     assert first + second == drawn and abs(first - second) < 3  # no 3-vote lead: escalated
     answer = _one(r"^  reviewer answers: (\w+)$", out)[1]
@@ -85,8 +89,9 @@ def _check_human_escalation(out: str) -> None:
 
 
 def _check_recursive_multiplication(out: str) -> None:
-    products = re.findall(r"^(\d+) × (\d+) = (\d+)  \(\d+ nodes, \d+ samples\)$", out,
-                          flags=re.MULTILINE)
+    products = re.findall(
+        r"^(\d+) × (\d+) = (\d+)  \(\d+ nodes, \d+ samples\)$", out, flags=re.MULTILINE
+    )
     assert products, out
     assert all(int(a) * int(b) == int(c) for a, b, c in products), products
     correct = _one(r"^correct: (\d+)/(\d+) products", out)
@@ -98,8 +103,11 @@ def _check_agent_tool_voting(out: str) -> None:
     # mix (two rivals, 15 % and 10 %) within 4 s.e., and the floor p_step - 3 s.e.
     n = int(_one(r"^conversations: (\d+)$", out)[1])
     plain = float(_one(r"^plain agent tool accuracy: ([\d.]+)%$", out)[1]) / 100
-    line = _one(r"^MakerMiddleware\(k=3\) tool accuracy: ([\d.]+)%  \(p_step\(0\.75, 3\) = "
-                r"([\d.]+)%; exact for this error mix ([\d.]+)%\)$", out)
+    line = _one(
+        r"^MakerMiddleware\(k=3\) tool accuracy: ([\d.]+)%  \(p_step\(0\.75, 3\) = "
+        r"([\d.]+)%; exact for this error mix ([\d.]+)%\)$",
+        out,
+    )
     voted, law, exact = (float(line[i]) / 100 for i in (1, 2, 3))
     assert n >= 200
     assert abs(law - p_step(0.75, 3)) < 0.0006
@@ -131,11 +139,21 @@ def test_examples_exist() -> None:
 def test_example_runs(script: Path) -> None:
     # Keep conftest's PYTHONPATH: it carries the subprocess network guard.
     path = os.pathsep.join([str(EXAMPLES.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**os.environ, "PYTHONPATH": path, "MPLBACKEND": "Agg",
-           "LANGCHAIN_TRACING_V2": "false", "LANGSMITH_TRACING": "false"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": path,
+        "MPLBACKEND": "Agg",
+        "LANGCHAIN_TRACING_V2": "false",
+        "LANGSMITH_TRACING": "false",
+    }
     done = subprocess.run(
-        [sys.executable, str(script)], cwd=EXAMPLES.parent, env=env, capture_output=True,
-        text=True, timeout=TIMEOUT, check=False,
+        [sys.executable, str(script)],
+        cwd=EXAMPLES.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert done.returncode == 0, f"{script.name} failed:\n{done.stdout}\n{done.stderr}"
     assert done.stdout.strip(), f"{script.name} printed nothing"

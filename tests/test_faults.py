@@ -18,7 +18,7 @@ from maker_graph.errors import SamplerError
 from maker_graph.red_flags import max_output_tokens, truncated
 from maker_graph.run import count_errors, run_task
 from maker_graph.runlog import open_run_log
-from maker_graph.sampling import ChatModelSampler, RetryPolicy, classify_failure
+from maker_graph.sampling import ChatModelSampler, ProviderRetry, classify_failure
 from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 from maker_graph.testing import (
     ErrorModel,
@@ -32,7 +32,7 @@ from maker_graph.testing.faults import Faults, FaultySampler
 from maker_graph.vote import VotePolicy, vote_step
 
 # Retries as fast as the event loop allows: the test is about what is retried, not how long.
-FAST_RETRY = RetryPolicy(initial_delay=0.0001, max_delay=0.001, jitter=0.0, max_attempts=8)
+FAST_RETRY = ProviderRetry(initial_delay=0.0001, max_delay=0.001, jitter=0.0, max_attempts=8)
 RED_FLAGS = [max_output_tokens(750), truncated()]
 
 
@@ -100,7 +100,7 @@ def test_failures_are_classified_and_retry_after_is_honoured() -> None:
     assert classify_failure(asyncio.TimeoutError()) == "timeout"
     assert classify_failure(SimulatedRateLimitError(2.0)) == "rate_limit"
     assert classify_failure(SimulatedProviderError("500")) == "exception"
-    policy = RetryPolicy(initial_delay=0.01, max_delay=0.02)
+    policy = ProviderRetry(initial_delay=0.01, max_delay=0.02)
     assert policy.delay(1, SimulatedRateLimitError(3.5)) == 3.5  # the hint, not the backoff
     assert policy.delay(1, SimulatedRateLimitError(600.0)) == 60.0  # but never forever
     assert policy.delay(5, SimulatedProviderError("500")) <= 0.02 * 1.25
@@ -118,7 +118,7 @@ async def test_a_provider_that_keeps_failing_stops_the_run_with_its_counts(
                 raise SimulatedProviderError("the provider is down")
             return await good.sample(step_input, index)
 
-    retry = RetryPolicy(initial_delay=0.0001, max_delay=0.0001, max_attempts=3)
+    retry = ProviderRetry(initial_delay=0.0001, max_delay=0.0001, max_attempts=3)
     with pytest.raises(SamplerError) as info:
         await run_task(task, DiesAtStep5(), VotePolicy(k=2, retry=retry), run_log=tmp_path)
     assert info.value.failures["exception"] >= 3
@@ -144,7 +144,7 @@ async def test_empty_wrong_shape_truncated_and_slow_answers(tmp_path: Path) -> N
         seed=3,
     )
     sampler = FaultySampler(inner, faults, step_key=lambda s: s.step)
-    retry = RetryPolicy(initial_delay=0.0001, max_delay=0.001, timeout=0.05, max_attempts=8)
+    retry = ProviderRetry(initial_delay=0.0001, max_delay=0.001, timeout=0.05, max_attempts=8)
     report = await run_task(
         task, sampler, VotePolicy(k=3, retry=retry), run_log=tmp_path, red_flags=RED_FLAGS
     )

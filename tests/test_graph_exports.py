@@ -29,8 +29,10 @@ def test_all_resolves_and_covers_public_definitions(name: str) -> None:
     assert len(exported) == len(set(exported))
     assert all(hasattr(module, attr) for attr in exported)
     defined = {
-        attr for attr, value in vars(module).items()
-        if not attr.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
         and getattr(value, "__module__", None) == name
     }
     assert defined <= set(exported), sorted(defined - set(exported))
@@ -38,6 +40,11 @@ def test_all_resolves_and_covers_public_definitions(name: str) -> None:
 
 def test_package_exports_the_contract_names() -> None:
     graph = importlib.import_module("maker_graph.graph")
-    for contract in ("create_voting_graph", "maker_node", "add_maker_step",
-                     "create_decomposition_graph", "red_flag_condition"):
+    for contract in (
+        "create_voting_graph",
+        "maker_node",
+        "add_maker_step",
+        "create_decomposition_graph",
+        "red_flag_condition",
+    ):
         assert contract in graph.__all__

@@ -136,8 +136,14 @@ async def test_a_speculative_run_never_draws_past_its_sample_budget(
     errors = ErrorModel(error_rate=0.1, rivals=1, seed=11, latency_median=0.002)
     sampler = _Served(simulated_sampler(task, errors))
     with pytest.raises(BudgetExhaustedError) as info:
-        await run_task(task, sampler, VotePolicy(k=3, max_samples=40), run_log=tmp_path,
-                       speculate=2, max_total_samples=budget)
+        await run_task(
+            task,
+            sampler,
+            VotePolicy(k=3, max_samples=40),
+            run_log=tmp_path,
+            speculate=2,
+            max_total_samples=budget,
+        )
     assert info.value.budget == "samples"
     assert 0 < sampler.served <= budget
 
@@ -158,8 +164,14 @@ async def test_at_the_end_of_a_sample_budget_the_undecided_step_is_counted_not_g
         sampler = _Served(simulated_sampler(task, errors))
         run_dir = tmp_path / f"b{budget}"
         with pytest.raises(BudgetExhaustedError):
-            await run_task(task, sampler, VotePolicy(k=3, max_samples=40), run_log=str(run_dir),
-                           max_total_samples=budget, speculate=0)
+            await run_task(
+                task,
+                sampler,
+                VotePolicy(k=3, max_samples=40),
+                run_log=str(run_dir),
+                max_total_samples=budget,
+                speculate=0,
+            )
         with open_run_log(str(run_dir), readonly=True) as log:
             records = list(log.steps())
             checkpoint = log.checkpoint()

@@ -278,8 +278,12 @@ def test_voted_hanoi_steps_match_the_closed_form() -> None:
     p, k, disks = 0.7, 2, 12
     task = HanoiTask(disks)
     errors = ErrorModel(error_rate=1 - p, malformed_rate=0.1, seed=21)
-    voter = Voter(simulated_sampler(task, errors), parser=task.parse, key=answer_key,
-                  policy=VotePolicy(k=k, max_samples=10_000, keep_samples=False))
+    voter = Voter(
+        simulated_sampler(task, errors),
+        parser=task.parse,
+        key=answer_key,
+        policy=VotePolicy(k=k, max_samples=10_000, keep_samples=False),
+    )
     steps = trajectory(task)
     n = len(steps)
     assert n == 2**disks - 1

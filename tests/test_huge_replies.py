@@ -61,8 +61,8 @@ def test_misreported_usage_does_not_let_a_huge_answer_vote() -> None:
 def test_huge_chat_message_through_a_chat_model() -> None:
     """Through a LangChain chat model: the huge message is flagged and cut, quickly."""
     big = AIMessage(
-        content="yes" + "!" * HUGE, usage_metadata={"input_tokens": 3, "output_tokens": 10,
-                                                   "total_tokens": 13}
+        content="yes" + "!" * HUGE,
+        usage_metadata={"input_tokens": 3, "output_tokens": 10, "total_tokens": 13},
     )
     model = GenericFakeChatModel(messages=iter([big] + [AIMessage(content="yes")] * 5))
     started = time.perf_counter()

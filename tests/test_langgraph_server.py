@@ -155,16 +155,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "LANGGRAPH_NO_VERSION_CHECK": "1",
         "LANGSMITH_TRACING": "false",
         "LANGCHAIN_TRACING_V2": "false",
-        "PYTHONPATH": os.pathsep.join(
-            [str(guard), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "PYTHONPATH": os.pathsep.join([str(guard), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "MAKER_NET_GUARD_LOG": str(net_log),
         "MAKER_NET_GUARD_LOADED": str(loaded),
     }
-    command = [str(LANGGRAPH), "dev", "--no-reload", "--no-browser", "--host", "127.0.0.1",
-               "--port", str(port), "--config", "langgraph.json"]
+    command = [
+        str(LANGGRAPH),
+        "dev",
+        "--no-reload",
+        "--no-browser",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--config",
+        "langgraph.json",
+    ]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=app_dir, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=app_dir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT
@@ -177,8 +192,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"langgraph dev did not answer within {START_TIMEOUT:.0f} s:\n"
-                            f"{_tail(log)}")
+                pytest.fail(
+                    f"langgraph dev did not answer within {START_TIMEOUT:.0f} s:\n{_tail(log)}"
+                )
             time.sleep(0.25)
         # The dev server silently moves to another port when its port is taken: make
         # sure the server that answered is ours, on the port we asked for.
@@ -210,16 +226,22 @@ async def test_the_server_serves_every_example_graph(server: Server) -> None:
     async with _client(server) as client:
         assistants = await _bounded(client.assistants.search(limit=20))
         assert {a["graph_id"] for a in assistants} >= {"triage", "hanoi", "hybrid"}
-        schemas = await _bounded(client.assistants.get_schemas(
-            next(a["assistant_id"] for a in assistants if a["graph_id"] == "triage")))
+        schemas = await _bounded(
+            client.assistants.get_schemas(
+                next(a["assistant_id"] for a in assistants if a["graph_id"] == "triage")
+            )
+        )
         assert set(schemas["input_schema"]["properties"]) == {"ticket"}
 
 
 async def test_triage_runs_wait_and_the_thread_keeps_its_state(server: Server) -> None:
     async with _client(server) as client:
         thread = await _bounded(client.threads.create())
-        result = await _bounded(client.runs.wait(
-            thread["thread_id"], "triage", input={"ticket": "I was charged twice this month"}))
+        result = await _bounded(
+            client.runs.wait(
+                thread["thread_id"], "triage", input={"ticket": "I was charged twice this month"}
+            )
+        )
         assert result["category"] == "billing"
         assert result["reply"].startswith("Billing desk")
         assert result["triage_stats"]["decided_by"] == "vote"
@@ -233,8 +255,10 @@ async def test_hanoi_streams_node_updates(server: Server) -> None:
 
         async def collect() -> list[Any]:
             return [
-                part async for part in client.runs.stream(
-                    thread["thread_id"], "hanoi", input={"disks": 3}, stream_mode="updates")
+                part
+                async for part in client.runs.stream(
+                    thread["thread_id"], "hanoi", input={"disks": 3}, stream_mode="updates"
+                )
             ]
 
         parts = await _bounded(collect())
@@ -249,19 +273,26 @@ async def test_hanoi_streams_node_updates(server: Server) -> None:
 async def test_hybrid_pipeline_over_the_server(server: Server) -> None:
     async with _client(server) as client:
         thread = await _bounded(client.threads.create())
-        order = await _bounded(client.runs.wait(
-            thread["thread_id"], "hybrid", input={"request": "Where is order AB-123? asap"}))
+        order = await _bounded(
+            client.runs.wait(
+                thread["thread_id"], "hybrid", input={"request": "Where is order AB-123? asap"}
+            )
+        )
         assert order["intent"] == "order"
         assert order["answer"] == "Your order AB-123 is shipped."
-        puzzle = await _bounded(client.runs.wait(
-            None, "hybrid", input={"request": "Solve the tower of hanoi with 4 disks"}))
+        puzzle = await _bounded(
+            client.runs.wait(
+                None, "hybrid", input={"request": "Solve the tower of hanoi with 4 disks"}
+            )
+        )
         assert puzzle["answer"].startswith("Solved the 4-disk puzzle")
 
 
 async def test_a_failing_run_reports_the_spec_budget(server: Server) -> None:
     async with _client(server) as client:
-        result = await _bounded(client.runs.wait(
-            None, "hanoi", input={"disks": 16}, raise_error=False))
+        result = await _bounded(
+            client.runs.wait(None, "hanoi", input={"disks": 16}, raise_error=False)
+        )
         assert "samples budget spent" in str(result)
         assert "nodes.solve.max_total_samples" in str(result)
 

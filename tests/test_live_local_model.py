@@ -64,7 +64,9 @@ def test_voting_lifts_a_small_local_model() -> None:
     schedule = TemperatureSchedule(first=0.8, rest=0.8)
     sampler = ChatModelSampler(model, prompt=_prompt, temperature=schedule, max_tokens=8)
     greedy_sampler = ChatModelSampler(
-        model, prompt=_prompt, temperature=TemperatureSchedule(first=0.0, rest=0.0),
+        model,
+        prompt=_prompt,
+        temperature=TemperatureSchedule(first=0.0, rest=0.0),
         max_tokens=8,
     )
     voter = Voter(

@@ -40,9 +40,16 @@ def _dice(seed: int, weights: tuple[int, ...]) -> Any:
 
 
 def _run(sampler: Any, k: int, m: int, action: str) -> StepResult | NoConsensusError:
-    voter = Voter(sampler, parser=_parse, policy=VotePolicy(
-        k=k, max_samples=m, on_no_consensus=action,  # type: ignore[arg-type]
-    ), escalate=(lambda partial: "human") if action == "escalate" else None)
+    voter = Voter(
+        sampler,
+        parser=_parse,
+        policy=VotePolicy(
+            k=k,
+            max_samples=m,
+            on_no_consensus=action,  # type: ignore[arg-type]
+        ),
+        escalate=(lambda partial: "human") if action == "escalate" else None,
+    )
     try:
         return asyncio.run(voter.vote("q"))
     except NoConsensusError as exc:
@@ -66,7 +73,10 @@ def test_hope_is_lost_only_when_the_step_could_not_be_decided(weights: tuple[int
         if full.decided_by == "vote":
             assert isinstance(early, StepResult)
             assert (early.winner, early.samples_drawn, early.tally) == (
-                full.winner, full.samples_drawn, full.tally)
+                full.winner,
+                full.samples_drawn,
+                full.tally,
+            )
             continue
         assert isinstance(early, NoConsensusError)
         assert early.samples_drawn <= full.samples_drawn == m
@@ -84,8 +94,16 @@ def test_escalation_gets_the_hopeless_step_at_once() -> None:
         return "c"
 
     answers = ["a", "b", "a", "b", "a", "b", "a", "b"]
-    result = asyncio.run(vote_step(lambda q, i: answers[i], "q", k=3, max_samples=8,
-                                   on_no_consensus="escalate", escalate=human))
+    result = asyncio.run(
+        vote_step(
+            lambda q, i: answers[i],
+            "q",
+            k=3,
+            max_samples=8,
+            on_no_consensus="escalate",
+            escalate=human,
+        )
+    )
     # a,b,a (2-1) -> b,a (3-2) -> b,a (4-3) -> 1 left cannot close a margin of 2.
     assert result.winner == "c" and result.samples_drawn == 7
     assert seen[0].stopped == "hopeless" and seen[0].tally == {"a": 4, "b": 3}
@@ -93,8 +111,9 @@ def test_escalation_gets_the_hopeless_step_at_once() -> None:
 
 def test_plurality_draws_its_budget() -> None:
     answers = ["a", "b"] * 5
-    result = asyncio.run(vote_step(lambda q, i: answers[i], "q", k=3, max_samples=10,
-                                   on_no_consensus="plurality"))
+    result = asyncio.run(
+        vote_step(lambda q, i: answers[i], "q", k=3, max_samples=10, on_no_consensus="plurality")
+    )
     assert result.samples_drawn == 10 and result.stopped is None
 
 
@@ -113,8 +132,9 @@ class TemperatureModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "temperature-test"
 
-    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         temperature = kwargs.get("temperature") or 0.0
         self.calls.append(temperature)
         text = self.hot if temperature >= self.threshold else self.cold
@@ -150,9 +170,12 @@ def test_a_sampler_stuck_at_every_temperature_gives_up_early() -> None:
 def test_a_stuck_escalated_step_says_why() -> None:
     model = TemperatureModel(calls=[], threshold=2.0)
     seen: list[StepResult] = []
-    voter = Voter(ChatModelSampler(model), parser=_digit,
-                  policy=VotePolicy(k=2, on_no_consensus="escalate"),
-                  escalate=lambda partial: seen.append(partial) or 7)
+    voter = Voter(
+        ChatModelSampler(model),
+        parser=_digit,
+        policy=VotePolicy(k=2, on_no_consensus="escalate"),
+        escalate=lambda partial: seen.append(partial) or 7,
+    )
     result = asyncio.run(voter.vote("q"))
     assert result.winner == 7 and result.stopped == "stuck" and result.variations == 2
     # 2 (0 and 0.1), 2 at 0.1 (stuck), 2 at 0.5 (stuck), 2 at 1.0 (stuck): given up.
@@ -171,21 +194,37 @@ def test_variation_rotates_models() -> None:
 def test_samplers_without_temperature_are_not_varied() -> None:
     """A plain function says nothing of its temperature: identical flags are just flags,
     and the step stops only when hopeless."""
-    result = asyncio.run(vote_step(lambda q: "bad", "q", k=3, max_samples=10,
-                                   parser=_parse, on_no_consensus="escalate",
-                                   escalate=lambda partial: "x"))
+    result = asyncio.run(
+        vote_step(
+            lambda q: "bad",
+            "q",
+            k=3,
+            max_samples=10,
+            parser=_parse,
+            on_no_consensus="escalate",
+            escalate=lambda partial: "x",
+        )
+    )
     assert result.samples_drawn == 9 and result.stopped == "hopeless"
     assert result.variations == 0
 
 
 def test_stuck_through_chatopenai_and_n() -> None:
     """A server that answers the same malformed text every time: 4 requests, not 50."""
-    stub = OpenAIStub(lambda messages: "42", behaviour=StubBehaviour(
-        wrong_rate=0.0, ramble_rate=0.0, malformed_rate=1.0, rate_limit_rate=0.0,
-        server_error_rate=0.0)).start()
+    stub = OpenAIStub(
+        lambda messages: "42",
+        behaviour=StubBehaviour(
+            wrong_rate=0.0,
+            ramble_rate=0.0,
+            malformed_rate=1.0,
+            rate_limit_rate=0.0,
+            server_error_rate=0.0,
+        ),
+    ).start()
     try:
-        model = resolve_chat_model("openai:stub", ProviderOptions(base_url=stub.base_url,
-                                                                  timeout=10))
+        model = resolve_chat_model(
+            "openai:stub", ProviderOptions(base_url=stub.base_url, timeout=10)
+        )
         voter = Voter(ChatModelSampler(model), parser=_digit, policy=VotePolicy(k=3))
         with pytest.raises(NoConsensusError) as info:
             asyncio.run(voter.vote("q"))

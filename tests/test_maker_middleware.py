@@ -91,9 +91,9 @@ def _accuracy(agent: Any, n: int) -> float:
     async def one(verb: str, order: str) -> bool:
         out = await agent.ainvoke({"messages": [HumanMessage(f"{verb} {order}")]})
         calls = [c for m in out["messages"] if isinstance(m, AIMessage) for c in m.tool_calls]
-        return len(calls) == 1 and calls[0]["name"] == verb and calls[0]["args"] == {
-            "order_id": order
-        }
+        return (
+            len(calls) == 1 and calls[0]["name"] == verb and calls[0]["args"] == {"order_id": order}
+        )
 
     async def run() -> list[bool]:
         return await asyncio.gather(*[one(v, o) for v, o in _requests(n)])
@@ -168,8 +168,12 @@ def test_async_with_checkpointer_keeps_one_message_per_turn() -> None:
     assert len(ais) == 4 and len(out["messages"]) == 8
     # One tool run per request (the voted winner; rarely a wrong one at k=3).
     assert sum(RAN.values()) == 2
-    assert sorted(name.split(":")[1] for name in RAN) in (["A1", "A2"], ["A10", "A2"],
-                                                          ["A1", "A20"], ["A10", "A20"])
+    assert sorted(name.split(":")[1] for name in RAN) in (
+        ["A1", "A2"],
+        ["A10", "A2"],
+        ["A1", "A20"],
+        ["A10", "A20"],
+    )
 
 
 def _stream_ids(chunks: list[Any]) -> list[str]:
@@ -178,12 +182,17 @@ def _stream_ids(chunks: list[Any]) -> list[str]:
 
 def test_each_turn_streams_once_sync_and_async() -> None:
     agent = _agent(k=3)
-    sync_chunks = list(agent.stream({"messages": [HumanMessage("cancel B7")]},
-                                    stream_mode="messages"))
+    sync_chunks = list(
+        agent.stream({"messages": [HumanMessage("cancel B7")]}, stream_mode="messages")
+    )
 
     async def run() -> list[Any]:
-        return [c async for c in agent.astream({"messages": [HumanMessage("cancel B8")]},
-                                               stream_mode="messages")]
+        return [
+            c
+            async for c in agent.astream(
+                {"messages": [HumanMessage("cancel B8")]}, stream_mode="messages"
+            )
+        ]
 
     for chunks in (sync_chunks, asyncio.run(run())):
         ids = _stream_ids(chunks)
@@ -200,8 +209,13 @@ class _Recorder(BaseCallbackHandler):
 
     def on_chat_model_start(self, serialized: Any, messages: Any, **kw: Any) -> None:
         params = kw.get("invocation_params") or {}
-        self.chat.append((kw.get("tags") or [], params.get("temperature"),
-                          (kw.get("metadata") or {}).get("maker_sample_index")))
+        self.chat.append(
+            (
+                kw.get("tags") or [],
+                params.get("temperature"),
+                (kw.get("metadata") or {}).get("maker_sample_index"),
+            )
+        )
 
     def on_chain_start(self, serialized: Any, inputs: Any, **kw: Any) -> None:
         self.chains.append(kw.get("name") or "")
@@ -229,15 +243,25 @@ def test_models_rotation_uses_every_model() -> None:
 
         return SimulatedToolModel(policy=p, wrong_tool=0, wrong_argument=0)
 
-    agent = create_agent(SimulatedToolModel(policy=policy), _tools(),
-                         middleware=[MakerMiddleware(k=2, models=[named("a"), named("b")])])
+    agent = create_agent(
+        SimulatedToolModel(policy=policy),
+        _tools(),
+        middleware=[MakerMiddleware(k=2, models=[named("a"), named("b")])],
+    )
     agent.invoke({"messages": [HumanMessage("refund Z1")]})
     assert seen["a"] >= 2 and seen["b"] >= 2
 
 
 def test_tool_call_red_flags_are_redrawn_never_crash() -> None:
-    model = SimulatedToolModel(policy=policy, wrong_tool=0, wrong_argument=0, unknown_tool=0.2,
-                               bad_args=0.2, malformed=0.2, seed=5)
+    model = SimulatedToolModel(
+        policy=policy,
+        wrong_tool=0,
+        wrong_argument=0,
+        unknown_tool=0.2,
+        bad_args=0.2,
+        malformed=0.2,
+        seed=5,
+    )
     agent = create_agent(model, _tools(), middleware=[MakerMiddleware(k=2)])
     flags: Counter[str] = Counter()
     for verb, order in _requests(15):
@@ -245,8 +269,12 @@ def test_tool_call_red_flags_are_redrawn_never_crash() -> None:
         out = agent.invoke({"messages": [HumanMessage(f"{verb} {order}")]})
         first = next(m for m in out["messages"] if isinstance(m, AIMessage))
         assert first.tool_calls == [
-            {"name": verb, "args": {"order_id": order}, "id": first.tool_calls[0]["id"],
-             "type": "tool_call"}
+            {
+                "name": verb,
+                "args": {"order_id": order},
+                "id": first.tool_calls[0]["id"],
+                "type": "tool_call",
+            }
         ]
         assert not first.invalid_tool_calls
         assert sum(RAN.values()) == 1
@@ -256,19 +284,25 @@ def test_tool_call_red_flags_are_redrawn_never_crash() -> None:
 
 def test_tool_call_problem_reasons() -> None:
     tools = _tools()
-    ok = AIMessage(content="", tool_calls=[{"name": "refund", "args": {"order_id": "A"},
-                                            "id": "1"}])
+    ok = AIMessage(
+        content="", tool_calls=[{"name": "refund", "args": {"order_id": "A"}, "id": "1"}]
+    )
     assert tool_call_problem(ok, tools) is None
     unknown = AIMessage(content="", tool_calls=[{"name": "nuke", "args": {}, "id": "1"}])
     assert tool_call_problem(unknown, tools)[0] == "unknown_tool"  # type: ignore[index]
     bad = AIMessage(content="", tool_calls=[{"name": "refund", "args": {"order": 1}, "id": "1"}])
     assert tool_call_problem(bad, tools)[0] == "invalid_tool_args"  # type: ignore[index]
-    broken = AIMessage(content="", invalid_tool_calls=[
-        {"name": "refund", "args": '{"order_id": ', "id": "1", "error": "bad JSON"}])
+    broken = AIMessage(
+        content="",
+        invalid_tool_calls=[
+            {"name": "refund", "args": '{"order_id": ', "id": "1", "error": "bad JSON"}
+        ],
+    )
     assert tool_call_problem(broken, tools)[0] == "invalid_tool_call"  # type: ignore[index]
     # The key of the same action ignores call ids.
-    again = AIMessage(content="", tool_calls=[{"name": "refund", "args": {"order_id": "A"},
-                                               "id": "zz"}])
+    again = AIMessage(
+        content="", tool_calls=[{"name": "refund", "args": {"order_id": "A"}, "id": "zz"}]
+    )
     assert tool_call_key(ok) == tool_call_key(again)
 
 
@@ -282,10 +316,12 @@ def test_response_format_votes_on_the_structured_response() -> None:
         verb, order = str(messages[-1].content).split()
         return {"name": "Ticket", "args": {"category": verb, "order_id": order}}
 
-    model = SimulatedToolModel(policy=ticket_policy, wrong_tool=0, wrong_argument=0.15,
-                               bad_args=0.2, seed=2)
-    agent = create_agent(model, [], response_format=ToolStrategy(Ticket),
-                         middleware=[MakerMiddleware(k=3)])
+    model = SimulatedToolModel(
+        policy=ticket_policy, wrong_tool=0, wrong_argument=0.15, bad_args=0.2, seed=2
+    )
+    agent = create_agent(
+        model, [], response_format=ToolStrategy(Ticket), middleware=[MakerMiddleware(k=3)]
+    )
     flags: Counter[str] = Counter()
     for verb, order in _requests(15):
         out = agent.invoke({"messages": [HumanMessage(f"{verb} {order}")]})
@@ -306,8 +342,9 @@ def _split_seed(tools: list[Any]) -> int:
         model = SimulatedToolModel(policy=policy, wrong_tool=0.5, wrong_argument=0, seed=seed)
         bound = model.bind_tools(tools)
         names = [
-            bound.invoke([HumanMessage("refund A1")],
-                         {"metadata": {"maker_sample_index": i}}).tool_calls[0]["name"]
+            bound.invoke(
+                [HumanMessage("refund A1")], {"metadata": {"maker_sample_index": i}}
+            ).tool_calls[0]["name"]
             for i in range(4)
         ]
         if sorted(names) == ["cancel", "cancel", "refund", "refund"]:
@@ -320,7 +357,9 @@ def test_escalation_interrupts_like_hitl_and_resumes() -> None:
     seed = _split_seed(tools)
     model = SimulatedToolModel(policy=policy, wrong_tool=0.5, wrong_argument=0, seed=seed)
     agent = create_agent(
-        model, tools, checkpointer=InMemorySaver(),
+        model,
+        tools,
+        checkpointer=InMemorySaver(),
         middleware=[MakerMiddleware(k=3, max_samples=4, on_no_consensus="escalate")],
     )
     config = {"configurable": {"thread_id": "esc"}}
@@ -336,8 +375,7 @@ def test_escalation_interrupts_like_hitl_and_resumes() -> None:
     assert len(value["maker"]["candidates"]) == 2
     assert value["review_configs"][0]["allowed_decisions"][:3] == ["approve", "edit", "reject"]
     assert not RAN  # nothing ran while undecided
-    decision = {"type": "edit",
-                "edited_action": {"name": "refund", "args": {"order_id": "A1"}}}
+    decision = {"type": "edit", "edited_action": {"name": "refund", "args": {"order_id": "A1"}}}
     # The final turn after the tool also splits? It is a text answer: always agreed.
     out = agent.invoke(Command(resume={"decisions": [decision]}), config)
     assert RAN == Counter({"refund:A1": 1})
@@ -354,8 +392,9 @@ def test_no_consensus_raises_or_takes_the_best() -> None:
     agent = create_agent(model, tools, middleware=[MakerMiddleware(k=3, max_samples=4)])
     with pytest.raises(NoConsensusError):
         agent.invoke({"messages": [HumanMessage("refund A1")]})
-    best = create_agent(model, tools, middleware=[
-        MakerMiddleware(k=3, max_samples=4, on_no_consensus="best")])
+    best = create_agent(
+        model, tools, middleware=[MakerMiddleware(k=3, max_samples=4, on_no_consensus="best")]
+    )
     out = best.invoke({"messages": [HumanMessage("refund A1")]})
     first = next(m for m in out["messages"] if isinstance(m, AIMessage))
     assert first.response_metadata["maker"]["decided_by"] == "plurality"
@@ -368,12 +407,20 @@ def test_react_graph_maker_node_red_flags_unknown_tools() -> None:
     from maker_graph import maker_node, valid_tool_calls
 
     tools = _tools()
-    model = SimulatedToolModel(policy=policy, wrong_tool=0, wrong_argument=0, unknown_tool=0.3,
-                               bad_args=0.2, seed=8)
+    model = SimulatedToolModel(
+        policy=policy, wrong_tool=0, wrong_argument=0, unknown_tool=0.3, bad_args=0.2, seed=8
+    )
     graph = StateGraph(MessagesState)
-    graph.add_node("agent", maker_node(model.bind_tools(tools), k=2, input_keys=["messages"],
-                                       output_key="messages",
-                                       red_flags=[valid_tool_calls(tools)]))
+    graph.add_node(
+        "agent",
+        maker_node(
+            model.bind_tools(tools),
+            k=2,
+            input_keys=["messages"],
+            output_key="messages",
+            red_flags=[valid_tool_calls(tools)],
+        ),
+    )
     graph.add_node("tools", ToolNode(tools))
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition, ["tools", END])

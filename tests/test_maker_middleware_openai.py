@@ -81,13 +81,25 @@ def wrong(messages: list[dict[str, Any]], rival: int) -> str:
     return tool_calls_text((verb, '{"order_id": "' + order))  # malformed JSON
 
 
-BEHAVIOUR = StubBehaviour(wrong_rate=0.25, ramble_rate=0, malformed_rate=0,
-                          rate_limit_rate=0.05, server_error_rate=0, retry_after=0.01, seed=3)
+BEHAVIOUR = StubBehaviour(
+    wrong_rate=0.25,
+    ramble_rate=0,
+    malformed_rate=0,
+    rate_limit_rate=0.05,
+    server_error_rate=0,
+    retry_after=0.01,
+    seed=3,
+)
 
 
 def _agent(stub: OpenAIStub, streaming: bool = False) -> Any:
-    model = ChatOpenAI(base_url=stub.base_url, api_key="stub-key", model="stub-model",
-                       max_retries=0, streaming=streaming)
+    model = ChatOpenAI(
+        base_url=stub.base_url,
+        api_key="stub-key",
+        model="stub-model",
+        max_retries=0,
+        streaming=streaming,
+    )
     return create_agent(model, _tools(), middleware=[MakerMiddleware(k=3)])
 
 
@@ -122,8 +134,12 @@ def test_chat_openai_streaming_turns_stream_once_async() -> None:
     flags: Counter[str] = Counter()
 
     async def run(agent: Any, verb: str, order: str) -> list[Any]:
-        return [c async for c in agent.astream(
-            {"messages": [HumanMessage(f"{verb} {order}")]}, stream_mode="messages")]
+        return [
+            c
+            async for c in agent.astream(
+                {"messages": [HumanMessage(f"{verb} {order}")]}, stream_mode="messages"
+            )
+        ]
 
     with OpenAIStub(oracle, wrong, BEHAVIOUR) as stub:
         agent = _agent(stub, streaming=True)

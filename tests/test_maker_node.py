@@ -22,7 +22,7 @@ from maker_graph.errors import ConfigurationError, NoConsensusError, SamplerErro
 from maker_graph.graph import add_maker_step, maker_node
 from maker_graph.records import RawSample
 from maker_graph.red_flags import max_output_tokens
-from maker_graph.sampling import RetryPolicy, message_text
+from maker_graph.sampling import ProviderRetry, message_text
 from maker_graph.scaling import p_step
 from maker_graph.testing import (
     ErrorModel,
@@ -32,7 +32,7 @@ from maker_graph.testing import (
     SimulatedSampler,
 )
 
-FAST_RETRY = RetryPolicy(max_attempts=2, initial_delay=0.001, jitter=0.0)
+FAST_RETRY = ProviderRetry(max_attempts=2, initial_delay=0.001, jitter=0.0)
 LABELS = ["billing", "bug", "other"]
 
 
@@ -77,10 +77,12 @@ def oracle(messages: list[Any]) -> str:
 
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_chat_model_step_in_an_existing_graph(use_async: bool) -> None:
-    model = SimulatedChatModel(oracle=oracle, choices=LABELS,
-                               errors=ErrorModel(error_rate=0.2, seed=1))
-    node = maker_node(model, prompt=classify_prompt, input_keys=["ticket"],
-                      output_key="label", stats_key="stats")
+    model = SimulatedChatModel(
+        oracle=oracle, choices=LABELS, errors=ErrorModel(error_rate=0.2, seed=1)
+    )
+    node = maker_node(
+        model, prompt=classify_prompt, input_keys=["ticket"], output_key="label", stats_key="stats"
+    )
     out = await run(ticket_graph(node), {"ticket": "I was charged twice"}, use_async=use_async)
     assert out["label"] == "billing" and out["routed"] == "queue:billing"
     stats = out["stats"]
@@ -126,9 +128,16 @@ async def test_parser_gets_the_ai_message_and_raising_red_flags() -> None:
             raise ValueError("not in the expected format")
         return text.removeprefix("label: ")
 
-    node = maker_node(model, k=3, prompt=classify_prompt, parser=parser,
-                      input_keys=["ticket"], output_key="label", stats_key="stats",
-                      max_concurrency=1)
+    node = maker_node(
+        model,
+        k=3,
+        prompt=classify_prompt,
+        parser=parser,
+        input_keys=["ticket"],
+        output_key="label",
+        stats_key="stats",
+        max_concurrency=1,
+    )
     out = await ticket_graph(node).ainvoke({"ticket": "it crashes"})
     assert all(isinstance(m, AIMessage) for m in seen)
     assert out["label"] == "bug" and out["stats"]["red_flags"] == {"parse_error": 1}
@@ -141,9 +150,14 @@ async def test_structured_output_schema() -> None:
         urgent: bool
 
     model = SimulatedChatModel(oracle=lambda m: '{"label": "bug", "urgent": true}')
-    node = maker_node(model, prompt=classify_prompt, structured=Label,
-                      parser=lambda label: label.label, input_keys=["ticket"],
-                      output_key="label")
+    node = maker_node(
+        model,
+        prompt=classify_prompt,
+        structured=Label,
+        parser=lambda label: label.label,
+        input_keys=["ticket"],
+        output_key="label",
+    )
     out = await ticket_graph(node).ainvoke({"ticket": "crash"})
     assert out["label"] == "bug"
 
@@ -152,8 +166,9 @@ async def test_chat_prompt_template_and_model_rotation() -> None:
     first = ScriptedChatModel(answers=["bug", "bug"])
     second = ScriptedChatModel(answers=["bug"])
     template = ChatPromptTemplate.from_messages([("human", "Classify: {ticket}")])
-    node = maker_node(first, models=[second], prompt=template, input_keys=["ticket"],
-                      output_key="label")
+    node = maker_node(
+        first, models=[second], prompt=template, input_keys=["ticket"], output_key="label"
+    )
     out = await ticket_graph(node).ainvoke({"ticket": "crash"})
     assert out["label"] == "bug"
     # Samples 0 and 2 went to the first model, sample 1 to the second.
@@ -171,8 +186,14 @@ async def test_length_red_flag_and_temperature_schedule() -> None:
         return await original(messages, stop, run_manager, **kw)
 
     object.__setattr__(model, "_agenerate", spy)
-    node = maker_node(model, prompt=classify_prompt, input_keys=["ticket"], output_key="label",
-                      temperature=0.3, red_flags=[max_output_tokens(50)])
+    node = maker_node(
+        model,
+        prompt=classify_prompt,
+        input_keys=["ticket"],
+        output_key="label",
+        temperature=0.3,
+        red_flags=[max_output_tokens(50)],
+    )
     out = await ticket_graph(node).ainvoke({"ticket": "crash"})
     assert out["label"] == "bug" and temps == [0.3, 0.3, 0.3]
 
@@ -214,8 +235,13 @@ def test_node_runs_outside_a_graph_too() -> None:
 
 
 async def test_budget_spent_raises_through_the_graph() -> None:
-    node = maker_node(ScriptedSampler(["a", "b"] * 3), k=2, max_samples=6,
-                      input_keys=["ticket"], output_key="label")
+    node = maker_node(
+        ScriptedSampler(["a", "b"] * 3),
+        k=2,
+        max_samples=6,
+        input_keys=["ticket"],
+        output_key="label",
+    )
     with pytest.raises(NoConsensusError) as info:
         await ticket_graph(node).ainvoke({"ticket": "t"})
     assert info.value.tally == {"a": 3, "b": 3}
@@ -229,8 +255,15 @@ async def test_escalation_interrupts_and_resume_does_not_redraw(use_async: bool)
         calls.append(index)
         return "bug" if index % 2 else "billing"
 
-    node = maker_node(step, k=2, max_samples=4, on_no_consensus="escalate",
-                      input_keys=["ticket"], output_key="label", stats_key="stats")
+    node = maker_node(
+        step,
+        k=2,
+        max_samples=4,
+        on_no_consensus="escalate",
+        input_keys=["ticket"],
+        output_key="label",
+        stats_key="stats",
+    )
     graph = ticket_graph(node, checkpointer=InMemorySaver())
     config = cfg(f"escalate-{use_async}")
     paused = await run(graph, {"ticket": "odd one"}, config, use_async=use_async)
@@ -265,8 +298,10 @@ async def test_resume_after_a_provider_outage_redraws_the_step_only() -> None:
             raise ConnectionError("down")
         return "bug"
 
-    graph = ticket_graph(maker_node(step, input_keys=["ticket"], output_key="label",
-                                    retry=FAST_RETRY), checkpointer=InMemorySaver())
+    graph = ticket_graph(
+        maker_node(step, input_keys=["ticket"], output_key="label", retry=FAST_RETRY),
+        checkpointer=InMemorySaver(),
+    )
     with pytest.raises(SamplerError):
         await graph.ainvoke({"ticket": "t"}, cfg("outage"))
     assert Counter(calls) == {0: 1, 1: 2, 2: 1}  # siblings finished, not cancelled
@@ -278,15 +313,24 @@ async def test_resume_after_a_provider_outage_redraws_the_step_only() -> None:
 
 
 async def test_streaming_progress_events() -> None:
-    node = maker_node(ScriptedSampler(["bug", "BAD", "bug"] * 2), k=2,
-                      parser=lambda t: t if t != "BAD" else int(t),
-                      input_keys=["ticket"], output_key="label")
+    node = maker_node(
+        ScriptedSampler(["bug", "BAD", "bug"] * 2),
+        k=2,
+        parser=lambda t: t if t != "BAD" else int(t),
+        input_keys=["ticket"],
+        output_key="label",
+    )
     graph = ticket_graph(node)
     events = [e async for e in graph.astream({"ticket": "t"}, stream_mode="custom")]
     names = [e["event"] for e in events]
     # Round 1: bug, BAD (red flag); round 2 needs one more valid vote: bug.
-    assert names == ["maker.sample", "maker.sample", "maker.red_flag", "maker.sample",
-                     "maker.decided"]
+    assert names == [
+        "maker.sample",
+        "maker.sample",
+        "maker.red_flag",
+        "maker.sample",
+        "maker.decided",
+    ]
     assert {e["node"] for e in events} == {"classify"}
     sync_events = list(graph.stream({"ticket": "t"}, stream_mode=["custom", "updates"]))
     assert ("updates", {"route": {"routed": "queue:bug"}}) in sync_events
@@ -302,12 +346,13 @@ async def test_inside_a_langchain_agent(use_async: bool) -> None:
     def prompt(inputs: dict[str, Any]) -> list[Any]:
         return [HumanMessage("Classify: " + message_text(inputs["messages"][-1]))]
 
-    classifier = SimulatedChatModel(oracle=oracle, choices=LABELS,
-                                    errors=ErrorModel(error_rate=0.2, seed=9))
-    node = maker_node(classifier, prompt=prompt, input_keys=["messages"], output_key="label",
-                      name="triage")
-    agent_model = SimulatedChatModel(oracle=lambda m: "On it.",
-                                     errors=ErrorModel(error_rate=0.0))
+    classifier = SimulatedChatModel(
+        oracle=oracle, choices=LABELS, errors=ErrorModel(error_rate=0.2, seed=9)
+    )
+    node = maker_node(
+        classifier, prompt=prompt, input_keys=["messages"], output_key="label", name="triage"
+    )
+    agent_model = SimulatedChatModel(oracle=lambda m: "On it.", errors=ErrorModel(error_rate=0.0))
     agent = create_agent(agent_model, tools=[], middleware=[node.as_middleware()])
     assert "triage.before_agent" in agent.get_graph().draw_mermaid()
     inputs = {"messages": [HumanMessage("the app crashes at login")]}
@@ -326,8 +371,15 @@ def test_middleware_hook_must_be_known() -> None:
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_add_maker_step_grafts_visible_nodes(use_async: bool) -> None:
     builder = StateGraph(Ticket)
-    nodes = add_maker_step(builder, "classify", lambda s: "bug", input_keys=["ticket"],
-                           output_key="label", stats_key="stats", then="route")
+    nodes = add_maker_step(
+        builder,
+        "classify",
+        lambda s: "bug",
+        input_keys=["ticket"],
+        output_key="label",
+        stats_key="stats",
+        then="route",
+    )
     builder.add_node("route", lambda s: {"routed": f"queue:{s['label']}"})
     builder.add_edge(START, nodes.entry)
     builder.add_edge("route", END)
@@ -367,8 +419,9 @@ async def test_add_maker_step_resume_keeps_finished_samples() -> None:
         return "bug"
 
     builder = StateGraph(Ticket)
-    nodes = add_maker_step(builder, "classify", step, input_keys=["ticket"],
-                           output_key="label", retry=FAST_RETRY)
+    nodes = add_maker_step(
+        builder, "classify", step, input_keys=["ticket"], output_key="label", retry=FAST_RETRY
+    )
     builder.add_edge(START, nodes.entry)
     graph = builder.compile(checkpointer=InMemorySaver())
     with pytest.raises(SamplerError):
@@ -387,16 +440,18 @@ async def test_grafted_step_in_a_loop_resets_its_tally() -> None:
 
     builder = StateGraph(Loop)
     builder.add_node("next", lambda s: {"n": s.get("n", 0) + 1, "q": f"q{s.get('n', 0)}"})
-    sampler = SimulatedSampler(lambda inputs: inputs["q"].upper(),
-                               errors=ErrorModel(error_rate=0.2, seed=2),
-                               step_key=lambda inputs: inputs["q"])
-    nodes = add_maker_step(builder, "solve", sampler, k=2, input_keys=["q"], output_key="a",
-                           then="check")
+    sampler = SimulatedSampler(
+        lambda inputs: inputs["q"].upper(),
+        errors=ErrorModel(error_rate=0.2, seed=2),
+        step_key=lambda inputs: inputs["q"],
+    )
+    nodes = add_maker_step(
+        builder, "solve", sampler, k=2, input_keys=["q"], output_key="a", then="check"
+    )
     builder.add_node("check", lambda s: {})
     builder.add_edge(START, "next")
     builder.add_edge("next", nodes.entry)
-    builder.add_conditional_edges("check", lambda s: END if s["n"] >= 30 else "next",
-                                  ["next", END])
+    builder.add_conditional_edges("check", lambda s: END if s["n"] >= 30 else "next", ["next", END])
     saver = InMemorySaver()
     graph = builder.compile(checkpointer=saver)
     config = {**cfg("loop"), "recursion_limit": 2000}
@@ -435,8 +490,9 @@ async def test_voted_accuracy_matches_p_step_and_not_k_off_by_one() -> None:
         step_key=lambda inputs: inputs["ticket"],
         tokens=len,
     )
-    graph = ticket_graph(maker_node(sampler, input_keys=["ticket"], output_key="label",
-                                    k=k, max_samples=200))
+    graph = ticket_graph(
+        maker_node(sampler, input_keys=["ticket"], output_key="label", k=k, max_samples=200)
+    )
     outs = await asyncio.gather(*[graph.ainvoke({"ticket": str(i)}) for i in range(questions)])
     voted = sum(o["label"] == f"label-{i}" for i, o in enumerate(outs)) / questions
     assert low < voted < high
@@ -452,8 +508,15 @@ async def test_one_failing_call_never_cancels_sibling_samples() -> None:
         finished.append(index)
         return RawSample("bug", "bug")
 
-    node = maker_node(step, k=3, max_samples=6, on_no_consensus="plurality",
-                      input_keys=["ticket"], output_key="label", retry=FAST_RETRY)
+    node = maker_node(
+        step,
+        k=3,
+        max_samples=6,
+        on_no_consensus="plurality",
+        input_keys=["ticket"],
+        output_key="label",
+        retry=FAST_RETRY,
+    )
     with pytest.raises(SamplerError):
         await ticket_graph(node).ainvoke({"ticket": "t"})
     assert sorted(finished) == [1, 2]
@@ -477,8 +540,14 @@ async def test_durable_node_resume_keeps_finished_samples(use_async: bool) -> No
         await asyncio.sleep(0.02)
         return "bug"
 
-    node = maker_node(step, input_keys=["ticket"], output_key="label", stats_key="stats",
-                      retry=FAST_RETRY, durable=True)
+    node = maker_node(
+        step,
+        input_keys=["ticket"],
+        output_key="label",
+        stats_key="stats",
+        retry=FAST_RETRY,
+        durable=True,
+    )
     graph = ticket_graph(node, checkpointer=InMemorySaver())
     config = cfg(f"durable-{use_async}")
     with pytest.raises(SamplerError):
@@ -496,11 +565,22 @@ async def test_durable_node_escalates_and_streams_from_its_subgraph() -> None:
         calls.append(index)
         return "bug" if index % 2 else "billing"
 
-    node = maker_node(step, k=2, max_samples=4, on_no_consensus="escalate", durable=True,
-                      input_keys=["ticket"], output_key="label")
+    node = maker_node(
+        step,
+        k=2,
+        max_samples=4,
+        on_no_consensus="escalate",
+        durable=True,
+        input_keys=["ticket"],
+        output_key="label",
+    )
     graph = ticket_graph(node, checkpointer=InMemorySaver())
-    events = [(ns, e) async for ns, e in graph.astream(
-        {"ticket": "t"}, cfg("durable-esc"), stream_mode="custom", subgraphs=True)]
+    events = [
+        (ns, e)
+        async for ns, e in graph.astream(
+            {"ticket": "t"}, cfg("durable-esc"), stream_mode="custom", subgraphs=True
+        )
+    ]
     assert any(e["event"] == "maker.sample" and ns for ns, e in events)
     (request,) = graph.get_state(cfg("durable-esc")).interrupts
     assert request.value["tally"] == [["billing", 2], ["bug", 2]]
@@ -524,7 +604,10 @@ def test_sync_invoke_keeps_loop_bound_clients_working() -> None:
             return RawSample("bug", "bug")
 
     client = LoopBoundClient()
-    graph = ticket_graph(maker_node(client, input_keys=["ticket"], output_key="label",
-                                    retry=RetryPolicy(max_attempts=1)))
+    graph = ticket_graph(
+        maker_node(
+            client, input_keys=["ticket"], output_key="label", retry=ProviderRetry(max_attempts=1)
+        )
+    )
     for _ in range(3):
         assert graph.invoke({"ticket": "t"})["label"] == "bug"

@@ -54,8 +54,12 @@ def react_graph(*, durable: bool) -> Any:
     # Always right: the test is about what reaches the state, not about accuracy.
     model = SimulatedToolModel(policy=policy, wrong_tool=0, wrong_argument=0, seed=5)
     builder = StateGraph(MessagesState)
-    builder.add_node("agent", maker_node(model.bind_tools(tools), k=2, output_key="messages",
-                                         parser=action_name, durable=durable))
+    builder.add_node(
+        "agent",
+        maker_node(
+            model.bind_tools(tools), k=2, output_key="messages", parser=action_name, durable=durable
+        ),
+    )
     builder.add_node("tools", ToolNode(tools))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", tools_condition, ["tools", END])
@@ -91,12 +95,16 @@ def test_durable_node_appends_the_winning_message_with_its_tool_calls(use_async:
 @pytest.mark.parametrize("use_async", [False, True])
 def test_durable_and_plain_nodes_write_the_same_turns(use_async: bool) -> None:
     def turns(durable: bool) -> list[tuple[Any, ...]]:
-        out = _run(react_graph(durable=durable), "refund A7", f"same-{durable}-{use_async}",
-                   use_async)
+        out = _run(
+            react_graph(durable=durable), "refund A7", f"same-{durable}-{use_async}", use_async
+        )
         return [
-            (type(m).__name__, m.content,
-             [(c["name"], c["args"], c["id"]) for c in getattr(m, "tool_calls", [])],
-             m.response_metadata.get("finish_reason"))
+            (
+                type(m).__name__,
+                m.content,
+                [(c["name"], c["args"], c["id"]) for c in getattr(m, "tool_calls", [])],
+                m.response_metadata.get("finish_reason"),
+            )
             for m in out["messages"]
         ]
 
@@ -112,6 +120,10 @@ def test_durable_second_turn_on_a_thread_gets_its_own_message() -> None:
     config = {"configurable": {"thread_id": "twice"}}
     graph.invoke({"messages": [HumanMessage("refund A1")]}, config)
     out = graph.invoke({"messages": [HumanMessage("cancel A2")]}, config)
-    calls = [c["name"] + ":" + c["args"]["order_id"]
-             for m in out["messages"] if isinstance(m, AIMessage) for c in m.tool_calls]
+    calls = [
+        c["name"] + ":" + c["args"]["order_id"]
+        for m in out["messages"]
+        if isinstance(m, AIMessage)
+        for c in m.tool_calls
+    ]
     assert calls == ["refund:A1", "cancel:A2"]

@@ -39,23 +39,46 @@ class Recorder(BaseCallbackHandler):
         self.chains: dict[UUID, tuple[str, list[str], dict[str, Any], UUID | None]] = {}
         self.chat: list[tuple[list[str], dict[str, Any], UUID | None]] = []
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID,
-                       parent_run_id: UUID | None = None, tags: list[str] | None = None,
-                       metadata: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
         with self.lock:
-            self.chains[run_id] = (kw.get("name") or "", list(tags or []),
-                                   dict(metadata or {}), parent_run_id)
+            self.chains[run_id] = (
+                kw.get("name") or "",
+                list(tags or []),
+                dict(metadata or {}),
+                parent_run_id,
+            )
 
-    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
-                            parent_run_id: UUID | None = None, tags: list[str] | None = None,
-                            metadata: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
         with self.lock:
             self.chat.append((list(tags or []), dict(metadata or {}), parent_run_id))
 
     def samples(self, step: str) -> dict[str, tuple[list[str], dict[str, Any], UUID | None]]:
         prefix = f"{step}.sample["
-        return {name: (tags, meta, parent) for name, tags, meta, parent in self.chains.values()
-                if name.startswith(prefix)}
+        return {
+            name: (tags, meta, parent)
+            for name, tags, meta, parent in self.chains.values()
+            if name.startswith(prefix)
+        }
 
 
 class Q(TypedDict, total=False):
@@ -78,7 +101,7 @@ def _check_sample_runs(rec: Recorder, step: str, parent_names: set[str]) -> None
     runs = rec.samples(step)
     assert sorted(runs) == [f"{step}.sample[{i}]" for i in range(4)]
     for name, (tags, meta, parent) in runs.items():
-        index = int(name[len(step) + len(".sample["):-1])
+        index = int(name[len(step) + len(".sample[") : -1])
         assert "nostream" in tags and "langsmith:nostream" in tags, (name, tags)
         assert meta["maker_sample_index"] == index
         assert meta["maker_round"] == (1 if index < 2 else 2)
@@ -93,8 +116,9 @@ def test_maker_node_samples_are_child_runs_with_round_index_and_step(
     durable: bool, use_async: bool
 ) -> None:
     builder = StateGraph(Q)
-    builder.add_node("classify", maker_node(two_rounds, k=2, input_keys=["q"],
-                                            durable=durable, name="ignored"))
+    builder.add_node(
+        "classify", maker_node(two_rounds, k=2, input_keys=["q"], durable=durable, name="ignored")
+    )
     builder.add_edge(START, "classify").add_edge("classify", END)
     rec = Recorder()
     out = invoke(builder.compile(), {"q": "x"}, {"callbacks": [rec]}, use_async)
@@ -147,14 +171,14 @@ def policy(messages: list[Any]) -> Any:
 
 def model() -> Any:
     # Wrong a quarter of the time, so some turns need a second round.
-    return SimulatedToolModel(policy=policy, wrong_tool=0.15, wrong_argument=0.10,
-                              seed=4).bind_tools(TOOLS)
+    return SimulatedToolModel(
+        policy=policy, wrong_tool=0.15, wrong_argument=0.10, seed=4
+    ).bind_tools(TOOLS)
 
 
 def react(*, durable: bool) -> Any:
     builder = StateGraph(MessagesState)
-    builder.add_node("agent", maker_node(model(), k=3, output_key="messages",
-                                         durable=durable))
+    builder.add_node("agent", maker_node(model(), k=3, output_key="messages", durable=durable))
     builder.add_node("tools", ToolNode(TOOLS))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", tools_condition, ["tools", END])
@@ -162,14 +186,17 @@ def react(*, durable: bool) -> Any:
     return builder.compile(checkpointer=InMemorySaver())
 
 
-def stream(graph: Any, text: str, thread: str, use_async: bool,
-           subgraphs: bool = False) -> list[Any]:
+def stream(
+    graph: Any, text: str, thread: str, use_async: bool, subgraphs: bool = False
+) -> list[Any]:
     config = {"configurable": {"thread_id": thread}}
     inputs = {"messages": [HumanMessage(text)]}
     kw = {"stream_mode": "messages", "subgraphs": subgraphs}
     if use_async:
+
         async def run() -> list[Any]:
             return [c async for c in graph.astream(inputs, config, **kw)]
+
         chunks = asyncio.run(run())
     else:
         chunks = list(graph.stream(inputs, config, **kw))
@@ -200,8 +227,7 @@ def test_each_voted_turn_streams_once(durable: bool, use_async: bool) -> None:
 @pytest.mark.parametrize("use_async", [False, True])
 def test_durable_turn_streams_once_with_subgraphs_too(use_async: bool) -> None:
     graph = react(durable=True)
-    streamed = _ai_chunks(stream(graph, "cancel D4", f"sub-{use_async}", use_async,
-                                 subgraphs=True))
+    streamed = _ai_chunks(stream(graph, "cancel D4", f"sub-{use_async}", use_async, subgraphs=True))
     state = graph.get_state({"configurable": {"thread_id": f"sub-{use_async}"}}).values
     turns = [m for m in state["messages"] if isinstance(m, AIMessage)]
     assert [m.id for m in streamed] == [m.id for m in turns] and len(turns) == 2
@@ -216,15 +242,20 @@ def test_grafted_step_on_a_messages_key_streams_its_turn_once(use_async: bool) -
     for thread in ("g1", "g2"):
         thread = f"{thread}-{use_async}"
         streamed = _ai_chunks(stream(graph, "refund E5", thread, use_async))
-        (turn,) = [m for m in graph.get_state({"configurable": {"thread_id": thread}})
-                   .values["messages"] if isinstance(m, AIMessage)]
+        (turn,) = [
+            m
+            for m in graph.get_state({"configurable": {"thread_id": thread}}).values["messages"]
+            if isinstance(m, AIMessage)
+        ]
         assert [m.id for m in streamed] == [turn.id]
 
 
 def test_chat_model_runs_are_under_their_sample_runs_and_nostream() -> None:
     rec = Recorder()
-    react(durable=False).invoke({"messages": [HumanMessage("refund F6")]},
-                                {"configurable": {"thread_id": "rec"}, "callbacks": [rec]})
+    react(durable=False).invoke(
+        {"messages": [HumanMessage("refund F6")]},
+        {"configurable": {"thread_id": "rec"}, "callbacks": [rec]},
+    )
     assert len(rec.chat) >= 6  # two turns, k=3 each at least
     for tags, meta, parent in rec.chat:
         assert "nostream" in tags
@@ -255,16 +286,19 @@ def _seen(rec: Recorder | None) -> tuple[list[dict[str, Any]], Any]:
         store = get_store()
         item = store.get(("prefs",), "tone")
         callbacks = config.get("callbacks")
-        handlers = (list(callbacks.handlers) if hasattr(callbacks, "handlers")
-                    else list(callbacks or []))
+        handlers = (
+            list(callbacks.handlers) if hasattr(callbacks, "handlers") else list(callbacks or [])
+        )
         with lock:
-            seen.append({
-                "index": index,
-                "thread": config["configurable"].get("thread_id"),
-                "user": get_runtime(Ctx).context.user,
-                "tone": item.value["tone"] if item else None,
-                "recorder": rec is not None and rec in handlers,
-            })
+            seen.append(
+                {
+                    "index": index,
+                    "thread": config["configurable"].get("thread_id"),
+                    "user": get_runtime(Ctx).context.user,
+                    "tone": item.value["tone"] if item else None,
+                    "recorder": rec is not None and rec in handlers,
+                }
+            )
         return "ok"
 
     return seen, look
@@ -280,19 +314,22 @@ def test_config_callbacks_context_and_store_reach_every_sample(
     rec = Recorder() if observed else None
     seen, look = _seen(rec)
     if kind == "function":
+
         def step(inputs: Any, index: int) -> str:
             config = get_config()
             if observed:  # the sample's run says which sample it is
                 assert config["metadata"]["maker_sample_index"] == index
             return look(config, index)
+
         sampler: Any = step
     else:
+
         def body(inputs: Any, config: RunnableConfig) -> str:
             return look(config, config["metadata"]["maker_sample_index"])
+
         sampler = RunnableLambda(body)
     builder = StateGraph(State, context_schema=Ctx)
-    builder.add_node("answer_it", maker_node(sampler, k=3, input_keys=["q"],
-                                             durable=durable))
+    builder.add_node("answer_it", maker_node(sampler, k=3, input_keys=["q"], durable=durable))
     builder.add_edge(START, "answer_it").add_edge("answer_it", END)
     store = InMemoryStore()
     store.put(("prefs",), "tone", {"tone": "dry"})
@@ -326,12 +363,21 @@ def test_one_request_of_n_stays_one_request_and_one_sample_run(use_async: bool) 
 
     from maker_graph.providers import ProviderOptions, resolve_chat_model
 
-    stub = OpenAIStub(lambda messages: "4", behaviour=StubBehaviour(
-        wrong_rate=0.0, ramble_rate=0.0, malformed_rate=0.0, rate_limit_rate=0.0,
-        server_error_rate=0.0, retry_after=0.01)).start()
+    stub = OpenAIStub(
+        lambda messages: "4",
+        behaviour=StubBehaviour(
+            wrong_rate=0.0,
+            ramble_rate=0.0,
+            malformed_rate=0.0,
+            rate_limit_rate=0.0,
+            server_error_rate=0.0,
+            retry_after=0.01,
+        ),
+    ).start()
     try:
-        chat = resolve_chat_model("openai:stub", ProviderOptions(base_url=stub.base_url,
-                                                                 timeout=10))
+        chat = resolve_chat_model(
+            "openai:stub", ProviderOptions(base_url=stub.base_url, timeout=10)
+        )
         builder = StateGraph(Q)
         builder.add_node("sum", maker_node(chat, k=3, input_keys=["q"], temperature=0.1))
         builder.add_edge(START, "sum").add_edge("sum", END)
@@ -353,8 +399,9 @@ def test_escalating_node_names_its_sample_runs_after_the_node(use_async: bool) -
     # on_no_consensus="escalate" votes inside a LangGraph task (so a resume does not
     # redraw); the runs still carry the node's name, not the task's.
     builder = StateGraph(Q)
-    builder.add_node("classify", maker_node(two_rounds, k=2, input_keys=["q"],
-                                            on_no_consensus="escalate"))
+    builder.add_node(
+        "classify", maker_node(two_rounds, k=2, input_keys=["q"], on_no_consensus="escalate")
+    )
     builder.add_edge(START, "classify").add_edge("classify", END)
     rec = Recorder()
     config = {"configurable": {"thread_id": f"esc-{use_async}"}, "callbacks": [rec]}

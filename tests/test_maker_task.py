@@ -26,14 +26,14 @@ from langgraph.func import entrypoint, task
 from langgraph.types import Command
 
 import maker_graph
-from maker_graph import ConfigurationError, NoConsensusError, RetryPolicy, SamplerError
+from maker_graph import ConfigurationError, NoConsensusError, ProviderRetry, SamplerError
 from maker_graph.graph import MakerTask, maker_task
 from maker_graph.scaling import p_step
 from maker_graph.testing import ErrorModel, SimulatedSampler
 from maker_graph.vote import vote_step
 
 # One attempt per sample: a raised "crash" is not retried away inside the sample's task.
-ONCE = RetryPolicy(max_attempts=1)
+ONCE = ProviderRetry(max_attempts=1)
 
 # Sample i answers SCRIPT[i]. With k=2: round 1 draws 0,1 (a, b), round 2 draws 2,3
 # (a, b), round 3 draws 4,5 (a, a) and "a" wins 4-2 after six samples.
@@ -61,8 +61,12 @@ def _cfg(thread: str) -> dict[str, Any]:
 
 
 def _summary(result: Any) -> dict[str, Any]:
-    return {"winner": result.winner, "tally": dict(result.tally), "drawn": result.samples_drawn,
-            "by": result.decided_by}
+    return {
+        "winner": result.winner,
+        "tally": dict(result.tally),
+        "drawn": result.samples_drawn,
+        "by": result.decided_by,
+    }
 
 
 EXPECTED = {"winner": "a", "tally": {"a": 4, "b": 2}, "drawn": 6, "by": "vote"}
@@ -118,8 +122,9 @@ def test_winner_and_tally_sync_and_async() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_same_decision_as_the_engine_on_seeded_samples(seed: int) -> None:
-    sampler = SimulatedSampler(lambda q: f"answer-{q}",
-                               errors=ErrorModel(error_rate=0.35, rivals=2, seed=seed))
+    sampler = SimulatedSampler(
+        lambda q: f"answer-{q}", errors=ErrorModel(error_rate=0.35, rivals=2, seed=seed)
+    )
     voted = maker_task(sampler, k=3)
 
     @entrypoint()
@@ -158,8 +163,12 @@ def test_plurality_and_no_consensus() -> None:
     def flow(which: str) -> dict[str, Any]:
         return _summary((plural if which == "plural" else strict).with_result("q").result())
 
-    assert flow.invoke("plural") == {"winner": "a", "tally": {"a": 3, "b": 2}, "drawn": 5,
-                                     "by": "plurality"}
+    assert flow.invoke("plural") == {
+        "winner": "a",
+        "tally": {"a": 3, "b": 2},
+        "drawn": 5,
+        "by": "plurality",
+    }
     with pytest.raises(NoConsensusError):
         flow.invoke("strict")
 
@@ -167,9 +176,11 @@ def test_plurality_and_no_consensus() -> None:
 def test_chat_model_step_with_a_prompt() -> None:
     from maker_graph.testing import SimulatedChatModel
 
-    model = SimulatedChatModel(oracle=lambda msgs: "billing",
-                               choices=["billing", "bug", "other"],
-                               errors=ErrorModel(error_rate=0.2, seed=3))
+    model = SimulatedChatModel(
+        oracle=lambda msgs: "billing",
+        choices=["billing", "bug", "other"],
+        errors=ErrorModel(error_rate=0.2, seed=3),
+    )
     voted = maker_task(model, k=3, prompt=lambda ticket: f"Label this ticket: {ticket}")
 
     @entrypoint(checkpointer=InMemorySaver())
@@ -178,8 +189,10 @@ def test_chat_model_step_with_a_prompt() -> None:
 
     out = flow.invoke("charged twice", _cfg("chat"))
     assert out["winner"] == "billing" and out["by"] == "vote"
-    assert out["tally"]["billing"] - max([0, *(n for a, n in out["tally"].items()
-                                               if a != "billing")]) >= 3
+    assert (
+        out["tally"]["billing"] - max([0, *(n for a, n in out["tally"].items() if a != "billing")])
+        >= 3
+    )
 
 
 def test_setup_mistakes_fail_when_built() -> None:
@@ -290,12 +303,14 @@ def test_escalation_interrupts_and_the_resume_draws_nothing(mode: str) -> None:
     saver = InMemorySaver()
 
     if mode == "sync":
+
         @entrypoint(checkpointer=saver)
         def flow(question: str) -> dict[str, Any]:
             return _summary(voted.with_result(question).result())
 
         first = flow.invoke("q", _cfg("hitl"))
     else:
+
         @entrypoint(checkpointer=saver)
         async def flow(question: str) -> dict[str, Any]:
             return _summary(await voted.with_result(question))
@@ -306,8 +321,11 @@ def test_escalation_interrupts_and_the_resume_draws_nothing(mode: str) -> None:
     assert calls == {i: 1 for i in range(6)}
 
     resume = Command(resume="c")
-    out = (flow.invoke(resume, _cfg("hitl")) if mode == "sync"
-           else asyncio.run(flow.ainvoke(resume, _cfg("hitl"))))
+    out = (
+        flow.invoke(resume, _cfg("hitl"))
+        if mode == "sync"
+        else asyncio.run(flow.ainvoke(resume, _cfg("hitl")))
+    )
     assert out == {"winner": "c", "tally": {"a": 3, "b": 3}, "drawn": 6, "by": "escalation"}
     assert calls == {i: 1 for i in range(6)}, "the resume redrew samples"
 
@@ -321,8 +339,11 @@ def test_accuracy_matches_the_closed_form() -> None:
     within 4 binomial standard errors (4 * 0.015 = 0.06) of it, and above the single
     sample's 0.75 by far more than that."""
     n, k = 400, 2
-    sampler = SimulatedSampler(lambda q: "right", wrong=lambda q, rival: "wrong",
-                               errors=ErrorModel(error_rate=0.25, rivals=1, seed=11))
+    sampler = SimulatedSampler(
+        lambda q: "right",
+        wrong=lambda q, rival: "wrong",
+        errors=ErrorModel(error_rate=0.25, rivals=1, seed=11),
+    )
     voted = maker_task(sampler, k=k)
 
     @entrypoint()
@@ -354,12 +375,12 @@ def test_a_thread_crashed_under_invoke_resumes_under_ainvoke() -> None:
     assert step.calls == {0: 1, 1: 1, 2: 1, 3: 1, 4: 2, 5: 1}
 
 
-CHILD = '''
+CHILD = """
 import os, sqlite3, sys, time
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.func import entrypoint
 from maker_graph.graph import maker_task
-from maker_graph.sampling import RetryPolicy
+from maker_graph.sampling import ProviderRetry
 
 db, log, crash = sys.argv[1], sys.argv[2], sys.argv[3] == "crash"
 SCRIPT = {script!r}
@@ -372,7 +393,7 @@ def step(question, index):
         os._exit(17)     # the process dies: no exception, no cleanup, no final checkpoint
     return SCRIPT[index]
 
-voted = maker_task(step, k=2, retry=RetryPolicy(max_attempts=1))
+voted = maker_task(step, k=2, retry=ProviderRetry(max_attempts=1))
 
 @entrypoint(checkpointer=SqliteSaver(sqlite3.connect(db, check_same_thread=False)))
 def flow(question):
@@ -380,7 +401,7 @@ def flow(question):
     return [result.winner, result.samples_drawn]
 
 print(flow.invoke("q" if crash else None, {{"configurable": {{"thread_id": "killed"}}}}))
-'''
+"""
 
 
 def test_a_killed_process_resumes_from_sqlite_drawing_only_the_missing_sample(
@@ -396,8 +417,13 @@ def test_a_killed_process_resumes_from_sqlite_drawing_only_the_missing_sample(
     db, log = tmp_path / "checkpoints.sqlite", tmp_path / "calls.log"
 
     def run(mode: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(script), str(db), str(log), mode],
-                              capture_output=True, text=True, timeout=120, env=dict(os.environ))
+        return subprocess.run(
+            [sys.executable, str(script), str(db), str(log), mode],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ),
+        )
 
     killed = run("crash")
     assert killed.returncode == 17, killed.stderr
@@ -427,12 +453,14 @@ def test_max_concurrency_bounds_the_sample_tasks_in_flight(
 
     voted = maker_task(slow, k=3, max_concurrency=limit)
     if mode == "sync":
+
         @entrypoint()
         def flow(question: str) -> str:
             return voted(question).result()
 
         assert flow.invoke("q") == "a"
     else:
+
         @entrypoint()
         async def flow(question: str) -> str:
             return await voted(question)
@@ -456,8 +484,9 @@ class _TemperatureModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "temperature-test"
 
-    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         temperature = kwargs.get("temperature") or 0.0
         self.calls.append(temperature)
         text = "42" if temperature >= 0.5 else "oops"
@@ -470,6 +499,7 @@ def test_a_stuck_step_is_redrawn_hotter_inside_the_sample_tasks(mode: str) -> No
     model = _TemperatureModel(calls=[])
     voted = maker_task(model, k=2, parser=lambda message: int(str(message.content)))
     if mode == "sync":
+
         @entrypoint()
         def flow(question: str) -> dict[str, Any]:
             result = voted.with_result(question).result()
@@ -477,6 +507,7 @@ def test_a_stuck_step_is_redrawn_hotter_inside_the_sample_tasks(mode: str) -> No
 
         out = flow.invoke("q")
     else:
+
         @entrypoint()
         async def flow(question: str) -> dict[str, Any]:
             result = await voted.with_result(question)

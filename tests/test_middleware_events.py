@@ -15,7 +15,7 @@ from langchain_core.tools import tool
 from maker_graph import MakerMiddleware
 from maker_graph.errors import SamplerError
 from maker_graph.graph.events import EVENT_FIELDS, EVENT_NAMES
-from maker_graph.sampling import RetryPolicy
+from maker_graph.sampling import ProviderRetry
 from maker_graph.testing import SimulatedToolModel
 
 MODEL_NODE = "model"  # the node create_agent runs the model call in
@@ -80,9 +80,13 @@ def _async(agent: Any) -> list[dict[str, Any]]:
 
 def _model(**rates: Any) -> SimulatedToolModel:
     # Seeded dice: 40 % unknown tool (a red flag), 20 % the other tool (a rival vote).
-    return SimulatedToolModel(policy=policy, wrong_tool=rates.get("wrong_tool", 0.2),
-                              wrong_argument=0.0, unknown_tool=rates.get("unknown_tool", 0.4),
-                              seed=5)
+    return SimulatedToolModel(
+        policy=policy,
+        wrong_tool=rates.get("wrong_tool", 0.2),
+        wrong_argument=0.0,
+        unknown_tool=rates.get("unknown_tool", 0.4),
+        seed=5,
+    )
 
 
 @pytest.mark.parametrize("stream", [_sync, _async], ids=["sync", "async"])
@@ -118,7 +122,7 @@ def test_agent_turns_stream_the_documented_events(stream: Any) -> None:
 
 @pytest.mark.parametrize("stream", [_sync, _async], ids=["sync", "async"])
 def test_a_provider_that_stays_down_streams_a_provider_failure(stream: Any) -> None:
-    retry = RetryPolicy(max_attempts=2, initial_delay=0.001, jitter=0.0)
+    retry = ProviderRetry(max_attempts=2, initial_delay=0.001, jitter=0.0)
     agent = _agent(_DownModel(policy=policy, wrong_tool=0, wrong_argument=0), retry=retry)
     seen: list[dict[str, Any]] = []
 
@@ -141,7 +145,10 @@ def test_a_provider_that_stays_down_streams_a_provider_failure(stream: Any) -> N
 
 
 def test_the_node_label_follows_the_agent_not_the_middleware_name() -> None:
-    agent = create_agent(_model(unknown_tool=0.0, wrong_tool=0.0), [refund, cancel],
-                         middleware=[MakerMiddleware(k=2, name="vote")])
+    agent = create_agent(
+        _model(unknown_tool=0.0, wrong_tool=0.0),
+        [refund, cancel],
+        middleware=[MakerMiddleware(k=2, name="vote")],
+    )
     events = _sync(agent)
     assert events and {e["node"] for e in events} == {MODEL_NODE}

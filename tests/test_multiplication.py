@@ -83,13 +83,16 @@ def test_the_believed_split_is_exact_and_passes_the_checks(a: int, b: int) -> No
 @given(st.integers(10, 10**9), st.integers(10, 10**9))
 def test_equivalent_splits_share_a_key_and_wrong_ones_do_not(a: int, b: int) -> None:
     problem = problem_text(a, b)
-    plan = Decomposition(subproblems=true_split(problem, leaf_digits=1).subproblems,
-                         composition=true_split(problem, leaf_digits=1).composition)
+    plan = Decomposition(
+        subproblems=true_split(problem, leaf_digits=1).subproblems,
+        composition=true_split(problem, leaf_digits=1).composition,
+    )
     (x1, y1), (x2, y2) = map(parse_problem, plan.subproblems)
     shift = parse_composition(plan.composition, 2)[0][1]
     # Parts swapped, factors commuted, another multiplication sign, a leading zero.
-    same = Decomposition(subproblems=[f"{y2}*0{x2}", f"{y1} x {x1}"],
-                         composition=f"#2*10**{shift} + #1")
+    same = Decomposition(
+        subproblems=[f"{y2}*0{x2}", f"{y1} x {x1}"], composition=f"#2*10**{shift} + #1"
+    )
     assert canonical_split(same) == canonical_split(plan)
     plausible = wrong_split(problem, 0, leaf_digits=1)
     assert check_split(DecomposeInput(problem=problem), plausible) is None
@@ -114,12 +117,12 @@ async def test_invalid_split_is_red_flagged_and_redrawn() -> None:
     problem = "123456 × 789"
     good = json.dumps(true_split(problem).model_dump())
     # A part left out of the composition, then a part no smaller than the problem.
-    dropped = json.dumps({"subproblems": ["123 × 789", "456 × 789"],
-                          "composition": "#1 * 10^3"})
+    dropped = json.dumps({"subproblems": ["123 × 789", "456 × 789"], "composition": "#1 * 10^3"})
     stuck = json.dumps({"subproblems": ["123456 × 789", "0 × 789"], "composition": "#1 + #2"})
     script = ScriptedSampler([dropped, good, stuck, good, good])
-    roles = multiplication_roles({"decomposer": script, "discriminator": script,
-                                  "solver": script, "composer": script})
+    roles = multiplication_roles(
+        {"decomposer": script, "discriminator": script, "solver": script, "composer": script}
+    )
     decomposer = Decomposer(roles.decomposer, candidates=3, canonical=canonical_split)
     proposals = await decomposer.propose(problem)
     script.assert_all_used()
@@ -130,8 +133,7 @@ async def test_invalid_split_is_red_flagged_and_redrawn() -> None:
 async def test_equivalent_candidate_splits_collide_in_the_vote() -> None:
     problem = "12345 × 678"
     right = Decomposition(subproblems=["123 × 678", "45 × 678"], composition="#1 * 10^2 + #2")
-    restated = Decomposition(subproblems=["678 * 045", "678 x 123"],
-                             composition="#2 * 10**2 + #1")
+    restated = Decomposition(subproblems=["678 * 045", "678 x 123"], composition="#2 * 10**2 + #1")
     shifted = Decomposition(subproblems=["123 × 678", "45 × 678"], composition="#1 * 10^3 + #2")
     # Three decomposers: two write the right split differently, one shifts wrongly.
     proposals = ScriptedSampler([json.dumps(d.model_dump()) for d in (right, shifted, restated)])
@@ -172,8 +174,9 @@ async def test_ten_by_ten_digits_many_products() -> None:
 
 def test_a_starved_inner_node_fails_cleanly() -> None:
     models = simulated_models(RoleErrors.uniform(0.05))
-    multiplier = Multiplier(multiplication_roles(models),
-                            policy=RecursionPolicy(max_samples_per_node=5))
+    multiplier = Multiplier(
+        multiplication_roles(models), policy=RecursionPolicy(max_samples_per_node=5)
+    )
     from maker_graph.recursive import NodeBudgetExhaustedError
 
     with pytest.raises(NodeBudgetExhaustedError) as info:
@@ -197,12 +200,13 @@ def test_evidence_200_six_digit_products_at_five_percent_error(
     error, k, n_products, candidates = 0.05, 3, 200, 3
     errors = RoleErrors.uniform(error, seed=0)
     recorder = MemoryTreeRecorder()
-    multiplier = Multiplier(multiplication_roles(simulated_models(errors), k=k),
-                            policy=RecursionPolicy(max_depth=8, candidates=candidates),
-                            recorder=recorder)
+    multiplier = Multiplier(
+        multiplication_roles(simulated_models(errors), k=k),
+        policy=RecursionPolicy(max_depth=8, candidates=candidates),
+        recorder=recorder,
+    )
     rng = random.Random(0)
-    pairs = [(rng.randrange(10**5, 10**6), rng.randrange(10**5, 10**6))
-             for _ in range(n_products)]
+    pairs = [(rng.randrange(10**5, 10**6), rng.randrange(10**5, 10**6)) for _ in range(n_products)]
 
     async def run_all() -> list[Any]:
         return list(await asyncio.gather(*(multiplier.multiply(a, b) for a, b in pairs)))
@@ -259,8 +263,7 @@ def test_evidence_200_six_digit_products_at_five_percent_error(
         f"{forecast.samples_per_tree:.2f})",
         f"  forecast error per product {forecast.error_per_tree:.1e}: P(all {n_products} "
         f"correct) = {forecast.p_all_correct(n_products):.3f}; worst case (every role's "
-        "errors agreeing) "
-        + f"{_worst_case(error, k, candidates).p_all_correct(n_products):.3f}",
+        "errors agreeing) " + f"{_worst_case(error, k, candidates).p_all_correct(n_products):.3f}",
     ]
     with capsys.disabled():
         print("\n" + "\n".join(lines))
@@ -290,9 +293,16 @@ def test_evidence_200_six_digit_products_at_five_percent_error(
 
 def _worst_case(error: float, k: int, candidates: int) -> Any:
     one = RoleRates(wrong=error)
-    return forecast_tree(inner=3, leaves=4, k=k, candidates=candidates,
-                         decomposer=RoleRates(wrong=error), discriminator=one, solver=one,
-                         composer=one)
+    return forecast_tree(
+        inner=3,
+        leaves=4,
+        k=k,
+        candidates=candidates,
+        decomposer=RoleRates(wrong=error),
+        discriminator=one,
+        solver=one,
+        composer=one,
+    )
 
 
 def test_forecast_of_a_single_vote_matches_a_simulated_solver() -> None:
@@ -302,15 +312,16 @@ def test_forecast_of_a_single_vote_matches_a_simulated_solver() -> None:
     from maker_graph.recursive import Solver
 
     solver = Solver(multiplication_roles(models, k=2).solver)
-    problems = [problem_text(a, b) for a, b in zip(range(100, 1100), range(200, 1200),
-                                                     strict=True)]
+    problems = [problem_text(a, b) for a, b in zip(range(100, 1100), range(200, 1200), strict=True)]
 
     async def run() -> list[Any]:
         return list(await asyncio.gather(*(solver.solve(p) for p in problems)))
 
     votes = asyncio.run(run())
-    wrong = sum(int(v.winner.answer) != math.prod(map(int, parse_problem(p)))
-                for v, p in zip(votes, problems, strict=True))
+    wrong = sum(
+        int(v.winner.answer) != math.prod(map(int, parse_problem(p)))
+        for v, p in zip(votes, problems, strict=True)
+    )
     f = forecast_vote(RoleRates(wrong=0.2), k=2)
     n = len(problems)
     assert abs(wrong - f.error * n) <= 4 * math.sqrt(f.error * (1 - f.error) * n)
@@ -330,8 +341,20 @@ def cli() -> CliRunner:
 
 def test_cli_multiply_records_a_tree_that_tree_prints(cli: CliRunner, tmp_path: Any) -> None:
     run_dir = tmp_path / "run"
-    out = cli.invoke(app, ["multiply", "1234567", "7654321", "--run-dir", str(run_dir),
-                           "--error-rate", "0.1", "--seed", "3"])
+    out = cli.invoke(
+        app,
+        [
+            "multiply",
+            "1234567",
+            "7654321",
+            "--run-dir",
+            str(run_dir),
+            "--error-rate",
+            "0.1",
+            "--seed",
+            "3",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert f"answer: {1234567 * 7654321}" in out.output and "correct: true" in out.output
     shown = cli.invoke(app, ["tree", "--run-dir", str(run_dir)])

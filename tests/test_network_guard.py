@@ -46,8 +46,14 @@ def test_python_subprocesses_are_guarded_too(tmp_path: Path) -> None:
         "c = socket.socket(); c.settimeout(2); c.connect(srv.getsockname()); print('loopback ok')\n"
     )
     env = {**os.environ, "MAKER_GRAPH_NET_GUARD_LOG": str(log)}
-    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "refused: tests may not reach the network" in done.stdout
     assert "lookup refused" in done.stdout and "loopback ok" in done.stdout

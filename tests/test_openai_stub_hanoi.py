@@ -129,8 +129,14 @@ def test_hanoi_cli_against_the_stub(tmp_path: Path) -> None:
     task = HanoiTask(3)
     oracle, wrong = hanoi_oracle(task)
     behaviour = StubBehaviour(
-        wrong_rate=0.05, ramble_rate=0.0, malformed_rate=0.05, rate_limit_rate=0.05,
-        server_error_rate=0.0, retry_after=0.01, seed=3, script=("rate_limited", "wrong"),
+        wrong_rate=0.05,
+        ramble_rate=0.0,
+        malformed_rate=0.05,
+        rate_limit_rate=0.05,
+        server_error_rate=0.0,
+        retry_after=0.01,
+        seed=3,
+        script=("rate_limited", "wrong"),
     )
     stub = OpenAIStub(oracle, wrong, behaviour)
     stub.start()
@@ -138,10 +144,26 @@ def test_hanoi_cli_against_the_stub(tmp_path: Path) -> None:
         result = CliRunner().invoke(
             app,
             [
-                "hanoi", "--disks", "3", "--k", "2", "--model", "openai:stub-hanoi",
-                "--base-url", stub.base_url, "--requests-per-second", "50",
-                "--price-in", "0.4", "--price-out", "1.6", "--no-progress",
-                "--run-dir", str(tmp_path / "run"), "--report", str(tmp_path / "r.json"),
+                "hanoi",
+                "--disks",
+                "3",
+                "--k",
+                "2",
+                "--model",
+                "openai:stub-hanoi",
+                "--base-url",
+                stub.base_url,
+                "--requests-per-second",
+                "50",
+                "--price-in",
+                "0.4",
+                "--price-out",
+                "1.6",
+                "--no-progress",
+                "--run-dir",
+                str(tmp_path / "run"),
+                "--report",
+                str(tmp_path / "r.json"),
             ],
         )
     finally:
@@ -154,5 +176,6 @@ def test_hanoi_cli_against_the_stub(tmp_path: Path) -> None:
     assert data["solved"] and data["errors"] == 0
     assert data["input_tokens"] == stub.usage["prompt_tokens"]
     assert data["output_tokens"] == stub.usage["completion_tokens"]
-    assert data["cost"] == pytest.approx(Price(input=0.4, output=1.6).cost(
-        data["input_tokens"], data["output_tokens"]))
+    assert data["cost"] == pytest.approx(
+        Price(input=0.4, output=1.6).cost(data["input_tokens"], data["output_tokens"])
+    )

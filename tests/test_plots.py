@@ -38,8 +38,14 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     where = tmp_path_factory.mktemp("run")
     task = HanoiTask(10)
     errors = ErrorModel(error_rate=0.03, ramble_rate=0.01, malformed_rate=0.01, seed=1)
-    run_task_sync(task, simulated_sampler(task, errors), VotePolicy(k=3), run_log=str(where),
-                  red_flags=[max_output_tokens(750)], settings={"model": "simulated"})
+    run_task_sync(
+        task,
+        simulated_sampler(task, errors),
+        VotePolicy(k=3),
+        run_log=str(where),
+        red_flags=[max_output_tokens(750)],
+        settings={"model": "simulated"},
+    )
     return where
 
 
@@ -47,10 +53,16 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def estimate_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     task = HanoiTask(12)
     models = [
-        ("good", simulated_sampler(task, ErrorModel(error_rate=0.005, ramble_rate=0.02, seed=1)),
-         Price(input=0.4, output=1.6)),
-        ("cheap", simulated_sampler(task, ErrorModel(error_rate=0.05, hard_fraction=0.02,
-                                                     seed=2)), Price(input=0.1, output=0.4)),
+        (
+            "good",
+            simulated_sampler(task, ErrorModel(error_rate=0.005, ramble_rate=0.02, seed=1)),
+            Price(input=0.4, output=1.6),
+        ),
+        (
+            "cheap",
+            simulated_sampler(task, ErrorModel(error_rate=0.05, hard_fraction=0.02, seed=2)),
+            Price(input=0.1, output=0.4),
+        ),
     ]
     report = estimate_sync(task, models, EstimateOptions(steps=500))
     path = tmp_path_factory.mktemp("est") / "estimate.json"
@@ -110,8 +122,9 @@ def test_plot_cli(run_dir: Path, estimate_file: Path, tmp_path: Path) -> None:
 
     load_commands()
     runner = CliRunner()
-    result = runner.invoke(app, ["plot", "--run-dir", str(run_dir), "--out", str(tmp_path / "r"),
-                                 "--format", "png"])
+    result = runner.invoke(
+        app, ["plot", "--run-dir", str(run_dir), "--out", str(tmp_path / "r"), "--format", "png"]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(Path(line).name for line in result.output.split()) == sorted(
         f"{n}.png" for n in RUN_PLOTS
@@ -120,8 +133,12 @@ def test_plot_cli(run_dir: Path, estimate_file: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     written = estimate_file.with_name("estimate-plots")
     assert {p.stem for p in written.iterdir()} == ESTIMATE_PLOTS
-    for args in ([], ["--run-dir", str(run_dir), "--estimate", str(estimate_file)],
-                 ["--run-dir", str(tmp_path / "none")], ["--estimate", str(run_dir)],
-                 ["--run-dir", str(run_dir), "--format", "gif"]):
+    for args in (
+        [],
+        ["--run-dir", str(run_dir), "--estimate", str(estimate_file)],
+        ["--run-dir", str(tmp_path / "none")],
+        ["--estimate", str(run_dir)],
+        ["--run-dir", str(run_dir), "--format", "gif"],
+    ):
         bad = runner.invoke(app, ["plot", *args])
         assert bad.exit_code == 2 and bad.output.startswith("error: "), (args, bad.output)

@@ -118,10 +118,13 @@ def test_rotation_lowers_the_voted_error() -> None:
     inputs = steps(300, seed=12)
     schedule = TemperatureSchedule(first=0.0, rest=0.7)
     wrong_fixed = voted_errors(
-        ChatModelSampler(model, prompt=builder(WORDINGS[0]), temperature=schedule), inputs, 3)
+        ChatModelSampler(model, prompt=builder(WORDINGS[0]), temperature=schedule), inputs, 3
+    )
     wrong_rotated = voted_errors(
         ChatModelSampler(model, prompt=[builder(w) for w in WORDINGS], temperature=schedule),
-        inputs, 3)
+        inputs,
+        3,
+    )
     assert wrong_fixed >= 3, wrong_fixed
     assert wrong_rotated <= 11, wrong_rotated
     assert wrong_rotated * 2 < wrong_fixed
@@ -171,11 +174,14 @@ def test_a_builder_with_an_index_parameter_is_given_the_sample_index() -> None:
     assert asyncio.run(plain.sample({"a": 4, "b": 4}, 2)).text == "8"
 
 
-@pytest.mark.parametrize("prompt, message", [
-    ([], "at least one prompt"),
-    (["What is {a} + {b}?"], "entry 0 is a str"),
-    ([builder(WORDINGS[0]), None], "entry 1 is a NoneType"),
-])
+@pytest.mark.parametrize(
+    "prompt, message",
+    [
+        ([], "at least one prompt"),
+        (["What is {a} + {b}?"], "entry 0 is a str"),
+        ([builder(WORDINGS[0]), None], "entry 1 is a NoneType"),
+    ],
+)
 def test_bad_paraphrase_lists_fail_when_built(prompt: Any, message: str) -> None:
     model = SimulatedChatModel(oracle=sum_oracle)
     with pytest.raises(ConfigurationError, match=message):
@@ -186,8 +192,10 @@ def test_chat_prompt_templates_rotate_too() -> None:
     recorder = Recorder()
     model = SimulatedChatModel(oracle=recorder, errors=ErrorModel(error_rate=0.0))
     templates = [ChatPromptTemplate.from_messages([("human", w)]) for w in WORDINGS]
-    for sampler in (ChatModelSampler(model, prompt=templates, max_tokens=20),
-                    prompt_rotation(model, templates, max_tokens=20)):
+    for sampler in (
+        ChatModelSampler(model, prompt=templates, max_tokens=20),
+        prompt_rotation(model, templates, max_tokens=20),
+    ):
         recorder.seen.clear()
         for i in range(3):
             assert asyncio.run(sampler.sample({"a": 7, "b": 8}, i)).text == "15"
@@ -217,8 +225,9 @@ def test_maker_node_and_the_voting_graph_pass_paraphrases_through() -> None:
 
     recorder.seen.clear()
     voting = create_voting_graph(model, k=2, prompt=prompts[:2]).compile()
-    out = voting.invoke({"step_input": {"a": 1, "b": 2}},
-                        {"configurable": {"thread_id": "rotation"}})
+    out = voting.invoke(
+        {"step_input": {"a": 1, "b": 2}}, {"configurable": {"thread_id": "rotation"}}
+    )
     assert out["answer"] == "3"
     assert sorted(recorder.seen) == sorted(w.format(a=1, b=2) for w in WORDINGS[:2])
 
@@ -234,8 +243,14 @@ def stub() -> Iterator[tuple[OpenAIStub, list[str]]]:
         seen.append(messages[-1]["content"])
         return "4"
 
-    behaviour = StubBehaviour(wrong_rate=0.0, ramble_rate=0.0, malformed_rate=0.0,
-                              rate_limit_rate=0.0, server_error_rate=0.0, retry_after=0.01)
+    behaviour = StubBehaviour(
+        wrong_rate=0.0,
+        ramble_rate=0.0,
+        malformed_rate=0.0,
+        rate_limit_rate=0.0,
+        server_error_rate=0.0,
+        retry_after=0.01,
+    )
     server = OpenAIStub(oracle, behaviour=behaviour).start()  # type: ignore[arg-type]
     try:
         yield server, seen
@@ -247,12 +262,13 @@ def test_different_wordings_never_share_one_n_request(stub: tuple[OpenAIStub, li
     from maker_graph.providers import ProviderOptions, resolve_chat_model
 
     server, seen = stub
-    model = resolve_chat_model("openai:stub", ProviderOptions(base_url=server.base_url,
-                                                              timeout=10))
+    model = resolve_chat_model("openai:stub", ProviderOptions(base_url=server.base_url, timeout=10))
     one_temperature = TemperatureSchedule(first=0.1, rest=0.1)
-    sampler = ChatModelSampler(model, prompt=[lambda q: f"first wording: {q}",
-                                              lambda q: f"second: {q}"],
-                               temperature=one_temperature)
+    sampler = ChatModelSampler(
+        model,
+        prompt=[lambda q: f"first wording: {q}", lambda q: f"second: {q}"],
+        temperature=one_temperature,
+    )
     assert sampler.batch_limit > 1
     assert sampler.batch_key(0) == sampler.batch_key(2) != sampler.batch_key(1)
 
@@ -274,20 +290,35 @@ def test_different_wordings_never_share_one_n_request(stub: tuple[OpenAIStub, li
     assert by_index.winner == "4" and by_index.samples_drawn == 2
     assert server.stats["requests"] - requests == 2  # one request per sample
     assert sorted(set(seen)) == [
-        "first wording: 2+2?", "sample 0: 2+2?", "sample 1: 2+2?", "second: 2+2?"]
+        "first wording: 2+2?",
+        "sample 0: 2+2?",
+        "sample 1: 2+2?",
+        "second: 2+2?",
+    ]
 
 
 # --------------------------------------------------------------------------- specs
 
 
 def _spec(**maker: Any) -> dict[str, Any]:
-    node = {"kind": "maker", "model": "m", "output": "answer", "k": 3,
-            "prompt": "What is {a} + {b}?", **maker}
+    node = {
+        "kind": "maker",
+        "model": "m",
+        "output": "answer",
+        "k": 3,
+        "prompt": "What is {a} + {b}?",
+        **maker,
+    }
     return {
         "name": "sums",
         "state": {"a": "int", "b": "int", "answer": "str"},
-        "models": {"m": {"model": "simulated", "oracle": {"function": "sum_text"},
-                         "errors": {"error_rate": 0.0}}},
+        "models": {
+            "m": {
+                "model": "simulated",
+                "oracle": {"function": "sum_text"},
+                "errors": {"error_rate": 0.0},
+            }
+        },
         "nodes": {"add": node},
         "entry": "add",
         "finish": ["add"],
@@ -306,23 +337,33 @@ def test_a_spec_rotates_its_prompts() -> None:
         a, b = (int(x) for x in re.findall(r"\d+", prompt)[:2])
         return str(a + b)
 
-    spec = _spec(prompts=[
-        "Add {b} to {a}.",
-        [{"role": "system", "content": "Reply with a number."},
-         {"role": "user", "content": "Sum of {a} and {b}?"}],
-    ])
+    spec = _spec(
+        prompts=[
+            "Add {b} to {a}.",
+            [
+                {"role": "system", "content": "Reply with a number."},
+                {"role": "user", "content": "Sum of {a} and {b}?"},
+            ],
+        ]
+    )
     out = load_graph(spec, registry=reg).compile().invoke({"a": 40, "b": 2})
     assert out["answer"] == "42"
     assert sorted(seen) == sorted(["What is 40 + 2?", "Add 2 to 40.", "Sum of 40 and 2?"])
 
 
-@pytest.mark.parametrize("prompts, message", [
-    (["Add {a} to itself."], r"nodes.add.prompts.0: a paraphrase must use the placeholders "
-                             r"of prompt \({a}, {b}\), this one uses {a}"),
-    (["{a} + {b}", "{a} + {b} + {c}?"], r"nodes.add.prompts.1: .* uses {a}, {b}, {c}"),
-    (["{a} + {b.x}"], r"nodes.add.prompts.0: .*bare name"),
-    ([""], r"nodes.add.prompts.0"),
-])
+@pytest.mark.parametrize(
+    "prompts, message",
+    [
+        (
+            ["Add {a} to itself."],
+            r"nodes.add.prompts.0: a paraphrase must use the placeholders "
+            r"of prompt \({a}, {b}\), this one uses {a}",
+        ),
+        (["{a} + {b}", "{a} + {b} + {c}?"], r"nodes.add.prompts.1: .* uses {a}, {b}, {c}"),
+        (["{a} + {b.x}"], r"nodes.add.prompts.0: .*bare name"),
+        ([""], r"nodes.add.prompts.0"),
+    ],
+)
 def test_spec_paraphrases_are_checked(prompts: list[Any], message: str) -> None:
     from maker_graph.config import load_spec
     from maker_graph.errors import SpecError
@@ -380,12 +421,13 @@ def _temperatures(answers: list[str], k: int) -> tuple[Any, list[float | None]]:
     from maker_graph.decorrelation import EscalatingTemperature
     from maker_graph.testing import ScriptedChatModel
 
-    sampler = ChatModelSampler(ScriptedChatModel(answers=answers),
-                               temperature=EscalatingTemperature(k=k, hotter=(0.7, 1.0)))
+    sampler = ChatModelSampler(
+        ScriptedChatModel(answers=answers),
+        temperature=EscalatingTemperature(k=k, hotter=(0.7, 1.0)),
+    )
     voter = Voter(sampler, policy=VotePolicy(k=k, keep_samples=True))
     result = asyncio.run(voter.vote("q"))
-    return result.winner, [s.raw.temperature for s in sorted(result.samples,
-                                                             key=lambda s: s.index)]
+    return result.winner, [s.raw.temperature for s in sorted(result.samples, key=lambda s: s.index)]
 
 
 def test_escalating_temperature_heats_only_a_contested_step() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from maker_graph.errors import ConfigurationError, SamplerError
-from maker_graph.sampling import MAX_RETRY_AFTER, RetryPolicy, as_sampler, draw, retry_after
+from maker_graph.sampling import MAX_RETRY_AFTER, ProviderRetry, as_sampler, draw, retry_after
 
 pytest.importorskip("langchain_openai")
 
@@ -127,7 +127,7 @@ def _model(base_url: str, **options: Any) -> Any:
     return resolve_chat_model("openai:stub", ProviderOptions(base_url=base_url, **options))
 
 
-def _draw(model: Any, retry: RetryPolicy, failures: dict[str, int]) -> Any:
+def _draw(model: Any, retry: ProviderRetry, failures: dict[str, int]) -> Any:
     return asyncio.run(draw(as_sampler(model), "hi", 0, retry=retry, failures=failures))
 
 
@@ -135,7 +135,7 @@ FAST = {"initial_delay": 0.01, "max_delay": 0.02, "jitter": 0.0}
 
 
 def test_defaults_one_retry_layer_and_a_bounded_time() -> None:
-    assert RetryPolicy().timeout == 120.0
+    assert ProviderRetry().timeout == 120.0
     assert ProviderOptions().max_retries == 0
     with fault_server("ok") as (_, url):
         assert _model(url).max_retries == 0
@@ -146,7 +146,7 @@ def test_a_server_that_never_answers_is_a_counted_timeout() -> None:
         failures: dict[str, int] = {}
         start = time.monotonic()
         with pytest.raises(SamplerError):
-            _draw(_model(url), RetryPolicy(max_attempts=2, timeout=0.5, **FAST), failures)
+            _draw(_model(url), ProviderRetry(max_attempts=2, timeout=0.5, **FAST), failures)
         elapsed = time.monotonic() - start
     assert elapsed < 3.0
     assert failures == {"timeout": 2}
@@ -158,7 +158,7 @@ def test_a_drip_is_bounded_by_the_total_timeout() -> None:
         failures: dict[str, int] = {}
         start = time.monotonic()
         with pytest.raises(SamplerError):
-            _draw(_model(url), RetryPolicy(max_attempts=1, timeout=1.0, **FAST), failures)
+            _draw(_model(url), ProviderRetry(max_attempts=1, timeout=1.0, **FAST), failures)
         elapsed = time.monotonic() - start
     assert elapsed < 3.0
     assert failures == {"timeout": 1}
@@ -170,7 +170,7 @@ def test_authentication_errors_are_tried_once(mode: str) -> None:
     with fault_server(mode) as (fault, url):
         failures: dict[str, int] = {}
         with pytest.raises(ConfigurationError, match=mode):
-            _draw(_model(url), RetryPolicy(max_attempts=6, timeout=5, **FAST), failures)
+            _draw(_model(url), ProviderRetry(max_attempts=6, timeout=5, **FAST), failures)
     assert fault.requests == 1
 
 
@@ -179,7 +179,7 @@ def test_a_nan_retry_after_does_not_stall() -> None:
         failures: dict[str, int] = {}
         start = time.monotonic()
         with pytest.raises(SamplerError):
-            _draw(_model(url), RetryPolicy(max_attempts=3, timeout=5, **FAST), failures)
+            _draw(_model(url), ProviderRetry(max_attempts=3, timeout=5, **FAST), failures)
         elapsed = time.monotonic() - start
     assert elapsed < 3.0
     assert failures == {"rate_limit": 3}
@@ -190,7 +190,7 @@ def test_http_calls_per_sample_are_bounded_by_max_attempts() -> None:
     with fault_server("500") as (fault, url):
         failures: dict[str, int] = {}
         with pytest.raises(SamplerError):
-            _draw(_model(url), RetryPolicy(max_attempts=4, timeout=5, **FAST), failures)
+            _draw(_model(url), ProviderRetry(max_attempts=4, timeout=5, **FAST), failures)
     # One retry layer: 4 attempts are 4 HTTP requests, each one counted.
     assert fault.requests == 4
     assert failures == {"exception": 4}
@@ -199,7 +199,7 @@ def test_http_calls_per_sample_are_bounded_by_max_attempts() -> None:
 def test_the_output_cap_reaches_servers_that_only_know_max_tokens() -> None:
     with fault_server("ok") as (fault, url):
         failures: dict[str, int] = {}
-        raw = _draw(_model(url, max_tokens=7), RetryPolicy(timeout=5), failures)
+        raw = _draw(_model(url, max_tokens=7), ProviderRetry(timeout=5), failures)
     assert raw is not None
     assert fault.bodies[-1].get("max_tokens") == 7
     assert fault.bodies[-1].get("max_completion_tokens") == 7
@@ -269,11 +269,11 @@ def test_retry_after_http_date() -> None:
 
 
 def test_policy_delay_uses_the_clamped_hint_or_its_own_backoff() -> None:
-    policy = RetryPolicy(initial_delay=0.1, jitter=0.0)
+    policy = ProviderRetry(initial_delay=0.1, jitter=0.0)
     assert policy.delay(1, _Hinted(float("nan"))) == pytest.approx(0.1)
     assert policy.delay(1, _Hinted(1e9)) == MAX_RETRY_AFTER
     with pytest.raises(ConfigurationError):
-        RetryPolicy(timeout=float("nan"))
+        ProviderRetry(timeout=float("nan"))
 
 
 @pytest.mark.parametrize("command", ["hanoi", "estimate"])

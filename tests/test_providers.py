@@ -134,8 +134,9 @@ def test_an_explicit_stream_usage_wins_over_the_custom_url_default(
     monkeypatch: pytest.MonkeyPatch, asked: bool
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-    model = resolve_chat_model("openai:gpt-4.1-mini",
-                               ProviderOptions(base_url=LOCAL, stream_usage=asked))
+    model = resolve_chat_model(
+        "openai:gpt-4.1-mini", ProviderOptions(base_url=LOCAL, stream_usage=asked)
+    )
     assert model.stream_usage is asked
 
 
@@ -243,7 +244,10 @@ def test_streaming_from_custom_base_url_reports_usage() -> None:
 def test_alias_names_a_model_for_tables() -> None:
     spec = parse_model_spec("mini=openai:gpt-4.1-mini")
     assert (spec.alias, spec.provider, spec.model, spec.label) == (
-        "mini", "openai", "gpt-4.1-mini", "mini"
+        "mini",
+        "openai",
+        "gpt-4.1-mini",
+        "mini",
     )
     sim = parse_model_spec("cheap=simulated:error_rate=0.05,seed=3")
     assert sim.simulated and sim.label == "cheap"

@@ -47,12 +47,16 @@ def test_harness_against_a_stand_in_server() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} should be a red flag")
-    behaviour = StubBehaviour(wrong_rate=0.2, ramble_rate=0.0, malformed_rate=0.05,
-                              rate_limit_rate=0.0, server_error_rate=0.0, seed=3)
-    with OpenAIStub(_sum, wrong=lambda m, r: "99" if r % 2 else "0",
-                    behaviour=behaviour) as stub:
-        result = bench.run_benchmark(stub.base_url, model_name="stub", inputs=8,
-                                     log=lambda _: None)
+    behaviour = StubBehaviour(
+        wrong_rate=0.2,
+        ramble_rate=0.0,
+        malformed_rate=0.05,
+        rate_limit_rate=0.0,
+        server_error_rate=0.0,
+        seed=3,
+    )
+    with OpenAIStub(_sum, wrong=lambda m, r: "99" if r % 2 else "0", behaviour=behaviour) as stub:
+        result = bench.run_benchmark(stub.base_url, model_name="stub", inputs=8, log=lambda _: None)
     arms = {a["arm"]: a for a in result["arms"]}
     assert len(arms) == 5 and all(a["inputs"] == 8 for a in arms.values())
     assert all(0.0 <= a["accuracy"] <= 1.0 and a["low"] <= a["high"] for a in arms.values())
@@ -62,7 +66,10 @@ def test_harness_against_a_stand_in_server() -> None:
         if "forecast_accuracy" in a:
             assert a["forecast_low"] <= a["forecast_accuracy"] <= a["forecast_high"]
     assert {p["lever"] for p in result["pilots"]} == {
-        "same prompt", "prompt rotation", "operand reordering"}
+        "same prompt",
+        "prompt rotation",
+        "operand reordering",
+    }
     table = bench.report(result)
     assert all(name in table for name in arms) and "stuck share" in table
     # Prompt rotation reaches the server: all three phrasings were asked.

@@ -100,8 +100,9 @@ def test_structured_parser_reads_every_shape_and_rejects_the_rest() -> None:
     assert parse({"answer": "2"}) == Answer(answer="2")
     assert parse('```json\n{"answer": "3"}\n```') == Answer(answer="3")
     assert parse(AIMessage(content='{"answer": "4"}', response_metadata={})) == Answer(answer="4")
-    tool = AIMessage(content="", tool_calls=[{"name": "Answer", "args": {"answer": "5"},
-                                              "id": "c1"}])
+    tool = AIMessage(
+        content="", tool_calls=[{"name": "Answer", "args": {"answer": "5"}, "id": "c1"}]
+    )
     assert parse(tool) == Answer(answer="5")
     for bad in ('{"answer": "6", "why": "because"}', "six", '{"result": "6"}', 6):
         with pytest.raises((ValueError, TypeError)):
@@ -114,8 +115,10 @@ def test_structured_parser_reads_every_shape_and_rejects_the_rest() -> None:
         (Decomposition(solve_directly=True), None),
         (Decomposition(solve_directly=True, subproblems=["a"]), "subproblems are listed"),
         (Decomposition(subproblems=["a"], composition="#1"), "2 to 3 subproblems"),
-        (Decomposition(subproblems=["a", "b", "c", "d"], composition="#1+#2+#3+#4"),
-         "2 to 3 subproblems"),
+        (
+            Decomposition(subproblems=["a", "b", "c", "d"], composition="#1+#2+#3+#4"),
+            "2 to 3 subproblems",
+        ),
         (Decomposition(subproblems=["a", " "], composition="#1 + #2"), "#2 is empty"),
         (Decomposition(subproblems=["A+B", "b"], composition="#1 + #2"), "the problem itself"),
         (Decomposition(subproblems=["a", "b"], composition="#1"), "does not use #2"),
@@ -144,12 +147,14 @@ def test_default_prompt_carries_the_input_for_the_model_and_back() -> None:
 
 async def test_decomposer_red_flags_an_invalid_split_and_draws_another() -> None:
     # The first proposal keeps the whole problem as a part (no progress): red-flagged.
-    script = ScriptedSampler([
-        split("ab+cd", "x"),
-        split("ab", "cd"),
-        split("ab", "cd"),
-        split("AB", " cd "),
-    ])
+    script = ScriptedSampler(
+        [
+            split("ab+cd", "x"),
+            split("ab", "cd"),
+            split("ab", "cd"),
+            split("AB", " cd "),
+        ]
+    )
     decomposer = Decomposer(Role(model=script), candidates=3)
     proposals = await decomposer.propose("ab+cd")
     script.assert_all_used()
@@ -166,8 +171,9 @@ async def test_decomposer_red_flags_an_invalid_split_and_draws_another() -> None
 
 
 async def test_decomposer_keeps_distinct_proposals_in_order() -> None:
-    script = ScriptedSampler([split("a", "b+c"), json.dumps({"solve_directly": True}),
-                              split("a", "b+c")])
+    script = ScriptedSampler(
+        [split("a", "b+c"), json.dumps({"solve_directly": True}), split("a", "b+c")]
+    )
     proposals = await Decomposer(Role(model=script), candidates=3).propose("a+b+c")
     assert [c.proposers for c in proposals.candidates] == [(0, 2), (1,)]
     assert not proposals.unanimous
@@ -179,8 +185,9 @@ async def test_discriminator_votes_for_equivalent_candidates_collide() -> None:
     b = Decomposition(subproblems=["a", "bcd"], composition="#1 + #2")
     # Votes 1, 2, 3 then 1, 1: keyed by index no answer would lead by 3 after five votes;
     # keyed canonically, candidates 1 and 2 are one answer with 4 votes against 1.
-    script = ScriptedSampler(['{"choice": 1}', '{"choice": 2}', '{"choice": 3}',
-                              '{"choice": 1}', '{"choice": 1}'])
+    script = ScriptedSampler(
+        ['{"choice": 1}', '{"choice": 2}', '{"choice": 3}', '{"choice": 1}', '{"choice": 1}']
+    )
     disc = Discriminator(Role(model=script, policy=VotePolicy(k=3)))
     chosen, vote = await disc.choose("ab+cd", [a, a_again, b])
     script.assert_all_used()
@@ -192,15 +199,21 @@ async def test_discriminator_votes_for_equivalent_candidates_collide() -> None:
 async def test_discriminator_red_flags_a_choice_out_of_range() -> None:
     script = ScriptedSampler(['{"choice": 3}', '{"choice": 1}', '{"choice": 1}'])
     disc = Discriminator(Role(model=script, policy=VotePolicy(k=2)))
-    cands = [Decomposition(solve_directly=True), Decomposition(subproblems=["a", "b"],
-                                                               composition="#1+#2")]
+    cands = [
+        Decomposition(solve_directly=True),
+        Decomposition(subproblems=["a", "b"], composition="#1+#2"),
+    ]
     chosen, vote = await disc.choose("a+b", cands)
     assert chosen.solve_directly and vote.red_flags == {"invalid_choice": 1}
 
 
 async def test_solver_and_composer_vote_and_red_flag() -> None:
-    solver = Solver(Role(model=ScriptedSampler(['{"answer": " "}', '{"answer": "7"}',
-                                                '{"answer": "7"}']), policy=VotePolicy(k=2)))
+    solver = Solver(
+        Role(
+            model=ScriptedSampler(['{"answer": " "}', '{"answer": "7"}', '{"answer": "7"}']),
+            policy=VotePolicy(k=2),
+        )
+    )
     vote = await solver.solve("abcdefg")
     assert vote.winner == Answer(answer="7") and vote.red_flags == {"invalid_answer": 1}
     composer = Composer(Role(model=add_parts, policy=VotePolicy(k=2)))
@@ -214,9 +227,13 @@ def test_role_checks_their_configuration() -> None:
     with pytest.raises(ConfigurationError):
         Solver(length)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
-        Roles(decomposer=Role(model=split_words), discriminator=Role(model=first),
-              solver=Role(model=length), composer=Role(model=add_parts),
-              guidance={"planner": "x"}).build()
+        Roles(
+            decomposer=Role(model=split_words),
+            discriminator=Role(model=first),
+            solver=Role(model=length),
+            composer=Role(model=add_parts),
+            guidance={"planner": "x"},
+        ).build()
     with pytest.raises(ConfigurationError):
         RecursionPolicy(max_depth=-1, candidates=0)
 
@@ -232,8 +249,10 @@ def test_role_sub_graphs_run_alone() -> None:
     assert solver.invoke({"problem": "abc"})["answer"] == "3"
     composer = create_composer_graph(Composer(Role(model=add_parts))).compile()
     parts = [{"problem": "ab", "answer": "2"}, {"problem": "c", "answer": "1"}]
-    assert composer.invoke({"problem": "ab+c", "composition": "#1 + #2",
-                            "parts": parts})["answer"] == "3"
+    assert (
+        composer.invoke({"problem": "ab+c", "composition": "#1 + #2", "parts": parts})["answer"]
+        == "3"
+    )
 
 
 # --------------------------------------------------------------------------- the driver
@@ -279,8 +298,9 @@ async def test_siblings_of_a_level_run_in_parallel() -> None:
 
 def test_depth_limit_solves_without_a_decomposer() -> None:
     recorder = MemoryTreeRecorder()
-    graph = create_recursive_graph(toy_roles(), policy=RecursionPolicy(max_depth=1),
-                                   recorder=recorder).compile()
+    graph = create_recursive_graph(
+        toy_roles(), policy=RecursionPolicy(max_depth=1), recorder=recorder
+    ).compile()
     # "cde+f" at depth 1 goes straight to the solver, which counts all 5 characters.
     assert graph.invoke({"problem": "ab+cde+f"})["answer"] == "7"
     tree = load_events(recorder.events)[0]
@@ -368,7 +388,12 @@ def test_jsonl_record_is_appended_and_rendered(tmp_path: Any) -> None:
     assert [t.id for t in trees] == ["first", "second"]
     first_tree = trees[0]
     assert first_tree.answer == "6" and [n.id for n in first_tree.walk()] == [
-        "0", "0.0", "0.1", "0.1.0", "0.1.1"]
+        "0",
+        "0.0",
+        "0.1",
+        "0.1.0",
+        "0.1.1",
+    ]
     text = render_text(first_tree)
     assert "0  ab+cde+f = 6" in text and "decomposer: 3 valid of 3 drawn" in text
     assert "composer: 6" in text
@@ -396,8 +421,16 @@ def test_spread_rivals_are_easier_than_one() -> None:
 
 def test_forecast_tree_adds_up_its_votes() -> None:
     perfect = RoleRates(wrong=0.0)
-    f = forecast_tree(inner=3, leaves=4, k=3, candidates=3, decomposer=perfect,
-                      discriminator=perfect, solver=perfect, composer=perfect)
+    f = forecast_tree(
+        inner=3,
+        leaves=4,
+        k=3,
+        candidates=3,
+        decomposer=perfect,
+        discriminator=perfect,
+        solver=perfect,
+        composer=perfect,
+    )
     # 7 decomposer draws of 3, 4 solver and 3 composer votes of 3, no discriminator.
     assert f.samples_per_tree == pytest.approx(7 * 3 + 7 * 3)
     assert f.error_per_tree == 0.0 and f.p_all_correct(1000) == 1.0
@@ -409,8 +442,9 @@ async def test_a_proposal_that_cannot_be_keyed_is_red_flagged() -> None:
             raise ValueError("unknown operator '?'")
         return canonical_decomposition(proposal)
 
-    script = ScriptedSampler([split("a", "b", composition="#1 ? #2"), split("a", "b"),
-                              split("a", "b")])
+    script = ScriptedSampler(
+        [split("a", "b", composition="#1 ? #2"), split("a", "b"), split("a", "b")]
+    )
     decomposer = Decomposer(Role(model=script), candidates=2, canonical=strict_key)
     proposals = await decomposer.propose("a+b")
     assert proposals.result.red_flags == {"invalid_split": 1}
@@ -438,8 +472,11 @@ def test_a_thread_reused_for_a_new_problem_starts_a_new_tree() -> None:
 
 async def test_decomposer_escalation_can_supply_the_split() -> None:
     human = Decomposition(subproblems=["a", "b"], composition="#1 + #2")
-    role = Role(model=lambda inp: "not json", escalate=lambda result: human,
-                policy=VotePolicy(k=1, max_samples=4, on_no_consensus="escalate"))
+    role = Role(
+        model=lambda inp: "not json",
+        escalate=lambda result: human,
+        policy=VotePolicy(k=1, max_samples=4, on_no_consensus="escalate"),
+    )
     proposals = await Decomposer(role, candidates=2).propose("a+b")
     assert proposals.result.red_flags == {"parse_error": 4}
     assert [c.decomposition for c in proposals.candidates] == [human]
@@ -539,9 +576,7 @@ def test_a_failing_node_streams_a_failed_event() -> None:
         return add_parts(inp)
 
     roles = toy_roles(composer=Role(model=stubborn))
-    graph = create_recursive_graph(
-        roles, policy=RecursionPolicy(max_samples_per_node=12)
-    ).compile()
+    graph = create_recursive_graph(roles, policy=RecursionPolicy(max_samples_per_node=12)).compile()
     events: list[dict[str, Any]] = []
     with pytest.raises(NodeBudgetExhaustedError):
         for event in graph.stream({"problem": "ab+cde+f"}, stream_mode="custom"):

@@ -118,9 +118,17 @@ async def durable_once(case: int, delays: int | str | None) -> tuple[Any, list[i
     async def step(inputs: dict[str, Any], index: int) -> str:
         return await sampler(inputs["question"], index)
 
-    node = maker_node(step, k=K, parser=parse, key=vote_key, on_no_consensus="plurality",
-                      input_keys=["question"], output_key="label", stats_key="stats",
-                      durable=True)
+    node = maker_node(
+        step,
+        k=K,
+        parser=parse,
+        key=vote_key,
+        on_no_consensus="plurality",
+        input_keys=["question"],
+        output_key="label",
+        stats_key="stats",
+        durable=True,
+    )
     builder = StateGraph(Ticket)
     builder.add_node("classify", node)
     builder.add_edge(START, "classify")

@@ -14,8 +14,14 @@ def test_reference_page_is_current() -> None:
     # registry's counts), which tests that register components change in this one.
     script = ROOT / "scripts" / "gen_reference.py"
     code = f"import runpy; print(runpy.run_path({str(script)!r})['render'](), end='')"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     expected = done.stdout
     actual = (ROOT / "docs" / "reference.md").read_text()

@@ -51,8 +51,12 @@ from maker_graph.vote import VotePolicy
 # Noisy enough that every mechanism shows (contested votes, both red flags, hard steps),
 # and k = 4 keeps the expected number of wrong steps in 8,191 below 0.02.
 NOISY = ErrorModel(
-    error_rate=0.02, hard_fraction=0.002, hard_error_rate=0.15, ramble_rate=0.02,
-    malformed_rate=0.02, seed=11,
+    error_rate=0.02,
+    hard_fraction=0.002,
+    hard_error_rate=0.15,
+    ramble_rate=0.02,
+    malformed_rate=0.02,
+    seed=11,
 )
 FLAGS = [max_output_tokens(750)]
 
@@ -69,8 +73,12 @@ def log_records(where: Path) -> list[StepRecord]:
 async def test_small_runs_are_solved_with_zero_errors(n: int, tmp_path: Path) -> None:
     task = HanoiTask(n)
     report = await run_task(
-        task, simulated_sampler(task, NOISY), VotePolicy(k=4), run_log=tmp_path,
-        red_flags=FLAGS, chunk_size=64,
+        task,
+        simulated_sampler(task, NOISY),
+        VotePolicy(k=4),
+        run_log=tmp_path,
+        red_flags=FLAGS,
+        chunk_size=64,
     )
     assert report.done and report.stopped == "done"
     assert report.steps == report.session_steps == task.total_steps
@@ -92,8 +100,9 @@ async def test_small_runs_are_solved_with_zero_errors(n: int, tmp_path: Path) ->
 
 async def test_records_carry_tally_red_flags_and_tokens(tmp_path: Path) -> None:
     task = HanoiTask(9)
-    await run_task(task, simulated_sampler(task, NOISY), VotePolicy(k=3), run_log=tmp_path,
-                   red_flags=FLAGS)
+    await run_task(
+        task, simulated_sampler(task, NOISY), VotePolicy(k=3), run_log=tmp_path, red_flags=FLAGS
+    )
     records = log_records(tmp_path)
     contested = [r for r in records if len(json.loads(r.tally)) > 1]
     flagged = [r for r in records if r.red_flags]
@@ -105,7 +114,8 @@ async def test_records_carry_tally_red_flags_and_tokens(tmp_path: Path) -> None:
         assert r.samples - r.valid == sum(json.loads(r.red_flags or "{}").values())
         assert r.decided_by == "vote" and r.rounds >= 1 and r.input_tokens > 0
     assert {reason for r in flagged for reason in json.loads(r.red_flags or "{}")} == {
-        "parse_error", "too_long"
+        "parse_error",
+        "too_long",
     }
 
 
@@ -146,12 +156,10 @@ async def test_the_no_wait_path_decides_exactly_as_awaiting(tmp_path: Path) -> N
             return await fast.sample(step_input, index)
 
     await run_task(task, fast, VotePolicy(k=3), run_log=tmp_path / "fast", red_flags=FLAGS)
-    await run_task(task, AwaitOnly(), VotePolicy(k=3), run_log=tmp_path / "slow",
-                   red_flags=FLAGS)
+    await run_task(task, AwaitOnly(), VotePolicy(k=3), run_log=tmp_path / "slow", red_flags=FLAGS)
     assert log_records(tmp_path / "fast") == log_records(tmp_path / "slow")
     # Under a sample budget the counting wrapper keeps the fast path and counts it.
-    report = await run_task(task, fast, VotePolicy(k=3), red_flags=FLAGS,
-                            max_total_samples=10**9)
+    report = await run_task(task, fast, VotePolicy(k=3), red_flags=FLAGS, max_total_samples=10**9)
     assert report.samples == sum(r.samples for r in log_records(tmp_path / "fast"))
 
 
@@ -172,8 +180,14 @@ async def test_progress_events_and_on_step(tmp_path: Path) -> None:
         assert result.samples == []  # samples are never kept on the long-run path
         seen.append(step)
 
-    await run_task(task, simulated_sampler(task), run_log=tmp_path, chunk_size=50,
-                   on_progress=events.append, on_step=on_step)
+    await run_task(
+        task,
+        simulated_sampler(task),
+        run_log=tmp_path,
+        chunk_size=50,
+        on_progress=events.append,
+        on_step=on_step,
+    )
     assert seen == list(range(255))
     assert events[0].steps == 0 and events[-1].steps == 255 == events[-1].committed
     assert [e.steps for e in events] == sorted(e.steps for e in events)
@@ -287,8 +301,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[StepRecord
     """The same run, never interrupted."""
     where = tmp_path_factory.mktemp("reference")
     task = HanoiTask(13)
-    report = run_task_sync(task, simulated_sampler(task, NOISY), VotePolicy(k=4), run_log=where,
-                           red_flags=FLAGS)
+    report = run_task_sync(
+        task, simulated_sampler(task, NOISY), VotePolicy(k=4), run_log=where, red_flags=FLAGS
+    )
     assert report.done
     return log_records(where), report
 
@@ -303,8 +318,12 @@ async def test_resume_after_sigkill_at_a_random_moment(
     task = HanoiTask(13)
     voted: list[int] = []
     report = await run_task(
-        task, simulated_sampler(task, NOISY), VotePolicy(k=4), run_log=tmp_path,
-        red_flags=FLAGS, on_step=lambda step, _: voted.append(step),
+        task,
+        simulated_sampler(task, NOISY),
+        VotePolicy(k=4),
+        run_log=tmp_path,
+        red_flags=FLAGS,
+        on_step=lambda step, _: voted.append(step),
     )
     # No committed step was decided twice, none was lost.
     assert voted == list(range(done_before, task.total_steps))
@@ -335,8 +354,15 @@ async def test_cancellation_commits_every_decided_step(tmp_path: Path, latency: 
             me[0].cancel()
 
     run = asyncio.create_task(
-        run_task(task, sampler, run_log=tmp_path, on_step=stop_at_300, chunk_size=1000,
-                 commit_interval=1e9, red_flags=FLAGS)
+        run_task(
+            task,
+            sampler,
+            run_log=tmp_path,
+            on_step=stop_at_300,
+            chunk_size=1000,
+            commit_interval=1e9,
+            red_flags=FLAGS,
+        )
     )
     me.append(run)
     with pytest.raises(asyncio.CancelledError):
@@ -367,15 +393,17 @@ async def test_a_spent_budget_stops_cleanly_and_the_run_resumes(
     task = HanoiTask(8)
     sampler = simulated_sampler(task, NOISY)
     with pytest.raises(BudgetExhaustedError) as info:
-        await run_task(task, sampler, VotePolicy(k=3), run_log=tmp_path, red_flags=FLAGS,
-                       **options)
+        await run_task(task, sampler, VotePolicy(k=3), run_log=tmp_path, red_flags=FLAGS, **options)
     err = info.value
     assert err.budget == budget and err.flag == flag
     assert f"{budget} budget spent" in str(err) and flag in str(err)
     assert 0 < err.steps_done is not None and err.steps_done < task.total_steps
     assert committed(tmp_path) == err.steps_done  # everything decided is saved
-    on_disk = report_from_log(str(tmp_path), price_in=options.get("price_in", 0.0),
-                              price_out=options.get("price_out", 0.0))
+    on_disk = report_from_log(
+        str(tmp_path),
+        price_in=options.get("price_in", 0.0),
+        price_out=options.get("price_out", 0.0),
+    )
     spent = {
         "tokens": on_disk.input_tokens + on_disk.output_tokens,
         "cost": on_disk.cost,
@@ -384,8 +412,7 @@ async def test_a_spent_budget_stops_cleanly_and_the_run_resumes(
     assert spent == pytest.approx(err.spent)
     # Again with the same budget: it is a run budget, so it stops at once.
     with pytest.raises(BudgetExhaustedError):
-        await run_task(task, sampler, VotePolicy(k=3), run_log=tmp_path, red_flags=FLAGS,
-                       **options)
+        await run_task(task, sampler, VotePolicy(k=3), run_log=tmp_path, red_flags=FLAGS, **options)
     assert committed(tmp_path) == err.steps_done
     report = await run_task(task, sampler, VotePolicy(k=3), run_log=tmp_path, red_flags=FLAGS)
     assert report.done and count_errors(task, log_records(tmp_path)) == 0
@@ -394,8 +421,12 @@ async def test_a_spent_budget_stops_cleanly_and_the_run_resumes(
 async def test_budget_error_names_the_caller_flag() -> None:
     task = HanoiTask(6)
     with pytest.raises(BudgetExhaustedError, match="Raise it with --max-tokens and resume"):
-        await run_task(task, simulated_sampler(task), max_total_tokens=1000,
-                       budget_flags={"tokens": "--max-tokens"})
+        await run_task(
+            task,
+            simulated_sampler(task),
+            max_total_tokens=1000,
+            budget_flags={"tokens": "--max-tokens"},
+        )
 
 
 # --------------------------------------------------------------------------- no consensus
@@ -421,8 +452,11 @@ async def test_no_consensus_stops_after_committing_the_steps_before(tmp_path: Pa
     assert committed(tmp_path) == 6
     # A plurality policy decides the step and goes on; the decision is recorded.
     report = await run_task(
-        task, Split(), VotePolicy(k=3, max_samples=10, on_no_consensus="plurality"),
-        run_log=tmp_path, max_steps=1,
+        task,
+        Split(),
+        VotePolicy(k=3, max_samples=10, on_no_consensus="plurality"),
+        run_log=tmp_path,
+        max_steps=1,
     )
     assert report.decided_by == {"plurality": 1, "vote": 6}
     assert log_records(tmp_path)[6].decided_by == "plurality"

@@ -28,8 +28,11 @@ def records(first: int, n: int, tag: str = "a") -> list[StepRecord]:
 
 def checkpoint(next_step: int, done: bool = False) -> Checkpoint:
     return Checkpoint(
-        next_step=next_step, state=[next_step], previous_action=next_step - 1,
-        totals={"samples": 3 * next_step}, done=done,
+        next_step=next_step,
+        state=[next_step],
+        previous_action=next_step - 1,
+        totals={"samples": 3 * next_step},
+        done=done,
     )
 
 

@@ -41,8 +41,14 @@ def unfinished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Hanoi run stopped by its sample budget after several batches."""
     where = tmp_path_factory.mktemp("unfinished") / "run"
     code, _, err, exc = invoke(
-        "hanoi", "--disks", str(DISKS), "--run-dir", str(where), "--no-progress",
-        "--max-total-samples", "400",
+        "hanoi",
+        "--disks",
+        str(DISKS),
+        "--run-dir",
+        str(where),
+        "--no-progress",
+        "--max-total-samples",
+        "400",
     )
     assert code == 1 and exc is None, err
     db = sqlite3.connect(where / DB_NAME)
@@ -73,8 +79,14 @@ def _first_batch_end(run_dir: Path) -> int:
 def _small_batches_run(where: Path) -> Path:
     """An unfinished run in batches of 20 steps, so a change in batch 1 is not the tail."""
     task = HanoiTask(DISKS)
-    run_task_sync(task, simulated_sampler(task), VotePolicy(k=2), run_log=str(where),
-                  chunk_size=20, max_steps=100)
+    run_task_sync(
+        task,
+        simulated_sampler(task),
+        VotePolicy(k=2),
+        run_log=str(where),
+        chunk_size=20,
+        max_steps=100,
+    )
     return where
 
 
@@ -101,9 +113,7 @@ def test_resume_refuses_a_changed_row_in_the_first_batch(tmp_path: Path) -> None
     ],
     ids=["garbled-row", "changed-step-number", "lost-row"],
 )
-def test_export_refuses_a_damaged_batch_and_prints_none_of_it(
-    tmp_path: Path, damage: str
-) -> None:
+def test_export_refuses_a_damaged_batch_and_prints_none_of_it(tmp_path: Path, damage: str) -> None:
     run = _small_batches_run(tmp_path / "run")
     _sql(run, damage)
     code, out, err, exc = invoke("log", "export", "--run-dir", str(run))
@@ -170,8 +180,10 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
 
 
 def _records(first: int, n: int) -> list[StepRecord]:
-    return [StepRecord(i, "[1,0,2]", "h" * 16, "[3]", 3, 3, None, 1, 10, 5, "vote")
-            for i in range(first, first + n)]
+    return [
+        StepRecord(i, "[1,0,2]", "h" * 16, "[3]", 3, 3, None, 1, 10, 5, "vote")
+        for i in range(first, first + n)
+    ]
 
 
 def test_a_full_disk_is_reported_as_full(tmp_path: Path) -> None:
@@ -203,15 +215,22 @@ def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path: Pat
 def test_k_cannot_change_on_resume_and_other_changes_are_segments(tmp_path: Path) -> None:
     task = HanoiTask(4)
     where = str(tmp_path / "run")
-    run_task_sync(task, simulated_sampler(task), VotePolicy(k=3), run_log=where, max_steps=5,
-                  settings={"model": "a"})
+    run_task_sync(
+        task,
+        simulated_sampler(task),
+        VotePolicy(k=3),
+        run_log=where,
+        max_steps=5,
+        settings={"model": "a"},
+    )
     with pytest.raises(RunLogError, match="k = 3 up to step 5"):
         run_task_sync(task, simulated_sampler(task), VotePolicy(k=1), run_log=where)
     with open_run_log(where, readonly=True) as log:
         meta = log.meta()
         assert meta is not None and meta.settings["k"] == 3  # the refusal stored nothing
-    run_task_sync(task, simulated_sampler(task), VotePolicy(k=3), run_log=where,
-                  settings={"model": "b"})
+    run_task_sync(
+        task, simulated_sampler(task), VotePolicy(k=3), run_log=where, settings={"model": "b"}
+    )
     with open_run_log(where, readonly=True) as log:
         meta = log.meta()
         assert meta is not None

@@ -15,8 +15,14 @@ from maker_graph.red_flags import max_output_tokens, truncated
 from maker_graph.sampling import ChatModelSampler, TemperatureSchedule
 from maker_graph.vote import VotePolicy, Voter
 
-QUIET = dict(wrong_rate=0.0, ramble_rate=0.0, malformed_rate=0.0, rate_limit_rate=0.0,
-             server_error_rate=0.0, retry_after=0.01)
+QUIET = dict(
+    wrong_rate=0.0,
+    ramble_rate=0.0,
+    malformed_rate=0.0,
+    rate_limit_rate=0.0,
+    server_error_rate=0.0,
+    retry_after=0.01,
+)
 ONE_TEMPERATURE = TemperatureSchedule(first=0.1, rest=0.1)
 
 
@@ -40,8 +46,9 @@ def _model(stub: OpenAIStub) -> object:
 
 
 def _vote(sampler: object, k: int = 3, **policy: object) -> object:
-    voter = Voter(sampler, red_flags=[truncated(), max_output_tokens(50)],
-                  policy=VotePolicy(k=k, **policy))  # type: ignore[arg-type]
+    voter = Voter(
+        sampler, red_flags=[truncated(), max_output_tokens(50)], policy=VotePolicy(k=k, **policy)
+    )  # type: ignore[arg-type]
     return asyncio.run(voter.vote("2+2?"))
 
 
@@ -184,11 +191,28 @@ def test_cli_flag(tmp_path, per_request: str | None) -> None:
     stub = OpenAIStub(oracle, wrong, StubBehaviour(**QUIET)).start()  # type: ignore[arg-type]
     extra = [] if per_request is None else ["--samples-per-request", per_request]
     try:
-        result = CliRunner().invoke(app, [
-            "hanoi", "--disks", "3", "--k", "3", "--model", "openai:stub-hanoi",
-            "--base-url", stub.base_url, "--temperature", "0.1", "--no-progress",
-            "--run-dir", str(tmp_path / "run"), "--report", str(tmp_path / "r.json"), *extra,
-        ])
+        result = CliRunner().invoke(
+            app,
+            [
+                "hanoi",
+                "--disks",
+                "3",
+                "--k",
+                "3",
+                "--model",
+                "openai:stub-hanoi",
+                "--base-url",
+                stub.base_url,
+                "--temperature",
+                "0.1",
+                "--no-progress",
+                "--run-dir",
+                str(tmp_path / "run"),
+                "--report",
+                str(tmp_path / "r.json"),
+                *extra,
+            ],
+        )
     finally:
         stub.stop()
     assert result.exit_code == 0, result.output
@@ -206,8 +230,18 @@ def test_cli_flag_refuses_zero(tmp_path) -> None:
     from maker_graph.cli import app, load_commands
 
     load_commands()
-    result = CliRunner().invoke(app, [
-        "hanoi", "--disks", "3", "--model", "openai:x", "--base-url", "http://127.0.0.1:9/v1",
-        "--samples-per-request", "0",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "hanoi",
+            "--disks",
+            "3",
+            "--model",
+            "openai:x",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--samples-per-request",
+            "0",
+        ],
+    )
     assert result.exit_code != 0 and "--samples-per-request must be >= 1" in result.output

@@ -98,8 +98,9 @@ def test_rambles_report_many_tokens_and_malformed_text_differs() -> None:
 
 
 def test_failures_raise_provider_errors_and_retries_roll_again() -> None:
-    errors = ErrorModel(error_rate=0.0, exception_rate=0.3, timeout_rate=0.2, rate_limit_rate=0.1,
-                        retry_after=0.5)
+    errors = ErrorModel(
+        error_rate=0.0, exception_rate=0.3, timeout_rate=0.2, rate_limit_rate=0.1, retry_after=0.5
+    )
     sampler = SimulatedSampler(lambda q: "ok", errors=errors, tokens=len)
     kinds: Counter[str] = Counter()
 
@@ -135,7 +136,9 @@ def test_error_model_validation() -> None:
 
 def test_simulated_chat_model_is_a_real_chat_model() -> None:
     model = SimulatedChatModel(
-        oracle=lambda msgs: "billing", choices=["billing", "bug"], model_name="sim-x",
+        oracle=lambda msgs: "billing",
+        choices=["billing", "bug"],
+        model_name="sim-x",
         errors=ErrorModel(error_rate=0.0),
     )
     message = model.invoke([HumanMessage("I was charged twice")])
@@ -191,12 +194,12 @@ def test_scripted_doubles_record_and_check_usage() -> None:
 
 def test_a_timed_out_call_is_retried_with_fresh_latency() -> None:
     """A slow call cut off by the retry policy's timeout must not be slow on every attempt."""
-    from maker_graph.sampling import RetryPolicy
+    from maker_graph.sampling import ProviderRetry
     from maker_graph.vote import VotePolicy, Voter
 
     errors = ErrorModel(error_rate=0.0, latency_median=0.02, latency_sigma=1.5, seed=4)
     sampler = SimulatedSampler(lambda q: "ok", errors=errors, tokens=len)
-    retry = RetryPolicy(timeout=0.03, initial_delay=0.0, jitter=0.0, max_attempts=20)
+    retry = ProviderRetry(timeout=0.03, initial_delay=0.0, jitter=0.0, max_attempts=20)
     voter = Voter(sampler, policy=VotePolicy(k=2, retry=retry))
 
     async def run() -> list[dict[str, int]]:

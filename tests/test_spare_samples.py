@@ -24,8 +24,14 @@ from maker_graph.sampling import ChatModelSampler, TemperatureSchedule
 from maker_graph.tasks.hanoi import HanoiStep, HanoiTask, apply_move, format_answer, legal_moves
 from maker_graph.vote import VotePolicy, Voter
 
-QUIET = dict(wrong_rate=0.0, ramble_rate=0.0, malformed_rate=0.0, rate_limit_rate=0.0,
-             server_error_rate=0.0, retry_after=0.01)
+QUIET = dict(
+    wrong_rate=0.0,
+    ramble_rate=0.0,
+    malformed_rate=0.0,
+    rate_limit_rate=0.0,
+    server_error_rate=0.0,
+    retry_after=0.01,
+)
 ONE_TEMPERATURE = TemperatureSchedule(first=0.1, rest=0.1)
 
 
@@ -35,8 +41,9 @@ def stub_factory() -> Iterator:
 
     def make(**behaviour: object) -> OpenAIStub:
         options = {**QUIET, **behaviour}
-        stub = OpenAIStub(lambda messages: "4", lambda messages, rival: "5",
-                          StubBehaviour(**options))  # type: ignore[arg-type]
+        stub = OpenAIStub(
+            lambda messages: "4", lambda messages, rival: "5", StubBehaviour(**options)
+        )  # type: ignore[arg-type]
         started.append(stub.start())
         return stub
 
@@ -45,11 +52,14 @@ def stub_factory() -> Iterator:
         stub.stop()
 
 
-def _vote(stub: OpenAIStub, spares: int, schedule: TemperatureSchedule = ONE_TEMPERATURE,
-          **policy: Any) -> Any:
+def _vote(
+    stub: OpenAIStub, spares: int, schedule: TemperatureSchedule = ONE_TEMPERATURE, **policy: Any
+) -> Any:
     model = resolve_chat_model("openai:stub", ProviderOptions(base_url=stub.base_url, timeout=10))
-    voter = Voter(ChatModelSampler(model, temperature=schedule),
-                  policy=VotePolicy(k=3, spare_samples=spares, **policy))
+    voter = Voter(
+        ChatModelSampler(model, temperature=schedule),
+        policy=VotePolicy(k=3, spare_samples=spares, **policy),
+    )
     return asyncio.run(voter.vote("2+2?"))
 
 
@@ -149,8 +159,11 @@ def test_spares_never_change_a_vote_and_budgets_count_them(tmp_path, seed: int) 
         batcher = IndexedBatcher(task, seed)
         seen: list[tuple[int, dict[Any, int]]] = []
         reports[spares] = run_task_sync(
-            task, batcher, VotePolicy(k=3, spare_samples=spares),
-            run_log=str(tmp_path / f"run-{spares}"), speculate=0,
+            task,
+            batcher,
+            VotePolicy(k=3, spare_samples=spares),
+            run_log=str(tmp_path / f"run-{spares}"),
+            speculate=0,
             on_step=lambda step, result, seen=seen: seen.append((step, dict(result.tally))),
         )
         tallies[spares], batchers[spares] = seen, batcher
@@ -166,6 +179,12 @@ def test_spares_never_change_a_vote_and_budgets_count_them(tmp_path, seed: int) 
     task = HanoiTask(5)
     batcher = IndexedBatcher(task, seed)
     with pytest.raises(BudgetExhaustedError) as caught:
-        run_task_sync(task, batcher, VotePolicy(k=3, spare_samples=3),
-                      run_log=str(tmp_path / "budget"), speculate=0, max_total_samples=40)
+        run_task_sync(
+            task,
+            batcher,
+            VotePolicy(k=3, spare_samples=3),
+            run_log=str(tmp_path / "budget"),
+            speculate=0,
+            max_total_samples=40,
+        )
     assert caught.value.spent == batcher.served == 40

@@ -24,21 +24,35 @@ from maker_graph.vote import VotePolicy
 
 def _committed(where: Path) -> list[Any]:
     with open_run_log(where, readonly=True) as log:
-        return [(r.step, r.action, r.state_hash, r.tally, r.samples, r.decided_by)
-                for r in log.steps()]
+        return [
+            (r.step, r.action, r.state_hash, r.tally, r.samples, r.decided_by) for r in log.steps()
+        ]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_a_speculative_run_commits_what_a_plain_run_commits(tmp_path: Path,
-                                                                    seed: int) -> None:
+async def test_a_speculative_run_commits_what_a_plain_run_commits(
+    tmp_path: Path, seed: int
+) -> None:
     task = HanoiTask(5)
-    errors = ErrorModel(error_rate=0.1, rivals=2, malformed_rate=0.05, seed=seed,
-                        latency_median=0.002, latency_sigma=0.5)
+    errors = ErrorModel(
+        error_rate=0.1,
+        rivals=2,
+        malformed_rate=0.05,
+        seed=seed,
+        latency_median=0.002,
+        latency_sigma=0.5,
+    )
     policy = VotePolicy(k=3, max_samples=40)
-    plain = await run_task(task, simulated_sampler(task, errors), policy=policy,
-                           run_log=tmp_path / "plain", speculate=0)
-    fast = await run_task(task, simulated_sampler(task, errors), policy=policy,
-                          run_log=tmp_path / "fast", speculate=2)
+    plain = await run_task(
+        task,
+        simulated_sampler(task, errors),
+        policy=policy,
+        run_log=tmp_path / "plain",
+        speculate=0,
+    )
+    fast = await run_task(
+        task, simulated_sampler(task, errors), policy=policy, run_log=tmp_path / "fast", speculate=2
+    )
     assert plain.done and fast.done and plain.steps == fast.steps == 31
     assert _committed(tmp_path / "fast") == _committed(tmp_path / "plain")
     assert plain.speculative_wasted == 0 and plain.speculate == 0
@@ -55,9 +69,13 @@ async def test_a_speculative_run_commits_what_a_plain_run_commits(tmp_path: Path
 async def test_wrong_guesses_are_cancelled_and_counted(tmp_path: Path) -> None:
     task = HanoiTask(6)
     errors = ErrorModel(error_rate=0.1, rivals=1, seed=11, latency_median=0.002)
-    report = await run_task(task, simulated_sampler(task, errors),
-                            policy=VotePolicy(k=3, max_samples=40), run_log=tmp_path,
-                            speculate=1)
+    report = await run_task(
+        task,
+        simulated_sampler(task, errors),
+        policy=VotePolicy(k=3, max_samples=40),
+        run_log=tmp_path,
+        speculate=1,
+    )
     assert report.done
     # At a 10 % error rate some of 63 steps' first valid samples lose their votes.
     assert report.speculative_wasted > 0

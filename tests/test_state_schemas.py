@@ -78,9 +78,7 @@ def test_maker_node_whole_state_input(schema: Any) -> None:
 
 @pytest.mark.parametrize("use_async", [False, True])
 @pytest.mark.parametrize("schema", [PydanticState, DataclassState])
-async def test_add_maker_step_in_pydantic_and_dataclass_graph(
-    schema: Any, use_async: bool
-) -> None:
+async def test_add_maker_step_in_pydantic_and_dataclass_graph(schema: Any, use_async: bool) -> None:
     builder = StateGraph(schema)
     nodes = add_maker_step(builder, "step", shout, k=2, input_keys=["q"], output_key="a")
     builder.add_edge(START, nodes.entry)
@@ -120,8 +118,9 @@ async def test_bound_model_is_a_chat_model_and_its_tool_call_joins_messages(
     use_async: bool,
 ) -> None:
     bound = SimulatedChatModel(oracle=refund_oracle).bind_tools([refund])
-    node = maker_node(bound, k=2, output_key="messages", temperature=0.0,
-                      prompt=lambda s: s["messages"])
+    node = maker_node(
+        bound, k=2, output_key="messages", temperature=0.0, prompt=lambda s: s["messages"]
+    )
     builder = StateGraph(MessagesState)
     builder.add_node("agent", node)
     builder.add_edge(START, "agent").add_edge("agent", END)
@@ -165,8 +164,9 @@ def test_misspelt_output_key_names_the_key_and_the_fields(schema: Any) -> None:
 async def test_add_maker_step_appends_the_winning_tool_call_to_messages(use_async: bool) -> None:
     bound = SimulatedChatModel(oracle=refund_oracle).bind_tools([refund])
     builder = StateGraph(MessagesState)
-    nodes = add_maker_step(builder, "agent", bound, k=2, output_key="messages",
-                           prompt=lambda s: s["messages"])
+    nodes = add_maker_step(
+        builder, "agent", bound, k=2, output_key="messages", prompt=lambda s: s["messages"]
+    )
     builder.add_edge(START, nodes.entry)
     graph = builder.compile(checkpointer=InMemorySaver())
     out = await run(graph, {"messages": [HumanMessage("refund A1")]}, use_async=use_async)

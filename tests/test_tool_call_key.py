@@ -95,8 +95,10 @@ def test_maker_node_writes_the_winning_tool_call_message() -> None:
     answers = [acting(call("refund", f"r{i}", order_id="A1")) for i in range(2)]
     model = ScriptedChatModel(answers=answers)
     builder = StateGraph(TicketState)
-    builder.add_node("decide", maker_node(model, k=2, input_keys=["ticket"],
-                                          output_key="action", stats_key="maker_stats"))
+    builder.add_node(
+        "decide",
+        maker_node(model, k=2, input_keys=["ticket"], output_key="action", stats_key="maker_stats"),
+    )
     builder.add_edge(START, "decide")
     builder.add_edge("decide", END)
     out = builder.compile().invoke({"ticket": "refund A1"})

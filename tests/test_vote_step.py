@@ -9,7 +9,7 @@ import pytest
 from maker_graph.errors import ConfigurationError, NoConsensusError, SamplerError
 from maker_graph.records import RawSample, StepResult
 from maker_graph.red_flags import max_output_tokens
-from maker_graph.sampling import ChatModelSampler, RetryPolicy
+from maker_graph.sampling import ChatModelSampler, ProviderRetry
 from maker_graph.testing import (
     ErrorModel,
     ScriptedSampler,
@@ -19,7 +19,7 @@ from maker_graph.testing import (
 )
 from maker_graph.vote import VotePolicy, Voter, vote_step, vote_step_sync
 
-FAST_RETRY = RetryPolicy(initial_delay=0.0, jitter=0.0)
+FAST_RETRY = ProviderRetry(initial_delay=0.0, jitter=0.0)
 
 
 async def test_unanimous_first_round_draws_exactly_k() -> None:
@@ -138,7 +138,7 @@ async def test_one_failing_sample_does_not_cancel_its_siblings() -> None:
             return RawSample(output="a", text="a")
 
     voter = Voter(
-        Flaky(), policy=VotePolicy(k=3, retry=RetryPolicy(max_attempts=2, initial_delay=0.0))
+        Flaky(), policy=VotePolicy(k=3, retry=ProviderRetry(max_attempts=2, initial_delay=0.0))
     )
     with pytest.raises(SamplerError) as info:
         await voter.vote("q")
@@ -236,7 +236,8 @@ async def test_setup_errors_and_graph_interrupts_are_not_retried(make_error: str
     from langgraph.errors import GraphInterrupt
 
     error: Exception = (
-        ConfigurationError("bad prompt template") if make_error == "configuration"
+        ConfigurationError("bad prompt template")
+        if make_error == "configuration"
         else GraphInterrupt(())
     )
     sampler = ScriptedSampler([error])

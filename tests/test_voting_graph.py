@@ -24,11 +24,11 @@ from maker_graph.graph.voting_graph import (
 )
 from maker_graph.records import RawSample
 from maker_graph.red_flags import max_output_tokens
-from maker_graph.sampling import RetryPolicy
+from maker_graph.sampling import ProviderRetry
 from maker_graph.scaling import p_step
 from maker_graph.testing import ErrorModel, ScriptedSampler, SimulatedSampler
 
-FAST_RETRY = RetryPolicy(max_attempts=2, initial_delay=0.001, jitter=0.0)
+FAST_RETRY = ProviderRetry(max_attempts=2, initial_delay=0.001, jitter=0.0)
 
 
 def strict(text: str) -> str:
@@ -112,8 +112,9 @@ async def test_invoke_and_ainvoke_decide_by_k_ahead(use_async: bool) -> None:
 
 
 async def test_custom_keys_and_no_stats() -> None:
-    graph = create_voting_graph(lambda q: q * 2, k=1, input_key="q", output_key="a",
-                                stats_key=None).compile()
+    graph = create_voting_graph(
+        lambda q: q * 2, k=1, input_key="q", output_key="a", stats_key=None
+    ).compile()
     assert await graph.ainvoke({"q": "ab"}) == {"a": "abab"}
 
 
@@ -164,10 +165,13 @@ async def test_red_flagged_sample_is_resampled_through_the_guard_edge() -> None:
 
 
 async def test_length_red_flag_uses_reported_tokens() -> None:
-    sampler = ScriptedSampler([
-        RawSample("x", "x", output_tokens=900), RawSample("y", "y", output_tokens=10),
-        RawSample("y", "y", output_tokens=10),
-    ])
+    sampler = ScriptedSampler(
+        [
+            RawSample("x", "x", output_tokens=900),
+            RawSample("y", "y", output_tokens=10),
+            RawSample("y", "y", output_tokens=10),
+        ]
+    )
     graph = create_voting_graph(sampler, k=2, red_flags=[max_output_tokens(750)]).compile()
     out = await graph.ainvoke({"step_input": "q"})
     assert out["answer"] == "y"
@@ -204,8 +208,7 @@ async def test_budget_spent_raises_with_the_tally() -> None:
 
 async def test_budget_spent_with_plurality_takes_the_leader() -> None:
     sampler = ScriptedSampler(["b", "a", "a", "b", "a"])
-    graph = create_voting_graph(sampler, k=3, max_samples=5,
-                                on_no_consensus="plurality").compile()
+    graph = create_voting_graph(sampler, k=3, max_samples=5, on_no_consensus="plurality").compile()
     out = await graph.ainvoke({"step_input": "q"})
     assert out["answer"] == "a" and out["maker_stats"]["decided_by"] == "plurality"
 
@@ -213,8 +216,9 @@ async def test_budget_spent_with_plurality_takes_the_leader() -> None:
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_escalation_interrupts_and_resumes_with_the_human_answer(use_async: bool) -> None:
     sampler = ByIndex(["a", "b"] * 2)
-    graph = create_voting_graph(sampler, k=2, max_samples=4,
-                                on_no_consensus="escalate").compile(checkpointer=InMemorySaver())
+    graph = create_voting_graph(sampler, k=2, max_samples=4, on_no_consensus="escalate").compile(
+        checkpointer=InMemorySaver()
+    )
     config = cfg(f"esc-{use_async}")
     paused = await run(graph, {"step_input": "which?"}, config, use_async=use_async)
     (request,) = paused["__interrupt__"]
@@ -234,8 +238,13 @@ async def test_escalation_handler_answers_without_interrupt() -> None:
         seen.append(dict(result.tally))
         return "b"
 
-    graph = create_voting_graph(ScriptedSampler(["a", "b"]), k=2, max_samples=2,
-                                on_no_consensus="escalate", escalate=stronger_model).compile()
+    graph = create_voting_graph(
+        ScriptedSampler(["a", "b"]),
+        k=2,
+        max_samples=2,
+        on_no_consensus="escalate",
+        escalate=stronger_model,
+    ).compile()
     out = await graph.ainvoke({"step_input": "q"})
     assert out["answer"] == "b" and seen == [{"a": 1, "b": 1}]
 
@@ -274,9 +283,7 @@ async def test_resume_after_an_exception_mid_vote_loses_no_finished_sample(
     use_async: bool,
 ) -> None:
     flaky = Flaky()
-    graph = create_voting_graph(flaky, k=3, retry=FAST_RETRY).compile(
-        checkpointer=InMemorySaver()
-    )
+    graph = create_voting_graph(flaky, k=3, retry=FAST_RETRY).compile(checkpointer=InMemorySaver())
     config = cfg(f"resume-{use_async}")
     with pytest.raises(SamplerError):
         await run(graph, {"step_input": "q"}, config, use_async=use_async)
@@ -292,9 +299,10 @@ async def test_resume_after_an_exception_mid_vote_loses_no_finished_sample(
 
 
 async def test_transient_provider_failures_are_retried_not_counted() -> None:
-    sampler = SimulatedSampler(lambda q: "ok", errors=ErrorModel(
-        error_rate=0.0, exception_rate=0.3, seed=5))
-    graph = create_voting_graph(sampler, k=3, retry=RetryPolicy(initial_delay=0.0)).compile()
+    sampler = SimulatedSampler(
+        lambda q: "ok", errors=ErrorModel(error_rate=0.0, exception_rate=0.3, seed=5)
+    )
+    graph = create_voting_graph(sampler, k=3, retry=ProviderRetry(initial_delay=0.0)).compile()
     out = await graph.ainvoke({"step_input": "q"})
     assert out["answer"] == "ok" and out["maker_stats"]["samples_drawn"] == 3
 
@@ -318,18 +326,19 @@ def parent_loop(voting: Any, steps: int) -> StateGraph[Any, Any, Any, Any]:
     builder.add_node("vote", voting)
     builder.add_edge(START, "prepare")
     builder.add_edge("prepare", "vote")
-    builder.add_conditional_edges("vote", lambda s: "prepare" if s["n"] < steps else END,
-                                  ["prepare", END])
+    builder.add_conditional_edges(
+        "vote", lambda s: "prepare" if s["n"] < steps else END, ["prepare", END]
+    )
     return builder
 
 
 async def test_custom_events_reach_the_parent_with_subgraphs() -> None:
-    voting = create_voting_graph(ScriptedSampler(["a", "BAD", "a", "a"]), k=3,
-                                 parser=strict).compile()
+    voting = create_voting_graph(
+        ScriptedSampler(["a", "BAD", "a", "a"]), k=3, parser=strict
+    ).compile()
     graph = parent_loop(voting, 1).compile()
     events = [
-        (ns, chunk)
-        async for ns, chunk in graph.astream({}, stream_mode="custom", subgraphs=True)
+        (ns, chunk) async for ns, chunk in graph.astream({}, stream_mode="custom", subgraphs=True)
     ]
     names = [chunk["event"] for _, chunk in events]
     assert names[0] == "maker.round"
@@ -352,7 +361,8 @@ async def test_tally_resets_per_step_and_state_stays_small() -> None:
 
 async def test_voting_graph_state_is_o1_when_checkpointed_itself() -> None:
     graph = create_voting_graph(ScriptedSampler(["a", "b", "a", "a"]), k=2).compile(
-        checkpointer=InMemorySaver())
+        checkpointer=InMemorySaver()
+    )
     await graph.ainvoke({"step_input": "q"}, cfg("t"))
     tally = graph.get_state(cfg("t")).values["maker_votes"]
     assert tally["counts"] == [3, 1] and tally["in_flight"] == 0
@@ -386,9 +396,7 @@ async def test_accuracy_lift_matches_p_step_and_not_k_off_by_one() -> None:
         tokens=len,
     )
     graph = create_voting_graph(sampler, k=k, max_samples=200).compile()
-    outs = await asyncio.gather(
-        *[graph.ainvoke({"step_input": str(i)}) for i in range(questions)]
-    )
+    outs = await asyncio.gather(*[graph.ainvoke({"step_input": str(i)}) for i in range(questions)])
     voted = sum(out["answer"] == f"right-{i}" for i, out in enumerate(outs)) / questions
     firsts = [await sampler.sample(str(i), 0) for i in range(questions)]
     single = sum(raw.text == f"right-{i}" for i, raw in enumerate(firsts)) / questions

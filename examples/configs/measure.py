@@ -56,9 +56,11 @@ def main() -> None:
         times.append(time.perf_counter() - started)
         right += out["category"] == label
         samples.append(out["triage_stats"]["samples_drawn"])
-    print(f"triage: 400 tickets, voted accuracy {right / 400:.3f} (one sample: 0.80), "
-          f"mean samples {statistics.mean(samples):.2f}, "
-          f"median invoke {statistics.median(times) * 1000:.1f} ms")
+    print(
+        f"triage: 400 tickets, voted accuracy {right / 400:.3f} (one sample: 0.80), "
+        f"mean samples {statistics.mean(samples):.2f}, "
+        f"median invoke {statistics.median(times) * 1000:.1f} ms"
+    )
 
     disks = 14
     data = read_source(HERE / "hanoi.yaml").data
@@ -69,12 +71,18 @@ def main() -> None:
     through_spec = time.perf_counter() - started
     task = HanoiTask(disks)
     started = time.perf_counter()
-    run_task_sync(task, simulated_sampler(task, ErrorModel(error_rate=0.01, seed=3)),
-                  VotePolicy(k=3, max_samples=40), red_flags=[max_output_tokens(750)])
+    run_task_sync(
+        task,
+        simulated_sampler(task, ErrorModel(error_rate=0.01, seed=3)),
+        VotePolicy(k=3, max_samples=40),
+        red_flags=[max_output_tokens(750)],
+    )
     direct = time.perf_counter() - started
-    print(f"hanoi {disks} disks ({2**disks - 1} steps): spec graph {through_spec:.2f} s "
-          f"(done={out['result']['done']}), run_task {direct:.2f} s, "
-          f"ratio {through_spec / direct:.2f}")
+    print(
+        f"hanoi {disks} disks ({2**disks - 1} steps): spec graph {through_spec:.2f} s "
+        f"(done={out['result']['done']}), run_task {direct:.2f} s, "
+        f"ratio {through_spec / direct:.2f}"
+    )
 
 
 if __name__ == "__main__":

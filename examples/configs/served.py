@@ -54,7 +54,8 @@ class AgentState(TypedDict, total=False):
 
 
 _model = SimulatedChatModel(
-    oracle=_oracle, choices=LABELS,
+    oracle=_oracle,
+    choices=LABELS,
     errors=ErrorModel(error_rate=0.1, latency_median=LATENCY_MEDIAN, seed=16),
 )
 _turn = maker_node(_model, k=3, input_keys=["ticket"], output_key="label", name="label")
@@ -80,5 +81,4 @@ def decompose(config: RunnableConfig) -> StateGraph[Any, Any, Any, Any]:
     run_log = run_log_url_from_env(str(thread)) if thread else None
     task = HanoiTask(disks)
     errors = ErrorModel(error_rate=0.01, latency_median=LATENCY_MEDIAN, seed=disks)
-    return create_decomposition_graph(task, simulated_sampler(task, errors), k=3,
-                                      run_log=run_log)
+    return create_decomposition_graph(task, simulated_sampler(task, errors), k=3, run_log=run_log)

@@ -102,7 +102,6 @@ class ProgressBar:
         )
         self._progress.refresh()
 
-
     def _spend(self, event: Any) -> str:
         """`$spent / ~$projected` once prices are known (empty otherwise)."""
         price_in, price_out = self.prices

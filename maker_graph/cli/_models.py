@@ -69,7 +69,10 @@ def build_model(
         )
     model = resolve_chat_model(spec, options)
     chat = ChatModelSampler(
-        model, prompt=task.prompt, temperature=temperature, max_tokens=options.max_tokens,
+        model,
+        prompt=task.prompt,
+        temperature=temperature,
+        max_tokens=options.max_tokens,
         samples_per_request=options.samples_per_request,
     )
     counted = TokenCountingSampler(chat, prompt=task.prompt)

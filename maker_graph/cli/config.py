@@ -37,8 +37,12 @@ INTERRUPTED = 3
 """`maker-graph run`'s exit code when the graph stopped at an interrupt awaiting a resume."""
 
 _TYPES: dict[str, tuple[type[Any], ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
-    "list": (list,), "dict": (dict,),
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
 }
 
 ImportOption = Annotated[
@@ -64,15 +68,16 @@ def _refuse_shadowing(target: str, name: str, path: Path) -> None:
     whole process: refuse instead of importing it under that name."""
     loaded = sys.modules.get(name)
     if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() != path:
-        raise fail(f"--import {target}: a module named {name!r} is already loaded; "
-                   "rename the file")
+        raise fail(f"--import {target}: a module named {name!r} is already loaded; rename the file")
     try:
         found = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         found = None
     if found is not None and found.origin and Path(found.origin).resolve() != path:
-        raise fail(f"--import {target}: it would replace the module {name!r} "
-                   f"({found.origin}); rename the file")
+        raise fail(
+            f"--import {target}: it would replace the module {name!r} "
+            f"({found.origin}); rename the file"
+        )
 
 
 def _import_module(target: str) -> None:
@@ -144,8 +149,11 @@ def validate(
     imports: ImportOption = None,
     build: Annotated[
         bool,
-        typer.Option("--build", help="Also build the graph: models, provider packages, "
-                     "API key variables, task parameters."),
+        typer.Option(
+            "--build",
+            help="Also build the graph: models, provider packages, "
+            "API key variables, task parameters.",
+        ),
     ] = False,
 ) -> None:
     """Check graph specs; list every problem with its location."""
@@ -199,8 +207,9 @@ def _check_input(values: Mapping[str, Any], spec: Any) -> None:
     allowed = spec.input if spec.input is not None else list(keys)
     unknown = [k for k in values if k not in allowed]
     if unknown:
-        raise fail(f"--input: unknown key(s) {', '.join(unknown)}; this graph takes "
-                   f"{', '.join(allowed)}")
+        raise fail(
+            f"--input: unknown key(s) {', '.join(unknown)}; this graph takes {', '.join(allowed)}"
+        )
     for name, value in values.items():
         types = _TYPES.get(keys[name].type)
         bad = types is not None and (
@@ -258,8 +267,10 @@ def run(
     from ..config import load_graph, load_spec
 
     if resume is not None and (store is None or thread is None):
-        raise fail("--resume continues a stored thread: pass the --store and --thread "
-                   "that the interrupted run printed")
+        raise fail(
+            "--resume continues a stored thread: pass the --store and --thread "
+            "that the interrupted run printed"
+        )
     if timeout is not None and not 0 < timeout <= 3600:
         raise fail(f"--timeout must be > 0 and <= 3600 seconds, got {timeout}")
     values = _read_input(input_json)
@@ -290,8 +301,14 @@ def run(
     except Exception as exc:  # noqa: BLE001 - a node's own failure: one line, not a traceback
         raise fail(_node_failure(exc), code=1) from None
     if pending:
-        typer.echo(json.dumps(_interrupt_report(pending, spec_path, store, thread_id),
-                              indent=2, default=str, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                _interrupt_report(pending, spec_path, store, thread_id),
+                indent=2,
+                default=str,
+                ensure_ascii=False,
+            )
+        )
         raise typer.Exit(INTERRUPTED)
     typer.echo(json.dumps(final, indent=2, default=str, ensure_ascii=False))
 
@@ -302,7 +319,8 @@ def _with_timeout(spec: Any, timeout: float) -> Any:
 
     models = {
         name: model.model_copy(update={"timeout": timeout})
-        if isinstance(model, ProviderModel) else model
+        if isinstance(model, ProviderModel)
+        else model
         for name, model in spec.models.items()
     }
     return spec.model_copy(update={"models": models})
@@ -327,8 +345,9 @@ def _resume_value(text: str) -> Any:
         return text
 
 
-def _drive(graph: Any, start: Any, config: Any, *, stream: bool,
-           output: Sequence[str] | None) -> tuple[dict[str, Any], list[Any]]:
+def _drive(
+    graph: Any, start: Any, config: Any, *, stream: bool, output: Sequence[str] | None
+) -> tuple[dict[str, Any], list[Any]]:
     """Run to the end or to an interrupt: (final state, pending interrupts)."""
     final: dict[str, Any] = {}
     pending: list[Any] = []
@@ -345,16 +364,21 @@ def _drive(graph: Any, start: Any, config: Any, *, stream: bool,
     return final, pending
 
 
-def _interrupt_report(pending: Sequence[Any], spec_path: Path, store: str | None,
-                      thread_id: str) -> dict[str, Any]:
+def _interrupt_report(
+    pending: Sequence[Any], spec_path: Path, store: str | None, thread_id: str
+) -> dict[str, Any]:
     report: dict[str, Any] = {
         "interrupted": [{"id": item.id, "value": item.value} for item in pending],
         "thread_id": thread_id,
     }
     if store is None:
-        report["resume"] = ("not resumable: this run kept no checkpoints; run it again "
-                            "with --store DIR to be able to resume")
+        report["resume"] = (
+            "not resumable: this run kept no checkpoints; run it again "
+            "with --store DIR to be able to resume"
+        )
     else:
-        report["resume"] = (f"maker-graph run {shlex.quote(str(spec_path))} --store "
-                            f"{shlex.quote(store)} --thread {thread_id} --resume ANSWER")
+        report["resume"] = (
+            f"maker-graph run {shlex.quote(str(spec_path))} --store "
+            f"{shlex.quote(store)} --thread {thread_id} --resume ANSWER"
+        )
     return report

@@ -24,6 +24,7 @@ from .app import app, fail
 
 __all__ = ["estimate_command", "plan_from_estimate", "print_estimate"]
 
+
 def _task_names() -> list[str]:
     from ..config.registry import registry
 
@@ -126,31 +127,48 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
     )
     # The plan under the measured correlation comes first; what independent errors would
     # promise is only ever printed beside it, under its own label.
-    headers = ["model", "p", "95% CI", "v", "in tok", "out tok", "$/sample", "stuck",
-               "k_min", "p_full", "samples/step", "samples", "cost",
-               "if independent: k_min", "p_full"]
+    headers = [
+        "model",
+        "p",
+        "95% CI",
+        "v",
+        "in tok",
+        "out tok",
+        "$/sample",
+        "stuck",
+        "k_min",
+        "p_full",
+        "samples/step",
+        "samples",
+        "cost",
+        "if independent: k_min",
+        "p_full",
+    ]
     rows = []
     for m in report.models:
         plan = m.plan
         reached = plan is not None and plan.k_min is not None
-        rows.append([
-            m.model,
-            f"{m.p:.4f}" if m.p is not None else "-",
-            f"[{m.p_low:.4f}, {m.p_high:.4f}]" if m.p is not None else "-",
-            f"{m.v:.3f}",
-            f"{m.mean_input_tokens:,.0f}",
-            f"{m.mean_output_tokens:,.0f}",
-            _fmt_money(m.cost_per_sample),
-            _fmt_stuck(m),
-            (str(plan.k_min) if reached else "none") if plan else "-",
-            _fmt_p_full(plan) if plan else "-",
-            f"{plan.samples_per_step:.2f}" if reached and plan else "-",
-            _fmt_count(plan.total_samples) if reached and plan else "-",
-            _fmt_money(plan.total_cost) if reached and plan else "-",
-            str(plan.independent_k_min) if plan and plan.independent_k_min else "-",
-            f"{plan.independent_p_full:.3f}"
-            if plan and plan.independent_p_full is not None else "-",
-        ])
+        rows.append(
+            [
+                m.model,
+                f"{m.p:.4f}" if m.p is not None else "-",
+                f"[{m.p_low:.4f}, {m.p_high:.4f}]" if m.p is not None else "-",
+                f"{m.v:.3f}",
+                f"{m.mean_input_tokens:,.0f}",
+                f"{m.mean_output_tokens:,.0f}",
+                _fmt_money(m.cost_per_sample),
+                _fmt_stuck(m),
+                (str(plan.k_min) if reached else "none") if plan else "-",
+                _fmt_p_full(plan) if plan else "-",
+                f"{plan.samples_per_step:.2f}" if reached and plan else "-",
+                _fmt_count(plan.total_samples) if reached and plan else "-",
+                _fmt_money(plan.total_cost) if reached and plan else "-",
+                str(plan.independent_k_min) if plan and plan.independent_k_min else "-",
+                f"{plan.independent_p_full:.3f}"
+                if plan and plan.independent_p_full is not None
+                else "-",
+            ]
+        )
     for text in _table(headers, rows):
         console.print(text, markup=False, overflow="ignore", crop=False, soft_wrap=True)
     console.print(
@@ -158,7 +176,8 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
         "(measured from repeat samples; '?' with one sample a step). k_min, p_full and cost "
         "are forecast under it; 'if independent' is what the independence assumption would "
         "promise at the same k, for comparison only.",
-        markup=False, style="dim",
+        markup=False,
+        style="dim",
     )
     if not details:
         return
@@ -195,8 +214,11 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
             parts = []
             for k in (1, 2, 3, 5):
                 f = m.forecast(k)
-                ind = (f"{f.independent_step_error:.2e}"
-                       if f.independent_step_error is not None else "-")
+                ind = (
+                    f"{f.independent_step_error:.2e}"
+                    if f.independent_step_error is not None
+                    else "-"
+                )
                 parts.append(
                     f"k={k}: {f.step_error:.2e} [{f.step_error_low:.2e}, "
                     f"{f.step_error_high:.2e}] (if independent {ind})"
@@ -209,14 +231,17 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
 @app.command("estimate")
 def estimate_command(
     task_name: str = typer.Argument(
-        ..., metavar="TASK",
+        ...,
+        metavar="TASK",
         help="A registered task with ground truth: hanoi, long_addition, or your own.",
     ),
     disks: int = typer.Option(20, "--disks", help="Hanoi: number of disks (2**N - 1 steps)."),
     task_params: Annotated[
         list[str] | None,
-        typer.Option("--task-param", help="NAME=VALUE for the task's factory "
-                     "(e.g. digits=200 for long_addition); repeat."),
+        typer.Option(
+            "--task-param",
+            help="NAME=VALUE for the task's factory (e.g. digits=200 for long_addition); repeat.",
+        ),
     ] = None,
     models: Annotated[
         list[str] | None,
@@ -260,8 +285,10 @@ def estimate_command(
         0, "--max-retries", help="Client-side HTTP retries (0: maker_graph retries)."
     ),
     timeout: float = typer.Option(
-        120.0, "--timeout", help="Seconds one provider call may take in total; then it "
-        "counts as a timeout and is retried."
+        120.0,
+        "--timeout",
+        help="Seconds one provider call may take in total; then it "
+        "counts as a timeout and is retried.",
     ),
     price_in: float | None = typer.Option(
         None, "--price-in", help="Price per million input tokens (all models)."
@@ -356,7 +383,7 @@ def _estimate(
 
     from ..estimate import EstimateOptions, estimate_sync
     from ..providers import ProviderOptions, parse_model_spec, simulated_error_model
-    from ..sampling import RetryPolicy, TemperatureSchedule
+    from ..sampling import ProviderRetry, TemperatureSchedule
     from ..tasks.hanoi import HanoiTask
     from ..testing import ErrorModel
     from ._models import build_model, price_table, resolve_price
@@ -369,7 +396,7 @@ def _estimate(
         target=target,
         cautious=cautious,
         concurrency=concurrency,
-        retry=RetryPolicy(timeout=timeout),
+        retry=ProviderRetry(timeout=timeout),
     )
     provider = ProviderOptions(
         base_url=base_url,
@@ -399,8 +426,13 @@ def _estimate(
                     "with @register.task(simulator=...) or pass a real model"
                 )
             sampler = entry.simulator(task, simulated_error_model(spec, base))
-            entries.append((spec.label, sampler, resolve_price(
-                (spec.label, spec.text), table, price_in, price_out)))
+            entries.append(
+                (
+                    spec.label,
+                    sampler,
+                    resolve_price((spec.label, spec.text), table, price_in, price_out),
+                )
+            )
             continue
         built = build_model(task, spec, options=provider, errors=base, temperature=schedule)
         price = resolve_price(built.price_names or built.name, table, price_in, price_out)
@@ -457,8 +489,10 @@ def plan_from_estimate(
     except ValueError as exc:
         raise ConfigurationError(str(exc).splitlines()[0]) from None
     if as_json:
-        rows = [m.model_dump(exclude={"records", "length_bins", "collisions_by_cap"})
-                for m in report.models]
+        rows = [
+            m.model_dump(exclude={"records", "length_bins", "collisions_by_cap"})
+            for m in report.models
+        ]
         data = report.model_dump(exclude={"models"}) | {"models": rows}
         typer.echo(json.dumps(data, indent=2))
         return

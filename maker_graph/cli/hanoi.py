@@ -134,32 +134,44 @@ def hanoi(
         0, "--max-retries", help="Client-side HTTP retries (0: maker_graph retries)."
     ),
     timeout: float = typer.Option(
-        120.0, "--timeout", help="Seconds one provider call may take in total; then it "
-        "counts as a timeout and is retried."
+        120.0,
+        "--timeout",
+        help="Seconds one provider call may take in total; then it "
+        "counts as a timeout and is retried.",
     ),
     samples_per_request: int | None = typer.Option(
-        None, "--samples-per-request", help="Most samples drawn in one request where the "
+        None,
+        "--samples-per-request",
+        help="Most samples drawn in one request where the "
         "model accepts `n` (OpenAI-compatible): a round's samples at one temperature share "
-        "a request, the prompt billed once (default: up to 8; 1: one request per sample)."
+        "a request, the prompt billed once (default: up to 8; 1: one request per sample).",
     ),
     spare_samples: int = typer.Option(
-        0, "--spare-samples", help="Extra choices asked for in each request of `n`, kept "
+        0,
+        "--spare-samples",
+        help="Extra choices asked for in each request of `n`, kept "
         "for the step's next round: fewer requests and rounds, more output tokens (unused "
-        "ones are billed and reported)."
+        "ones are billed and reported).",
     ),
     price_cached_in: float | None = typer.Option(
-        None, "--price-cached-in", help="Price per million input tokens served from the "
-        "provider's prompt cache (default: the table's cached rate, else --price-in)."
+        None,
+        "--price-cached-in",
+        help="Price per million input tokens served from the "
+        "provider's prompt cache (default: the table's cached rate, else --price-in).",
     ),
     prices: Path | None = typer.Option(  # noqa: B008 - typer's idiom
-        None, "--prices", help="JSON/YAML price table; known models are priced from it "
-        "when --price-in/--price-out are not given."
+        None,
+        "--prices",
+        help="JSON/YAML price table; known models are priced from it "
+        "when --price-in/--price-out are not given.",
     ),
     speculate: int | None = typer.Option(
-        None, "--speculate", help="Steps started ahead from the first valid answer of the "
+        None,
+        "--speculate",
+        help="Steps started ahead from the first valid answer of the "
         "step before, while its vote finishes; cancelled if the vote decides otherwise (the "
         "log is the same either way). Default: 2 for models that take time, 0 for the "
-        "instant simulated model; 0 turns it off."
+        "instant simulated model; 0 turns it off.",
     ),
 ) -> None:
     """Solve Towers of Hanoi with N disks, one voted move per step, and check every move."""
@@ -371,13 +383,13 @@ def _run_in(
         price_in, price_out, table_cached = table_price(model, prices)
         if price_cached_in is None:
             price_cached_in = table_cached
-    from ..sampling import RetryPolicy
+    from ..sampling import ProviderRetry
 
     policy = VotePolicy(
         k=k,
         max_samples=max_samples_per_step,
         max_concurrency=concurrency,
-        retry=RetryPolicy(timeout=getattr(provider, "timeout", None) or 120.0),
+        retry=ProviderRetry(timeout=getattr(provider, "timeout", None) or 120.0),
         spare_samples=spare_samples,
     )
     settings = {

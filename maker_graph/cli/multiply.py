@@ -56,8 +56,10 @@ def multiply(
     ),
     max_nodes: int = typer.Option(512, "--max-nodes", help="Most nodes the tree may have."),
     timeout: float = typer.Option(
-        120.0, "--timeout", help="Seconds one provider call may take in total; then it "
-        "counts as a timeout and is retried."
+        120.0,
+        "--timeout",
+        help="Seconds one provider call may take in total; then it "
+        "counts as a timeout and is retried.",
     ),
     show_tree: bool = typer.Option(False, "--tree", help="Print the tree after the answer."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
@@ -82,12 +84,13 @@ def multiply(
 
     try:
         policy = RecursionPolicy(
-            max_depth=max_depth, candidates=candidates, max_nodes=max_nodes,
+            max_depth=max_depth,
+            candidates=candidates,
+            max_nodes=max_nodes,
             max_samples_per_node=max_samples_per_node,
         )
         models, label = _models(model, error_rate, seed, leaf_digits)
-        roles = multiplication_roles(models, k=k, max_samples=max_samples,
-                                     leaf_digits=leaf_digits)
+        roles = multiplication_roles(models, k=k, max_samples=max_samples, leaf_digits=leaf_digits)
         roles = _with_timeout(roles, timeout)
     except ConfigurationError as exc:
         raise fail(str(exc)) from None
@@ -115,7 +118,10 @@ def multiply(
     tree = trees[-1] if trees else None
     if as_json:
         out = {
-            "a": a, "b": b, "k": k, "model": label,
+            "a": a,
+            "b": b,
+            "k": k,
+            "model": label,
             "answer": None if result is None else result.answer,
             "correct": bool(result and result.correct),
             "error": None if failure is None else str(failure),
@@ -131,15 +137,21 @@ def multiply(
         if result is not None:
             s = result.stats
             typer.echo(f"answer: {result.answer}")
-            typer.echo(f"correct: {'true' if result.correct else 'false'} "
-                       f"(checked against Python integers)")
-            typer.echo(f"tree: {s.get('nodes')} nodes, {s.get('leaves')} leaves, depth "
-                       f"{s.get('depth')}, {s.get('samples')} samples, "
-                       f"{s.get('discriminator_votes')} discriminator vote(s), tokens "
-                       f"{s.get('input_tokens', 0):,} in / {s.get('output_tokens', 0):,} out")
+            typer.echo(
+                f"correct: {'true' if result.correct else 'false'} "
+                f"(checked against Python integers)"
+            )
+            typer.echo(
+                f"tree: {s.get('nodes')} nodes, {s.get('leaves')} leaves, depth "
+                f"{s.get('depth')}, {s.get('samples')} samples, "
+                f"{s.get('discriminator_votes')} discriminator vote(s), tokens "
+                f"{s.get('input_tokens', 0):,} in / {s.get('output_tokens', 0):,} out"
+            )
         if run_dir is not None:
-            typer.echo(f"tree record: {Path(run_dir) / 'tree.jsonl'} "
-                       f"(show it: maker-graph tree --run-dir {run_dir})")
+            typer.echo(
+                f"tree record: {Path(run_dir) / 'tree.jsonl'} "
+                f"(show it: maker-graph tree --run-dir {run_dir})"
+            )
     if failure is not None:
         typer.echo(f"error: {failure}", err=True)
         raise typer.Exit(1)
@@ -160,15 +172,18 @@ def _with_timeout(roles: Any, timeout: float) -> Any:
     """`roles` with every role's provider calls bounded by `timeout` seconds in total."""
     from dataclasses import replace
 
-    from ..sampling import RetryPolicy
+    from ..sampling import ProviderRetry
 
-    retry = RetryPolicy(timeout=timeout)  # ConfigurationError if not > 0
+    retry = ProviderRetry(timeout=timeout)  # ConfigurationError if not > 0
     names = ("decomposer", "discriminator", "solver", "composer")
-    return replace(roles, **{
-        name: replace(role, policy=replace(role.policy, retry=retry))
-        for name in names
-        if (role := getattr(roles, name)) is not None
-    })
+    return replace(
+        roles,
+        **{
+            name: replace(role, policy=replace(role.policy, retry=retry))
+            for name in names
+            if (role := getattr(roles, name)) is not None
+        },
+    )
 
 
 def _models(model: str, error_rate: float, seed: int, leaf_digits: int) -> tuple[Any, str]:
@@ -181,10 +196,12 @@ def _models(model: str, error_rate: float, seed: int, leaf_digits: int) -> tuple
         errors = RoleErrors.uniform(error_rate, seed=seed)
         if spec.error_overrides:
             try:
-                errors = RoleErrors(**{
-                    role: replace(errors.of(role), **spec.error_overrides)
-                    for role in ("decomposer", "discriminator", "solver", "composer")
-                })
+                errors = RoleErrors(
+                    **{
+                        role: replace(errors.of(role), **spec.error_overrides)
+                        for role in ("decomposer", "discriminator", "solver", "composer")
+                    }
+                )
             except (TypeError, ValueError) as exc:
                 raise ConfigurationError(f"model {model!r}: {exc}") from None
         kind = "chat" if spec.provider == "simulated-chat" else "sampler"

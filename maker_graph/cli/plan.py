@@ -22,9 +22,7 @@ __all__ = ["plan"]
 @app.command()
 def plan(
     steps: int | None = typer.Option(None, "--steps", help="Steps of the task (s)."),
-    p: float | None = typer.Option(
-        None, "--p", help="Per-step success rate of one valid sample."
-    ),
+    p: float | None = typer.Option(None, "--p", help="Per-step success rate of one valid sample."),
     target: float | None = typer.Option(
         None,
         "--target",
@@ -38,12 +36,15 @@ def plan(
     tokens_out: float = typer.Option(0.0, "--tokens-out", help="Output tokens per sample."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
     stuck: float = typer.Option(
-        0.0, "--stuck", help="Share of steps on which the model is stuck on one wrong answer "
-        "(from `maker-graph estimate`); 0 assumes independent errors."
+        0.0,
+        "--stuck",
+        help="Share of steps on which the model is stuck on one wrong answer "
+        "(from `maker-graph estimate`); 0 assumes independent errors.",
     ),
     stuck_error: float = typer.Option(
-        1.0, "--stuck-error", help="Per-sample error rate on stuck steps (default 1: always "
-        "the same wrong answer)."
+        1.0,
+        "--stuck-error",
+        help="Per-sample error rate on stuck steps (default 1: always the same wrong answer).",
     ),
     estimate: Annotated[
         Path | None,
@@ -98,11 +99,20 @@ def plan(
         raise fail(str(exc).splitlines()[0].replace("p=", "--p ", 1)) from None
     data = result.to_dict()
     if not 0.0 <= stuck < 1.0 or not 0.0 <= stuck_error <= 1.0:
-        raise fail(f"--stuck must be in [0, 1) and --stuck-error in [0, 1], got {stuck}, "
-                   f"{stuck_error}")
+        raise fail(
+            f"--stuck must be in [0, 1) and --stuck-error in [0, 1], got {stuck}, {stuck_error}"
+        )
     if stuck > 0:
-        _print_stuck(data, p=p, steps=steps, target=target, v=v, stuck=stuck,
-                     stuck_error=stuck_error, as_json=as_json)
+        _print_stuck(
+            data,
+            p=p,
+            steps=steps,
+            target=target,
+            v=v,
+            stuck=stuck,
+            stuck_error=stuck_error,
+            as_json=as_json,
+        )
         return
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -122,8 +132,15 @@ def plan(
 
 
 def _print_stuck(
-    independent: dict[str, float], *, p: float, steps: int, target: float, v: float,
-    stuck: float, stuck_error: float, as_json: bool,
+    independent: dict[str, float],
+    *,
+    p: float,
+    steps: int,
+    target: float,
+    v: float,
+    stuck: float,
+    stuck_error: float,
+    as_json: bool,
 ) -> None:
     """The plan when a share of steps is stuck; the independence plan only beside it."""
     from ..correlation import CorrelationFit
@@ -138,26 +155,39 @@ def _print_stuck(
     p_full = math.exp(steps * math.log1p(-err)) if err < 1 else 0.0
     samples = fit.valid_samples(k) / v
     data = {
-        "reachable": chosen is not None, "k_min": chosen, "best_k": k, "step_error": err,
-        "p_full": p_full, "irreducible_step_error": fit.irreducible(),
-        "samples_per_step": samples, "total_samples": samples * steps,
-        "stuck": stuck, "stuck_error": stuck_error, "ordinary_step_error": e,
+        "reachable": chosen is not None,
+        "k_min": chosen,
+        "best_k": k,
+        "step_error": err,
+        "p_full": p_full,
+        "irreducible_step_error": fit.irreducible(),
+        "samples_per_step": samples,
+        "total_samples": samples * steps,
+        "stuck": stuck,
+        "stuck_error": stuck_error,
+        "ordinary_step_error": e,
         "if_independent": independent,
     }
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    typer.echo(f"steps:                 {steps:,}; stuck on {stuck:.2%} of steps "
-               f"(error {stuck_error:g} there), ordinary-step error {e:.4g}")
+    typer.echo(
+        f"steps:                 {steps:,}; stuck on {stuck:.2%} of steps "
+        f"(error {stuck_error:g} there), ordinary-step error {e:.4g}"
+    )
     if chosen is None:
         typer.echo(f"k_min:                 none: no margin reaches p_full >= {target:g}")
-        typer.echo(f"lowest error per vote: {err:.3e} at k = {k} (irreducible "
-                   f"{fit.irreducible():.3e} as k grows); p_full there {p_full:.3g}")
+        typer.echo(
+            f"lowest error per vote: {err:.3e} at k = {k} (irreducible "
+            f"{fit.irreducible():.3e} as k grows); p_full there {p_full:.3g}"
+        )
     else:
         typer.echo(f"k_min:                 {chosen} (target {target:g})")
         typer.echo(f"predicted p_full:      {p_full:.6f}")
         typer.echo(f"error per vote:        {err:.3e}")
         typer.echo(f"samples / step:        {samples:.4f}")
         typer.echo(f"expected samples:      {samples * steps:,.0f}")
-    typer.echo(f"if errors were independent: k_min {independent['k_min']:.0f}, p_full "
-               f"{independent['p_full']:.6f} (what the scaling laws alone would promise)")
+    typer.echo(
+        f"if errors were independent: k_min {independent['k_min']:.0f}, p_full "
+        f"{independent['p_full']:.6f} (what the scaling laws alone would promise)"
+    )

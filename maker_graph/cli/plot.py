@@ -1,7 +1,7 @@
 """`maker-graph plot`: the paper's plots for a run (`--run-dir`) or an estimate (`--estimate`).
 
-    maker-graph plot --run-dir runs/demo            # -> runs/demo/plots/*.png, *.svg
-    maker-graph plot --estimate est.json --out img  # -> img/*.png, *.svg
+maker-graph plot --run-dir runs/demo            # -> runs/demo/plots/*.png, *.svg
+maker-graph plot --estimate est.json --out img  # -> img/*.png, *.svg
 """
 
 from __future__ import annotations
@@ -21,23 +21,33 @@ __all__ = ["plot_command"]
 def plot_command(
     run_dir: Annotated[
         Path | None,
-        typer.Option("--run-dir", help="A run directory: undecided steps per round, samples "
-                     "per step, red flags along the run."),
+        typer.Option(
+            "--run-dir",
+            help="A run directory: undecided steps per round, samples "
+            "per step, red flags along the run.",
+        ),
     ] = None,
     estimate_file: Annotated[
         Path | None,
-        typer.Option("--estimate", help="An estimate file (`maker-graph estimate --json`): "
-                     "error vs length, collisions vs cap, p_full vs k, cost vs steps."),
+        typer.Option(
+            "--estimate",
+            help="An estimate file (`maker-graph estimate --json`): "
+            "error vs length, collisions vs cap, p_full vs k, cost vs steps.",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Output directory (default: RUN_DIR/plots, or "
-                     "ESTIMATE-plots next to the estimate file)."),
+        typer.Option(
+            "--out",
+            help="Output directory (default: RUN_DIR/plots, or "
+            "ESTIMATE-plots next to the estimate file).",
+        ),
     ] = None,
     formats: Annotated[
         list[str] | None,
-        typer.Option("--format", help="png, svg or pdf; repeat for several (default: png and "
-                     "svg)."),
+        typer.Option(
+            "--format", help="png, svg or pdf; repeat for several (default: png and svg)."
+        ),
     ] = None,
 ) -> None:
     """Draw the plots of a run or of a pilot estimate (PNG and SVG)."""

@@ -44,8 +44,10 @@ def tree(
     if list_trees:
         for t in trees:
             status = "ok" if (t.done or {}).get("ok") else ("failed" if t.done else "unfinished")
-            typer.echo(f"{t.id}  {t.problem} = {t.answer if t.answer is not None else '?'}"
-                       f"  [{status}, {len(t.nodes)} nodes]")
+            typer.echo(
+                f"{t.id}  {t.problem} = {t.answer if t.answer is not None else '?'}"
+                f"  [{status}, {len(t.nodes)} nodes]"
+            )
         return
     if tree_id is None:
         chosen = trees[-1]

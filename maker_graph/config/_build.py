@@ -49,7 +49,13 @@ from .spec import (
 __all__ = ["PromptBuilder", "build_graph"]
 
 _PYTHON_TYPES: dict[str, Any] = {
-    "str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict, "any": Any,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+    "any": Any,
 }
 
 
@@ -65,7 +71,9 @@ def _merge(current: Any, update: Any) -> dict[str, Any]:
 
 
 _REDUCERS: dict[str, Callable[[Any, Any], Any]] = {
-    "append": _append, "add": operator.add, "merge": _merge,
+    "append": _append,
+    "add": operator.add,
+    "merge": _merge,
 }
 
 
@@ -101,7 +109,9 @@ class PromptBuilder:
     """
 
     _ROLES: dict[str, type[BaseMessage]] = {
-        "system": SystemMessage, "user": HumanMessage, "assistant": AIMessage,
+        "system": SystemMessage,
+        "user": HumanMessage,
+        "assistant": AIMessage,
     }
 
     def __init__(self, prompt: str | Sequence[Message], node: str = "") -> None:
@@ -178,21 +188,26 @@ class _Builder:
         self.registry = registry
         self.allow_imports = tuple(allow_imports)
         self.keys = spec.state_keys()
-        self.models = ModelFactory(dict(spec.models), registry=registry,
-                                   allow_imports=self.allow_imports)
+        self.models = ModelFactory(
+            dict(spec.models), registry=registry, allow_imports=self.allow_imports
+        )
         self.problems: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ models
 
-    def _chat_models(self, name: str, refs: Sequence[str],
-                     choices: Sequence[str] | None = None) -> list[Any] | None:
+    def _chat_models(
+        self, name: str, refs: Sequence[str], choices: Sequence[str] | None = None
+    ) -> list[Any] | None:
         models: list[Any] = []
         for i, ref in enumerate(refs):
             try:
                 models.append(self.models.chat_model(ref, choices=choices))
             except ConfigurationError as exc:
-                where = f"models.{ref}" if ref in self.spec.models else (
-                    f"nodes.{name}.model" if len(refs) == 1 else f"nodes.{name}.model.{i}")
+                where = (
+                    f"models.{ref}"
+                    if ref in self.spec.models
+                    else (f"nodes.{name}.model" if len(refs) == 1 else f"nodes.{name}.model.{i}")
+                )
                 self.problems.append((where, str(exc)))
                 return None
         return models
@@ -207,8 +222,9 @@ class _Builder:
         models = self._chat_models(name, refs, labels)
         if models is None:
             return None
-        parser, structured = build_parser(node.parser, node_name=name, registry=self.registry,
-                                          allow_imports=self.allow_imports)
+        parser, structured = build_parser(
+            node.parser, node_name=name, registry=self.registry, allow_imports=self.allow_imports
+        )
         prompt = PromptBuilder(node.prompt, name)
         inputs = list(node.inputs) if node.inputs is not None else list(prompt.keys)
         # Paraphrases use the same placeholders (checked by the spec), so the same inputs.
@@ -218,14 +234,16 @@ class _Builder:
             k=node.k,
             parser=parser,
             key=build_key(node.key, registry=self.registry, allow_imports=self.allow_imports),
-            red_flags=build_red_flags(node.red_flags, registry=self.registry,
-                                      allow_imports=self.allow_imports),
+            red_flags=build_red_flags(
+                node.red_flags, registry=self.registry, allow_imports=self.allow_imports
+            ),
             input_keys=inputs or None,
             output_key=node.output,
             max_samples=node.budget.max_samples,
             on_no_consensus=node.budget.on_no_consensus,
-            temperature=TemperatureSchedule(first=node.temperature.first,
-                                            rest=node.temperature.rest),
+            temperature=TemperatureSchedule(
+                first=node.temperature.first, rest=node.temperature.rest
+            ),
             prompt=wordings if len(wordings) > 1 else prompt,
             max_tokens=node.max_tokens,
             structured=structured,
@@ -245,12 +263,14 @@ class _Builder:
             options["temperature"] = node.temperature
         if node.max_tokens is not None:
             options["max_tokens"] = node.max_tokens
-        parser, structured = build_parser(node.parser, node_name=name, registry=self.registry,
-                                          allow_imports=self.allow_imports)
+        parser, structured = build_parser(
+            node.parser, node_name=name, registry=self.registry, allow_imports=self.allow_imports
+        )
         runnable = model.bind(**options) if options else model
         if structured is not None:
             runnable = (model.bind(**options) if options else model).with_structured_output(
-                structured)
+                structured
+            )
         builder = PromptBuilder(node.prompt, name)
         inputs = list(node.inputs) if node.inputs is not None else builder.keys
         output = node.output
@@ -286,56 +306,75 @@ class _Builder:
             try:
                 entry.obj(**node.params)
             except Exception as exc:  # noqa: BLE001 - the task's own validation
-                self.problems.append((f"nodes.{name}.params", f"task {node.task!r} refused "
-                                      f"its params: {exc}"))
+                self.problems.append(
+                    (f"nodes.{name}.params", f"task {node.task!r} refused its params: {exc}")
+                )
                 return None
-        policy = VotePolicy(k=node.k, max_samples=node.budget.max_samples,
-                            on_no_consensus=node.budget.on_no_consensus,
-                            max_concurrency=node.budget.max_concurrency)
-        flags = build_red_flags(node.red_flags, registry=self.registry,
-                                allow_imports=self.allow_imports)
+        policy = VotePolicy(
+            k=node.k,
+            max_samples=node.budget.max_samples,
+            on_no_consensus=node.budget.on_no_consensus,
+            max_concurrency=node.budget.max_concurrency,
+        )
+        flags = build_red_flags(
+            node.red_flags, registry=self.registry, allow_imports=self.allow_imports
+        )
         factory = self.models
         simulated = any(factory.spec_of(ref).model == "simulated" for ref in refs)
         chat = None if simulated else self._chat_models(name, refs)
         if not simulated and chat is None:
             return None
         if simulated and entry.simulator is None:
-            self.problems.append((f"nodes.{name}.model", f"task {node.task!r} has no simulator, "
-                                  "so it cannot run on a simulated model: register it with "
-                                  "@register.task(simulator=...) or use a provider model"))
+            self.problems.append(
+                (
+                    f"nodes.{name}.model",
+                    f"task {node.task!r} has no simulator, "
+                    "so it cannot run on a simulated model: register it with "
+                    "@register.task(simulator=...) or use a provider model",
+                )
+            )
             return None
-        temperature = TemperatureSchedule(first=node.temperature.first,
-                                          rest=node.temperature.rest)
+        temperature = TemperatureSchedule(first=node.temperature.first, rest=node.temperature.rest)
 
         def make(values: Mapping[str, Any]) -> Any:
             params = dict(node.params)
             for param, key in node.params_from.items():
                 if values.get(key) is None:
-                    raise MakerRuntimeError(f"node {name!r}: state key {key!r} has no value "
-                                            f"for the task parameter {param!r}")
+                    raise MakerRuntimeError(
+                        f"node {name!r}: state key {key!r} has no value "
+                        f"for the task parameter {param!r}"
+                    )
                 params[param] = values[key]
             task = entry.obj(**params)
             if simulated:
                 sampler = factory.task_sampler(refs, task, entry.simulator, node.task)
             else:
-                sampler = ChatModelSampler(chat, prompt=task.prompt, temperature=temperature,
-                                           max_tokens=node.max_tokens)
+                sampler = ChatModelSampler(
+                    chat, prompt=task.prompt, temperature=temperature, max_tokens=node.max_tokens
+                )
             graph = create_decomposition_graph(
-                task, sampler, policy=policy, red_flags=flags,
+                task,
+                sampler,
+                policy=policy,
+                red_flags=flags,
                 max_total_samples=node.max_total_samples,
-                max_total_tokens=node.max_total_tokens, name=name, chunk=node.chunk,
+                max_total_tokens=node.max_total_tokens,
+                name=name,
+                chunk=node.chunk,
             ).compile()
             return task, params, graph
 
         def summary(params: Mapping[str, Any], final: Mapping[str, Any]) -> dict[str, Any]:
-            return {node.output: {
-                "task": node.task,
-                "params": dict(params),
-                "steps": final.get("step"),
-                "done": bool(final.get("done")),
-                "final_state": final.get("state"),
-                "totals": final.get("totals") or {},
-            }}
+            return {
+                node.output: {
+                    "task": node.task,
+                    "params": dict(params),
+                    "steps": final.get("step"),
+                    "done": bool(final.get("done")),
+                    "final_state": final.get("state"),
+                    "totals": final.get("totals") or {},
+                }
+            }
 
         def run(state: Mapping[str, Any]) -> dict[str, Any]:
             task, params, graph = make(state)
@@ -356,8 +395,9 @@ class _Builder:
 
     def function(self, name: str, node: FunctionNode) -> Any:
         try:
-            entry = self.registry.resolve("function", node.function,
-                                          allow_imports=self.allow_imports)
+            entry = self.registry.resolve(
+                "function", node.function, allow_imports=self.allow_imports
+            )
         except ConfigurationError as exc:
             self.problems.append((f"nodes.{name}.function", str(exc)))
             return None
@@ -365,8 +405,12 @@ class _Builder:
             try:
                 fn = entry.obj(**node.params)
             except Exception as exc:  # noqa: BLE001 - the factory's own validation
-                self.problems.append((f"nodes.{name}.params", f"function {node.function!r} "
-                                      f"refused its params: {exc}"))
+                self.problems.append(
+                    (
+                        f"nodes.{name}.params",
+                        f"function {node.function!r} refused its params: {exc}",
+                    )
+                )
                 return None
         else:
             fn = partial(entry.obj, **node.params) if node.params else entry.obj
@@ -375,6 +419,7 @@ class _Builder:
         if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
             getattr(target, "__call__", None)  # noqa: B004 - an object with an async __call__
         ):
+
             async def afunction_node(state: Mapping[str, Any]) -> Any:
                 return _check_update(name, await fn(state), keys)
 
@@ -390,10 +435,12 @@ class _Builder:
     # ------------------------------------------------------------------ graph
 
     def router(self, route: Route) -> tuple[Callable[[Mapping[str, Any]], str], dict[str, str]]:
-        cases = {value: (END if target == END_NAME else target)
-                 for value, target in route.cases.items()}
-        default = None if route.default is None else (
-            END if route.default == END_NAME else route.default)
+        cases = {
+            value: (END if target == END_NAME else target) for value, target in route.cases.items()
+        }
+        default = (
+            None if route.default is None else (END if route.default == END_NAME else route.default)
+        )
         source, key = route.source, route.on
 
         def route_on_value(state: Mapping[str, Any]) -> str:
@@ -416,14 +463,18 @@ class _Builder:
         extra: dict[str, Any] = {}
         if spec.input is not None:
             extra["input_schema"] = _typed_dict(
-                f"{_camel(spec.name)}Input", {k: self.keys[k] for k in spec.input})
+                f"{_camel(spec.name)}Input", {k: self.keys[k] for k in spec.input}
+            )
         if spec.output is not None:
             extra["output_schema"] = _typed_dict(
-                f"{_camel(spec.name)}Output", {k: self.keys[k] for k in spec.output})
+                f"{_camel(spec.name)}Output", {k: self.keys[k] for k in spec.output}
+            )
         builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema, **extra)
         makers: dict[type[Any], Callable[[str, Any], Any]] = {
-            MakerNode: self.maker, PromptNode: self.prompt,
-            DecompositionNode: self.decomposition, FunctionNode: self.function,
+            MakerNode: self.maker,
+            PromptNode: self.prompt,
+            DecompositionNode: self.decomposition,
+            FunctionNode: self.function,
         }
         for name, node in spec.nodes.items():
             try:
@@ -436,8 +487,10 @@ class _Builder:
         if self.problems:
             raise SpecError(self.problems, source)
         for _, source_name, target in spec.edge_list():
-            builder.add_edge(START if source_name == START_NAME else source_name,
-                             END if target == END_NAME else target)
+            builder.add_edge(
+                START if source_name == START_NAME else source_name,
+                END if target == END_NAME else target,
+            )
         for route in spec.routes:
             router, path_map = self.router(route)
             builder.add_conditional_edges(route.source, router, path_map)  # type: ignore[arg-type]
@@ -449,7 +502,10 @@ def _camel(name: str) -> str:
 
 
 def build_graph(
-    spec: GraphSpec, *, registry: Registry, allow_imports: Sequence[str] = (),
+    spec: GraphSpec,
+    *,
+    registry: Registry,
+    allow_imports: Sequence[str] = (),
     source: str | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled `StateGraph` of a spec that passed `check_spec`.

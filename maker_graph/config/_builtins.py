@@ -105,13 +105,29 @@ def install(registry: Registry) -> None:
     registry.add("function", "copy_value", copy_value)
     registry.add("parser", "integer", integer)
     registry.add("parser", "number", number)
-    registry.add("red_flag", "max_output_tokens", max_output_tokens, factory=True,
-                 description="Red-flag replies longer than `limit` output tokens.")
-    registry.add("red_flag", "truncated", truncated, factory=True,
-                 description="Red-flag replies cut off at the token cap.")
-    registry.add("red_flag", "matches", matches, factory=True,
-                 description="Red-flag replies matching `pattern` (recorded as `reason`).")
+    registry.add(
+        "red_flag",
+        "max_output_tokens",
+        max_output_tokens,
+        factory=True,
+        description="Red-flag replies longer than `limit` output tokens.",
+    )
+    registry.add(
+        "red_flag",
+        "truncated",
+        truncated,
+        factory=True,
+        description="Red-flag replies cut off at the token cap.",
+    )
+    registry.add(
+        "red_flag",
+        "matches",
+        matches,
+        factory=True,
+        description="Red-flag replies matching `pattern` (recorded as `reason`).",
+    )
     registry.add("key", "casefold", casefold)
     registry.add("task", "hanoi", hanoi, factory=True, simulator=_hanoi_simulator)
-    registry.add("task", "long_addition", long_addition, factory=True,
-                 simulator=_addition_simulator)
+    registry.add(
+        "task", "long_addition", long_addition, factory=True, simulator=_addition_simulator
+    )

@@ -71,8 +71,7 @@ def oracle_function(
                 return found.expand(answer)
         if default is None:
             raise ValueError(
-                "no oracle rule matches this prompt and the oracle has no default: "
-                f"{text[:80]!r}"
+                f"no oracle rule matches this prompt and the oracle has no default: {text[:80]!r}"
             )
         return default
 
@@ -123,8 +122,9 @@ class ModelFactory:
             from ..testing import SimulatedChatModel
 
             return SimulatedChatModel(
-                oracle=oracle_function(spec, registry=self.registry,
-                                       allow_imports=self.allow_imports),
+                oracle=oracle_function(
+                    spec, registry=self.registry, allow_imports=self.allow_imports
+                ),
                 choices=list(spec.choices or labels or []) or None,
                 errors=error_model(spec.errors),
                 model_name=f"simulated:{ref}",
@@ -143,7 +143,10 @@ class ModelFactory:
         return resolve_chat_model(spec.model, options)
 
     def task_sampler(
-        self, refs: Sequence[str], task: Any, simulator: Callable[[Any, Any], Any] | None,
+        self,
+        refs: Sequence[str],
+        task: Any,
+        simulator: Callable[[Any, Any], Any] | None,
         task_name: str,
     ) -> Any:
         """What samples a decomposition's micro-steps: a task simulator or chat models."""

@@ -72,9 +72,7 @@ def _text_parser(spec: TextParser) -> Parser:
 
 
 def _labels_parser(spec: LabelsParser) -> Parser:
-    table = {
-        (label if spec.case_sensitive else label.casefold()): label for label in spec.labels
-    }
+    table = {(label if spec.case_sensitive else label.casefold()): label for label in spec.labels}
     shown = ", ".join(spec.labels)
 
     def parse_label(output: Any) -> str:
@@ -166,8 +164,11 @@ def json_model(schema: JsonSchemaSpec, name: str = "Answer") -> type[BaseModel]:
     kind = _json_type(schema, name)
     if isinstance(kind, type) and issubclass(kind, BaseModel):
         return kind
-    return create_model(name, __config__=ConfigDict(extra="forbid", strict=True),
-                        value=(kind, Field(description=schema.description or None)))
+    return create_model(
+        name,
+        __config__=ConfigDict(extra="forbid", strict=True),
+        value=(kind, Field(description=schema.description or None)),
+    )
 
 
 def _json_parser(spec: JsonParser, node_name: str) -> tuple[Parser, type[BaseModel] | None]:
@@ -182,8 +183,9 @@ def _json_parser(spec: JsonParser, node_name: str) -> tuple[Parser, type[BaseMod
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "answer"
-            raise ValueError(f"JSON answer does not fit the schema: {where}: {first['msg']}") \
-                from None
+            raise ValueError(
+                f"JSON answer does not fit the schema: {where}: {first['msg']}"
+            ) from None
         dumped = checked.model_dump(mode="json", exclude_none=True)
         return dumped["value"] if wrapped else dumped
 
@@ -237,12 +239,14 @@ def build_parser(
     return parser, None
 
 
-def build_key(spec: Any, *, registry: Registry,
-              allow_imports: Sequence[str] = ()) -> Callable[[Any], Hashable] | None:
+def build_key(
+    spec: Any, *, registry: Registry, allow_imports: Sequence[str] = ()
+) -> Callable[[Any], Hashable] | None:
     """The vote key of a spec's `key` entry (None: the engine's default, exact answers)."""
     if spec == "exact":
         return None
     if spec == "casefold":
+
         def casefold_key(answer: Any) -> Hashable:
             if isinstance(answer, str):
                 return " ".join(answer.casefold().split())
@@ -274,8 +278,9 @@ def build_red_flags(
         elif isinstance(spec, TruncatedFlag):
             flags.append(truncated())
         elif isinstance(spec, MatchesFlag):
-            flags.append(matches(spec.pattern, spec.reason,
-                                 re.IGNORECASE if spec.ignore_case else 0))
+            flags.append(
+                matches(spec.pattern, spec.reason, re.IGNORECASE if spec.ignore_case else 0)
+            )
         else:
             assert isinstance(spec, RegisteredFlag)  # noqa: S101
             entry = registry.resolve("red_flag", spec.name, allow_imports=allow_imports)

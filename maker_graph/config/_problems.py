@@ -95,7 +95,9 @@ def _all_models() -> list[type[BaseModel]]:
     return [
         obj
         for obj in vars(spec).values()
-        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == spec.__name__
+        if isinstance(obj, type)
+        and issubclass(obj, BaseModel)
+        and obj.__module__ == spec.__name__
         and not obj.__name__.startswith("_")
     ]
 
@@ -184,7 +186,7 @@ def _message(error: Any, parent: Any, is_key: bool) -> tuple[str, str | None]:
         message = str(error.get("msg", ""))
         for prefix in ("Value error, ", "Assertion failed, "):
             if message.startswith(prefix):
-                message = message[len(prefix):]
+                message = message[len(prefix) :]
         if message.startswith("@"):
             # A model-level check naming the field it is about: "@field.sub: message".
             field, _, rest = message[1:].partition(": ")

@@ -309,8 +309,7 @@ def read_source(source: Any, limits: Limits | None = None) -> Source:
         try:
             source = source.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise SourceProblem([("", f"the spec is not UTF-8 text (byte {exc.start})")]) \
-                from None
+            raise SourceProblem([("", f"the spec is not UTF-8 text (byte {exc.start})")]) from None
     if isinstance(source, (str, os.PathLike)) and (
         isinstance(source, os.PathLike) or _looks_like_path(source)
     ):
@@ -325,9 +324,7 @@ def read_source(source: Any, limits: Limits | None = None) -> Source:
                 [("", f"cannot read the spec: {exc.strerror or exc}")], label
             ) from None
         if len(raw) > limits.max_bytes:
-            raise SourceProblem(
-                [("", f"the spec is larger than {limits.max_bytes} bytes")], label
-            )
+            raise SourceProblem([("", f"the spec is larger than {limits.max_bytes} bytes")], label)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -347,8 +344,9 @@ def read_source(source: Any, limits: Limits | None = None) -> Source:
 
     line = _flow_depth(text, limits)
     if line is not None:
-        raise SourceProblem([(f"line {line}", f"nested more than {limits.max_depth} levels deep")],
-                            label)
+        raise SourceProblem(
+            [(f"line {line}", f"nested more than {limits.max_depth} levels deep")], label
+        )
     data: Any
     try:
         if is_json:
@@ -375,18 +373,25 @@ def read_source(source: Any, limits: Limits | None = None) -> Source:
     except yaml.YAMLError as exc:
         raise SourceProblem([("", f"invalid YAML: {exc}")], label) from None
     except RecursionError:
-        raise SourceProblem([("", f"nested more than {limits.max_depth} levels deep")],
-                            label) from None
+        raise SourceProblem(
+            [("", f"nested more than {limits.max_depth} levels deep")], label
+        ) from None
     except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
-        raise SourceProblem([("", f"a value cannot be read: {str(exc).splitlines()[0]}")],
-                            label) from None
+        raise SourceProblem(
+            [("", f"a value cannot be read: {str(exc).splitlines()[0]}")], label
+        ) from None
 
     if data is None:
         raise SourceProblem([("", "the spec is empty")], label)
     if not isinstance(data, dict):
         raise SourceProblem(
-            [("", f"the spec must be a mapping of fields (name, state, nodes, ...), "
-                  f"not {_kind_of(data)}")],
+            [
+                (
+                    "",
+                    f"the spec must be a mapping of fields (name, state, nodes, ...), "
+                    f"not {_kind_of(data)}",
+                )
+            ],
             label,
         )
     problem = _walk_limits(data, limits)

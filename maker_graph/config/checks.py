@@ -143,12 +143,16 @@ class _Checker:
         if name in self.view.state or "state" in self.view.unknown:
             return True
         known = list(self.view.state)
-        self.add(location, f"unknown {what} {name!r}{_hint(name, known)} "
-                           f"(state keys: {_listing(known)}); declare it under state")
+        self.add(
+            location,
+            f"unknown {what} {name!r}{_hint(name, known)} "
+            f"(state keys: {_listing(known)}); declare it under state",
+        )
         return False
 
-    def registered(self, location: str, kind: str, name: str,
-                   params: dict[str, Any] | None = None) -> None:
+    def registered(
+        self, location: str, kind: str, name: str, params: dict[str, Any] | None = None
+    ) -> None:
         if self.registry is None:
             return
         try:
@@ -182,8 +186,11 @@ class _Checker:
         if ref == "simulated":
             if isinstance(node, DecompositionNode):
                 return  # the task's ground truth is the oracle; default error model
-            self.add(location, "a simulated model needs an oracle: declare it under models "
-                               "(model: simulated, oracle: ...) and use its name here")
+            self.add(
+                location,
+                "a simulated model needs an oracle: declare it under models "
+                "(model: simulated, oracle: ...) and use its name here",
+            )
             return
         if ":" in ref:
             try:
@@ -192,8 +199,11 @@ class _Checker:
                 self.add(location, f"{ref!r} is not PROVIDER:MODEL (e.g. openai:gpt-4.1-mini)")
             return
         known = list(models)
-        self.add(location, f"unknown model {ref!r}{_hint(ref, known)} "
-                           f"(models: {_listing(known)}; or write PROVIDER:MODEL)")
+        self.add(
+            location,
+            f"unknown model {ref!r}{_hint(ref, known)} "
+            f"(models: {_listing(known)}; or write PROVIDER:MODEL)",
+        )
 
     # ------------------------------------------------------------------ parts
 
@@ -205,19 +215,22 @@ class _Checker:
                 self.state_key(f"{section}.{i}", name)
         for name in view.nodes:
             if name in view.state:
-                self.add(f"nodes.{name}", f"node {name!r} has the name of a state key; "
-                                          "LangGraph needs them distinct: rename one")
+                self.add(
+                    f"nodes.{name}",
+                    f"node {name!r} has the name of a state key; "
+                    "LangGraph needs them distinct: rename one",
+                )
             if name in (START_NAME, END_NAME) or name in _LANGGRAPH_ENDS:
-                self.add(f"nodes.{name}", f"{name!r} is reserved for the graph's ends; "
-                                          "rename the node")
+                self.add(
+                    f"nodes.{name}", f"{name!r} is reserved for the graph's ends; rename the node"
+                )
 
     def check_models(self) -> None:
         for name, model in self.view.models.items():
             if isinstance(model, SimulatedModel) and model.oracle is not None:
                 oracle = model.oracle
                 if not isinstance(oracle, RulesOracle) and hasattr(oracle, "function"):
-                    self.registered(f"models.{name}.oracle.function", "oracle",
-                                    oracle.function)
+                    self.registered(f"models.{name}.oracle.function", "oracle", oracle.function)
 
     def check_prompted(self, loc: str, node: MakerNode | PromptNode) -> None:
         texts = [node.prompt] if isinstance(node.prompt, str) else [m.content for m in node.prompt]
@@ -234,9 +247,12 @@ class _Checker:
                 self.state_key(f"{loc}.inputs.{i}", name)
             missing = [name for name in used if name not in node.inputs]
             if missing:
-                self.add(f"{loc}.inputs", "the prompt uses "
-                         + ", ".join(f"{{{m}}}" for m in missing)
-                         + " but inputs does not list it: add it to inputs")
+                self.add(
+                    f"{loc}.inputs",
+                    "the prompt uses "
+                    + ", ".join(f"{{{m}}}" for m in missing)
+                    + " but inputs does not list it: add it to inputs",
+                )
         self.state_key(f"{loc}.output", node.output)
         parser = node.parser
         if isinstance(parser, RegisteredParser):
@@ -264,15 +280,20 @@ class _Checker:
             key = node.key
             if isinstance(key, KeyFields):
                 if not isinstance(node.parser, JsonParser):
-                    self.add(f"{loc}.key", "key fields apply to JSON answers: use parser "
-                                           "kind json, or key exact/casefold")
+                    self.add(
+                        f"{loc}.key",
+                        "key fields apply to JSON answers: use parser "
+                        "kind json, or key exact/casefold",
+                    )
                 else:
                     props = node.parser.schema_.properties or {}
                     for i, fld in enumerate(key.fields):
                         if fld not in props:
-                            self.add(f"{loc}.key.fields.{i}",
-                                     f"{fld!r} is not a property of the parser's schema "
-                                     f"(properties: {_listing(list(props))})")
+                            self.add(
+                                f"{loc}.key.fields.{i}",
+                                f"{fld!r} is not a property of the parser's schema "
+                                f"(properties: {_listing(list(props))})",
+                            )
             elif isinstance(key, KeyFunction):
                 self.registered(f"{loc}.key.function", "key", key.function)
         elif isinstance(node, DecompositionNode):
@@ -288,8 +309,11 @@ class _Checker:
             self.check_flags(loc, node.red_flags)
             self.state_key(f"{loc}.output", node.output)
             if node.budget.on_no_consensus == "escalate":
-                self.add(f"{loc}.budget.on_no_consensus", "escalate is for maker nodes; a "
-                         "decomposition's micro-steps use raise or plurality")
+                self.add(
+                    f"{loc}.budget.on_no_consensus",
+                    "escalate is for maker nodes; a "
+                    "decomposition's micro-steps use raise or plurality",
+                )
         elif isinstance(node, FunctionNode):
             self.registered(f"{loc}.function", "function", node.function, node.params)
 
@@ -307,15 +331,22 @@ class _Checker:
             if source and name == START_NAME or not source and name == END_NAME:
                 return True
             if name == (END_NAME if source else START_NAME):
-                self.add(location, f"{name} cannot be an edge's "
-                         f"{'from' if source else 'to'}: " + (
-                             "nothing runs after the end" if source else
-                             "nothing leads back to the start"))
+                self.add(
+                    location,
+                    f"{name} cannot be an edge's "
+                    f"{'from' if source else 'to'}: "
+                    + (
+                        "nothing runs after the end"
+                        if source
+                        else "nothing leads back to the start"
+                    ),
+                )
                 return False
             if name in view.nodes or "nodes" in view.unknown:
                 return True
-            self.add(location, f"unknown node {name!r}{_hint(name, nodes)} "
-                               f"(nodes: {_listing(nodes)})")
+            self.add(
+                location, f"unknown node {name!r}{_hint(name, nodes)} (nodes: {_listing(nodes)})"
+            )
             return False
 
         for location, source, target in view.edges:
@@ -341,21 +372,30 @@ class _Checker:
                 self.add(f"{loc}.from", "a route cannot leave START: route after a node")
                 continue
             if route.source in routed:
-                self.add(f"{loc}.from", f"node {route.source!r} already has a route "
-                         f"(routes.{routed[route.source]}); merge their cases")
+                self.add(
+                    f"{loc}.from",
+                    f"node {route.source!r} already has a route "
+                    f"(routes.{routed[route.source]}); merge their cases",
+                )
                 continue
             routed[route.source] = index
             if route.source in plain:
-                self.add(f"{loc}.from", f"node {route.source!r} has both a route and "
-                         f"unconditional edges (to {', '.join(plain[route.source])}); both "
-                         "would run: keep the route and move those targets into its cases")
+                self.add(
+                    f"{loc}.from",
+                    f"node {route.source!r} has both a route and "
+                    f"unconditional edges (to {', '.join(plain[route.source])}); both "
+                    "would run: keep the route and move those targets into its cases",
+                )
             self.state_key(f"{loc}.on", route.on)
             targets = list(route.cases.items())
             if route.default is not None:
                 targets.append(("default", route.default))
             for case, target in targets:
-                where = f"{loc}.default" if case == "default" and route.default == target \
-                    and case not in route.cases else f"{loc}.cases.{case}"
+                where = (
+                    f"{loc}.default"
+                    if case == "default" and route.default == target and case not in route.cases
+                    else f"{loc}.cases.{case}"
+                )
                 if end_ok(where, target, source=False):
                     every.setdefault(route.source, []).append(target)
             self.check_route_labels(loc, route)
@@ -364,7 +404,8 @@ class _Checker:
     def check_route_labels(self, loc: str, route: Route) -> None:
         """Cases of a route on a labels-parsed key must match those labels."""
         writers = [
-            (name, node) for name, node in self.view.nodes.items()
+            (name, node)
+            for name, node in self.view.nodes.items()
             if isinstance(node, (MakerNode, PromptNode)) and node.output == route.on
         ]
         if not writers or not all(isinstance(n.parser, LabelsParser) for _, n in writers):
@@ -376,12 +417,18 @@ class _Checker:
         writer_names = ", ".join(f"nodes.{name}" for name, _ in writers)
         for case in route.cases:
             if case not in labels:
-                self.add(f"{loc}.cases.{case}", f"{case!r} is not a label {writer_names} can "
-                         f"write{_hint(case, labels)} (labels: {', '.join(labels)})")
+                self.add(
+                    f"{loc}.cases.{case}",
+                    f"{case!r} is not a label {writer_names} can "
+                    f"write{_hint(case, labels)} (labels: {', '.join(labels)})",
+                )
         uncovered = [lbl for lbl in labels if lbl not in route.cases]
         if uncovered and route.default is None:
-            self.add(f"{loc}.cases", f"no case for label(s) {', '.join(uncovered)} that "
-                     f"{writer_names} can write; add cases or a default")
+            self.add(
+                f"{loc}.cases",
+                f"no case for label(s) {', '.join(uncovered)} that "
+                f"{writer_names} can write; add cases or a default",
+            )
 
     def check_shape(self, plain: dict[str, list[str]], every: dict[str, list[str]]) -> None:
         view = self.view
@@ -394,8 +441,10 @@ class _Checker:
         reachable = _reach(START_NAME, every)
         for name in view.nodes:
             if name not in reachable:
-                self.add(f"nodes.{name}", "unreachable: no edge or route from START leads to "
-                                          "it; connect it or remove it")
+                self.add(
+                    f"nodes.{name}",
+                    "unreachable: no edge or route from START leads to it; connect it or remove it",
+                )
         predecessors: dict[str, list[str]] = {}
         for source, targets in every.items():
             for target in targets:
@@ -404,16 +453,23 @@ class _Checker:
         stuck = [n for n in view.nodes if n in reachable and n not in finishing]
         for name in stuck:
             if not every.get(name):
-                self.add(f"nodes.{name}", "has no way to END: add an edge to END, or list it "
-                                          "in finish")
+                self.add(
+                    f"nodes.{name}", "has no way to END: add an edge to END, or list it in finish"
+                )
             else:
                 loop = [n for n in _reach(name, every) if n in view.nodes]
-                self.add(f"nodes.{name}", "has no way to END: every path from it loops among "
-                         f"{', '.join(sorted(loop))}; add a route or edge out to END")
+                self.add(
+                    f"nodes.{name}",
+                    "has no way to END: every path from it loops among "
+                    f"{', '.join(sorted(loop))}; add a route or edge out to END",
+                )
         for cycle in find_cycles(plain):
             shown = " -> ".join([*cycle, cycle[0]])
-            self.add("edges", f"{shown} is a loop of unconditional edges: it never stops; "
-                              "make one of its steps a route that can leave the loop")
+            self.add(
+                "edges",
+                f"{shown} is a loop of unconditional edges: it never stops; "
+                "make one of its steps a route that can leave the loop",
+            )
 
     def check_parallel_writes(self, plain: dict[str, list[str]]) -> None:
         """Nodes fanned out together must not write one replace-reduced key."""
@@ -428,9 +484,12 @@ class _Checker:
             for key, names in writers.items():
                 declared = self.view.state.get(key)
                 if len(names) > 1 and declared is not None and declared.reducer == "replace":
-                    self.add(f"state.{key}", f"nodes {', '.join(names)} run in parallel "
-                             f"after {source} and both write {key!r}, which has no reducer; "
-                             "give it one (append, add, merge) or write different keys")
+                    self.add(
+                        f"state.{key}",
+                        f"nodes {', '.join(names)} run in parallel "
+                        f"after {source} and both write {key!r}, which has no reducer; "
+                        "give it one (append, add, merge) or write different keys",
+                    )
 
     def run(self) -> list[Problem]:
         self.check_state()

@@ -144,8 +144,9 @@ def _with_lines(problems: Sequence[Problem], source: Source) -> list[Problem]:
         if "(line " in message:
             out.append((location, message))
             continue
-        path: list[Any] = [int(p) if p.isdigit() else p for p in location.split(".")] \
-            if location else []
+        path: list[Any] = (
+            [int(p) if p.isdigit() else p for p in location.split(".")] if location else []
+        )
         line = None
         for cut in range(len(path), 0, -1):
             line = source.lines.get(tuple(path[:cut]))

@@ -213,13 +213,18 @@ class Registry:
         """
         if callable(name):
             fn = name
-            self.add(kind, fn.__name__, fn, factory=factory, simulator=simulator,
-                     replace=replace)
+            self.add(kind, fn.__name__, fn, factory=factory, simulator=simulator, replace=replace)
             return fn
 
         def decorator(obj: F) -> F:
-            self.add(kind, name or obj.__name__, obj, factory=factory, simulator=simulator,
-                     replace=replace)
+            self.add(
+                kind,
+                name or obj.__name__,
+                obj,
+                factory=factory,
+                simulator=simulator,
+                replace=replace,
+            )
             return obj
 
         return decorator
@@ -321,9 +326,7 @@ class Registry:
             )
         return entry
 
-    def resolve(
-        self, kind: str, reference: str, *, allow_imports: Sequence[str] = ()
-    ) -> Entry:
+    def resolve(self, kind: str, reference: str, *, allow_imports: Sequence[str] = ()) -> Entry:
         """Look up a name, or import `module:attribute` when its module is allow-listed.
 
         Raises:
@@ -332,8 +335,7 @@ class Registry:
         """
         if ":" in reference:
             obj = resolve_import(reference, allow_imports)
-            return Entry(kind, reference, obj, factory=kind == "task",
-                         description=_first_line(obj))
+            return Entry(kind, reference, obj, factory=kind == "task", description=_first_line(obj))
         return self.get(kind, reference)
 
     def names(self, kind: str) -> list[str]:

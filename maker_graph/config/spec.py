@@ -164,8 +164,7 @@ class StateKey(_Spec):
         types = allowed.get(self.reducer)
         if types is not None and self.type not in types:
             raise ValueError(
-                f"@reducer: {self.reducer!r} needs type {' or '.join(types)}, "
-                f"got {self.type!r}"
+                f"@reducer: {self.reducer!r} needs type {' or '.join(types)}, got {self.type!r}"
             )
         return self
 
@@ -462,9 +461,7 @@ class JsonSchemaSpec(_Spec):
         if self.required and self.properties is not None:
             missing = [name for name in self.required if name not in self.properties]
             if missing:
-                raise ValueError(
-                    f"@required: names unknown properties: {', '.join(missing)}"
-                )
+                raise ValueError(f"@required: names unknown properties: {', '.join(missing)}")
         return self
 
 
@@ -693,6 +690,7 @@ class MakerNode(_PromptedNode):
             except ValueError as exc:
                 raise ValueError(f"@prompts.{i}: {exc}") from None
             if used != wanted:
+
                 def braces(names: set[str]) -> str:
                     return ", ".join(f"{{{n}}}" for n in sorted(names)) or "none"
 
@@ -935,8 +933,9 @@ def placeholders(template: str) -> list[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise ValueError(f"malformed template braces: {exc} (write {{{{ and }}}} for literal "
-                         "braces)") from None
+        raise ValueError(
+            f"malformed template braces: {exc} (write {{{{ and }}}} for literal braces)"
+        ) from None
     for _, field, spec, conversion in parsed:
         if field is None:
             continue

@@ -27,7 +27,7 @@ from ..records import RawSample, Sample
 from ..red_flags import RedFlag
 from ..sampling import (
     ForwardsBatching,
-    RetryPolicy,
+    ProviderRetry,
     Sampler,
     TemperatureSchedule,
     as_sampler,
@@ -125,8 +125,7 @@ def check_no_consensus(on_no_consensus: str, escalate: Any = None) -> NoConsensu
     """Validate `on_no_consensus` (and that an escalation handler is not silently unused)."""
     if on_no_consensus not in ("raise", "plurality", "escalate"):
         raise ConfigurationError(
-            f"on_no_consensus must be 'raise', 'plurality' or 'escalate', "
-            f"got {on_no_consensus!r}"
+            f"on_no_consensus must be 'raise', 'plurality' or 'escalate', got {on_no_consensus!r}"
         )
     if escalate is not None and on_no_consensus != "escalate":
         raise ConfigurationError(
@@ -147,7 +146,7 @@ def build_voter(
     on_no_consensus: NoConsensusAction,
     escalate: EscalationHandler | None,
     max_concurrency: int | None = None,
-    retry: RetryPolicy | None = None,
+    retry: ProviderRetry | None = None,
     keep_samples: bool = False,
 ) -> Voter:
     """A `Voter` with the surfaces' options; validates them at build time."""
@@ -156,11 +155,12 @@ def build_voter(
         max_samples=max_samples,
         on_no_consensus=on_no_consensus,
         max_concurrency=max_concurrency,
-        retry=retry if retry is not None else RetryPolicy(),
+        retry=retry if retry is not None else ProviderRetry(),
         keep_samples=keep_samples,
     )
-    return Voter(sampler, parser=parser, key=key, red_flags=red_flags, policy=policy,
-                 escalate=escalate)
+    return Voter(
+        sampler, parser=parser, key=key, red_flags=red_flags, policy=policy, escalate=escalate
+    )
 
 
 _MISSING: Any = object()
@@ -295,8 +295,9 @@ def observed(config: RunnableConfig) -> bool:
         return False
     if isinstance(callbacks, list):
         return bool(callbacks)
-    return bool(getattr(callbacks, "handlers", None) or
-                getattr(callbacks, "inheritable_handlers", None))
+    return bool(
+        getattr(callbacks, "handlers", None) or getattr(callbacks, "inheritable_handlers", None)
+    )
 
 
 def sample_config(
@@ -370,8 +371,9 @@ class SampleRuns(ForwardsBatching):
         return raw
 
     async def sample_many(self, step_input: Any, indices: Sequence[int]) -> list[RawSample]:
-        config = sample_config(ensure_config(), step=self.step, index=indices[0],
-                               round=self.round, indices=indices)
+        config = sample_config(
+            ensure_config(), step=self.step, index=indices[0], round=self.round, indices=indices
+        )
         raws: list[RawSample] = await _in_run(
             lambda: self.inner.sample_many(step_input, list(indices)), step_input, config
         )

@@ -119,8 +119,14 @@ class VoteNodes:
         return [
             Send(
                 self.names.sample,
-                {"input": step_input, "index": base + j, "stride": n, "limit": limit,
-                 "round": rnd, "retry": False},
+                {
+                    "input": step_input,
+                    "index": base + j,
+                    "stride": n,
+                    "limit": limit,
+                    "round": rnd,
+                    "retry": False,
+                },
             )
             for j in range(n)
         ]
@@ -142,8 +148,9 @@ class VoteNodes:
             step = (config.get("metadata") or {}).get(STEP_METADATA, self.label)
             sampler = SampleRuns(sampler, str(step), round=payload["round"])
         try:
-            raw = await draw(sampler, step_input, index,
-                             retry=voter.policy.retry, failures=failures)
+            raw = await draw(
+                sampler, step_input, index, retry=voter.policy.retry, failures=failures
+            )
         except ConfigurationError:
             # A setup mistake (a refused key, a 401) fails the same way every time:
             # it must not be sent again through the guard edge.
@@ -200,9 +207,7 @@ class VoteNodes:
         if payload.get("retry"):
             if isinstance(exc, SamplerError):
                 raise exc
-            raise SamplerError(
-                f"sample {payload['index']} failed: {exc!r}", failures, exc
-            ) from exc
+            raise SamplerError(f"sample {payload['index']} failed: {exc!r}", failures, exc) from exc
         emit(provider_failure_event(self.label, payload["index"], exc, failures))
         update = {
             "op": "sample",
@@ -278,8 +283,10 @@ class VoteNodes:
 
     def _finish(self, result: StepResult, how: str, message: Any = None) -> dict[str, Any]:
         emit(decided_event(self.label, result))
-        out: dict[str, Any] = {self.votes_key: {"op": "decided", "decided_by": how},
-                               ROUTE: "decided"}
+        out: dict[str, Any] = {
+            self.votes_key: {"op": "decided", "decided_by": how},
+            ROUTE: "decided",
+        }
         if self.write_output is not None:
             out.update(self.write_output(result.winner))
         elif self.output_key is not None and self.to_message:
@@ -343,8 +350,7 @@ class VoteNodes:
         """
         names = self.names
         to_dispatch = _commanding(dispatch_condition, {})
-        to_sample = _commanding(red_flag_condition,
-                                {"vote": names.tally, "red_flag": names.sample})
+        to_sample = _commanding(red_flag_condition, {"vote": names.tally, "red_flag": names.sample})
         ends: dict[Hashable, str] = {"next_round": names.sample, "decided": then}
         if self.on_no_consensus == "escalate":
             ends["no_consensus"] = names.escalate
@@ -371,14 +377,23 @@ class VoteNodes:
         schema_kw: dict[str, Any] = {}
         if votes_schema is not None:
             schema_kw["input_schema"] = votes_schema
-        builder.add_node(names.dispatch, DualNode(names.dispatch, dispatch, adispatch),
-                         destinations=(names.sample,))
-        builder.add_node(names.sample, DualNode(names.sample, sample, asample),
-                         destinations={names.sample: "red_flag", names.tally: "vote"},
-                         **schema_kw)
-        builder.add_node(names.tally, DualNode(names.tally, tally, atally),
-                         destinations={node: str(label) for label, node in ends.items()},
-                         **schema_kw)
+        builder.add_node(
+            names.dispatch,
+            DualNode(names.dispatch, dispatch, adispatch),
+            destinations=(names.sample,),
+        )
+        builder.add_node(
+            names.sample,
+            DualNode(names.sample, sample, asample),
+            destinations={names.sample: "red_flag", names.tally: "vote"},
+            **schema_kw,
+        )
+        builder.add_node(
+            names.tally,
+            DualNode(names.tally, tally, atally),
+            destinations={node: str(label) for label, node in ends.items()},
+            **schema_kw,
+        )
         if self.on_no_consensus == "escalate":
             builder.add_node(
                 names.escalate,

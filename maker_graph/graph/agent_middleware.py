@@ -41,7 +41,7 @@ from ..actions import tool_call_key, tool_call_problem
 from ..errors import ConfigurationError, SamplerError
 from ..records import RawSample, Sample, StepResult
 from ..red_flags import RedFlag, Verdict
-from ..sampling import RetryPolicy, TemperatureSchedule, is_chat_model, raw_from_message
+from ..sampling import ProviderRetry, TemperatureSchedule, is_chat_model, raw_from_message
 from ..vote import VotePolicy, Voter
 from ..voting import canonical_key, samples_needed
 from .events import (
@@ -189,7 +189,7 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         models: Sequence[Any] | None = None,
         temperature: TemperatureSchedule | Callable[[int], float | None] | None = _PAPER,
         max_concurrency: int | None = None,
-        retry: RetryPolicy | None = None,
+        retry: ProviderRetry | None = None,
         check_tools: bool = True,
         name: str | None = None,
     ) -> None:
@@ -205,7 +205,7 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             max_samples=max_samples,
             on_no_consensus=action,  # type: ignore[arg-type]
             max_concurrency=max_concurrency,
-            retry=retry or RetryPolicy(),
+            retry=retry or ProviderRetry(),
         )
         self.models = list(models) if models else None
         for m in self.models or []:
@@ -377,8 +377,9 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
     def _events(self, parent: Any) -> _Events:
         policy = self.policy
-        return _Events(_node_name(parent, self._name), policy.k, policy.budget,
-                       policy.retry.max_attempts)
+        return _Events(
+            _node_name(parent, self._name), policy.k, policy.budget, policy.retry.max_attempts
+        )
 
     async def _vote(self, voter: Voter, request: ModelRequest, events: _Events) -> StepResult:
         try:

@@ -130,12 +130,19 @@ class _MemoryLog(RunLog):
 
     def __init__(self, task: Task, seed: Checkpoint | None) -> None:
         self.location = "graph state"
-        self._meta = RunMeta(run_id="graph", task=task.name,
-                             params=getattr(task, "params", {}), created=time.time())
+        self._meta = RunMeta(
+            run_id="graph", task=task.name, params=getattr(task, "params", {}), created=time.time()
+        )
         self._checkpoint = seed
 
-    def start(self, task: str, params: Mapping[str, Any], *, run_id: str | None = None,
-              settings: Mapping[str, Any] | None = None) -> RunMeta:
+    def start(
+        self,
+        task: str,
+        params: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> RunMeta:
         return self._meta
 
     def append(self, records: Sequence[StepRecord], checkpoint: Checkpoint) -> None:
@@ -163,20 +170,37 @@ class _MemoryLog(RunLog):
 def _checkpoint_of(values: Mapping[str, Any]) -> Checkpoint | None:
     if "state" not in values:
         return None
-    return Checkpoint(next_step=int(values.get("step", 0)), state=values["state"],
-                      previous_action=values.get("previous"),
-                      totals=values.get("totals") or {}, done=bool(values.get("done")))
+    return Checkpoint(
+        next_step=int(values.get("step", 0)),
+        state=values["state"],
+        previous_action=values.get("previous"),
+        totals=values.get("totals") or {},
+        done=bool(values.get("done")),
+    )
 
 
 def _values_of(checkpoint: Checkpoint) -> dict[str, Any]:
-    return {"step": checkpoint.next_step, "state": checkpoint.state,
-            "previous": checkpoint.previous_action, "totals": dict(checkpoint.totals),
-            "done": checkpoint.done}
+    return {
+        "step": checkpoint.next_step,
+        "state": checkpoint.state,
+        "previous": checkpoint.previous_action,
+        "totals": dict(checkpoint.totals),
+        "done": checkpoint.done,
+    }
 
 
 class _ChunkNode:
-    def __init__(self, task: Task, sampler: Any, policy: VotePolicy, *, chunk: int,
-                 run_log: RunLog | str | None, label: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        task: Task,
+        sampler: Any,
+        policy: VotePolicy,
+        *,
+        chunk: int,
+        run_log: RunLog | str | None,
+        label: str,
+        options: dict[str, Any],
+    ) -> None:
         self.task = task
         self.sampler = sampler
         self.policy = policy
@@ -187,8 +211,16 @@ class _ChunkNode:
         self.total_steps: int | None = getattr(task, "total_steps", None)
 
     def _progress(self, event: ProgressEvent) -> None:
-        emit(progress_event(self.label, event.steps, event.total_steps, event.samples,
-                            event.red_flagged, event.elapsed))
+        emit(
+            progress_event(
+                self.label,
+                event.steps,
+                event.total_steps,
+                event.samples,
+                event.red_flagged,
+                event.elapsed,
+            )
+        )
 
     async def arun(self, values: Mapping[str, Any]) -> dict[str, Any]:
         if self.run_log is not None:
@@ -200,11 +232,17 @@ class _ChunkNode:
             owned = log = open_run_log(log)
         try:
             report = await run_task(
-                self.task, self.sampler, self.policy, run_log=log, max_steps=self.chunk,
+                self.task,
+                self.sampler,
+                self.policy,
+                run_log=log,
+                max_steps=self.chunk,
                 # Commit (and report progress) as `run_task` does on its own: every
                 # 2,000 steps or half a second; a memory log's commit is a swap.
-                chunk_size=min(self.chunk, 2000), commit_interval=0.5,
-                on_progress=self._progress, **self.options,
+                chunk_size=min(self.chunk, 2000),
+                commit_interval=0.5,
+                on_progress=self._progress,
+                **self.options,
             )
             checkpoint = log.checkpoint()
         finally:
@@ -212,12 +250,22 @@ class _ChunkNode:
                 owned.close()
         if checkpoint is None:  # a task that was done before its first step
             state = self.task.initial_state()
-            checkpoint = Checkpoint(next_step=0, state=getattr(self.task, "dump_state",
-                                                               identity)(state),
-                                    previous_action=None, totals={},
-                                    done=self.task.is_done(state))
-        emit(chunk_event(self.label, checkpoint.next_step, report.session_steps,
-                         checkpoint.done, report.samples))
+            checkpoint = Checkpoint(
+                next_step=0,
+                state=getattr(self.task, "dump_state", identity)(state),
+                previous_action=None,
+                totals={},
+                done=self.task.is_done(state),
+            )
+        emit(
+            chunk_event(
+                self.label,
+                checkpoint.next_step,
+                report.session_steps,
+                checkpoint.done,
+                report.samples,
+            )
+        )
         values = _values_of(checkpoint)
         if checkpoint.done:
             values["stopped"] = "done"
@@ -245,8 +293,9 @@ def _interrupt_escalation(io: _TaskIO, label: str) -> EscalationHandler:
         if isinstance(answer, StepAnswer):
             return answer
         if isinstance(answer, Mapping) and "next_state" in answer:
-            return StepAnswer(io.load_action(answer.get("action")),
-                              io.load_state(answer["next_state"]))
+            return StepAnswer(
+                io.load_action(answer.get("action")), io.load_state(answer["next_state"])
+            )
         raise ConfigurationError(
             "resume an escalated decomposition step with a StepAnswer or "
             f"{{'action': ..., 'next_state': ...}}, got {answer!r}"
@@ -266,8 +315,9 @@ def continue_condition(state: Mapping[str, Any]) -> Literal["next", "done"]:
 class _StepNodes:
     """chunk=1: the voting nodes plus `advance`, which moves the run one step on."""
 
-    def __init__(self, task: Task, io: _TaskIO, stats_key: str, answer_key_: str,
-                 label: str) -> None:
+    def __init__(
+        self, task: Task, io: _TaskIO, stats_key: str, answer_key_: str, label: str
+    ) -> None:
         self.task = task
         self.io = io
         self.label = label
@@ -277,12 +327,16 @@ class _StepNodes:
     def read_input(self, values: Mapping[str, Any]) -> Any:
         # Plain data in the Sends and the tally; `make_input` rebuilds the step input.
         state, previous, step = self.io.position(values)
-        return {"state": self.io.dump_state(state), "previous": self.io.dump_action(previous),
-                "step": step}
+        return {
+            "state": self.io.dump_state(state),
+            "previous": self.io.dump_action(previous),
+            "step": step,
+        }
 
     def make_input(self, data: Mapping[str, Any]) -> Any:
-        return self.task.step_input(self.io.load_state(data["state"]),
-                                    self.io.load_action(data["previous"]), data["step"])
+        return self.task.step_input(
+            self.io.load_state(data["state"]), self.io.load_action(data["previous"]), data["step"]
+        )
 
     def plain(self, answer: Any) -> dict[str, Any]:
         if isinstance(answer, Mapping) and "next_state" in answer:
@@ -291,12 +345,15 @@ class _StepNodes:
             raise ConfigurationError(
                 f"a decomposition step's answer must be a StepAnswer, got {answer!r}"
             )
-        return {"action": self.io.dump_action(answer.action),
-                "next_state": self.io.dump_state(answer.next_state)}
+        return {
+            "action": self.io.dump_action(answer.action),
+            "next_state": self.io.dump_state(answer.next_state),
+        }
 
     def answer_of(self, plain: Mapping[str, Any]) -> StepAnswer:
-        return StepAnswer(self.io.load_action(plain["action"]),
-                          self.io.load_state(plain["next_state"]))
+        return StepAnswer(
+            self.io.load_action(plain["action"]), self.io.load_state(plain["next_state"])
+        )
 
     def advance(self, values: Mapping[str, Any]) -> dict[str, Any]:
         _, _, step = self.io.position(values)
@@ -305,9 +362,12 @@ class _StepNodes:
         stats = values.get(self.stats_key) or {}
         totals = dict(values.get("totals") or {})
         # The same totals as `run_task` keeps (non-vote decisions only in decided_by).
-        for field, source in (("samples", "samples_drawn"), ("valid", "valid_votes"),
-                              ("input_tokens", "input_tokens"),
-                              ("output_tokens", "output_tokens")):
+        for field, source in (
+            ("samples", "samples_drawn"),
+            ("valid", "valid_votes"),
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+        ):
             totals[field] = totals.get(field, 0) + int(stats.get(source, 0))
         how = stats.get("decided_by", "vote")
         decided = dict(totals.get("decided_by", {}))
@@ -320,8 +380,13 @@ class _StepNodes:
         totals["red_flags"] = flags
         done = self.task.is_done(state)
         emit(chunk_event(self.label, step + 1, 1, done, int(stats.get("samples_drawn", 0))))
-        out = {"step": step + 1, "state": plain["next_state"], "previous": plain["action"],
-               "done": done, "totals": totals}
+        out = {
+            "step": step + 1,
+            "state": plain["next_state"],
+            "previous": plain["action"],
+            "done": done,
+            "totals": totals,
+        }
         total = getattr(self.task, "total_steps", None)
         if done:
             out["stopped"] = "done"
@@ -409,16 +474,23 @@ def create_decomposition_graph(
         if policy.on_no_consensus == "escalate" and escalate is None:
             escalate = _interrupt_escalation(_TaskIO(task), name)
         options: dict[str, Any] = {
-            "parser": parser, "key": key, "red_flags": red_flags, "escalate": escalate,
-            "max_total_samples": max_total_samples, "max_total_tokens": max_total_tokens,
-            "concurrency": concurrency, "speculate": speculate,
+            "parser": parser,
+            "key": key,
+            "red_flags": red_flags,
+            "escalate": escalate,
+            "max_total_samples": max_total_samples,
+            "max_total_tokens": max_total_tokens,
+            "concurrency": concurrency,
+            "speculate": speculate,
         }
-        node = _ChunkNode(task, sampler, policy, chunk=chunk, run_log=run_log, label=name,
-                          options=options)
+        node = _ChunkNode(
+            task, sampler, policy, chunk=chunk, run_log=run_log, label=name, options=options
+        )
         builder.add_node("chunk", DualNode("chunk", node.run, node.arun))
         builder.add_edge(START, "chunk")
-        builder.add_conditional_edges("chunk", router(continue_condition),
-                                      {"next": "chunk", "done": END})
+        builder.add_conditional_edges(
+            "chunk", router(continue_condition), {"next": "chunk", "done": END}
+        )
         return builder
     if run_log is not None:
         raise ConfigurationError(
@@ -435,8 +507,17 @@ def create_decomposition_graph(
             "run budgets (max_total_samples, max_total_tokens) apply to chunk > 1; "
             "at chunk=1 bound each step with policy=VotePolicy(max_samples=...)"
         )
-    return _one_step_graph(builder, task, sampler, policy, parser=parser, key=key,
-                           red_flags=red_flags, escalate=escalate, label=name)
+    return _one_step_graph(
+        builder,
+        task,
+        sampler,
+        policy,
+        parser=parser,
+        key=key,
+        red_flags=red_flags,
+        escalate=escalate,
+        label=name,
+    )
 
 
 def _one_step_graph(
@@ -466,38 +547,53 @@ def _one_step_graph(
         return json.dumps(jsonable(key(steps.answer_of(plain))), sort_keys=True)
 
     voter = build_voter(
-        _sampler_for(task, sampler), k=policy.k, parser=plain_parser, key=plain_key,
-        red_flags=red_flags, max_samples=policy.max_samples, on_no_consensus="raise",
-        escalate=None, retry=policy.retry,
+        _sampler_for(task, sampler),
+        k=policy.k,
+        parser=plain_parser,
+        key=plain_key,
+        red_flags=red_flags,
+        max_samples=policy.max_samples,
+        on_no_consensus="raise",
+        escalate=None,
+        retry=policy.retry,
     )
     # The voting keys join the loop's state; they are overwritten every step.
     extra = typed_dict(
         "DecompositionStepState",
-        {answer_slot: Any, stats_slot: dict[str, Any],
-         votes_slot: votes_channel(policy.k)},
+        {answer_slot: Any, stats_slot: dict[str, Any], votes_slot: votes_channel(policy.k)},
     )
     nodes = VoteNodes(
-        voter, names=NodeNames(), votes_key=votes_slot, output_key=answer_slot,
-        stats_key=stats_slot, read_input=steps.read_input, make_input=steps.make_input,
-        on_no_consensus=policy.on_no_consensus, escalate=escalate, label=label,
+        voter,
+        names=NodeNames(),
+        votes_key=votes_slot,
+        output_key=answer_slot,
+        stats_key=stats_slot,
+        read_input=steps.read_input,
+        make_input=steps.make_input,
+        on_no_consensus=policy.on_no_consensus,
+        escalate=escalate,
+        label=label,
     )
     nodes.attach(builder, then="advance", votes_schema=extra)
 
     async def aadvance(values: Mapping[str, Any]) -> dict[str, Any]:
         return steps.advance(values)
 
-    builder.add_node("advance", DualNode("advance", steps.advance, aadvance),
-                     input_schema=typed_dict("AdvanceInput", {
-                         **DecompositionState.__annotations__, answer_slot: Any,
-                         stats_slot: dict[str, Any]}))
+    builder.add_node(
+        "advance",
+        DualNode("advance", steps.advance, aadvance),
+        input_schema=typed_dict(
+            "AdvanceInput",
+            {**DecompositionState.__annotations__, answer_slot: Any, stats_slot: dict[str, Any]},
+        ),
+    )
 
     def begin_condition(values: Mapping[str, Any]) -> Literal["next", "done"]:
         state, _, _ = io.position(values)
         return "done" if values.get("done") or task.is_done(state) else "next"
 
-    builder.add_conditional_edges(START, router(begin_condition),
-                                  {"next": "dispatch", "done": END})
-    builder.add_conditional_edges("advance", router(continue_condition),
-                                  {"next": "dispatch", "done": END})
+    builder.add_conditional_edges(START, router(begin_condition), {"next": "dispatch", "done": END})
+    builder.add_conditional_edges(
+        "advance", router(continue_condition), {"next": "dispatch", "done": END}
+    )
     return builder
-

@@ -59,8 +59,15 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "maker.sample": ("index", "round", "key", "valid", "red_flag", "output_tokens"),
     "maker.red_flag": ("index", "reason", "detail", "resampled"),
     "maker.provider_failure": ("index", "error", "failures"),
-    "maker.decided": ("step", "winner", "decided_by", "tally", "samples_drawn", "rounds",
-                      "red_flags"),
+    "maker.decided": (
+        "step",
+        "winner",
+        "decided_by",
+        "tally",
+        "samples_drawn",
+        "rounds",
+        "red_flags",
+    ),
     "maker.chunk": ("steps_done", "chunk_steps", "done", "samples"),
     "maker.progress": ("steps", "total_steps", "samples", "red_flagged", "elapsed"),
 }
@@ -77,8 +84,14 @@ def _pairs(tally: Iterable[tuple[Any, int]] | Mapping[Any, int]) -> list[list[An
 def round_event(
     node: str, rnd: int, samples: int, tally: Iterable[tuple[Any, int]], drawn: int
 ) -> dict[str, Any]:
-    return {"event": "maker.round", "node": node, "round": rnd, "samples": samples,
-            "tally": _pairs(tally), "drawn": drawn}
+    return {
+        "event": "maker.round",
+        "node": node,
+        "round": rnd,
+        "samples": samples,
+        "tally": _pairs(tally),
+        "drawn": drawn,
+    }
 
 
 def sample_event(node: str, sample: Sample) -> dict[str, Any]:
@@ -95,16 +108,26 @@ def sample_event(node: str, sample: Sample) -> dict[str, Any]:
 
 
 def red_flag_event(node: str, sample: Sample, *, resampled: bool | None) -> dict[str, Any]:
-    return {"event": "maker.red_flag", "node": node, "index": sample.index,
-            "reason": sample.red_flag, "detail": sample.red_flag_detail,
-            "resampled": resampled}
+    return {
+        "event": "maker.red_flag",
+        "node": node,
+        "index": sample.index,
+        "reason": sample.red_flag,
+        "detail": sample.red_flag_detail,
+        "resampled": resampled,
+    }
 
 
 def provider_failure_event(
     node: str, index: int, error: BaseException, failures: Mapping[str, int]
 ) -> dict[str, Any]:
-    return {"event": "maker.provider_failure", "node": node, "index": index,
-            "error": repr(error), "failures": dict(failures)}
+    return {
+        "event": "maker.provider_failure",
+        "node": node,
+        "index": index,
+        "error": repr(error),
+        "failures": dict(failures),
+    }
 
 
 def decided_event(node: str, result: StepResult) -> dict[str, Any]:
@@ -124,17 +147,33 @@ def decided_event(node: str, result: StepResult) -> dict[str, Any]:
 def chunk_event(
     node: str, steps_done: int, chunk_steps: int, done: bool, samples: int
 ) -> dict[str, Any]:
-    return {"event": "maker.chunk", "node": node, "steps_done": steps_done,
-            "chunk_steps": chunk_steps, "done": done, "samples": samples}
+    return {
+        "event": "maker.chunk",
+        "node": node,
+        "steps_done": steps_done,
+        "chunk_steps": chunk_steps,
+        "done": done,
+        "samples": samples,
+    }
 
 
 def progress_event(
-    node: str, steps: int, total_steps: int | None, samples: int, red_flagged: int,
+    node: str,
+    steps: int,
+    total_steps: int | None,
+    samples: int,
+    red_flagged: int,
     elapsed: float,
 ) -> dict[str, Any]:
-    return {"event": "maker.progress", "node": node, "steps": steps,
-            "total_steps": total_steps, "samples": samples, "red_flagged": red_flagged,
-            "elapsed": elapsed}
+    return {
+        "event": "maker.progress",
+        "node": node,
+        "steps": steps,
+        "total_steps": total_steps,
+        "samples": samples,
+        "red_flagged": red_flagged,
+        "elapsed": elapsed,
+    }
 
 
 def escalation_request(

@@ -43,7 +43,7 @@ from .._sync import run_sync
 from ..errors import ConfigurationError, MakerRuntimeError, NoConsensusError
 from ..records import RawSample, Sample, StepResult
 from ..red_flags import RedFlag
-from ..sampling import RetryPolicy, Sampler, draw
+from ..sampling import ProviderRetry, Sampler, draw
 from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
 from ..voting import KeyFunction
 from ._options import Temperature, build_sampler, build_voter, chat_input_check, checked_input
@@ -57,7 +57,7 @@ __all__ = ["MakerTask", "maker_task"]
 # the checkpoint (LangGraph numbers a task's nested calls in call order), so a retry
 # outside the task would shift the numbering of every later sample on resume. The
 # retries happen inside the sample task instead (`_draw_sample`).
-_NO_RETRY = RetryPolicy(max_attempts=1, timeout=None, retry_on=())
+_NO_RETRY = ProviderRetry(max_attempts=1, timeout=None, retry_on=())
 
 
 class _TaskSampler:
@@ -105,9 +105,13 @@ class _TaskSampler:
         for kind, n in saved["failures"].items():
             self.failures[kind] = self.failures.get(kind, 0) + n
         return RawSample(
-            output=saved["output"], text=saved["text"], input_tokens=saved["input_tokens"],
-            output_tokens=saved["output_tokens"], finish_reason=saved["finish_reason"],
-            model=saved["model"], temperature=saved["temperature"],
+            output=saved["output"],
+            text=saved["text"],
+            input_tokens=saved["input_tokens"],
+            output_tokens=saved["output_tokens"],
+            finish_reason=saved["finish_reason"],
+            model=saved["model"],
+            temperature=saved["temperature"],
             cached_input_tokens=saved["cached_input_tokens"],
         )
 
@@ -133,7 +137,7 @@ class MakerTask:
         sampler: Sampler,
         voter: Voter,
         *,
-        retry: RetryPolicy,
+        retry: ProviderRetry,
         interrupt_on_no_consensus: bool,
         check_input: Callable[[Any], Any] | None = None,
     ) -> None:
@@ -203,9 +207,13 @@ class MakerTask:
             except NoConsensusError as exc:
                 if not self._interrupts:
                     raise
-                return {"decided": False, "tally": list(exc.tally.items()),
-                        "drawn": exc.samples_drawn, "red_flags": dict(exc.red_flags),
-                        "failures": dict(sampler.failures)}
+                return {
+                    "decided": False,
+                    "tally": list(exc.tally.items()),
+                    "drawn": exc.samples_drawn,
+                    "red_flags": dict(exc.red_flags),
+                    "failures": dict(sampler.failures),
+                }
         finally:
             sampler.close()
         for kind, n in sampler.failures.items():
@@ -218,9 +226,14 @@ class MakerTask:
             return saved
         tally = [(_hashable(key), n) for key, n in saved["tally"]]
         result = StepResult(
-            winner=None, winner_key=None, tally=dict(tally), decided_by="escalation",
-            k=self.voter.policy.k, samples_drawn=saved["drawn"],
-            valid_votes=sum(n for _, n in tally), red_flags=saved["red_flags"],
+            winner=None,
+            winner_key=None,
+            tally=dict(tally),
+            decided_by="escalation",
+            k=self.voter.policy.k,
+            samples_drawn=saved["drawn"],
+            valid_votes=sum(n for _, n in tally),
+            red_flags=saved["red_flags"],
             provider_failures=saved["failures"],
         )
         budget = self.voter.policy.budget
@@ -248,10 +261,15 @@ class MakerTask:
         # Plain data: any checkpointer can store it (the output is the step's own raw
         # answer: an `AIMessage`, a string, whatever the function returned).
         return {
-            "index": index, "output": raw.output, "text": raw.text,
-            "input_tokens": raw.input_tokens, "output_tokens": raw.output_tokens,
-            "finish_reason": raw.finish_reason, "model": raw.model,
-            "temperature": raw.temperature, "cached_input_tokens": raw.cached_input_tokens,
+            "index": index,
+            "output": raw.output,
+            "text": raw.text,
+            "input_tokens": raw.input_tokens,
+            "output_tokens": raw.output_tokens,
+            "finish_reason": raw.finish_reason,
+            "model": raw.model,
+            "temperature": raw.temperature,
+            "cached_input_tokens": raw.cached_input_tokens,
             "failures": failures,
         }
 
@@ -269,14 +287,21 @@ def _hashable(value: Any) -> Any:
 def _fields(result: StepResult) -> dict[str, Any]:
     # The decided step as plain data for the checkpoint; samples are not kept.
     return {
-        "winner": result.winner, "winner_key": result.winner_key,
-        "tally": list(result.tally.items()), "decided_by": result.decided_by, "k": result.k,
-        "samples_drawn": result.samples_drawn, "valid_votes": result.valid_votes,
-        "red_flags": dict(result.red_flags), "rounds": result.rounds,
-        "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
+        "winner": result.winner,
+        "winner_key": result.winner_key,
+        "tally": list(result.tally.items()),
+        "decided_by": result.decided_by,
+        "k": result.k,
+        "samples_drawn": result.samples_drawn,
+        "valid_votes": result.valid_votes,
+        "red_flags": dict(result.red_flags),
+        "rounds": result.rounds,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
         "cached_input_tokens": result.cached_input_tokens,
         "provider_failures": dict(result.provider_failures),
-        "wall_seconds": result.wall_seconds, "stopped": result.stopped,
+        "wall_seconds": result.wall_seconds,
+        "stopped": result.stopped,
         "variations": result.variations,
     }
 
@@ -335,7 +360,7 @@ def maker_task(
     max_tokens: int | None = None,
     structured: Any = None,
     max_concurrency: int | None = None,
-    retry: RetryPolicy | None = None,
+    retry: ProviderRetry | None = None,
     name: str | None = None,
 ) -> Any:
     """Make a fragile step a voted task for the Functional API, whose samples survive a resume.
@@ -401,37 +426,64 @@ def maker_task(
         '4'
     """
     options: dict[str, Any] = {
-        "k": k, "parser": parser, "key": key, "red_flags": red_flags,
-        "max_samples": max_samples, "on_no_consensus": on_no_consensus,
-        "escalate": escalate, "temperature": temperature, "models": models,
-        "prompt": prompt, "max_tokens": max_tokens, "structured": structured,
-        "max_concurrency": max_concurrency, "retry": retry, "name": name,
+        "k": k,
+        "parser": parser,
+        "key": key,
+        "red_flags": red_flags,
+        "max_samples": max_samples,
+        "on_no_consensus": on_no_consensus,
+        "escalate": escalate,
+        "temperature": temperature,
+        "models": models,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "structured": structured,
+        "max_concurrency": max_concurrency,
+        "retry": retry,
+        "name": name,
     }
     if step is None:
         return lambda fn: _build(fn, **options)
     return _build(step, **options)
 
 
-def _build(step: Any, *, name: str | None, retry: RetryPolicy | None, **options: Any) -> MakerTask:
+def _build(
+    step: Any, *, name: str | None, retry: ProviderRetry | None, **options: Any
+) -> MakerTask:
     if step is None:
         raise ConfigurationError("maker_task needs a step: a function, chat model or Runnable")
     action = _check_no_consensus(options["on_no_consensus"], options["escalate"])
     sampler = build_sampler(
-        step, prompt=options["prompt"], models=options["models"],
-        temperature=options["temperature"], max_tokens=options["max_tokens"],
-        structured=options["structured"], default_prompt=_default_chat_input,
+        step,
+        prompt=options["prompt"],
+        models=options["models"],
+        temperature=options["temperature"],
+        max_tokens=options["max_tokens"],
+        structured=options["structured"],
+        default_prompt=_default_chat_input,
     )
     interrupts = action == "escalate" and options["escalate"] is None
     voter = build_voter(
-        sampler, k=options["k"], parser=options["parser"], key=options["key"],
-        red_flags=options["red_flags"], max_samples=options["max_samples"],
-        on_no_consensus="raise" if interrupts else action, escalate=options["escalate"],
-        max_concurrency=options["max_concurrency"], retry=_NO_RETRY,
+        sampler,
+        k=options["k"],
+        parser=options["parser"],
+        key=options["key"],
+        red_flags=options["red_flags"],
+        max_samples=options["max_samples"],
+        on_no_consensus="raise" if interrupts else action,
+        escalate=options["escalate"],
+        max_concurrency=options["max_concurrency"],
+        retry=_NO_RETRY,
     )
     if name is None:
         name = getattr(step, "__name__", None) or "maker_task"
         if name == "<lambda>":
             name = "maker_task"
-    return MakerTask(name, sampler, voter, retry=retry if retry is not None else RetryPolicy(),
-                     interrupt_on_no_consensus=interrupts,
-                     check_input=chat_input_check(step, options["prompt"]))
+    return MakerTask(
+        name,
+        sampler,
+        voter,
+        retry=retry if retry is not None else ProviderRetry(),
+        interrupt_on_no_consensus=interrupts,
+        check_input=chat_input_check(step, options["prompt"]),
+    )

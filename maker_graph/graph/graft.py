@@ -37,7 +37,7 @@ from langgraph.graph import END, StateGraph
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag
-from ..sampling import RetryPolicy
+from ..sampling import ProviderRetry
 from ..vote import EscalationHandler, NoConsensusAction, Parser
 from ..voting import KeyFunction
 from ._options import (
@@ -85,8 +85,9 @@ def _edges_from(builder: StateGraph[Any, Any, Any, Any], node: str) -> list[str]
 class _GraftedVote(VoteNodes):
     """The voting nodes, refusing to start while an edge leaves one of them early."""
 
-    def __init__(self, *args: Any, builder: StateGraph[Any, Any, Any, Any], then: str,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, builder: StateGraph[Any, Any, Any, Any], then: str, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.builder = builder
         self.then = then
@@ -98,8 +99,7 @@ class _GraftedVote(VoteNodes):
         names = self.names
         own = {(names.escalate, self.then)}
         for node in (names.dispatch, names.sample, names.tally, names.escalate):
-            early = [end for end in _edges_from(self.builder, node)
-                     if (node, end) not in own]
+            early = [end for end in _edges_from(self.builder, node) if (node, end) not in own]
             if early:
                 raise ConfigurationError(
                     f"add_maker_step({names.dispatch!r}): the edge(s) from {node!r} to "
@@ -132,11 +132,10 @@ def add_maker_step(
     prompt: Any = None,
     max_tokens: int | None = None,
     structured: Any = None,
-    retry: RetryPolicy | None = None,
+    retry: ProviderRetry | None = None,
     stats_key: str | None = None,
     votes_key: str | None = None,
-    retry_policy: langgraph_types.RetryPolicy
-    | Sequence[langgraph_types.RetryPolicy] | None = None,
+    retry_policy: langgraph_types.RetryPolicy | Sequence[langgraph_types.RetryPolicy] | None = None,
     cache_policy: langgraph_types.CachePolicy[Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> MakerStepNodes:
@@ -191,8 +190,9 @@ def add_maker_step(
     action = check_no_consensus(on_no_consensus, escalate)
     _check_retry_policy(retry_policy)
     names = NodeNames(name, f"{name}_sample", f"{name}_tally", f"{name}_escalate")
-    taken = [n for n in (names.dispatch, names.sample, names.tally, names.escalate)
-             if n in builder.nodes]
+    taken = [
+        n for n in (names.dispatch, names.sample, names.tally, names.escalate) if n in builder.nodes
+    ]
     if taken:
         raise ConfigurationError(
             f"add_maker_step: node(s) {taken} already exist; pick another name"
@@ -206,12 +206,26 @@ def add_maker_step(
             )
     votes = votes_key or f"{name}_votes"
     check_input = chat_input_check(step, prompt)
-    sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
-                            max_tokens=max_tokens, structured=structured,
-                            default_prompt=default_chat_input)
-    voter = build_voter(sampler, k=k, parser=parser, key=key, red_flags=red_flags,
-                        max_samples=max_samples, on_no_consensus="raise", escalate=None,
-                        retry=retry)
+    sampler = build_sampler(
+        step,
+        prompt=prompt,
+        models=models,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        structured=structured,
+        default_prompt=default_chat_input,
+    )
+    voter = build_voter(
+        sampler,
+        k=k,
+        parser=parser,
+        key=key,
+        red_flags=red_flags,
+        max_samples=max_samples,
+        on_no_consensus="raise",
+        escalate=None,
+        retry=retry,
+    )
     votes_schema = typed_dict(f"MakerVotes_{name}", {votes: votes_channel(k)})
     keys = list(input_keys) if input_keys is not None else None
     nodes = _GraftedVote(
@@ -229,11 +243,15 @@ def add_maker_step(
         to_message=is_messages_key(builder.state_schema, output_key),
     )
     nodes.attach(builder, then=then, votes_schema=votes_schema)
-    _set_node_options(builder, names, retry_policy=retry_policy, cache_policy=cache_policy,
-                      metadata=metadata)
+    _set_node_options(
+        builder, names, retry_policy=retry_policy, cache_policy=cache_policy, metadata=metadata
+    )
     return MakerStepNodes(
-        names.dispatch, names.sample, names.tally,
-        names.escalate if action == "escalate" else None, votes,
+        names.dispatch,
+        names.sample,
+        names.tally,
+        names.escalate if action == "escalate" else None,
+        votes,
     )
 
 
@@ -241,11 +259,15 @@ def _check_retry_policy(retry_policy: Any) -> None:
     # LangGraph's RetryPolicy and maker_graph's sample retry are different types;
     # the wrong one would build and then fail inside a run.
     # (LangGraph's RetryPolicy is a NamedTuple, itself a Sequence.)
-    single = (retry_policy is None or isinstance(retry_policy, langgraph_types.RetryPolicy)
-              or not isinstance(retry_policy, Sequence))
+    single = (
+        retry_policy is None
+        or isinstance(retry_policy, langgraph_types.RetryPolicy)
+        or not isinstance(retry_policy, Sequence)
+    )
     policies = [retry_policy] if single else list(retry_policy)
-    wrong = [p for p in policies
-             if p is not None and not isinstance(p, langgraph_types.RetryPolicy)]
+    wrong = [
+        p for p in policies if p is not None and not isinstance(p, langgraph_types.RetryPolicy)
+    ]
     if wrong:
         raise ConfigurationError(
             f"add_maker_step: retry_policy= takes langgraph.types.RetryPolicy (it retries "
@@ -264,8 +286,9 @@ def _set_node_options(
 ) -> None:
     # The nodes are added by `VoteNodes.attach`; their LangGraph options are set on
     # the specs it left, which is what `add_node(..., retry_policy=...)` would store.
-    step_nodes = [n for n in (names.dispatch, names.sample, names.tally, names.escalate)
-                  if n in builder.nodes]
+    step_nodes = [
+        n for n in (names.dispatch, names.sample, names.tally, names.escalate) if n in builder.nodes
+    ]
     for node in step_nodes:
         spec = builder.nodes[node]
         changes: dict[str, Any] = {}

@@ -74,8 +74,9 @@ def decomposition_node(
     def prepare(values: Mapping[str, Any]) -> tuple[Task, Any]:
         task = make_task(pick(values, keys))
         chosen = make_sampler(task) if make_sampler is not None else sampler
-        graph = create_decomposition_graph(task, chosen, k=k, policy=policy, chunk=chunk,
-                                           name=name).compile()
+        graph = create_decomposition_graph(
+            task, chosen, k=k, policy=policy, chunk=chunk, name=name
+        ).compile()
         return task, graph
 
     def output(task: Task, final: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,8 +84,11 @@ def decomposition_node(
         state = load_state(final["state"]) if load_state is not None else final["state"]
         out = {output_key: answer(task, state) if answer is not None else state}
         if stats_key is not None:
-            out[stats_key] = {"steps": final.get("step"), "done": final.get("done"),
-                              **(final.get("totals") or {})}
+            out[stats_key] = {
+                "steps": final.get("step"),
+                "done": final.get("done"),
+                **(final.get("totals") or {}),
+            }
         return out
 
     def run(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -48,5 +48,3 @@ def tally_condition(
     if route in ("decided", "no_consensus"):
         return cast(Literal["decided", "no_consensus"], route)
     return cast(list[Send], route or [])
-
-

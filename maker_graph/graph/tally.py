@@ -142,5 +142,3 @@ def k_ahead_reducer(k: int) -> Callable[[dict[str, Any], dict[str, Any]], dict[s
 
     join_votes.__qualname__ = join_votes.__name__ = f"k_ahead_reducer_k{k}"
     return join_votes
-
-

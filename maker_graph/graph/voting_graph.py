@@ -46,7 +46,7 @@ from langgraph.graph import START, StateGraph
 
 from ..errors import ConfigurationError
 from ..red_flags import RedFlag
-from ..sampling import RetryPolicy
+from ..sampling import ProviderRetry
 from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
 from ..voting import KeyFunction
 from ._options import Temperature, build_sampler, build_voter, check_no_consensus
@@ -93,7 +93,7 @@ def create_voting_graph(
     temperature: Temperature = None,
     max_tokens: int | None = None,
     structured: Any = None,
-    retry: RetryPolicy | None = None,
+    retry: ProviderRetry | None = None,
     input_key: str = "step_input",
     output_key: str = "answer",
     stats_key: str | None = STATS_KEY,
@@ -156,14 +156,34 @@ def create_voting_graph(
         raise ConfigurationError(
             f"input_key, output_key, votes_key and stats_key must differ, got {keys}"
         )
-    sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
-                            max_tokens=max_tokens, structured=structured)
-    voter = build_voter(sampler, k=k, parser=parser, key=key, red_flags=red_flags,
-                        max_samples=max_samples, on_no_consensus="raise", escalate=None,
-                        retry=retry)
-    return voting_builder(voter, on_no_consensus=action, escalate=escalate,
-                          input_key=input_key, output_key=output_key, stats_key=stats_key,
-                          votes_key=votes_key)
+    sampler = build_sampler(
+        step,
+        prompt=prompt,
+        models=models,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        structured=structured,
+    )
+    voter = build_voter(
+        sampler,
+        k=k,
+        parser=parser,
+        key=key,
+        red_flags=red_flags,
+        max_samples=max_samples,
+        on_no_consensus="raise",
+        escalate=None,
+        retry=retry,
+    )
+    return voting_builder(
+        voter,
+        on_no_consensus=action,
+        escalate=escalate,
+        input_key=input_key,
+        output_key=output_key,
+        stats_key=stats_key,
+        votes_key=votes_key,
+    )
 
 
 def voting_builder(

@@ -42,7 +42,7 @@ from .._sync import run_sync
 from ..errors import ConfigurationError, NoConsensusError
 from ..records import Sample, StepResult
 from ..red_flags import RedFlag
-from ..sampling import RetryPolicy
+from ..sampling import ProviderRetry
 from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
 from ..voting import KeyFunction
 from ._node import DualNode, emit
@@ -146,8 +146,12 @@ class MakerNode(DualNode):
         try:
             result, output = await self._avote(step_input, label)
         except NoConsensusError as exc:
-            return {"decided": False, "tally": list(exc.tally.items()),
-                    "drawn": exc.samples_drawn, "red_flags": exc.red_flags}
+            return {
+                "decided": False,
+                "tally": list(exc.tally.items()),
+                "drawn": exc.samples_drawn,
+                "red_flags": exc.red_flags,
+            }
         # Only a message is kept beside the result: it is what a messages key needs, and
         # checkpointers can store it (an arbitrary raw output might not be).
         message = output if isinstance(output, BaseMessage) else None
@@ -158,8 +162,7 @@ class MakerNode(DualNode):
 
     def _output(self, result: StepResult, output: Any, to_message: bool) -> dict[str, Any]:
         emit(decided_event(_node_label(self.node_name), result))
-        out = {self.output_key: as_message(result.winner, output) if to_message
-               else result.winner}
+        out = {self.output_key: as_message(result.winner, output) if to_message else result.winner}
         if self.stats_key is not None:
             out[self.stats_key] = result.to_dict()
         return out
@@ -203,8 +206,11 @@ class MakerNode(DualNode):
         if self.output_key == "messages":
             return True
         current = read_key(state, self.output_key)
-        return (isinstance(current, list) and bool(current)
-                and all(isinstance(m, BaseMessage) for m in current))
+        return (
+            isinstance(current, list)
+            and bool(current)
+            and all(isinstance(m, BaseMessage) for m in current)
+        )
 
     def _durable_output(self, out: Mapping[str, Any], to_message: bool) -> dict[str, Any]:
         answer = out["answer"]
@@ -316,7 +322,7 @@ def maker_node(
     max_tokens: int | None = None,
     structured: Any = None,
     max_concurrency: int | None = None,
-    retry: RetryPolicy | None = None,
+    retry: ProviderRetry | None = None,
     stats_key: str | None = None,
     durable: bool = False,
     name: str = "maker_step",
@@ -381,25 +387,57 @@ def maker_node(
         raise ConfigurationError(
             f"input_keys must be a non-empty list of state keys or None, got {input_keys!r}"
         )
-    sampler = build_sampler(step, prompt=prompt, models=models, temperature=temperature,
-                            max_tokens=max_tokens, structured=structured,
-                            default_prompt=default_chat_input)
+    sampler = build_sampler(
+        step,
+        prompt=prompt,
+        models=models,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        structured=structured,
+        default_prompt=default_chat_input,
+    )
     check_input = chat_input_check(step, prompt)
     interrupts = action == "escalate" and escalate is None
     voter = build_voter(
-        sampler, k=k, parser=parser, key=key, red_flags=red_flags, max_samples=max_samples,
-        on_no_consensus="raise" if interrupts else action, escalate=escalate,
-        max_concurrency=max_concurrency, retry=retry,
+        sampler,
+        k=k,
+        parser=parser,
+        key=key,
+        red_flags=red_flags,
+        max_samples=max_samples,
+        on_no_consensus="raise" if interrupts else action,
+        escalate=escalate,
+        max_concurrency=max_concurrency,
+        retry=retry,
     )
     durable_graph = None
     if durable:
         graph_voter = build_voter(
-            sampler, k=k, parser=parser, key=key, red_flags=red_flags,
-            max_samples=max_samples, on_no_consensus="raise", escalate=None, retry=retry,
+            sampler,
+            k=k,
+            parser=parser,
+            key=key,
+            red_flags=red_flags,
+            max_samples=max_samples,
+            on_no_consensus="raise",
+            escalate=None,
+            retry=retry,
         )
-        durable_graph = voting_builder(graph_voter, on_no_consensus=action, escalate=escalate,
-                                       label=name, message_key=MESSAGE_KEY).compile()
-    return MakerNode(name, voter, input_keys=input_keys, output_key=output_key,
-                     stats_key=stats_key, interrupt_on_no_consensus=interrupts,
-                     budget=voter.policy.budget, check_input=check_input,
-                     durable_graph=durable_graph)
+        durable_graph = voting_builder(
+            graph_voter,
+            on_no_consensus=action,
+            escalate=escalate,
+            label=name,
+            message_key=MESSAGE_KEY,
+        ).compile()
+    return MakerNode(
+        name,
+        voter,
+        input_keys=input_keys,
+        output_key=output_key,
+        stats_key=stats_key,
+        interrupt_on_no_consensus=interrupts,
+        budget=voter.policy.budget,
+        check_input=check_input,
+        durable_graph=durable_graph,
+    )

@@ -58,24 +58,50 @@ def proposed_event(
 ) -> dict[str, Any]:
     parts = list(decomposition.get("subproblems") or [])
     solve_directly = bool(decomposition.get("solve_directly"))
-    return {"event": "maker.tree.proposed", "tree": tree, "node": node, "depth": depth,
-            "parts": 0 if solve_directly else len(parts), "solve_directly": solve_directly,
-            "chosen_by": chosen_by, "candidates": candidates, "samples": samples}
+    return {
+        "event": "maker.tree.proposed",
+        "tree": tree,
+        "node": node,
+        "depth": depth,
+        "parts": 0 if solve_directly else len(parts),
+        "solve_directly": solve_directly,
+        "chosen_by": chosen_by,
+        "candidates": candidates,
+        "samples": samples,
+    }
 
 
 def solved_event(tree: str, node: str, *, depth: int, answer: str, samples: int) -> dict[str, Any]:
-    return {"event": "maker.tree.solved", "tree": tree, "node": node, "depth": depth,
-            "answer": answer, "samples": samples}
+    return {
+        "event": "maker.tree.solved",
+        "tree": tree,
+        "node": node,
+        "depth": depth,
+        "answer": answer,
+        "samples": samples,
+    }
 
 
 def composed_event(
     tree: str, node: str, *, depth: int, answer: str, parts: int, samples: int
 ) -> dict[str, Any]:
-    return {"event": "maker.tree.composed", "tree": tree, "node": node, "depth": depth,
-            "answer": answer, "parts": parts, "samples": samples}
+    return {
+        "event": "maker.tree.composed",
+        "tree": tree,
+        "node": node,
+        "depth": depth,
+        "answer": answer,
+        "parts": parts,
+        "samples": samples,
+    }
 
 
 def failed_event(tree: str, failure: Mapping[str, Any]) -> dict[str, Any]:
-    return {"event": "maker.tree.failed", "tree": tree, "node": str(failure.get("node", "?")),
-            "role": str(failure.get("role", "")), "reason": str(failure.get("kind", "error")),
-            "message": str(failure.get("message", ""))}
+    return {
+        "event": "maker.tree.failed",
+        "tree": tree,
+        "node": str(failure.get("node", "?")),
+        "role": str(failure.get("role", "")),
+        "reason": str(failure.get("kind", "error")),
+        "message": str(failure.get("message", "")),
+    }

@@ -100,14 +100,22 @@ def failure_from_error(exc: BaseException, *, node: str, role: str, problem: str
     base: Failure = {"node": node, "role": role, "problem": problem, "message": str(exc)}
     if isinstance(exc, NodeBudgetExhaustedError):
         return {
-            **base, "kind": "node_budget", "tally": exc.tally, "red_flags": exc.red_flags,
-            "limit": int(exc.limit), "spent": int(exc.spent),
+            **base,
+            "kind": "node_budget",
+            "tally": exc.tally,
+            "red_flags": exc.red_flags,
+            "limit": int(exc.limit),
+            "spent": int(exc.spent),
         }
     if isinstance(exc, NoConsensusError):
         return {
-            **base, "kind": "no_consensus", "tally": _str_tally(exc.tally),
-            "red_flags": exc.red_flags, "samples_drawn": exc.samples_drawn,
-            "max_samples": exc.max_samples, "k": exc.k or 0,
+            **base,
+            "kind": "no_consensus",
+            "tally": _str_tally(exc.tally),
+            "red_flags": exc.red_flags,
+            "samples_drawn": exc.samples_drawn,
+            "max_samples": exc.max_samples,
+            "k": exc.k or 0,
         }
     if isinstance(exc, BudgetExhaustedError):
         return {**base, "kind": "tree_budget", "limit": int(exc.limit), "spent": int(exc.spent)}
@@ -127,18 +135,28 @@ def raise_failure(failures: list[Failure]) -> None:
     node, role, problem = first.get("node", "?"), first.get("role", "?"), first.get("problem", "")
     if kind == "node_budget":
         err: MakerRuntimeError = NodeBudgetExhaustedError(
-            node=node, role=role, problem=problem, limit=first.get("limit", 0),
-            spent=first.get("spent", 0), tally=first.get("tally"), red_flags=first.get("red_flags"),
+            node=node,
+            role=role,
+            problem=problem,
+            limit=first.get("limit", 0),
+            spent=first.get("spent", 0),
+            tally=first.get("tally"),
+            red_flags=first.get("red_flags"),
         )
     elif kind == "no_consensus":
         err = NoConsensusError(
-            first.get("tally", {}), first.get("samples_drawn", 0), first.get("max_samples", 0),
-            red_flags=first.get("red_flags"), step=f"node {node} ({role}, {_clip(problem)})",
+            first.get("tally", {}),
+            first.get("samples_drawn", 0),
+            first.get("max_samples", 0),
+            red_flags=first.get("red_flags"),
+            step=f"node {node} ({role}, {_clip(problem)})",
             k=first.get("k") or None,
         )
     elif kind == "tree_budget":
         err = BudgetExhaustedError(
-            "tree nodes", first.get("limit", 0), first.get("spent", 0),
+            "tree nodes",
+            first.get("limit", 0),
+            first.get("spent", 0),
             "RecursionPolicy.max_nodes (CLI: --max-nodes)",
         )
     elif kind == "sampler":

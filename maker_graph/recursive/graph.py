@@ -266,14 +266,37 @@ def create_recursive_graph(
         given = state.get("tree_id")
         tree_id = given if given and given != state.get("last_tree_id") else uuid.uuid4().hex[:12]
         problem = state["problem"]
-        record({"event": "tree", "tree": tree_id, "problem": problem,
-                "policy": _policy_dict(policy)})
-        record({"event": "node", "tree": tree_id, "node": ROOT, "parent": None,
-                "depth": 0, "problem": problem})
-        root: TreeNode = {"id": ROOT, "parent": None, "depth": 0, "problem": problem,
-                          "status": "pending", "children": [], "answer": None, "samples": 0}
-        return {"tree_id": tree_id, "last_tree_id": tree_id, "nodes": Overwrite({ROOT: root}),
-                "failures": Overwrite([]), "answer": None, "stats": {}}
+        record(
+            {"event": "tree", "tree": tree_id, "problem": problem, "policy": _policy_dict(policy)}
+        )
+        record(
+            {
+                "event": "node",
+                "tree": tree_id,
+                "node": ROOT,
+                "parent": None,
+                "depth": 0,
+                "problem": problem,
+            }
+        )
+        root: TreeNode = {
+            "id": ROOT,
+            "parent": None,
+            "depth": 0,
+            "problem": problem,
+            "status": "pending",
+            "children": [],
+            "answer": None,
+            "samples": 0,
+        }
+        return {
+            "tree_id": tree_id,
+            "last_tree_id": tree_id,
+            "nodes": Overwrite({ROOT: root}),
+            "failures": Overwrite([]),
+            "answer": None,
+            "stats": {},
+        }
 
     async def expand(state: RecursiveState) -> dict[str, Any]:
         nodes = state.get("nodes") or {}
@@ -291,11 +314,16 @@ def create_recursive_graph(
                 continue
             if count + len(plan.subproblems) > policy.max_nodes:
                 exc = BudgetExhaustedError(
-                    "tree nodes", policy.max_nodes, count + len(plan.subproblems),
+                    "tree nodes",
+                    policy.max_nodes,
+                    count + len(plan.subproblems),
                     "RecursionPolicy.max_nodes (CLI: --max-nodes)",
                 )
-                failures.append(failure_from_error(exc, node=node_id, role="expand",
-                                                   problem=node.get("problem", "")))
+                failures.append(
+                    failure_from_error(
+                        exc, node=node_id, role="expand", problem=node.get("problem", "")
+                    )
+                )
                 record({"event": "failure", "tree": tree_id, **failures[-1]})
                 emit(failed_event(tree_id, failures[-1]))
                 break
@@ -304,11 +332,26 @@ def create_recursive_graph(
                 child_id = f"{node_id}.{i}"
                 children.append(child_id)
                 depth = int(node.get("depth", 0)) + 1
-                updates[child_id] = {"id": child_id, "parent": node_id, "depth": depth,
-                                     "problem": sub, "status": "pending", "children": [],
-                                     "answer": None, "samples": 0}
-                record({"event": "node", "tree": tree_id, "node": child_id,
-                        "parent": node_id, "depth": depth, "problem": sub})
+                updates[child_id] = {
+                    "id": child_id,
+                    "parent": node_id,
+                    "depth": depth,
+                    "problem": sub,
+                    "status": "pending",
+                    "children": [],
+                    "answer": None,
+                    "samples": 0,
+                }
+                record(
+                    {
+                        "event": "node",
+                        "tree": tree_id,
+                        "node": child_id,
+                        "parent": node_id,
+                        "depth": depth,
+                        "problem": sub,
+                    }
+                )
             count += len(children)
             updates[node_id] = {"status": "split", "children": children}
         out: dict[str, Any] = {"nodes": updates}
@@ -329,24 +372,44 @@ def create_recursive_graph(
             return failed(exc, tree_id, node, "decomposer")
         draw = proposals.result
         candidates = [c.decomposition.model_dump(mode="json") for c in proposals.candidates]
-        record({
-            "event": "proposals", "tree": tree_id, "node": node_id,
-            "candidates": [
-                {"decomposition": d, "key": _json_key(c.key), "proposers": list(c.proposers)}
-                for d, c in zip(candidates, proposals.candidates, strict=True)
-            ],
-            "draw": draw.to_dict(with_samples=True),
-        })
+        record(
+            {
+                "event": "proposals",
+                "tree": tree_id,
+                "node": node_id,
+                "candidates": [
+                    {"decomposition": d, "key": _json_key(c.key), "proposers": list(c.proposers)}
+                    for d, c in zip(candidates, proposals.candidates, strict=True)
+                ],
+                "draw": draw.to_dict(with_samples=True),
+            }
+        )
         update: TreeNode = {"candidates": candidates, **_spent(node, draw)}
         if proposals.unanimous and not policy.always_discriminate:
             update["status"] = "planned"
             update["decomposition"] = candidates[0]
             update["chosen_by"] = "unanimous"
-            record({"event": "choice", "tree": tree_id, "node": node_id,
-                    "decomposition": candidates[0], "chosen_by": "unanimous", "vote": None})
-            emit(proposed_event(tree_id, node_id, depth=int(node.get("depth", 0)),
-                                decomposition=candidates[0], chosen_by="unanimous",
-                                candidates=1, samples=int(update.get("samples", 0))))
+            record(
+                {
+                    "event": "choice",
+                    "tree": tree_id,
+                    "node": node_id,
+                    "decomposition": candidates[0],
+                    "chosen_by": "unanimous",
+                    "vote": None,
+                }
+            )
+            emit(
+                proposed_event(
+                    tree_id,
+                    node_id,
+                    depth=int(node.get("depth", 0)),
+                    decomposition=candidates[0],
+                    chosen_by="unanimous",
+                    candidates=1,
+                    samples=int(update.get("samples", 0)),
+                )
+            )
         else:
             update["status"] = "proposed"
         return {"nodes": {node_id: update}}
@@ -362,16 +425,38 @@ def create_recursive_graph(
         except MakerRuntimeError as exc:
             return failed(exc, tree_id, node, "discriminator")
         decomposition = chosen.model_dump(mode="json")
-        record({"event": "choice", "tree": tree_id, "node": node_id,
-                "decomposition": decomposition, "chosen_by": "vote",
-                "vote": vote.to_dict(with_samples=True)})
+        record(
+            {
+                "event": "choice",
+                "tree": tree_id,
+                "node": node_id,
+                "decomposition": decomposition,
+                "chosen_by": "vote",
+                "vote": vote.to_dict(with_samples=True),
+            }
+        )
         spent = _spent(node, vote)
-        emit(proposed_event(tree_id, node_id, depth=int(node.get("depth", 0)),
-                            decomposition=decomposition, chosen_by="vote",
-                            candidates=len(candidates), samples=int(spent.get("samples", 0))))
-        return {"nodes": {node_id: {
-            "status": "planned", "decomposition": decomposition, "chosen_by": "vote", **spent,
-        }}}
+        emit(
+            proposed_event(
+                tree_id,
+                node_id,
+                depth=int(node.get("depth", 0)),
+                decomposition=decomposition,
+                chosen_by="vote",
+                candidates=len(candidates),
+                samples=int(spent.get("samples", 0)),
+            )
+        )
+        return {
+            "nodes": {
+                node_id: {
+                    "status": "planned",
+                    "decomposition": decomposition,
+                    "chosen_by": "vote",
+                    **spent,
+                }
+            }
+        }
 
     async def solve(payload: Payload) -> dict[str, Any]:
         node: TreeNode = payload["node"]
@@ -380,20 +465,43 @@ def create_recursive_graph(
         depth = int(node.get("depth", 0))
         if at_limit:
             direct = {"solve_directly": True, "subproblems": [], "composition": ""}
-            record({"event": "choice", "tree": tree_id, "node": node_id,
-                    "decomposition": direct, "chosen_by": "depth_limit", "vote": None})
-            emit(proposed_event(tree_id, node_id, depth=depth, decomposition=direct,
-                                chosen_by="depth_limit", candidates=0,
-                                samples=int(node.get("samples", 0))))
+            record(
+                {
+                    "event": "choice",
+                    "tree": tree_id,
+                    "node": node_id,
+                    "decomposition": direct,
+                    "chosen_by": "depth_limit",
+                    "vote": None,
+                }
+            )
+            emit(
+                proposed_event(
+                    tree_id,
+                    node_id,
+                    depth=depth,
+                    decomposition=direct,
+                    chosen_by="depth_limit",
+                    candidates=0,
+                    samples=int(node.get("samples", 0)),
+                )
+            )
         try:
             vote = await solver.solve(node["problem"], node=node_id, budget=allowance(node))
         except MakerRuntimeError as exc:
             return failed(exc, tree_id, node, "solver")
         answer = _answer_text(vote.winner)
-        record({"event": "answer", "tree": tree_id, "node": node_id, "role": "solver",
-                "answer": answer, "vote": vote.to_dict(with_samples=True)})
-        emit(solved_event(tree_id, node_id, depth=depth, answer=answer,
-                          samples=vote.samples_drawn))
+        record(
+            {
+                "event": "answer",
+                "tree": tree_id,
+                "node": node_id,
+                "role": "solver",
+                "answer": answer,
+                "vote": vote.to_dict(with_samples=True),
+            }
+        )
+        emit(solved_event(tree_id, node_id, depth=depth, answer=answer, samples=vote.samples_drawn))
         update: TreeNode = {"status": "answered", "answer": answer, **_spent(node, vote)}
         if at_limit:
             update["chosen_by"] = "depth_limit"
@@ -411,13 +519,35 @@ def create_recursive_graph(
         except MakerRuntimeError as exc:
             return failed(exc, tree_id, node, "composer")
         answer = _answer_text(vote.winner)
-        record({"event": "answer", "tree": tree_id, "node": node_id, "role": "composer",
-                "answer": answer, "vote": vote.to_dict(with_samples=True)})
-        emit(composed_event(tree_id, node_id, depth=int(node.get("depth", 0)), answer=answer,
-                            parts=len(parts), samples=vote.samples_drawn))
-        return {"nodes": {node_id: {
-            "status": "answered", "answer": answer, **_spent(node, vote),
-        }}}
+        record(
+            {
+                "event": "answer",
+                "tree": tree_id,
+                "node": node_id,
+                "role": "composer",
+                "answer": answer,
+                "vote": vote.to_dict(with_samples=True),
+            }
+        )
+        emit(
+            composed_event(
+                tree_id,
+                node_id,
+                depth=int(node.get("depth", 0)),
+                answer=answer,
+                parts=len(parts),
+                samples=vote.samples_drawn,
+            )
+        )
+        return {
+            "nodes": {
+                node_id: {
+                    "status": "answered",
+                    "answer": answer,
+                    **_spent(node, vote),
+                }
+            }
+        }
 
     async def finish(state: RecursiveState) -> dict[str, Any]:
         nodes = state.get("nodes") or {}
@@ -426,14 +556,26 @@ def create_recursive_graph(
         root = nodes.get(ROOT, {})
         if not failures and root.get("answer") is None:
             stuck = [n for n in sorted(nodes, key=_order) if nodes[n].get("answer") is None]
-            failures.append({"node": stuck[0] if stuck else ROOT, "role": "expand",
-                             "problem": nodes.get(stuck[0], {}).get("problem", "") if stuck
-                             else "", "kind": "error",
-                             "message": "the tree has no work left but the root is unanswered"})
+            failures.append(
+                {
+                    "node": stuck[0] if stuck else ROOT,
+                    "role": "expand",
+                    "problem": nodes.get(stuck[0], {}).get("problem", "") if stuck else "",
+                    "kind": "error",
+                    "message": "the tree has no work left but the root is unanswered",
+                }
+            )
             emit(failed_event(tree_id, failures[-1]))
         stats = _stats(nodes)
-        record({"event": "done", "tree": tree_id, "answer": root.get("answer"),
-                "ok": not failures, "stats": stats})
+        record(
+            {
+                "event": "done",
+                "tree": tree_id,
+                "answer": root.get("answer"),
+                "ok": not failures,
+                "stats": stats,
+            }
+        )
         if failures:
             raise_failure(failures)
         return {"answer": root.get("answer"), "stats": stats}
@@ -500,6 +642,12 @@ def _stats(nodes: dict[str, TreeNode]) -> dict[str, Any]:
     depth = max((int(n.get("depth", 0)) for n in nodes.values()), default=0)
     leaves = sum(1 for n in nodes.values() if not n.get("children"))
     votes = sum(1 for n in nodes.values() if n.get("chosen_by") == "vote")
-    return {"nodes": len(nodes), "leaves": leaves, "depth": depth, "samples": samples,
-            "input_tokens": tokens_in, "output_tokens": tokens_out,
-            "discriminator_votes": votes}
+    return {
+        "nodes": len(nodes),
+        "leaves": leaves,
+        "depth": depth,
+        "samples": samples,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "discriminator_votes": votes,
+    }

@@ -112,8 +112,10 @@ def discriminator_node(discriminator: Discriminator) -> RunnableLambda[State, St
     async def run(state: State) -> State:
         candidates = [Decomposition.model_validate(c) for c in state["candidates"]]
         chosen, vote = await discriminator.choose(state["problem"], candidates)
-        return {"decomposition": chosen.model_dump(mode="json"),
-                "vote": vote.to_dict(with_samples=True)}
+        return {
+            "decomposition": chosen.model_dump(mode="json"),
+            "vote": vote.to_dict(with_samples=True),
+        }
 
     return _both("discriminator", run)
 
@@ -123,8 +125,10 @@ def solver_node(solver: Solver) -> RunnableLambda[State, State]:
 
     async def run(state: State) -> State:
         vote = await solver.solve(state["problem"])
-        return {"answer": str(getattr(vote.winner, "answer", vote.winner)).strip(),
-                "vote": vote.to_dict(with_samples=True)}
+        return {
+            "answer": str(getattr(vote.winner, "answer", vote.winner)).strip(),
+            "vote": vote.to_dict(with_samples=True),
+        }
 
     return _both("solver", run)
 
@@ -135,8 +139,10 @@ def composer_node(composer: Composer) -> RunnableLambda[State, State]:
     async def run(state: State) -> State:
         parts = [Part.model_validate(p) for p in state["parts"]]
         vote = await composer.compose(state["problem"], state["composition"], parts)
-        return {"answer": str(getattr(vote.winner, "answer", vote.winner)).strip(),
-                "vote": vote.to_dict(with_samples=True)}
+        return {
+            "answer": str(getattr(vote.winner, "answer", vote.winner)).strip(),
+            "vote": vote.to_dict(with_samples=True),
+        }
 
     return _both("composer", run)
 

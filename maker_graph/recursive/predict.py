@@ -96,8 +96,9 @@ def race(p: float, k: int, rivals: int = 1, *, tolerance: float = 1e-15) -> tupl
             for i in range(rivals):
                 if q > 0.0 and (i == 0 or wrong[i] != wrong[i - 1]):
                     same = sum(1 for w in wrong if w == wrong[i])  # rivals tied at this count
-                    bumped = tuple(sorted(wrong[:i] + (wrong[i] + 1,) + wrong[i + 1 :],
-                                          reverse=True))
+                    bumped = tuple(
+                        sorted(wrong[:i] + (wrong[i] + 1,) + wrong[i + 1 :], reverse=True)
+                    )
                     moves.append(((c, bumped), mass * q * same))
             for state, m in moves:
                 if m <= 0.0:
@@ -200,10 +201,16 @@ def forecast_tree(
     comp = forecast_vote(composer, k)
     asked = inner + leaves - depth_limited
     dec_samples = n / decomposer.valid
-    samples = (asked * (dec_samples + disagree * disc.samples)
-               + leaves * solve.samples + inner * comp.samples)
-    log_ok = (asked * (math.log1p(-all_wrong) + math.log1p(-disagree * disc.error))
-              + leaves * math.log1p(-solve.error) + inner * math.log1p(-comp.error))
+    samples = (
+        asked * (dec_samples + disagree * disc.samples)
+        + leaves * solve.samples
+        + inner * comp.samples
+    )
+    log_ok = (
+        asked * (math.log1p(-all_wrong) + math.log1p(-disagree * disc.error))
+        + leaves * math.log1p(-solve.error)
+        + inner * math.log1p(-comp.error)
+    )
     return TreeForecast(
         decomposer_samples=dec_samples,
         decomposer_all_wrong=all_wrong,

@@ -154,8 +154,11 @@ class NodeView:
     def samples(self) -> int:
         """Samples drawn at this node, all roles together."""
         total = 0
-        for event, key in ((self.proposals, "draw"), (self.choice, "vote"),
-                           (self.answer_event, "vote")):
+        for event, key in (
+            (self.proposals, "draw"),
+            (self.choice, "vote"),
+            (self.answer_event, "vote"),
+        ):
             vote = (event or {}).get(key) or {}
             total += int(vote.get("samples_drawn", 0))
         return total

@@ -29,9 +29,7 @@ def describe_decomposition(decomposition: dict[str, Any] | None) -> str:
         return "?"
     if decomposition.get("solve_directly"):
         return "solve directly"
-    parts = ", ".join(
-        f"#{i} = {p}" for i, p in enumerate(decomposition.get("subproblems", []), 1)
-    )
+    parts = ", ".join(f"#{i} = {p}" for i, p in enumerate(decomposition.get("subproblems", []), 1))
     return f"{decomposition.get('composition', '')}  where {parts}"
 
 

@@ -197,8 +197,11 @@ class _RoleRunner(Generic[Out]):
         if budget is not None and node_capped:
             if budget.remaining < policy.k:
                 raise NodeBudgetExhaustedError(
-                    node=node or "?", role=self.name, problem=problem,
-                    limit=budget.limit, spent=budget.spent,
+                    node=node or "?",
+                    role=self.name,
+                    problem=problem,
+                    limit=budget.limit,
+                    spent=budget.spent,
                 )
             # on_no_consensus is kept: a capped vote still raises, falls back or escalates.
             policy = replace(policy, max_samples=budget.remaining)
@@ -216,9 +219,13 @@ class _RoleRunner(Generic[Out]):
         except NoConsensusError as exc:
             if budget is not None and node_capped:
                 raise NodeBudgetExhaustedError(
-                    node=node or "?", role=self.name, problem=problem,
-                    limit=budget.limit, spent=budget.spent + exc.samples_drawn,
-                    tally={str(k_): n for k_, n in exc.tally.items()}, red_flags=exc.red_flags,
+                    node=node or "?",
+                    role=self.name,
+                    problem=problem,
+                    limit=budget.limit,
+                    spent=budget.spent + exc.samples_drawn,
+                    tally={str(k_): n for k_, n in exc.tally.items()},
+                    red_flags=exc.red_flags,
                 ) from exc
             raise
         except SamplerError as exc:
@@ -372,8 +379,11 @@ class Decomposer(_RoleRunner[Decomposition]):
             groups[self.canonical(result.winner)] = (result.winner, [])
         if not groups:
             raise NoConsensusError(
-                result.tally, result.samples_drawn, self.role.policy.budget,
-                red_flags=result.red_flags, k=self.candidates,
+                result.tally,
+                result.samples_drawn,
+                self.role.policy.budget,
+                red_flags=result.red_flags,
+                k=self.candidates,
                 step=f"node {node} (decomposer, {_clip(problem)}): no valid proposal",
             )
         candidates = [Candidate(d, key, tuple(ix)) for key, (d, ix) in groups.items()]
@@ -458,8 +468,12 @@ class Discriminator(_RoleRunner[Choice]):
         if isinstance(winner, Decomposition):  # an escalation handler may answer directly
             return winner, result
         raise NoConsensusError(
-            result.tally, result.samples_drawn, self.role.policy.budget,
-            red_flags=result.red_flags, step=f"node {node} (discriminator)", k=result.k,
+            result.tally,
+            result.samples_drawn,
+            self.role.policy.budget,
+            red_flags=result.red_flags,
+            step=f"node {node} (discriminator)",
+            k=result.k,
         )
 
 
@@ -501,8 +515,12 @@ class Solver(_RoleRunner[Answer]):
             NodeBudgetExhaustedError: the node's budget ran out first.
         """
         return await self._vote(
-            SolveInput(problem=problem), key=self.key, builtin=_answer_check, node=node,
-            problem=problem, budget=budget,
+            SolveInput(problem=problem),
+            key=self.key,
+            builtin=_answer_check,
+            node=node,
+            problem=problem,
+            budget=budget,
         )
 
 
@@ -541,7 +559,11 @@ class Composer(_RoleRunner[Answer]):
         """
         return await self._vote(
             ComposeInput(problem=problem, composition=composition, parts=list(parts)),
-            key=self.key, builtin=_answer_check, node=node, problem=problem, budget=budget,
+            key=self.key,
+            builtin=_answer_check,
+            node=node,
+            problem=problem,
+            budget=budget,
         )
 
 
@@ -583,10 +605,16 @@ class Roles:
             )
         g = self.guidance
         return (
-            Decomposer(self.decomposer, candidates=candidates, max_fanout=max_fanout,
-                       canonical=self.canonical, guidance=g.get("decomposer", "")),
-            Discriminator(self.discriminator, canonical=self.canonical,
-                          guidance=g.get("discriminator", "")),
+            Decomposer(
+                self.decomposer,
+                candidates=candidates,
+                max_fanout=max_fanout,
+                canonical=self.canonical,
+                guidance=g.get("decomposer", ""),
+            ),
+            Discriminator(
+                self.discriminator, canonical=self.canonical, guidance=g.get("discriminator", "")
+            ),
             Solver(self.solver, guidance=g.get("solver", "")),
             Composer(self.composer, guidance=g.get("composer", "")),
         )

@@ -64,7 +64,7 @@ def open_run_log(
     text = os.fspath(target)
     if text.startswith("sqlite:"):
         # SQLAlchemy's convention: sqlite:///run.db is relative, sqlite:////abs/run.db absolute.
-        path = text[len("sqlite:"):]
+        path = text[len("sqlite:") :]
         if path.startswith("///"):
             path = path[3:]
         elif path.startswith("//"):
@@ -87,8 +87,7 @@ def open_run_log(
         return opener(text, readonly=readonly, **options)  # type: ignore[no-any-return]
     if "://" in text:
         raise ConfigurationError(
-            f"unknown run log URL {text!r}: use a directory, sqlite:///path.db or "
-            "postgresql://..."
+            f"unknown run log URL {text!r}: use a directory, sqlite:///path.db or postgresql://..."
         )
     path_ = Path(text)
     if path_.exists() and not path_.is_dir():

@@ -68,4 +68,3 @@ CREATE TABLE IF NOT EXISTS {schema}.reservations (
     samples BIGINT NOT NULL
 );
 """
-

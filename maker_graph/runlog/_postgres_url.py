@@ -36,9 +36,7 @@ def split_url(url: str) -> tuple[str, str | None, str]:
     rest = [(k, v) for k, v in query if k not in OUR_PARAMS]
     schema = ours.get("schema") or DEFAULT_SCHEMA
     if not schema.replace("_", "").isalnum():
-        raise ConfigurationError(
-            f"schema must be letters, digits and underscores, got {schema!r}"
-        )
+        raise ConfigurationError(f"schema must be letters, digits and underscores, got {schema!r}")
     run_id = ours.get("run_id") or None
     if run_id is not None:
         check_run_id(run_id)

@@ -462,9 +462,7 @@ class RunLog(ABC):
         expected = 0
         for batch, first, last, cp_json, checksum in self._batches():
             if last >= first and first != expected:
-                raise self._corrupt(
-                    batch, first, last, f"it should start at step {expected}"
-                )
+                raise self._corrupt(batch, first, last, f"it should start at step {expected}")
             records = list(self.steps(first, last + 1)) if last >= first else []
             if len(records) != max(0, last - first + 1) or (
                 batch_checksum(records, cp_json) != checksum
@@ -575,7 +573,10 @@ class RunLog(ABC):
                 _log.warning(
                     "%s: dropped the torn last batch %s (steps %s..%s), which did not match "
                     "its checksum; those steps will be decided again",
-                    self.location, row[0], row[1], row[2],
+                    self.location,
+                    row[0],
+                    row[1],
+                    row[2],
                 )
                 last = before
                 break
@@ -585,7 +586,8 @@ class RunLog(ABC):
             _log.warning(
                 "%s: dropped %s step rows after the last committed batch (a torn write); "
                 "those steps will be decided again",
-                self.location, extra,
+                self.location,
+                extra,
             )
 
     def last_step(self) -> int | None:

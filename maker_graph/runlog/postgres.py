@@ -274,7 +274,9 @@ class PostgresRunLog(RunLog):
                 if settings is not None:
                     cp = self.checkpoint()
                     merged = merge_settings(
-                        meta.settings, settings, 0 if cp is None else cp.next_step,
+                        meta.settings,
+                        settings,
+                        0 if cp is None else cp.next_step,
                         self.location,
                     )
                 conn.execute(

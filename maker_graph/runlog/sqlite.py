@@ -197,8 +197,9 @@ class SqliteRunLog(RunLog):
             return self._db
         try:
             if self.readonly:
-                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                     isolation_level=None)
+                db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+                )
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, isolation_level=None)
@@ -252,16 +253,16 @@ class SqliteRunLog(RunLog):
             else:
                 check_same_task(meta, task, params, self.location)
                 if run_id is not None and run_id != meta.run_id:
-                    raise RunLogError(
-                        f"{self.location} holds run {meta.run_id}, not {run_id}"
-                    )
+                    raise RunLogError(f"{self.location} holds run {meta.run_id}, not {run_id}")
                 self._verify_last_batch()
                 # Every batch, not only the tail: a resume never builds on a corrupt log.
                 self.verify()
                 if settings is not None:
                     cp = self.checkpoint()
                     merged = merge_settings(
-                        meta.settings, settings, 0 if cp is None else cp.next_step,
+                        meta.settings,
+                        settings,
+                        0 if cp is None else cp.next_step,
                         self.location,
                     )
                     db.execute(
@@ -321,9 +322,11 @@ class SqliteRunLog(RunLog):
         if not self.path.exists():
             return 0
         try:
-            row = self._connect().execute(
-                "SELECT value FROM meta WHERE key = 'reserved_samples'"
-            ).fetchone()
+            row = (
+                self._connect()
+                .execute("SELECT value FROM meta WHERE key = 'reserved_samples'")
+                .fetchone()
+            )
         except sqlite3.Error as exc:
             raise RunLogError(f"cannot read the run log {self.location}: {exc}") from exc
         return 0 if row is None else int(row[0])
@@ -373,7 +376,10 @@ class SqliteRunLog(RunLog):
         if "task" not in data:
             return None
         return RunMeta.from_stored(
-            data["run_id"], data["task"], data["params"], data["created"],
+            data["run_id"],
+            data["task"],
+            data["params"],
+            data["created"],
             data.get("settings", "{}"),
         )
 
@@ -382,9 +388,11 @@ class SqliteRunLog(RunLog):
         if not self.path.exists():
             return None
         try:
-            row = self._connect().execute(
-                "SELECT checkpoint FROM batches ORDER BY batch DESC LIMIT 1"
-            ).fetchone()
+            row = (
+                self._connect()
+                .execute("SELECT checkpoint FROM batches ORDER BY batch DESC LIMIT 1")
+                .fetchone()
+            )
         except sqlite3.OperationalError as exc:
             if self.readonly and "no such table" in str(exc):
                 return None  # a reader that came before the writer created the tables
@@ -405,8 +413,7 @@ class SqliteRunLog(RunLog):
     ) -> Iterator[StepRecord]:
         yield from iter_steps(
             lambda at, end, limit: db.execute(
-                f"SELECT {_COLUMNS} FROM steps WHERE step >= ? AND step < ? "
-                "ORDER BY step LIMIT ?",
+                f"SELECT {_COLUMNS} FROM steps WHERE step >= ? AND step < ? ORDER BY step LIMIT ?",
                 (at, end, limit),
             ).fetchall(),
             start,
@@ -415,9 +422,14 @@ class SqliteRunLog(RunLog):
 
     @_damage_reported
     def _batches(self) -> Sequence[Sequence[Any]]:
-        return self._connect().execute(
-            "SELECT batch, first_step, last_step, checkpoint, checksum FROM batches ORDER BY batch"
-        ).fetchall()
+        return (
+            self._connect()
+            .execute(
+                "SELECT batch, first_step, last_step, checkpoint, checksum FROM batches "
+                "ORDER BY batch"
+            )
+            .fetchall()
+        )
 
     def _verify_last_batch(self) -> None:
         """Check the log's tail before writing to it (see `RunLog._recover_torn_tail`)."""

@@ -72,8 +72,9 @@ class LongAdditionTask:
 
     def state_at(self, step: int) -> tuple[State, Any]:
         """The state before `step` and the action that led there (jumps, no replay)."""
-        previous = None if step == 0 else self.true_step((step - 1, self._carries[step - 1]),
-                                                         None).action
+        previous = (
+            None if step == 0 else self.true_step((step - 1, self._carries[step - 1]), None).action
+        )
         return (step, self._carries[step]), previous
 
     def step_input(self, state: State, previous_action: Any, step: int) -> AdditionStep:
@@ -120,8 +121,9 @@ class LongAdditionTask:
         return f"LongAdditionTask(digits={self.digits}, seed={self.seed})"
 
 
-def simulated_sampler(task: LongAdditionTask, errors: Any = None,
-                      *, model_name: str = "simulated") -> Any:
+def simulated_sampler(
+    task: LongAdditionTask, errors: Any = None, *, model_name: str = "simulated"
+) -> Any:
     """A simulated model of `task`: the true column sum, or a wrong digit that still parses.
 
     Rival `r` is off by `r + 1` in the digit (carry kept), so wrong answers agree
@@ -152,7 +154,11 @@ def simulated_sampler(task: LongAdditionTask, errors: Any = None,
         return step_input.column
 
     return SimulatedSampler(
-        answer, wrong=wrong, errors=errors if errors is not None else ErrorModel(),
-        step_key=key, tokens=lambda text: max(1, len(text) // 4), input_tokens=60,
+        answer,
+        wrong=wrong,
+        errors=errors if errors is not None else ErrorModel(),
+        step_key=key,
+        tokens=lambda text: max(1, len(text) // 4),
+        input_tokens=60,
         model_name=model_name,
     )

@@ -290,8 +290,10 @@ class HanoiTask:
         cur = _CURRENT.search(prompt)
         if prev is None or cur is None:
             raise ValueError("not a Hanoi prompt: no 'Previous move:' or 'Current state:' line")
-        previous = None if prev.group(1) == "none" else (
-            int(prev.group(2)), int(prev.group(3)), int(prev.group(4))
+        previous = (
+            None
+            if prev.group(1) == "none"
+            else (int(prev.group(2)), int(prev.group(3)), int(prev.group(4)))
         )
         state = self._parse_state_text(cur.group(1))
         return state, previous
@@ -423,6 +425,7 @@ _SEP = b"\xff"
 
 # --------------------------------------------------------------------------- simulation
 
+
 def malformed_answers(step_input: HanoiStep, task: HanoiTask) -> list[str]:
     """Broken variants of the correct answer for `step_input`, each one a red flag.
 
@@ -446,8 +449,10 @@ def malformed_answers(step_input: HanoiStep, task: HanoiTask) -> list[str]:
 
     missing = with_peg(big_i, biggest[:-1]) if len(biggest) > 1 else "[[], [], []]"
     twice = with_peg(big_i, biggest + (biggest[-1],))
-    unordered = with_peg(big_i, tuple(reversed(biggest))) if len(biggest) > 1 else (
-        with_peg(big_i, biggest + (task.n + 1,))
+    unordered = (
+        with_peg(big_i, tuple(reversed(biggest)))
+        if len(biggest) > 1
+        else (with_peg(big_i, biggest + (task.n + 1,)))
     )
     return [
         "",
@@ -473,7 +478,7 @@ def malformed_answers(step_input: HanoiStep, task: HanoiTask) -> list[str]:
         f"move = [{d}, {f}, {t}]\nnext_state = {st[1:-1]}",
         f"move = [{d}, {f}, {t}]\nnext_state = [{st[1:-1]}, []]",
         f"move = [{d}, {f}, {t}]\nnext_state = {st.replace(', ', '; ')}",
-        f"move = [{d}, {f}, {t}]\nnext_state = {{\"0\": {list(nxt[0])}, \"1\": {list(nxt[1])}}}",
+        f'move = [{d}, {f}, {t}]\nnext_state = {{"0": {list(nxt[0])}, "1": {list(nxt[1])}}}',
         f"move = [{d}, {f}, {f}]\nnext_state = {st}",
         f"move = [{d}, {f}, 3]\nnext_state = {st}",
         f"move = [{task.n + 1}, {f}, {t}]\nnext_state = {st}",

@@ -134,7 +134,11 @@ class SimulatedChatModel(SampleIndexedChatModel):
         outcome, _ = decide(errors, key, index)
         correct = self.oracle(messages)
         text = outcome_text(
-            errors, key, index, outcome, correct,
+            errors,
+            key,
+            index,
+            outcome,
+            correct,
             wrong=lambda rival: self._wrong_text(messages, correct, rival),
             malform=default_malform,
         )
@@ -196,7 +200,6 @@ class SimulatedChatModel(SampleIndexedChatModel):
         if isinstance(result, _Failure):
             raise result.error
         return result
-
 
 
 class _Failure:

@@ -12,7 +12,7 @@ wrapper adds the answer-level faults seen in production, on top of any
   cases, cut right after a complete-looking answer, which only a `truncated()`
   red flag can tell from a good one;
 - slow tails: a call that hangs for `slow_seconds` before answering (a per-call
-  timeout in `RetryPolicy` turns it into a retried timeout).
+  timeout in `ProviderRetry` turns it into a retried timeout).
 
 Every choice is a function of `(seed, step key, sample index, attempt)`, so a
 run is reproducible whatever the concurrency, and a retried slow call is not

@@ -145,8 +145,13 @@ class SimulatedSampler:
         outcome, _ = decide(errors, key, index)
         correct = self.answer(step_input)
         text = outcome_text(
-            errors, key, index, outcome, correct,
-            wrong=lambda rival: self._wrong(step_input, correct, rival), malform=self.malform,
+            errors,
+            key,
+            index,
+            outcome,
+            correct,
+            wrong=lambda rival: self._wrong(step_input, correct, rival),
+            malform=self.malform,
         )
         if outcome.ramble:
             out_tokens = errors.ramble_tokens

@@ -130,8 +130,15 @@ class SimulatedToolModel(SampleIndexedChatModel):
         elif outcome == "bad_args":
             args = {}
         elif outcome == "malformed":
-            invalid = [{"name": name, "args": '{"order_id": "A', "id": call_id,
-                        "error": "Unterminated string", "type": "invalid_tool_call"}]
+            invalid = [
+                {
+                    "name": name,
+                    "args": '{"order_id": "A',
+                    "id": call_id,
+                    "error": "Unterminated string",
+                    "type": "invalid_tool_call",
+                }
+            ]
         meta["finish_reason"] = "tool_calls"
         message = AIMessage(
             content="",

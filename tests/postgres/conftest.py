@@ -53,11 +53,15 @@ def postgres_server() -> Iterator[str]:
             check=False,
         )
     except FileNotFoundError as exc:  # no bash at all
-        pytest.fail(f"PostgreSQL tests need bash to run {SCRIPT.name}: {exc}; "
-                    f"set {OPT_OUT}=1 to run the suite without them")
+        pytest.fail(
+            f"PostgreSQL tests need bash to run {SCRIPT.name}: {exc}; "
+            f"set {OPT_OUT}=1 to run the suite without them"
+        )
     if proc.returncode == CANNOT_INSTALL:
-        pytest.fail(f"PostgreSQL is not available here and could not be installed: "
-                    f"{proc.stderr.strip()}; set {OPT_OUT}=1 to run the suite without it")
+        pytest.fail(
+            f"PostgreSQL is not available here and could not be installed: "
+            f"{proc.stderr.strip()}; set {OPT_OUT}=1 to run the suite without it"
+        )
     if proc.returncode != 0:
         pytest.fail(f"{SCRIPT.name} start failed ({proc.returncode}): {proc.stderr.strip()}")
     url = proc.stdout.strip().splitlines()[-1]

@@ -89,7 +89,7 @@ def test_decomposition_graph_resumes_with_log_and_checkpoints_in_postgres(
     from maker_graph.graph import create_decomposition_graph
     from maker_graph.run import count_errors
     from maker_graph.runlog.postgres import PostgresRunLog
-    from maker_graph.sampling import RetryPolicy
+    from maker_graph.sampling import ProviderRetry
     from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
     from maker_graph.testing import ErrorModel, SimulatedProviderError
     from maker_graph.vote import VotePolicy
@@ -103,19 +103,21 @@ def test_decomposition_graph_resumes_with_log_and_checkpoints_in_postgres(
                 raise SimulatedProviderError("the provider is down")
             return await good.sample(step_input, index)
 
-    policy = VotePolicy(k=3, retry=RetryPolicy(initial_delay=0.0001, max_attempts=2))
+    policy = VotePolicy(k=3, retry=ProviderRetry(initial_delay=0.0001, max_attempts=2))
     url = f"{postgres_url}?run_id=decomposed"
     cfg = {"configurable": {"thread_id": "decomposed"}}
     with open_checkpointer(url) as saver:
-        graph = create_decomposition_graph(task, DownFromStep150(), policy=policy, chunk=64,
-                                           run_log=url).compile(checkpointer=saver)
+        graph = create_decomposition_graph(
+            task, DownFromStep150(), policy=policy, chunk=64, run_log=url
+        ).compile(checkpointer=saver)
         with pytest.raises(SamplerError):
             graph.invoke({}, cfg, durability="sync")
     with PostgresRunLog(url, readonly=True) as log:
         assert log.last_step() == 149  # everything decided before the outage is committed
     with open_checkpointer(url) as saver:
-        graph = create_decomposition_graph(task, good, policy=policy, chunk=64,
-                                           run_log=url).compile(checkpointer=saver)
+        graph = create_decomposition_graph(
+            task, good, policy=policy, chunk=64, run_log=url
+        ).compile(checkpointer=saver)
         out = graph.invoke(None, cfg, durability="sync")
     assert out["done"] and out["step"] == 255
     with PostgresRunLog(url, readonly=True) as log:

@@ -25,9 +25,22 @@ def test_twenty_kills_then_resume_with_the_postgres_store(
     # Another run in the same database must come through untouched.
     other = f"{postgres_url}?run_id=neighbour"
     neighbour = subprocess.run(
-        [sys.executable, "-m", "maker_graph", "hanoi", "--disks", "5", "--store", other,
-         "--no-progress"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "maker_graph",
+            "hanoi",
+            "--disks",
+            "5",
+            "--store",
+            other,
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert neighbour.returncode == 0 and "solved: true, errors: 0" in neighbour.stdout
     report = kill_and_resume(
@@ -37,7 +50,9 @@ def test_twenty_kills_then_resume_with_the_postgres_store(
     assert report.committed_points >= 3 and report.unfinished == 20, report.kills
     assert not any("torn" in err for err in report.stderr), report.stderr
     finish_and_check(
-        disks=DISKS, location_args=["--store", store], export_args=["--run-dir", store],
+        disks=DISKS,
+        location_args=["--store", store],
+        export_args=["--run-dir", store],
         workdir=tmp_path,
     )
     assert committed(other) == 31
@@ -45,16 +60,31 @@ def test_twenty_kills_then_resume_with_the_postgres_store(
 
 def test_a_second_cli_on_the_same_run_is_refused(postgres_url: str, tmp_path: Path) -> None:
     store = f"{postgres_url}?run_id=busy"
-    first = cli(["hanoi", "--disks", "16", "--store", store, "--no-progress"], tmp_path,
-                tmp_path, "first")
+    first = cli(
+        ["hanoi", "--disks", "16", "--store", store, "--no-progress"], tmp_path, tmp_path, "first"
+    )
     try:
         deadline = time.monotonic() + 60
         while committed(store) == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         second = subprocess.run(
-            [sys.executable, "-m", "maker_graph", "hanoi", "--disks", "16", "--store", store,
-             "--no-progress", "--resume"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "maker_graph",
+                "hanoi",
+                "--disks",
+                "16",
+                "--store",
+                store,
+                "--no-progress",
+                "--resume",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     finally:
         first.kill()
@@ -68,7 +98,11 @@ def test_a_second_cli_on_the_same_run_is_refused(postgres_url: str, tmp_path: Pa
 def test_store_url_without_run_id_is_one_clear_line(postgres_url: str, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "maker_graph", "hanoi", "--disks", "3", "--store", postgres_url],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [

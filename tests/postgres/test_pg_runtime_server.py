@@ -38,9 +38,14 @@ RUNTIME_PYTHON = os.environ.get("MAKER_GRAPH_PG_RUNTIME_PYTHON", "")
 
 # Skip before any fixture starts PostgreSQL.
 pytestmark = [
-    pytest.mark.postgres, pytest.mark.server, pytest.mark.timeout(240),
-    pytest.mark.skipif(not RUNTIME_PYTHON, reason="set MAKER_GRAPH_PG_RUNTIME_PYTHON to the "
-                       "python of a venv with langgraph-runtime-pg"),
+    pytest.mark.postgres,
+    pytest.mark.server,
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(
+        not RUNTIME_PYTHON,
+        reason="set MAKER_GRAPH_PG_RUNTIME_PYTHON to the "
+        "python of a venv with langgraph-runtime-pg",
+    ),
 ]
 START_TIMEOUT = 90.0
 
@@ -72,18 +77,33 @@ def pg_runtime_server(postgres_url: str, tmp_path: Path) -> Iterator[str]:
     processes: list[subprocess.Popen[bytes]] = []
     log = tmp_path / "server.log"
     try:
-        processes.append(subprocess.Popen(
-            [redis, "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True))
+        processes.append(
+            subprocess.Popen(
+                [
+                    redis,
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(redis_port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(app)]),
             "LANGGRAPH_RUNTIME_EDITION": "pg",
             "DATABASE_URI": postgres_url,
             "REDIS_URI": f"redis://127.0.0.1:{redis_port}",
-            "LANGSERVE_GRAPHS": json.dumps({name: f"{app}/graphs.py:{name}"
-                                            for name in ("triage", "hanoi", "hybrid")}),
+            "LANGSERVE_GRAPHS": json.dumps(
+                {name: f"{app}/graphs.py:{name}" for name in ("triage", "hanoi", "hybrid")}
+            ),
             "LANGGRAPH_CHECKPOINTER": json.dumps({"serde": {"pickle_fallback": False}}),
             "LANGGRAPH_STRICT_MSGPACK": "true",
             "LANGSMITH_TRACING": "false",
@@ -91,11 +111,27 @@ def pg_runtime_server(postgres_url: str, tmp_path: Path) -> Iterator[str]:
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         }
         with log.open("wb") as out:
-            processes.append(subprocess.Popen(
-                [RUNTIME_PYTHON, "-m", "uvicorn", "langgraph_api.server:app",
-                 "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        RUNTIME_PYTHON,
+                        "-m",
+                        "uvicorn",
+                        "langgraph_api.server:app",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "2",
+                    ],
+                    cwd=app,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -115,8 +151,9 @@ def pg_runtime_server(postgres_url: str, tmp_path: Path) -> Iterator[str]:
             _stop(process)
 
 
-def test_two_workers_over_postgres_and_redis_serve_every_example(pg_runtime_server: str,
-                                                                 postgres_url: str) -> None:
+def test_two_workers_over_postgres_and_redis_serve_every_example(
+    pg_runtime_server: str, postgres_url: str
+) -> None:
     from langgraph_sdk import get_client
 
     async def drive() -> None:
@@ -125,14 +162,15 @@ def test_two_workers_over_postgres_and_redis_serve_every_example(pg_runtime_serv
         async def run(graph: str, inputs: dict[str, object]) -> dict[str, object]:
             thread = await client.threads.create()
             out = await asyncio.wait_for(
-                client.runs.wait(thread["thread_id"], graph, input=inputs), 60)
+                client.runs.wait(thread["thread_id"], graph, input=inputs), 60
+            )
             assert isinstance(out, dict)
             return out
 
-        tickets = await asyncio.gather(*[
-            run("triage", {"ticket": f"The app crashes on start #{i}"}) for i in range(20)])
-        assert all(out["category"] in {"billing", "bug", "account", "other"}
-                   for out in tickets)
+        tickets = await asyncio.gather(
+            *[run("triage", {"ticket": f"The app crashes on start #{i}"}) for i in range(20)]
+        )
+        assert all(out["category"] in {"billing", "bug", "account", "other"} for out in tickets)
         assert sum(out["category"] == "bug" for out in tickets) >= 18
         hanoi = await run("hanoi", {"disks": 4})
         assert hanoi["result"]["done"] is True and hanoi["result"]["steps"] == 15

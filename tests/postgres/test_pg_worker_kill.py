@@ -39,12 +39,17 @@ import scale_out  # noqa: E402
 RUNTIME_PYTHON = os.environ.get("MAKER_GRAPH_PG_RUNTIME_PYTHON", "")
 
 pytestmark = [
-    pytest.mark.postgres, pytest.mark.server, pytest.mark.timeout(300),
+    pytest.mark.postgres,
+    pytest.mark.server,
+    pytest.mark.timeout(300),
     # httpx's pooled connections to the killed worker die under it; their transports
     # are reported unclosed when collected, which is the kill, not a leak of ours.
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.skipif(not RUNTIME_PYTHON, reason="set MAKER_GRAPH_PG_RUNTIME_PYTHON to the "
-                       "python of a venv with langgraph-runtime-pg"),
+    pytest.mark.skipif(
+        not RUNTIME_PYTHON,
+        reason="set MAKER_GRAPH_PG_RUNTIME_PYTHON to the "
+        "python of a venv with langgraph-runtime-pg",
+    ),
 ]
 AGENT_RUNS = 40
 DECOMPOSE_RUNS = 4
@@ -62,7 +67,8 @@ def _writers(database_uri: str) -> dict[str, tuple[str, int]]:
             return {}
         rows = conn.execute(
             "select r.run_id, r.writer, count(s.step) from maker_graph.runs r "
-            "left join maker_graph.steps s using (run_id) group by 1, 2").fetchall()
+            "left join maker_graph.steps s using (run_id) group by 1, 2"
+        ).fetchall()
     return {run_id: (writer, int(n)) for run_id, writer, n in rows}
 
 
@@ -112,21 +118,23 @@ def test_sigkill_one_worker_every_run_finishes_once(postgres_url: str, tmp_path:
             agent, decompose = [], []
             for _ in range(DECOMPOSE_RUNS):
                 tid = await scale_out.new_thread(client)
-                run = await client.runs.create(tid, "decompose", input={},
-                                               config={"configurable": {"disks": DISKS}})
+                run = await client.runs.create(
+                    tid, "decompose", input={}, config={"configurable": {"disks": DISKS}}
+                )
                 decompose.append((tid, run["run_id"]))
             for i in range(AGENT_RUNS):
                 tid = await scale_out.new_thread(client)
                 run = await client.runs.create(
-                    tid, "agent", input={"ticket": f"{scale_out.TICKETS[i % 4]} #{i}",
-                                         "turn": f"turn-{i}"})
+                    tid,
+                    "agent",
+                    input={"ticket": f"{scale_out.TICKETS[i % 4]} #{i}", "turn": f"turn-{i}"},
+                )
                 agent.append((tid, run["run_id"], f"turn-{i}"))
             # Kill once every decomposition run is under way, and no later than 60 s.
             deadline = time.monotonic() + 60
             while True:
                 writers = await asyncio.to_thread(_writers, postgres_url)
-                started = {tid for tid, _ in decompose
-                           if writers.get(tid, ("", 0))[1] > 0}
+                started = {tid for tid, _ in decompose if writers.get(tid, ("", 0))[1] > 0}
                 if len(started) == DECOMPOSE_RUNS or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.3)
@@ -139,24 +147,34 @@ def test_sigkill_one_worker_every_run_finishes_once(postgres_url: str, tmp_path:
             victim = max(workers, key=lambda pid: per_pid.get(pid, 0))
             os.kill(victim, signal.SIGKILL)
             killed_at = time.monotonic()
-            victims_runs = {tid for tid, _ in decompose
-                            if (writers.get(tid, ("", 0))[0] or "").startswith(f"pid {victim} ")}
+            victims_runs = {
+                tid
+                for tid, _ in decompose
+                if (writers.get(tid, ("", 0))[0] or "").startswith(f"pid {victim} ")
+            }
             steps_at_kill = {tid: writers.get(tid, ("", 0))[1] for tid, _ in decompose}
             end = time.monotonic() + RUN_TIMEOUT
             agent_out = await asyncio.gather(*[_finish(client, t, r, end) for t, r, _ in agent])
-            decompose_out = await asyncio.gather(*[_finish(client, t, r, end)
-                                                   for t, r in decompose])
+            decompose_out = await asyncio.gather(
+                *[_finish(client, t, r, end) for t, r in decompose]
+            )
             await client.aclose()
-            return {"victim": victim, "victims_runs": victims_runs, "agent": agent,
-                    "agent_out": agent_out, "decompose": decompose,
-                    "decompose_out": decompose_out, "steps_at_kill": steps_at_kill,
-                    "recovery_s": time.monotonic() - killed_at}
+            return {
+                "victim": victim,
+                "victims_runs": victims_runs,
+                "agent": agent,
+                "agent_out": agent_out,
+                "decompose": decompose,
+                "decompose_out": decompose_out,
+                "steps_at_kill": steps_at_kill,
+                "recovery_s": time.monotonic() - killed_at,
+            }
 
         result = asyncio.run(drive())
         for (_, _, turn), out in zip(result["agent"], result["agent_out"], strict=True):
             assert out.get("decisions") == [turn], out
             assert out.get("label") in scale_out.LABELS
-        steps = 2 ** DISKS - 1
+        steps = 2**DISKS - 1
         writers = _writers(postgres_url)
         for (tid, _), out in zip(result["decompose"], result["decompose_out"], strict=True):
             assert out.get("done") is True and out.get("step") == steps, out
@@ -168,9 +186,11 @@ def test_sigkill_one_worker_every_run_finishes_once(postgres_url: str, tmp_path:
             assert result["steps_at_kill"][tid] < steps, "the run was over before the kill"
             assert not writers[tid][0].startswith(f"pid {result['victim']} "), writers[tid]
         assert "Swept stale run" in server.log_text()
-        print(f"killed pid {result['victim']} while it wrote {len(result['victims_runs'])} "
-              f"of {DECOMPOSE_RUNS} decomposition runs; every run finished "
-              f"{result['recovery_s']:.1f} s after the kill")
+        print(
+            f"killed pid {result['victim']} while it wrote {len(result['victims_runs'])} "
+            f"of {DECOMPOSE_RUNS} decomposition runs; every run finished "
+            f"{result['recovery_s']:.1f} s after the kill"
+        )
     finally:
         server.stop()
         for pgid in groups:

@@ -33,7 +33,8 @@ def _served() -> ModuleType:
 
 
 def test_served_decomposition_commits_each_step_once_to_the_deployments_postgres(
-        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MAKER_GRAPH_RUNLOG_URL", raising=False)
     monkeypatch.setenv("DATABASE_URI", postgres_url)
     served = _served()

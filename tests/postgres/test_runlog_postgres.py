@@ -33,8 +33,12 @@ def records(first: int, n: int, tag: str = "x") -> list[StepRecord]:
 
 
 def cp(next_step: int) -> Checkpoint:
-    return Checkpoint(next_step=next_step, state=[next_step], previous_action=[next_step - 1],
-                      totals={"samples": 3 * next_step})
+    return Checkpoint(
+        next_step=next_step,
+        state=[next_step],
+        previous_action=[next_step - 1],
+        totals={"samples": 3 * next_step},
+    )
 
 
 def write(log: PostgresRunLog, first: int, n: int, tag: str = "x") -> None:
@@ -205,16 +209,14 @@ def test_a_changed_last_batch_is_refused(postgres_url: str, damage: str) -> None
     with pytest.raises(RunLogError, match=r"corrupt: batch 3 \(steps 6..7\)"):
         PostgresRunLog(postgres_url, run_id="c").start("hanoi", {"disks": 3})
     with psycopg.connect(postgres_url) as conn:  # nothing dropped: the evidence is kept
-        rows = conn.execute(
-            "SELECT COUNT(*) FROM maker_graph.steps WHERE run_id = 'c'"
-        ).fetchone()
+        rows = conn.execute("SELECT COUNT(*) FROM maker_graph.steps WHERE run_id = 'c'").fetchone()
     assert rows is not None and rows[0] == 8
 
 
 def test_empty_batches_do_not_hide_a_torn_batch_before_them(postgres_url: str) -> None:
     _three_batches(postgres_url, "e")
     with PostgresRunLog(postgres_url, run_id="e") as log:  # two sessions that ended
-        log.start("hanoi", {"disks": 3})                   # right after a commit
+        log.start("hanoi", {"disks": 3})  # right after a commit
         log.append([], cp(8))
     with PostgresRunLog(postgres_url, run_id="e") as log:
         log.start("hanoi", {"disks": 3})

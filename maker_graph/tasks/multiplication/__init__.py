@@ -95,4 +95,3 @@ __all__ = [
     "wrong_product",
     "wrong_split",
 ]
-

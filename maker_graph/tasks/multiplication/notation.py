@@ -119,9 +119,7 @@ def canonical_split(proposal: Decomposition) -> Hashable:
     terms = parse_composition(proposal.composition, len(factors))
     return (
         "split",
-        tuple(sorted(
-            (e, *sorted((int(factors[i][0]), int(factors[i][1])))) for i, e in terms
-        )),
+        tuple(sorted((e, *sorted((int(factors[i][0]), int(factors[i][1])))) for i, e in terms)),
     )
 
 
@@ -173,5 +171,3 @@ def check_product(step_input: Any, answer: Any) -> str | None:
 def product_key(answer: Answer) -> Hashable:
     """The vote key of an answer: its integer value (leading zeros and spaces ignored)."""
     return int(answer.answer.strip())
-
-

@@ -77,12 +77,10 @@ def multiplication_roles(
     return Roles(
         decomposer=Role(model=per_role["decomposer"], check=check_split, policy=policy),
         discriminator=Role(model=per_role["discriminator"], policy=policy),
-        solver=Role(model=per_role["solver"], check=check_product, key=product_key,
-                    policy=policy),
-        composer=Role(model=per_role["composer"], check=check_product, key=product_key,
-                      policy=policy),
+        solver=Role(model=per_role["solver"], check=check_product, key=product_key, policy=policy),
+        composer=Role(
+            model=per_role["composer"], check=check_product, key=product_key, policy=policy
+        ),
         canonical=canonical_split,
         guidance=guidance(leaf_digits),
     )
-
-

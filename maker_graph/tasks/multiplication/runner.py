@@ -97,8 +97,12 @@ class Multiplier:
         text = str(out.get("answer") or "").strip()
         answer = int(text) if text.isdigit() else None
         return ProductResult(
-            a=a, b=b, answer=answer, correct=answer == a * b,
-            tree_id=str(out.get("tree_id", "")), stats=dict(out.get("stats") or {}),
+            a=a,
+            b=b,
+            answer=answer,
+            correct=answer == a * b,
+            tree_id=str(out.get("tree_id", "")),
+            stats=dict(out.get("stats") or {}),
             nodes=dict(out.get("nodes") or {}),
         )
 
@@ -198,19 +202,23 @@ def audit(trees: Any) -> dict[str, RoleAudit]:
                 out["decomposer"].add_vote(draw, wrong_split_text)
                 keys = []
                 for cand in node.proposals.get("candidates", []):
-                    keys.append(canonical_split(Decomposition.model_validate(
-                        cand["decomposition"])))
+                    keys.append(
+                        canonical_split(Decomposition.model_validate(cand["decomposition"]))
+                    )
                 if keys and right_split not in keys:
                     out["decomposer"].wrong_votes += 1
             choice = node.choice or {}
             if choice.get("chosen_by") == "vote" and node.proposals:
-                cands = [Decomposition.model_validate(c["decomposition"])
-                         for c in node.proposals.get("candidates", [])]
+                cands = [
+                    Decomposition.model_validate(c["decomposition"])
+                    for c in node.proposals.get("candidates", [])
+                ]
                 right = true_choice(DiscriminateInput(problem=node.problem, candidates=cands))
                 right_key = canonical_split(cands[right.choice - 1])
 
-                def wrong_choice_text(text: str, c: list[Decomposition] = cands,
-                                      want: Hashable = right_key) -> bool:
+                def wrong_choice_text(
+                    text: str, c: list[Decomposition] = cands, want: Hashable = right_key
+                ) -> bool:
                     pick = parse_choice(text).choice
                     return not 1 <= pick <= len(c) or canonical_split(c[pick - 1]) != want
 
@@ -226,10 +234,13 @@ def audit(trees: Any) -> dict[str, RoleAudit]:
                 else:
                     plan = node.decomposition or {}
                     kids = [tree.nodes[c].answer for c in node.children]
-                    truth = evaluate_composition(plan.get("composition", ""),
-                                                 [int(x or 0) for x in kids])
-                out[role].add_vote(node.answer_event.get("vote") or {},
-                                   functools.partial(_differs, answer_value, truth))
+                    truth = evaluate_composition(
+                        plan.get("composition", ""), [int(x or 0) for x in kids]
+                    )
+                out[role].add_vote(
+                    node.answer_event.get("vote") or {},
+                    functools.partial(_differs, answer_value, truth),
+                )
                 if int(node.answer or -1) != truth:
                     out[role].wrong_votes += 1
     return out

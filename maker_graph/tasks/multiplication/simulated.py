@@ -73,8 +73,7 @@ def wrong_split(problem: str, rival: int, leaf_digits: int = 3) -> Decomposition
         right = true_split(problem, leaf_digits=max(len(a), len(b)) - 1)
     if rival % 2 == 0 and right.is_split:
         shift = parse_composition(right.composition, 2)[0][1]
-        return Decomposition(subproblems=right.subproblems,
-                             composition=f"#1 * 10^{shift + 1} + #2")
+        return Decomposition(subproblems=right.subproblems, composition=f"#1 * 10^{shift + 1} + #2")
     # An invalid split: the red flag must catch it.
     if right.is_split and _die(problem, rival) % 2 == 0:
         shift = parse_composition(right.composition, 2)[0][1]
@@ -230,12 +229,18 @@ class DigitErrorScaling:
 
 
 _ORACLES: dict[str, tuple[type[BaseModel], Callable[..., BaseModel], Callable[..., BaseModel]]] = {
-    "decomposer": (DecomposeInput, lambda i, d: true_split(i.problem, d),
-                   lambda i, r, d: wrong_split(i.problem, r, d)),
+    "decomposer": (
+        DecomposeInput,
+        lambda i, d: true_split(i.problem, d),
+        lambda i, r, d: wrong_split(i.problem, r, d),
+    ),
     "discriminator": (DiscriminateInput, true_choice, wrong_choice),
     "solver": (SolveInput, lambda i, d: true_product(i), lambda i, r, d: wrong_product(i, r)),
-    "composer": (ComposeInput, lambda i, d: true_composition(i),
-                 lambda i, r, d: wrong_composition(i, r)),
+    "composer": (
+        ComposeInput,
+        lambda i, d: true_composition(i),
+        lambda i, r, d: wrong_composition(i, r),
+    ),
 }
 
 
@@ -368,8 +373,10 @@ def _prompt_tokens(role: str, leaf_digits: int) -> Callable[[Any], int]:
     from ...tokens import count_tokens
 
     builders: dict[str, Callable[[str], Callable[[Any], list[BaseMessage]]]] = {
-        "decomposer": decomposer_prompt, "discriminator": discriminator_prompt,
-        "solver": solver_prompt, "composer": composer_prompt,
+        "decomposer": decomposer_prompt,
+        "discriminator": discriminator_prompt,
+        "solver": solver_prompt,
+        "composer": composer_prompt,
     }
     build = builders[role](guidance(leaf_digits)[role])
     cache: dict[str, int] = {}
@@ -382,5 +389,3 @@ def _prompt_tokens(role: str, leaf_digits: int) -> Callable[[Any], int]:
         return n
 
     return tokens
-
-
