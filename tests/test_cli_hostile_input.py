@@ -164,7 +164,22 @@ def _as_unprivileged() -> list[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:  # pragma: no cover
         pytest.skip("root ignores permission bits and setpriv is not installed")
-    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    # The unprivileged child must be able to read the checkout and its interpreter: a
+    # clone in a private directory (mktemp -d is mode 700) is out of its reach.
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import maker_graph"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        pytest.skip(
+            f"root ignores permission bits, and uid {NOBODY} cannot run {sys.executable} "
+            f"with {ROOT} (a private checkout): {probe.stderr.strip()[-200:]}"
+        )
+    return prefix
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
