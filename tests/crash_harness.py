@@ -71,7 +71,16 @@ def cli(
     # The child gets its own copies of the two files; the parent's are closed here
     # (left open they leak, a ResourceWarning that pytest turns into an error).
     with (log_dir / f"{name}.out").open("wb") as out, (log_dir / f"{name}.err").open("wb") as err:
-        return subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, env=env)
+        return subprocess.Popen(
+            command, cwd=cwd, stdout=out, stderr=err, env=env, preexec_fn=_ctrl_c_as_in_a_terminal
+        )
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before exec: SIGINT back to its default, so Python turns it into
+    KeyboardInterrupt. A shell starts background jobs (a CI step run with `&`) with
+    SIGINT ignored, which a child would inherit and a Ctrl-C test would then hang on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(

@@ -265,6 +265,9 @@ def test_ctrl_c_during_a_sync_graph_invoke_stops_its_background_work(tmp_path: P
             time.sleep(0.005)
         os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
 
+    # A shell starts background jobs with SIGINT ignored, and Python keeps it so: make
+    # Ctrl-C raise KeyboardInterrupt here, as it does in a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=interrupt_when_hanging)
     watcher.start()
     try:
@@ -272,6 +275,7 @@ def test_ctrl_c_during_a_sync_graph_invoke_stops_its_background_work(tmp_path: P
             graph.invoke({})
     finally:
         watcher.join(timeout=60)
+        signal.signal(signal.SIGINT, previous)
     assert sampler.started == sampler.finished and sampler.cancelled == 3
     assert committed(str(tmp_path)) == 300  # the decided steps were committed
     resumed = create_decomposition_graph(task, good, chunk=100, run_log=str(tmp_path)).compile()
