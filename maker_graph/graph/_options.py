@@ -38,6 +38,7 @@ from ..voting import KeyFunction
 
 __all__ = [
     "SAMPLE_TAGS",
+    "hashable_key",
     "SampleRuns",
     "Temperature",
     "as_message",
@@ -378,3 +379,15 @@ class SampleRuns(ForwardsBatching):
             lambda: self.inner.sample_many(step_input, list(indices)), step_input, config
         )
         return raws
+
+
+def hashable_key(value: Any) -> Any:
+    """A vote key read back from a checkpoint: lists (a serialised tuple) become tuples.
+
+    Example:
+        >>> hashable_key([1, [2, 3]])
+        (1, (2, 3))
+    """
+    if isinstance(value, list):
+        return tuple(hashable_key(v) for v in value)
+    return value

@@ -46,7 +46,14 @@ from ..red_flags import RedFlag
 from ..sampling import ProviderRetry, Sampler, draw
 from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
 from ..voting import KeyFunction
-from ._options import Temperature, build_sampler, build_voter, chat_input_check, checked_input
+from ._options import (
+    Temperature,
+    build_sampler,
+    build_voter,
+    chat_input_check,
+    checked_input,
+    hashable_key,
+)
 from ._options import check_no_consensus as _check_no_consensus
 from ._options import default_chat_input as _default_chat_input
 from .events import decided_event, emit, escalation_request, red_flag_event, sample_event
@@ -224,7 +231,7 @@ class MakerTask:
     def _escalated(self, step_input: Any, saved: dict[str, Any]) -> dict[str, Any]:
         if saved["decided"]:
             return saved
-        tally = [(_hashable(key), n) for key, n in saved["tally"]]
+        tally = [(hashable_key(key), n) for key, n in saved["tally"]]
         result = StepResult(
             winner=None,
             winner_key=None,
@@ -277,13 +284,6 @@ class MakerTask:
         return run_sync(self._asample(step_input, index))
 
 
-def _hashable(value: Any) -> Any:
-    # A checkpointer may give a tuple key back as a list.
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    return value
-
-
 def _fields(result: StepResult) -> dict[str, Any]:
     # The decided step as plain data for the checkpoint; samples are not kept.
     return {
@@ -308,8 +308,8 @@ def _fields(result: StepResult) -> dict[str, Any]:
 
 def _step_result(saved: dict[str, Any]) -> StepResult:
     fields = dict(saved["result"])
-    fields["tally"] = {_hashable(key): n for key, n in fields["tally"]}
-    fields["winner_key"] = _hashable(fields["winner_key"])
+    fields["tally"] = {hashable_key(key): n for key, n in fields["tally"]}
+    fields["winner_key"] = hashable_key(fields["winner_key"])
     return StepResult(**fields)
 
 

@@ -56,6 +56,7 @@ from ._options import (
     check_no_consensus,
     checked_input,
     default_chat_input,
+    hashable_key,
     observed,
     pick,
     read_key,
@@ -175,7 +176,7 @@ class MakerNode(DualNode):
         result = StepResult(
             winner=None,
             winner_key=None,
-            tally=dict((_hashable(k), n) for k, n in saved["tally"]),
+            tally=dict((hashable_key(k), n) for k, n in saved["tally"]),
             decided_by="escalation",
             k=self.voter.policy.k,
             samples_drawn=saved["drawn"],
@@ -277,12 +278,6 @@ def _node_label(default: str) -> str:
     except RuntimeError:
         return default
     return str(metadata.get("langgraph_node", default))
-
-
-def _hashable(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
-    return value
 
 
 def _result_fields(result: StepResult) -> dict[str, Any]:
