@@ -14,28 +14,32 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import datetime
-import email.utils
 import inspect
-import json
-import math
-import random
-import sys
-from collections.abc import (
-    Awaitable,
-    Callable,
-    Hashable,
-    Mapping,
-    MutableMapping,
-    Sequence,
-)
+from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ._chat_replies import (
+    DEFAULT_SAMPLES_PER_REQUEST,
+    accepts_n,
+    message_text,
+    raw_from_any,
+    raw_from_message,
+    split_usage,
+    to_messages,
+)
+from ._provider_retry import (
+    MAX_RETRY_AFTER as MAX_RETRY_AFTER,  # re-exported: defined here before the split
+)
+from ._provider_retry import (
+    ProviderRetry,
+    classify_failure,
+    retry_after,
+    with_retries,
+)
 from ._util import is_async_callable
-from .errors import ConfigurationError, SamplerError
+from ._variation import REHEAT_TEMPERATURES, VARIATION, use_variation, variation_levels
+from .errors import ConfigurationError
 from .records import RawSample
 
 __all__ = [
@@ -111,53 +115,6 @@ class TemperatureSchedule:
         return self.first if index == 0 else self.rest
 
 
-@dataclass(frozen=True, kw_only=True)
-class ProviderRetry:
-    """How provider failures are retried before a sample is given up on.
-
-    Failures (exceptions, timeouts, rate limits) are never votes: the same sample
-    index is drawn again after a backoff.
-
-    This is the one retry layer: models built by `maker_graph.providers` have client
-    retries off (`max_retries=0`), so one sample makes at most `max_attempts` provider
-    calls (6 by default), each bounded by `timeout` (120 s by default), and every
-    failure is counted. A model built elsewhere with client retries of its own makes
-    up to `max_attempts * (1 + max_retries)` HTTP calls per sample. Authentication
-    and permission errors (HTTP 401/403) are never retried: they raise
-    `ConfigurationError` at once.
-    """
-
-    max_attempts: int = 6
-    """Attempts per sample, the first included."""
-    initial_delay: float = 0.05
-    """Seconds before the first retry."""
-    backoff: float = 2.0
-    """Multiplier of the delay after each failure."""
-    max_delay: float = 10.0
-    """Upper bound of one delay (a rate limit's retry-after hint may exceed it, up to 60 s)."""
-    jitter: float = 0.25
-    """Random fraction added to each delay so parallel retries do not stampede."""
-    timeout: float | None = 120.0
-    """Seconds one provider call may take in total (connect, wait and every byte of the
-    reply) before it is cancelled and counted as a `"timeout"` failure, then retried
-    (None: no limit)."""
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-    """Exception types that are retried; others propagate at once."""
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
-        if self.timeout is not None and not 0 < self.timeout < math.inf:
-            raise ConfigurationError(f"timeout must be > 0 seconds, got {self.timeout}")
-
-    def delay(self, attempt: int, exc: BaseException | None = None) -> float:
-        hint = retry_after(exc) if exc is not None else None
-        if hint is not None:
-            return hint  # retry_after() already clamps it to [0, MAX_RETRY_AFTER]
-        base = min(self.max_delay, self.initial_delay * self.backoff ** (attempt - 1))
-        return base * (1 + self.jitter * random.random())
-
-
 def __getattr__(name: str) -> Any:
     # The old name, kept for code written against it; it read as LangGraph's node retry.
     if name == "RetryPolicy":
@@ -171,116 +128,6 @@ def __getattr__(name: str) -> Any:
         )
         return ProviderRetry
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-MAX_RETRY_AFTER = 60.0
-"""Longest wait a provider's retry-after hint can impose, in seconds."""
-
-
-def _hint_seconds(value: Any, scale: float = 1.0) -> float | None:
-    """A finite, non-negative hint in seconds clamped to `MAX_RETRY_AFTER`, else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        seconds = float(value) * scale
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text) * scale
-        except ValueError:
-            if scale != 1.0:
-                return None
-            try:  # an HTTP-date, e.g. "Wed, 21 Oct 2015 07:28:00 GMT"
-                when = email.utils.parsedate_to_datetime(text)
-            except (TypeError, ValueError, IndexError):
-                return None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=datetime.timezone.utc)
-            seconds = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
-            seconds = max(seconds, 0.0)
-    else:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return min(seconds, MAX_RETRY_AFTER)
-
-
-def retry_after(exc: BaseException) -> float | None:
-    """A rate-limit error's retry-after hint in seconds, if it carries a usable one.
-
-    Read from a `retry_after`/`retry_after_seconds` attribute or the response's
-    `retry-after-ms` / `retry-after` header (seconds or an HTTP-date). NaN, infinite
-    and negative hints are ignored (the policy's own backoff applies); a hint longer
-    than `MAX_RETRY_AFTER` (60 s) is cut to it.
-
-    Example:
-        >>> class Limited(Exception):
-        ...     retry_after = float("nan")
-        >>> retry_after(Limited()) is None
-        True
-    """
-    for attr in ("retry_after", "retry_after_seconds"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return _hint_seconds(value)
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is not None:
-        try:
-            ms = headers.get("retry-after-ms")
-            plain = headers.get("retry-after")
-        except Exception:
-            return None
-        if ms is not None:
-            hint = _hint_seconds(ms, 0.001)
-            if hint is not None:
-                return hint
-        if plain is not None:
-            return _hint_seconds(plain)
-    return None
-
-
-def _status(exc: BaseException) -> Any:
-    return getattr(exc, "status_code", None) or getattr(
-        getattr(exc, "response", None), "status_code", None
-    )
-
-
-def _auth_failure(exc: BaseException) -> str | None:
-    """Why `exc` is an authentication/permission error (never worth a retry), else None."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    status = _status(exc)
-    if "AuthenticationError" in names or status == 401:
-        return "authentication failed (HTTP 401): check the API key"
-    if "PermissionDeniedError" in names or status == 403:
-        return "permission denied (HTTP 403): the key may not use this model or endpoint"
-    return None
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Provider failures are retried; a setup error or LangGraph control flow never is.
-
-    A `ConfigurationError` would fail the same way every time, and LangGraph's
-    `GraphInterrupt`/`ParentCommand` (subclasses of `GraphBubbleUp`) are how `interrupt()`
-    and `Command` travel up the stack: retrying them would swallow the pause. The
-    class is matched by name so this layer does not import LangGraph.
-    """
-    if isinstance(exc, (ConfigurationError, asyncio.CancelledError)):
-        return False
-    return not any(cls.__name__ == "GraphBubbleUp" for cls in type(exc).__mro__)
-
-
-def classify_failure(exc: BaseException) -> str:
-    """Sort a provider failure into `"timeout"`, `"rate_limit"` or `"exception"`."""
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return "timeout"
-    name = type(exc).__name__.lower()
-    if "timeout" in name:
-        return "timeout"
-    status = _status(exc)
-    if "ratelimit" in name or status == 429:
-        return "rate_limit"
-    return "exception"
 
 
 async def draw(
@@ -297,7 +144,7 @@ async def draw(
     Raises:
         SamplerError: every attempt failed.
     """
-    raw: RawSample = await _with_retries(
+    raw: RawSample = await with_retries(
         lambda: sampler.sample(step_input, index),
         f"sample {index}",
         retry=retry,
@@ -326,7 +173,7 @@ async def draw_many(
         SamplerError: every attempt failed.
     """
     label = f"samples {indices[0]}..{indices[-1]}"
-    raws: list[RawSample] = await _with_retries(
+    raws: list[RawSample] = await with_retries(
         lambda: sampler.sample_many(step_input, list(indices)),
         label,
         retry=retry,
@@ -336,172 +183,7 @@ async def draw_many(
     return raws[: len(indices)]
 
 
-async def _with_retries(
-    make_call: Callable[[], Awaitable[Any]],
-    label: str,
-    *,
-    retry: ProviderRetry,
-    failures: MutableMapping[str, int],
-    semaphore: asyncio.Semaphore | None,
-) -> Any:
-    last: BaseException | None = None
-    for attempt in range(1, retry.max_attempts + 1):
-        try:
-            if semaphore is None:
-                return await _attempt(make_call, retry.timeout)
-            async with semaphore:
-                return await _attempt(make_call, retry.timeout)
-        except retry.retry_on as exc:
-            if not _retryable(exc):
-                raise
-            cause = _auth_failure(exc)
-            if cause is not None:
-                failures["exception"] = failures.get("exception", 0) + 1
-                raise ConfigurationError(
-                    f"{label}: the provider refused the call, {cause} "
-                    f"({type(exc).__name__}: {exc}); not retried"
-                ) from exc
-            kind = classify_failure(exc)
-            failures[kind] = failures.get(kind, 0) + 1
-            last = exc
-            if attempt < retry.max_attempts:
-                await asyncio.sleep(retry.delay(attempt, exc))
-    raise SamplerError(
-        f"{label} failed {retry.max_attempts} times; last error: {last!r}. "
-        "Check the provider, or raise ProviderRetry.max_attempts.",
-        failures,
-        last,
-    )
-
-
-async def _attempt(make_call: Callable[[], Awaitable[Any]], timeout: float | None) -> Any:
-    # The call is created only once its concurrency slot is held: a draw cancelled while
-    # it waits for the slot leaves no never-awaited coroutine behind.
-    call = make_call()
-    if timeout is None:
-        return await call
-    return await asyncio.wait_for(call, timeout)
-
-
-# --------------------------------------------------------------------------- variation
-
-
-REHEAT_TEMPERATURES = (0.5, 1.0)
-"""Temperatures of variation levels 1 and 2: a step whose red-flagged answer comes back
-identical at one temperature is redrawn hotter (and from the next model of a rotation)."""
-
-_VARIATION: contextvars.ContextVar[int] = contextvars.ContextVar("maker_variation", default=0)
-
-
-class _Variation:
-    """A reusable, re-entrant context manager that sets the variation level."""
-
-    __slots__ = ("level", "tokens")
-
-    def __init__(self, level: int) -> None:
-        self.level = level
-        self.tokens: list[contextvars.Token[int]] = []
-
-    def __enter__(self) -> None:
-        self.tokens.append(_VARIATION.set(self.level))
-
-    def __exit__(self, *exc: object) -> None:
-        _VARIATION.reset(self.tokens.pop())
-
-
-def use_variation(level: int) -> contextlib.AbstractContextManager[None]:
-    """Draw samples started inside this block at variation `level` (0: as configured).
-
-    The vote raises the level of a step whose sampler is stuck: a red-flagged answer
-    that came back identical at the same temperature would come back again. A
-    `ChatModelSampler` then samples at `REHEAT_TEMPERATURES[level - 1]` (or its own
-    temperature if hotter) and from the model `level` places on in its rotation.
-    The level is a context variable, so it reaches the sampler through any wrapper
-    and holds for the draws of one step only.
-
-    Example:
-        >>> with use_variation(1):
-        ...     pass
-    """
-    if not isinstance(level, int) or level < 0:
-        raise ConfigurationError(f"variation level must be an integer >= 0, got {level!r}")
-    return _Variation(level)
-
-
-def variation_levels(sampler: Any) -> int:
-    """How many levels of variation `sampler` (or the sampler it wraps) offers; 0: none.
-
-    Wrappers are followed through their `inner` attribute.
-
-    Example:
-        >>> variation_levels(as_sampler(lambda q: "4"))
-        0
-    """
-    seen = 0
-    while sampler is not None and seen < 32:
-        levels = getattr(sampler, "variation_levels", None)
-        if isinstance(levels, int):
-            return levels
-        sampler, seen = getattr(sampler, "inner", None), seen + 1
-    return 0
-
-
 # --------------------------------------------------------------------------- adapters
-
-
-def message_text(message: Any) -> str:
-    """The text of a chat message (string content, text blocks, or tool-call arguments)."""
-    content = getattr(message, "content", message)
-    if isinstance(content, str):
-        text = content
-    elif isinstance(content, list):
-        text = "".join(
-            part if isinstance(part, str) else str(part.get("text", ""))
-            for part in content
-            if isinstance(part, (str, dict))
-        )
-    else:
-        text = str(content)
-    tool_calls = getattr(message, "tool_calls", None)
-    if not text and tool_calls:
-        # The tool name is half of the action: refund(A1) and cancel(A1) must not read alike.
-        text = json.dumps(
-            [{"name": c.get("name"), "args": c.get("args", {})} for c in tool_calls],
-            sort_keys=True,
-        )
-    return text
-
-
-def raw_from_message(message: Any, temperature: float | None = None) -> RawSample:
-    """Wrap a chat model's `AIMessage` with its usage, finish reason and model name."""
-    usage = getattr(message, "usage_metadata", None) or {}
-    meta = getattr(message, "response_metadata", None) or {}
-    return RawSample(
-        output=message,
-        text=message_text(message),
-        input_tokens=usage.get("input_tokens"),
-        output_tokens=usage.get("output_tokens"),
-        finish_reason=meta.get("finish_reason") or meta.get("stop_reason"),
-        model=meta.get("model_name") or meta.get("model"),
-        temperature=temperature,
-        cached_input_tokens=_cache_read(usage),
-    )
-
-
-def _cache_read(usage: Mapping[str, Any]) -> int | None:
-    """Prompt tokens a provider read from its cache (LangChain's `cache_read`), if said."""
-    details = usage.get("input_token_details")
-    read = details.get("cache_read") if isinstance(details, Mapping) else None
-    return read if isinstance(read, int) and read >= 0 else None
-
-
-def _raw_from_any(value: Any) -> RawSample:
-    if isinstance(value, RawSample):
-        return value
-    if hasattr(value, "content") and hasattr(value, "response_metadata"):
-        return raw_from_message(value)
-    text = value if isinstance(value, str) else repr(value)
-    return RawSample(output=value, text=text)
 
 
 def _accepts_index(fn: Callable[..., Any]) -> bool:
@@ -536,7 +218,7 @@ class FunctionSampler:
             value = self.fn(*args)
         if inspect.isawaitable(value):
             value = await value
-        return _raw_from_any(value)
+        return raw_from_any(value)
 
 
 class RunnableSampler:
@@ -548,7 +230,7 @@ class RunnableSampler:
 
     async def sample(self, step_input: Any, index: int) -> RawSample:
         config = _sample_config(self.config, index)
-        return _raw_from_any(await self.runnable.ainvoke(step_input, config=config))
+        return raw_from_any(await self.runnable.ainvoke(step_input, config=config))
 
 
 PromptBuilder = Callable[[Any], Any]
@@ -635,7 +317,7 @@ class ChatModelSampler:
         wanted = samples_per_request or DEFAULT_SAMPLES_PER_REQUEST
         # Per model slot: (the model that takes `n`, the kwargs bound around it), or None.
         self._n_models = [
-            None if structured is not None or wanted == 1 else _accepts_n(m) for m in self.models
+            None if structured is not None or wanted == 1 else accepts_n(m) for m in self.models
         ]
         self.batch_limit = wanted if any(m is not None for m in self._n_models) else 1
         """Most samples one request may carry (1: this sampler never batches)."""
@@ -655,7 +337,7 @@ class ChatModelSampler:
 
     def _slot_temperature(self, index: int) -> tuple[int, float | None]:
         """The model slot and temperature of sample `index` at the current variation."""
-        level = _VARIATION.get()
+        level = VARIATION.get()
         temp = self.temperature(index)
         if level <= 0:
             return index % len(self.models), temp
@@ -665,7 +347,7 @@ class ChatModelSampler:
 
     def _prompt_slot(self, index: int) -> int:
         """Which prompt (paraphrase) sample `index` uses at the current variation."""
-        level = max(_VARIATION.get(), 0)
+        level = max(VARIATION.get(), 0)
         return (index + level) % len(self._prompts)
 
     def _runnable(self, index: int) -> tuple[Any, float | None]:
@@ -750,7 +432,7 @@ class ChatModelSampler:
             kwargs["temperature"] = temp
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
-        messages = _to_messages(await self._input(step_input, first))
+        messages = to_messages(await self._input(step_input, first))
         from langchain_core.runnables.config import ensure_config
 
         config = ensure_config(_sample_config({}, first))  # type: ignore[arg-type]  # inherits the caller's callbacks
@@ -766,114 +448,7 @@ class ChatModelSampler:
         )
         generations = result.generations[0][: len(indices)]
         llm_output = result.llm_output or {}
-        return _split_usage([g.message for g in generations], temp, llm_output.get("model_name"))
-
-
-DEFAULT_SAMPLES_PER_REQUEST = 8
-"""Most samples one request carries by default where the model accepts `n`.
-
-A round draws at most k samples (then k minus the leader's margin), so with k <= 8
-every round of one temperature is one request.
-"""
-
-
-def _accepts_n(model: Any) -> tuple[Any, dict[str, Any]] | None:
-    """(the chat model, the kwargs bound around it) when it takes OpenAI's `n`, else None.
-
-    `ChatOpenAI` (and Azure's, any `BaseChatOpenAI`) sends `n` to the chat-completions
-    API and returns one generation per choice. Not when it streams (`n > 1` is refused
-    there), uses the Responses API (no `n`), or fixes `n` itself.
-    """
-    kwargs: dict[str, Any] = {}
-    try:
-        from langchain_core.runnables import RunnableBinding
-    except ImportError:  # pragma: no cover - langchain-core is a dependency
-        return None
-    while isinstance(model, RunnableBinding):
-        if model.config:  # per-call config of its own: keep the ordinary path
-            return None
-        kwargs = {**model.kwargs, **kwargs}
-        model = model.bound
-    if "langchain_openai" not in sys.modules:
-        return None  # a ChatOpenAI exists only once its module is loaded; importing costs
-    try:
-        from langchain_openai.chat_models.base import BaseChatOpenAI
-    except ImportError:  # pragma: no cover - loaded above
-        return None
-    if not isinstance(model, BaseChatOpenAI):
-        return None
-    if getattr(model, "streaming", False) or getattr(model, "use_responses_api", None):
-        return None
-    if getattr(model, "n", None) not in (None, 1) or "n" in kwargs or "stream" in kwargs:
-        return None
-    return model, kwargs
-
-
-def _to_messages(model_input: Any) -> list[Any]:
-    """The message list of a chat model input (a string, a PromptValue or messages)."""
-    from langchain_core.messages import HumanMessage, convert_to_messages
-
-    if hasattr(model_input, "to_messages"):
-        return list(model_input.to_messages())
-    if isinstance(model_input, str):
-        return [HumanMessage(model_input)]
-    return list(convert_to_messages(model_input))
-
-
-def _apportion(total: int, weights: Sequence[int]) -> list[int]:
-    """`total` split in proportion to `weights` (largest remainders), summing to `total`.
-
-    Example:
-        >>> _apportion(10, [1, 1, 1]), _apportion(7, [4, 3])
-        ([4, 3, 3], [4, 3])
-    """
-    n = len(weights)
-    weight_sum = sum(weights)
-    if weight_sum <= 0:
-        weights, weight_sum = [1] * n, n
-    shares = [total * w // weight_sum for w in weights]
-    order = sorted(range(n), key=lambda i: (-(total * weights[i] % weight_sum), i))
-    for i in order[: total - sum(shares)]:
-        shares[i] += 1
-    return shares
-
-
-def _split_usage(
-    messages: Sequence[Any], temperature: float | None, model: str | None
-) -> list[RawSample]:
-    """One `RawSample` per choice of one request, its billed usage split between them.
-
-    Every choice's message carries the request's whole usage; each gets its share
-    instead (in `usage_metadata` too), so summing samples gives what was billed.
-    """
-    from .tokens import count_tokens_cached
-
-    raws = [raw_from_message(m, temperature) for m in messages]
-    usage = getattr(messages[0], "usage_metadata", None) if messages else None
-    if usage:
-        total_in = int(usage.get("input_tokens") or 0)
-        total_out = int(usage.get("output_tokens") or 0)
-        # count_tokens_cached estimates (never encodes) a text over MAX_COUNT_CHARS.
-        shares = _apportion(total_out, [count_tokens_cached(r.text) for r in raws])
-        for i, (message, raw) in enumerate(zip(messages, raws, strict=True)):
-            prompt = total_in if i == 0 else 0
-            raw.input_tokens, raw.output_tokens = prompt, shares[i]
-            if i:  # the prompt, cached part included, is the first choice's
-                raw.cached_input_tokens = None
-            split: dict[str, Any] = {
-                "input_tokens": prompt,
-                "output_tokens": shares[i],
-                "total_tokens": prompt + shares[i],
-            }
-            if i == 0 and usage.get("input_token_details"):
-                split["input_token_details"] = usage["input_token_details"]
-            message.usage_metadata = split
-    else:
-        for raw in raws[1:]:
-            raw.input_tokens = 0  # the prompt was sent (and billed) once
-    for raw in raws:
-        raw.model = raw.model or model
-    return raws
+        return split_usage([g.message for g in generations], temp, llm_output.get("model_name"))
 
 
 @dataclass(frozen=True)
