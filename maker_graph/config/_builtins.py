@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..red_flags import matches, max_output_tokens, truncated
@@ -31,6 +31,28 @@ def format_text(state: Mapping[str, Any], template: str, output: str) -> dict[st
     if missing:
         raise KeyError(f"format_text: state key(s) {', '.join(missing)} have no value yet")
     return {output: template.format_map({name: _text(state[name]) for name in names})}
+
+
+def _check_format_text(params: Mapping[str, Any], state_keys: Collection[str] | None) -> str | None:
+    """Refuse at load time what `format_text` would refuse (or misuse) at run time."""
+    from .spec import placeholders
+
+    template, output = params.get("template"), params.get("output")
+    if not isinstance(template, str) or not isinstance(output, str):
+        return "template and output must be text"
+    try:
+        names = placeholders(template)
+    except ValueError as exc:
+        return f"template {template[:80]!r}: {exc}"
+    if state_keys is None:
+        return None
+    unknown = [name for name in [*names, output] if name not in state_keys]
+    if unknown:
+        return (
+            f"template or output names {', '.join(map(repr, unknown))}, not a state key "
+            f"(state keys: {', '.join(sorted(state_keys)) or 'none'}); declare it under state"
+        )
+    return None
 
 
 def set_values(state: Mapping[str, Any], **values: Any) -> dict[str, Any]:
@@ -100,7 +122,7 @@ def casefold(answer: Any) -> Any:
 
 def install(registry: Registry) -> None:
     """Register the built-ins into `registry`."""
-    registry.add("function", "format_text", format_text)
+    registry.add("function", "format_text", format_text, params_check=_check_format_text)
     registry.add("function", "set_values", set_values)
     registry.add("function", "copy_value", copy_value)
     registry.add("parser", "integer", integer)

@@ -33,7 +33,7 @@ import importlib
 import inspect
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args, overload
@@ -55,6 +55,10 @@ KINDS: tuple[str, ...] = get_args(Kind)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+ParamsCheck = Callable[[Mapping[str, Any], Collection[str] | None], str | None]
+"""`check(params, state_keys) -> why the params are wrong, or None`; `state_keys` is None
+when the caller does not know the graph's state."""
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -73,6 +77,8 @@ class Entry:
         simulator: tasks only: `simulator(task, error_model) -> Sampler`, the simulated
             model of this task (right answers from its ground truth), used when a spec
             runs the task on a `simulated` model.
+        params_check: what the signature cannot say about a spec's params (a template's
+            placeholders, say), checked at load time so `validate` refuses them.
     """
 
     kind: str
@@ -81,9 +87,29 @@ class Entry:
     factory: bool = False
     description: str = ""
     simulator: Callable[[Any, Any], Any] | None = None
+    params_check: ParamsCheck | None = None
 
-    def check_params(self, params: dict[str, Any]) -> str | None:
-        """Why `params` do not fit this entry's signature, or None when they do."""
+    def check_params(
+        self, params: dict[str, Any], state_keys: Collection[str] | None = None
+    ) -> str | None:
+        """Why `params` do not fit this entry, or None when they do.
+
+        Args:
+            params: the spec's params of this entry.
+            state_keys: the graph's state keys, when known: an entry's `params_check`
+                may refuse params naming a key the state does not have.
+        """
+        problem = self._check_signature(params)
+        if problem is None and self.params_check is not None:
+            try:
+                problem = self.params_check(params, state_keys)
+            except Exception as exc:  # noqa: BLE001 - a check that fails is a refusal
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem:
+                problem = f"params do not fit {self.kind} {self.name!r}: {problem}"
+        return problem
+
+    def _check_signature(self, params: dict[str, Any]) -> str | None:
         try:
             signature = inspect.signature(self.obj)
         except (TypeError, ValueError):
@@ -167,9 +193,13 @@ class Registry:
         factory: bool = False,
         description: str | None = None,
         simulator: Callable[[Any, Any], Any] | None = None,
+        params_check: ParamsCheck | None = None,
         replace: bool = False,
     ) -> Entry:
         """Register `obj` under `name`; returns the entry.
+
+        `params_check(params, state_keys)` refuses params at load time beyond what
+        the signature says (see `Entry.params_check`).
 
         Raises:
             ConfigurationError: unknown kind, bad name, not callable, or the name is
@@ -185,7 +215,9 @@ class Registry:
             raise ConfigurationError(f"cannot register {kind} {name!r}: {obj!r} is not callable")
         if simulator is not None and kind != "task":
             raise ConfigurationError(f"only tasks take a simulator, not a {kind}")
-        entry = Entry(kind, name, obj, factory, description or _first_line(obj), simulator)
+        entry = Entry(
+            kind, name, obj, factory, description or _first_line(obj), simulator, params_check
+        )
         with self._lock:
             old = self._entries[kind].get(name)
             if old is not None and not replace and old.obj is not obj:
