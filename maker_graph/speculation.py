@@ -88,6 +88,7 @@ class _Slot:
     guess: Any = None
     guess_id: tuple[str, str] | None = None
     promoted: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
 
 
 class _SlotSampler(ForwardsBatching):
@@ -102,6 +103,8 @@ class _SlotSampler(ForwardsBatching):
 
     async def sample(self, step_input: Any, index: int) -> Any:
         slot = self.slot
+        if slot.cancelled:
+            raise _refused()
         slot.drawn += 1
         try:
             raw = await self.inner.sample(step_input, index)
@@ -113,6 +116,8 @@ class _SlotSampler(ForwardsBatching):
 
     async def sample_many(self, step_input: Any, indices: list[int]) -> Any:
         slot = self.slot
+        if slot.cancelled:
+            raise _refused()
         slot.drawn += len(indices)
         try:
             raws = await self.inner.sample_many(step_input, indices)
@@ -263,14 +268,24 @@ class Speculator:
         del self.chain[at + 1 :]
 
     def _cancel(self, slot: _Slot, *, wasted: bool) -> None:
+        slot.cancelled = True  # no new sample starts from here on (see `_SlotSampler`)
         task = slot.task
         if task is not None and not task.done():
             task.cancel()
             self._cancelled.append(task)
-        if wasted:
-            self.wasted += slot.drawn
-            self.wasted_tokens_in += slot.tokens_in
-            self.wasted_tokens_out += slot.tokens_out
+            if wasted:
+                # Counted once the vote has unwound: a sample in flight may still fail
+                # (then it is no sample), and before Python 3.12 `wait_for` can swallow
+                # the cancellation when its call completes at that moment, so the vote
+                # goes on until its next draw is refused.
+                task.add_done_callback(lambda _t: self._waste(slot))
+        elif wasted:
+            self._waste(slot)
+
+    def _waste(self, slot: _Slot) -> None:
+        self.wasted += slot.drawn
+        self.wasted_tokens_in += slot.tokens_in
+        self.wasted_tokens_out += slot.tokens_out
 
     # ------------------------------------------------------------------ the run's side
 
@@ -328,6 +343,11 @@ class Speculator:
         self._cancelled.clear()
         if pending:
             await asyncio.wait(pending, timeout=timeout)
+
+
+def _refused() -> asyncio.CancelledError:
+    """What a cancelled step's next draw gets: its vote stops there, the call is never made."""
+    return asyncio.CancelledError("speculative step cancelled")
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

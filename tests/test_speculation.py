@@ -29,7 +29,9 @@ def _committed(where: Path) -> list[Any]:
         ]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# Seeds 4 and 14 once showed the undercount fixed in 2026-12: a cancellation that
+# Python 3.11's `wait_for` swallowed let a thrown-away step draw on, uncounted.
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 14])
 async def test_a_speculative_run_commits_what_a_plain_run_commits(
     tmp_path: Path, seed: int
 ) -> None:
@@ -59,11 +61,9 @@ async def test_a_speculative_run_commits_what_a_plain_run_commits(
     assert fast.speculate == 2
     # Votes are the same; what speculation threw away is counted on top of them.
     assert fast.valid_samples == plain.valid_samples
-    # `samples` (what budgets use) counts every request started. `speculative_wasted`
-    # can fall a few short of the difference when a cancellation lands mid-round
-    # (seen once in CI: 159 drawn, 135 + 22): a known undercount, see the closing note.
-    assert fast.samples >= plain.samples + fast.speculative_wasted
-    assert fast.samples - plain.samples - fast.speculative_wasted <= 0.1 * fast.samples
+    # `samples` (what budgets use) counts every request started: exactly the plain
+    # run's plus what speculation threw away, even when a cancellation lands mid-round.
+    assert fast.samples == plain.samples + fast.speculative_wasted
 
 
 async def test_wrong_guesses_are_cancelled_and_counted(tmp_path: Path) -> None:
