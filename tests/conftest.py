@@ -9,10 +9,16 @@ refuses their non-loopback connections and name lookups and logs them, and the
 test whose child wrote to that log fails here, even if the child swallowed the
 error. A test that builds a child's environment from scratch must keep
 PYTHONPATH and MAKER_GRAPH_NET_GUARD_LOG.
+
+libpq, whose C sockets neither patch sees, is guarded one level up: every
+psycopg connection's conninfo (with libpq's PG* environment defaults) must name
+a Unix socket or a loopback host (`tests/netguard/maker_graph_libpq_guard.py`),
+here and in the subprocesses.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -70,6 +76,24 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
     if not _is_loopback(address):
         raise NetworkBlockedError(f"tests may not reach the network (tried {address!r})")
     return _real_connect_ex(self, address)
+
+
+def _load_libpq_guard() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "maker_graph_libpq_guard", NET_GUARD_DIR / "maker_graph_libpq_guard.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LIBPQ_GUARD = _load_libpq_guard()
+# Installed at import (not in the fixture): a module-level connection, or one a
+# plugin opens before the session fixture runs, is guarded too.
+LIBPQ_GUARD.install_on_import(
+    lambda what: NetworkBlockedError(f"tests may not reach the network (tried {what})")
+)
 
 
 @pytest.fixture(autouse=True, scope="session")

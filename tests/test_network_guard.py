@@ -1,5 +1,6 @@
 """The test suite itself must not be able to reach the network."""
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -59,3 +60,107 @@ def test_python_subprocesses_are_guarded_too(tmp_path: Path) -> None:
     assert "lookup refused" in done.stdout and "loopback ok" in done.stdout
     logged = log.read_text().splitlines()
     assert len(logged) == 2 and "93.184.216.34" in logged[0] and "example.com" in logged[1]
+
+
+# 192.0.2.1 is TEST-NET-1 (RFC 5737): never routed, so even a broken guard only
+# costs the connect timeout.
+_REMOTE = "192.0.2.1"
+
+
+@pytest.mark.parametrize(
+    ("conninfo", "env"),
+    [
+        (f"postgresql://u@{_REMOTE}:5432/db", {}),
+        (f"host=db.example.com hostaddr={_REMOTE} dbname=x", {}),
+        ("dbname=x", {"PGHOST": _REMOTE}),
+        ("dbname=x", {"PGHOSTADDR": _REMOTE}),
+        (f"postgresql://u@127.0.0.1:1,{_REMOTE}/db", {}),  # the second host is refused
+        ("service=prod", {}),
+    ],
+)
+def test_libpq_connections_beyond_loopback_are_refused(
+    conninfo: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg connects through libpq's own C sockets, which the socket patch never sees."""
+    psycopg = pytest.importorskip("psycopg")
+    for name in ("PGHOST", "PGHOSTADDR", "PGSERVICE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(RuntimeError, match="may not reach the network.*libpq connect"):
+        psycopg.connect(conninfo, connect_timeout=2)
+
+
+def test_libpq_guard_reads_host_names_and_environment() -> None:
+    """Host names reach libpq unresolved when psycopg cannot resolve them first."""
+    spec = importlib.util.spec_from_file_location(
+        "libpq_guard_under_test", Path(__file__).parent / "netguard" / "maker_graph_libpq_guard.py"
+    )
+    assert spec is not None and spec.loader is not None
+    guard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guard)
+    assert guard.refusal("host=db.example.com dbname=x", {}) == "host 'db.example.com'"
+    assert guard.refusal("dbname=x", {"PGHOST": "db.example.com"}) == "host 'db.example.com'"
+    assert guard.refusal("host=localhost,/run/pg,@abstract,::1 dbname=x", {}) is None
+    assert guard.refusal("dbname=x", {}) is None  # libpq's default Unix socket
+    # An explicit host wins over PGHOST, as in libpq.
+    assert guard.refusal("host=127.0.0.1 dbname=x", {"PGHOST": _REMOTE}) is None
+
+
+async def test_async_libpq_connections_are_refused_too() -> None:
+    psycopg = pytest.importorskip("psycopg")
+    with pytest.raises(RuntimeError, match="may not reach the network.*libpq connect"):
+        await psycopg.AsyncConnection.connect(f"host={_REMOTE} dbname=x", connect_timeout=2)
+
+
+@pytest.mark.parametrize(
+    "conninfo",
+    [
+        "host=127.0.0.1 port={port} dbname=x",
+        "postgresql://u@localhost:{port}/x",
+        "host=/nonexistent",
+    ],
+)
+def test_libpq_loopback_and_sockets_still_connect(conninfo: str) -> None:
+    """Loopback reaches libpq: nothing listens there, so libpq itself refuses."""
+    psycopg = pytest.importorskip("psycopg")
+    with socket.socket() as placeholder:  # a loopback port that is surely closed
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    with pytest.raises(psycopg.OperationalError) as caught:
+        psycopg.connect(conninfo.format(port=port), connect_timeout=2)
+    assert "may not reach the network" not in str(caught.value)
+
+
+def test_libpq_in_subprocesses_is_guarded(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    log = tmp_path / "attempts.log"
+    probe = (
+        "import psycopg\n"
+        "try:\n"
+        f"    psycopg.connect('host={_REMOTE} dbname=x', connect_timeout=2)\n"
+        "except psycopg.OperationalError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    env = {**os.environ, "MAKER_GRAPH_NET_GUARD_LOG": str(log)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: tests may not reach the network" in done.stdout, done.stdout
+    logged = log.read_text().splitlines()
+    assert len(logged) == 1 and f"libpq connect to hostaddr '{_REMOTE}'" in logged[0]
+    lazy = subprocess.run(
+        [sys.executable, "-c", "import sys; print('psycopg' in sys.modules)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert lazy.stdout.strip() == "False"  # the guard waits for psycopg's import

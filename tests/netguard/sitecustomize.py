@@ -7,8 +7,10 @@ beyond loopback are refused here and written to the log; conftest fails the test
 whose subprocess wrote to it, even when the subprocess swallowed the error.
 Without MAKER_GRAPH_NET_GUARD_LOG this module does nothing.
 
-C clients that open their own sockets (libpq under psycopg) are not seen here;
-tests/postgres/conftest.py only ever hands them loopback addresses instead.
+libpq (psycopg's C connections) opens its own sockets: maker_graph_libpq_guard
+refuses a non-loopback conninfo before libpq sees it, once psycopg is imported.
+Other C clients and non-Python children (psql in scripts/postgres.sh) are not
+guarded; the tests only ever hand them loopback addresses.
 """
 
 import ipaddress
@@ -61,3 +63,12 @@ if _LOG:
     socket.socket.connect = _guarded_connect
     socket.socket.connect_ex = _guarded_connect_ex
     socket.getaddrinfo = _guarded_getaddrinfo
+
+    def _refuse_libpq(what):
+        from psycopg import OperationalError
+
+        return OperationalError(_refuse(what))
+
+    from maker_graph_libpq_guard import install_on_import
+
+    install_on_import(_refuse_libpq)
