@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._bounded_regex import RegexTimeout, compile_bounded
 from ..errors import ConfigurationError
 from ..sampling import message_text
 from .registry import Registry
@@ -60,15 +61,23 @@ def oracle_function(
         return call_oracle
     if not isinstance(oracle, RulesOracle):
         raise ConfigurationError("this simulated model has no oracle")
-    rules = [(re.compile(rule.match, re.IGNORECASE), rule.answer) for rule in oracle.rules]
+    # The spec's patterns run on prompt text built from the state: bounded, like every
+    # user pattern, so a backtracking rule fails this call instead of stalling the run.
+    rules = [(compile_bounded(rule.match, re.IGNORECASE), rule.answer) for rule in oracle.rules]
     default = oracle.default
 
     def rule_oracle(messages: list[Any]) -> str:
         text = _last_user_text(messages)
-        for pattern, answer in rules:
-            found = pattern.search(text)
+        for i, (pattern, answer) in enumerate(rules):
+            try:
+                found = pattern.search(text)
+            except RegexTimeout:
+                raise ValueError(
+                    f"oracle rule {i} ({pattern.pattern!r}) took over {pattern.timeout:g} s "
+                    "on this prompt (it backtracks); refused"
+                ) from None
             if found:
-                return found.expand(answer)
+                return str(found.expand(answer))
         if default is None:
             raise ValueError(
                 f"no oracle rule matches this prompt and the oracle has no default: {text[:80]!r}"
