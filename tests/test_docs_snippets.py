@@ -1,0 +1,415 @@
+"""Every fenced block in README.md and docs/*.md runs as written.
+
+A reader copies a doc's commands and snippets verbatim, so each one is run here
+exactly as it stands:
+
+- ``python`` blocks run in order in one namespace per doc (a definition, then
+  its use), statement by statement; a ``>>>`` block is a doctest. A bare
+  expression or a ``print(...)`` followed by a comment (on its line, or on the
+  next lines) must produce what the comment shows (``...`` matches anything;
+  a comment starting ``e.g.`` is an illustration and is not compared).
+- ``bash``/``sh``/``console`` blocks run command by command in one shell with
+  the project's venv activated (a ``console`` block's commands are its ``$``
+  lines); a command ending in ``# exit N`` must exit with N, every other with 0.
+  ``make demo`` and ``make test`` are not run here: the first is
+  test_cli_demo_end_to_end's command at 8 disks, the second is this suite.
+- ``yaml`` blocks that are whole specs (a ``name`` and ``nodes``) must
+  validate; ``json`` blocks must parse. Fragments, ``text``, ``mermaid`` and
+  unlabelled blocks are shown, not run.
+
+Every doc runs in its own temporary directory holding a copy of ``examples/``,
+so paths are the ones a reader at the repository's root uses. A block that
+cannot run here says so in the doc, visibly: ``<!-- not run: REASON -->`` on
+the line above its fence. Blocks in docs this suite's authors do not own that
+fail today are listed in KNOWN_FAILING (strict xfail: the entry must go once
+the doc is fixed).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import doctest
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tokenize
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maker_graph.config import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^(```+)\s*([\w-]*)\s*$")
+NOT_RUN = re.compile(r"^<!--\s*not run:\s*(.+?)\s*-->$")
+SHELL = {"bash", "sh", "shell", "console"}
+SHOWN = {"", "text", "mermaid", "output"}  # never run: output, diagrams, file listings
+NOT_HERE = re.compile(r"^make (demo|test)\b")  # see the module docstring
+EXPECT_EXIT = re.compile(r"#\s*exit (\d+)\b")
+BLOCK_TIMEOUT = 120  # seconds for one shell block; each is meant to take a few
+
+# Docs other sessions own, as they are today: doc -> {a string found in exactly one
+# of its blocks: what is wrong}. KNOWN_FAILING blocks run and fail (strict xfail: a
+# fixed block turns the test red until its entry goes). UNRUNNABLE blocks would
+# take minutes, need a real provider or install packages: they are not run until
+# the doc says `<!-- not run: ... -->` or makes them small (then the entry goes).
+KNOWN_FAILING: dict[str, dict[str, str]] = {
+    "docs/agents.md": {
+        "[refund, cancel, track]": "NameError: model (and the tools) are not defined",
+        'ai = out["messages"][1]': "NameError: out is not defined",
+        "InMemorySaver(),": "NameError: model is not defined",
+        "MessagesState, StateGraph": "NameError: model is not defined",
+    },
+    "docs/choosing-a-model.md": {
+        "ProviderOptions(max_tokens=750": "ConfigurationError: openai:... needs OPENAI_API_KEY",
+        "maker-graph plan --estimate": "estimate.json comes from a block that is not run",
+        "maker-graph plot --run-dir run": "run/ and estimate.json come from blocks not run",
+    },
+    "docs/deploy.md": {
+        "HERE = Path(__file__)": "NameError: __file__ (the block is a module's text)",
+    },
+    "docs/wrapping.md": {
+        "StateGraph(TicketState)": "NameError: TicketState, model, route_by_label undefined",
+        "from maker_graph.graph import add_maker_step": "NameError: builder is not defined",
+        'builder.add_node("route"': "NameError: builder is not defined",
+        "SqliteSaver(conn)": "NameError: conn, call_my_model, route undefined",
+    },
+}
+UNRUNNABLE: dict[str, dict[str, str]] = {
+    "docs/choosing-a-model.md": {
+        "--json estimate.json\nhanoi": "a 2,000-step pilot of four models: ~20 s of CPU",
+        '"stuck-like=simulated': "a 2,000-step pilot of two models: ~10 s of CPU",
+        "--run-dir run --report run/report.json": "the 20-disk run: ~4 minutes",
+        "OPENAI_API_KEY": "needs OpenAI and a key",
+        "llama_cpp.server": "installs llama-cpp-python and serves a GGUF model",
+    },
+    "docs/reliability.md": {
+        "postgresql://user@db.example": "needs a PostgreSQL server at db.example",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Block:
+    doc: str  # path relative to the repository
+    line: int  # line of the opening fence
+    lang: str
+    code: str
+    not_run: str | None  # the doc's stated reason, if it says the block is not run
+
+    @property
+    def id(self) -> str:
+        return f"{self.doc}:{self.line}"
+
+    @property
+    def runs(self) -> bool:
+        if self.lang in SHELL or self.lang == "json":
+            return True
+        if self.lang == "python":
+            return True
+        return self.lang == "yaml" and _is_spec(self.code)
+
+
+def _is_spec(code: str) -> bool:
+    return (
+        re.search(r"^name:", code, re.M) is not None
+        and re.search(r"^nodes:", code, re.M) is not None
+    )
+
+
+def read_blocks(path: Path) -> list[Block]:
+    lines = path.read_text().splitlines()
+    found: list[Block] = []
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        end = i + 1
+        while end < len(lines) and lines[end].rstrip() != opening[1]:
+            end += 1
+        above = next((s.strip() for s in reversed(lines[:i]) if s.strip()), "")
+        reason = NOT_RUN.match(above)
+        found.append(
+            Block(
+                doc=str(path.relative_to(ROOT)),
+                line=i + 1,
+                lang=opening[2].lower(),
+                code="\n".join(lines[i + 1 : end]) + "\n",
+                not_run=reason[1] if reason else None,
+            )
+        )
+        i = end + 1
+    return found
+
+
+BLOCKS = [block for doc in DOCS for block in read_blocks(doc)]
+RUN = [block for block in BLOCKS if block.runs]
+
+
+def _listed(listing: dict[str, dict[str, str]], block: Block) -> str | None:
+    for marker, why in listing.get(block.doc, {}).items():
+        if marker in block.code:
+            return why
+    return None
+
+
+# ---------------------------------------------------------------- python blocks
+
+
+def _comments(code: str) -> dict[int, tuple[str, bool]]:
+    """Line -> (comment text, whether code precedes it on that line)."""
+    found: dict[int, tuple[str, bool]] = {}
+    lines = code.splitlines()
+    for token in tokenize.generate_tokens(io.StringIO(code).readline):
+        if token.type == tokenize.COMMENT:
+            row, col = token.start
+            found[row] = (token.string[1:].strip(), bool(lines[row - 1][:col].strip()))
+    return found
+
+
+def _expected(stmt: ast.stmt, comments: dict[int, tuple[str, bool]]) -> str | None:
+    """What a bare expression's comment says it gives (None: nothing to compare)."""
+    if not isinstance(stmt, ast.Expr) or stmt.end_lineno is None:
+        return None
+    end = stmt.end_lineno
+    trailing = comments.get(end)
+    if trailing and trailing[1]:
+        parts = [trailing[0]]
+    else:
+        parts = []
+        row = end + 1
+        while row in comments and not comments[row][1]:
+            parts.append(comments[row][0])
+            row += 1
+    text = " ".join(parts).strip()
+    return None if not text or text.startswith("e.g.") else text
+
+
+def _matches(expected: str, got: str) -> bool:
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    return doctest.OutputChecker().check_output(expected + "\n", got + "\n", flags)
+
+
+def _is_print(stmt: ast.stmt) -> bool:
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    return (
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
+    )
+
+
+def run_python(block: Block, namespace: dict[str, Any]) -> None:
+    if block.code.lstrip().startswith(">>>"):
+        test = doctest.DocTestParser().get_doctest(
+            block.code, namespace, block.id, block.doc, block.line
+        )
+        out = io.StringIO()
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        result = runner.run(test, out=out.write, clear_globs=False)
+        assert result.failed == 0, out.getvalue()
+        return
+    tree = ast.parse(block.code, block.id)  # a top-level await is a SyntaxError, as for a reader
+    comments = _comments(block.code)
+    for stmt in tree.body:
+        expected = _expected(stmt, comments)
+        where = f"{block.doc}:{block.line + stmt.lineno}"
+        if isinstance(stmt, ast.Expr) and not _is_print(stmt):
+            code = compile(ast.Expression(stmt.value), where, "eval")
+            value = eval(code, namespace)  # noqa: S307 - the doc's own snippet
+            got = repr(value)
+        else:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                exec(compile(ast.Module([stmt], []), where, "exec"), namespace)  # noqa: S102
+            got = out.getvalue().rstrip("\n")
+            sys.stdout.write(out.getvalue())
+        if expected is not None:
+            assert _matches(expected, got), f"{where}: the doc shows {expected!r}, got {got!r}"
+
+
+# ----------------------------------------------------------------- shell blocks
+
+
+def commands(block: Block) -> list[str]:
+    """The block's commands, continuation lines joined (a console block's `$` lines)."""
+    found: list[str] = []
+    open_line = False
+    for raw in block.code.splitlines():
+        line = raw.rstrip()
+        if open_line:
+            found[-1] += "\n" + line
+        elif block.lang == "console":
+            if not line.startswith("$ "):
+                continue
+            found.append(line[2:])
+        elif line.strip() and not line.lstrip().startswith("#"):
+            found.append(line)
+        else:
+            continue
+        open_line = line.endswith("\\")
+    return found
+
+
+def shell_env() -> dict[str, str]:
+    venv_bin = Path(sys.executable).parent  # the venv the suite runs in: "activated"
+    return {
+        **os.environ,  # keeps conftest's PYTHONPATH: the subprocess network guard
+        "PATH": os.pathsep.join([str(venv_bin), os.environ.get("PATH", "")]),
+        "VIRTUAL_ENV": str(venv_bin.parent),
+        "MPLBACKEND": "Agg",
+    }
+
+
+def run_shell(block: Block, cwd: Path) -> None:
+    script = []
+    for n, command in enumerate(commands(block), 1):
+        first = command.splitlines()[0]
+        if NOT_HERE.match(first):
+            continue
+        want = EXPECT_EXIT.search(command)
+        rc = int(want[1]) if want else 0
+        script.append(command)
+        message = shlex.quote(f"command {n} ({first}) exited with") + ' "$rc", not ' + str(rc)
+        script.append(f'rc=$?; if [ "$rc" -ne {rc} ]; then echo {message} >&2; exit 99; fi')
+    if not script:
+        return  # only `make demo` / `make test` (see the module docstring)
+    # A session of its own: on a timeout the whole group goes, not just bash.
+    shell = subprocess.Popen(
+        ["bash", "-c", "\n".join(script)],
+        cwd=cwd,
+        env=shell_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = shell.communicate(timeout=BLOCK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.communicate()
+        raise AssertionError(f"{block.id}: still running after {BLOCK_TIMEOUT} s") from None
+    assert shell.returncode == 0, f"{block.id}:\n{out[-3000:]}\n{err[-3000:]}"
+
+
+# ------------------------------------------------------------------- the docs
+
+
+class DocRun:
+    """One doc's blocks, run once and in order; each test reads its block's outcome."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.outcomes: dict[str, str | None] = {}
+        self.done: set[str] = set()
+
+    def outcome(self, block: Block) -> str | None:
+        if block.doc not in self.done:
+            self.done.add(block.doc)
+            self._run(block.doc)
+        return self.outcomes[block.id]
+
+    def _run(self, doc: str) -> None:
+        cwd = self.base / doc.replace("/", "_")
+        shutil.copytree(
+            ROOT / "examples", cwd / "examples", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        namespace: dict[str, Any] = {"__name__": "__doc__"}
+        for block in (b for b in RUN if b.doc == doc):
+            if block.not_run is not None or _listed(UNRUNNABLE, block):
+                self.outcomes[block.id] = None
+                continue
+            try:
+                with contextlib.chdir(cwd):
+                    if block.lang == "python":
+                        run_python(block, namespace)
+                    elif block.lang in SHELL:
+                        run_shell(block, cwd)
+                    elif block.lang == "json":
+                        json.loads(block.code)
+                    else:
+                        load_spec(block.code)
+            except BaseException as error:  # noqa: BLE001 - reported as the block's failure
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                self.outcomes[block.id] = "".join(traceback.format_exception(error))[-4000:]
+            else:
+                self.outcomes[block.id] = None
+
+
+@pytest.fixture(scope="module")
+def doc_run(tmp_path_factory: pytest.TempPathFactory) -> DocRun:
+    return DocRun(tmp_path_factory.mktemp("docs"))
+
+
+def _param(block: Block) -> Any:
+    why = _listed(KNOWN_FAILING, block) or _listed(UNRUNNABLE, block)
+    marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+    return pytest.param(block, id=block.id, marks=marks)
+
+
+@pytest.mark.parametrize("block", [_param(b) for b in RUN])
+def test_doc_block_runs(block: Block, doc_run: DocRun) -> None:
+    if block.not_run is not None:
+        pytest.skip(f"the doc says: not run: {block.not_run}")
+    unrunnable = _listed(UNRUNNABLE, block)
+    if unrunnable:
+        pytest.fail(f"not run: {unrunnable}; the doc must say `<!-- not run: ... -->` or shrink it")
+    failure = doc_run.outcome(block)
+    assert failure is None, failure
+
+
+def test_every_block_is_run_or_says_why() -> None:
+    # A block in a language this module does not know would silently never run.
+    for block in BLOCKS:
+        assert block.runs or block.lang in SHOWN or block.lang == "yaml", block.id
+
+
+def test_known_failing_entries_name_one_block() -> None:
+    # An entry whose block changed or now says "not run" is stale: remove it.
+    for listing in (KNOWN_FAILING, UNRUNNABLE):
+        for doc, entries in listing.items():
+            for marker in entries:
+                hits = [b.id for b in RUN if b.doc == doc and marker in b.code]
+                assert len(hits) == 1, f"{doc}: {marker!r} names {hits or 'no block'}"
+                block = next(b for b in RUN if b.id == hits[0])
+                assert block.not_run is None, f"{block.id} now says why it is not run"
+
+
+def test_not_run_list_stays_short() -> None:
+    skipped = [b.id for b in BLOCKS if b.not_run is not None]
+    assert len(skipped) <= 12, skipped
+
+
+def test_a_wrong_comment_fails() -> None:
+    # The comparison bites: a doc whose comment shows another value fails.
+    wrong = Block("t.md", 1, "python", "x = 2\nprint(x + 1)  # 4\n", None)
+    with pytest.raises(AssertionError, match="shows '4', got '3'"):
+        run_python(wrong, {})
+    run_python(Block("t.md", 1, "python", "[1, 2] * 2\n# [1, 2, ...]\n", None), {})
+
+
+def test_console_commands_and_exit_codes(tmp_path: Path) -> None:
+    code = "$ echo a \\\n    b\na b\n$ sh -c 'exit 3'   # exit 3\n"
+    block = Block("t.md", 1, "console", code, None)
+    assert commands(block) == ["echo a \\\n    b", "sh -c 'exit 3'   # exit 3"]
+    run_shell(block, tmp_path)
+    with pytest.raises(AssertionError, match="exited with 3, not 0"):
+        run_shell(Block("t.md", 1, "bash", "true\nsh -c 'exit 3'\n", None), tmp_path)
+
+
+def test_readme_names_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "make demo" in text and "make test" in text
