@@ -30,18 +30,47 @@ import string
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    StringConstraints,
-    Tag,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, StringConstraints, Tag, field_validator, model_validator
 
-from .._bounded import nested_quantifier
+from ._spec_answers import (
+    JsonParser,
+    JsonSchemaSpec,
+    KeyFields,
+    KeyFunction,
+    KeySpec,
+    LabelsParser,
+    MatchesFlag,
+    MaxOutputTokensFlag,
+    ParserSpec,
+    RedFlagSpec,
+    RegexParser,
+    RegisteredFlag,
+    RegisteredParser,
+    TextParser,
+    TruncatedFlag,
+)
+from ._spec_models import (
+    ConstantOracle as ConstantOracle,  # re-exported: defined here before the split
+)
+from ._spec_models import (
+    FunctionOracle,
+    ModelSpec,
+    OracleRule,
+    ProviderModel,
+    RulesOracle,
+    SimulatedErrors,
+    SimulatedModel,
+)
+from ._spec_parts import (
+    IDENT,
+    NODE,
+    ModelName,
+    NodeName,
+    Reference,
+    SpecPart,
+    StateKeyName,
+    shape_of,
+)
 
 __all__ = [
     "END_NAME",
@@ -93,49 +122,6 @@ START_NAME = "START"
 END_NAME = "END"
 """The graph's end, usable as an edge's `to` or a route's target."""
 
-_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_NODE = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
-_REF = r"^[A-Za-z_][A-Za-z0-9_.\-]*(:[A-Za-z_][A-Za-z0-9_.]*)?$"
-_SECRETS = re.compile(r"(^|_)(api_?key|secret|password|passwd|token|credentials?)$", re.I)
-
-StateKeyName = Annotated[str, StringConstraints(pattern=_IDENT, max_length=64)]
-NodeName = Annotated[str, StringConstraints(pattern=_NODE, max_length=64)]
-ModelName = Annotated[str, StringConstraints(pattern=_NODE, max_length=64)]
-Reference = Annotated[str, StringConstraints(pattern=_REF, max_length=200)]
-"""A registry name, or `package.module:attribute` when the caller allows that import."""
-Scalar = str | int | float | bool | None
-
-
-def _shape(value: Any) -> str | None:
-    """Tag a plain-data value by its shape, so a union reports one clear error."""
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if isinstance(value, (dict, BaseModel)):
-        return "mapping"
-    return None
-
-
-def _shape_of(*shapes: str) -> Discriminator:
-    """Discriminate a union by the value's shape, with one clear error when none fits."""
-    words = {"text": "text", "list": "a list", "mapping": "a mapping"}
-    return Discriminator(
-        _shape,
-        custom_error_type="shape",
-        custom_error_message=f"must be {' or '.join(words[s] for s in shapes)}",
-    )
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        use_attribute_docstrings=True,
-        frozen=True,
-        strict=True,
-    )
-
-
 # --------------------------------------------------------------------------- state
 
 
@@ -143,7 +129,7 @@ StateType = Literal["str", "int", "float", "bool", "list", "dict", "any"]
 Reducer = Literal["replace", "append", "add", "merge"]
 
 
-class StateKey(_Spec):
+class StateKey(SpecPart):
     """One key of the graph state. Shorthand: `ticket: str` means `{type: str}`."""
 
     type: StateType = "any"
@@ -171,425 +157,15 @@ class StateKey(_Spec):
 
 StateEntry = Annotated[
     Annotated[StateType, Tag("text")] | Annotated[StateKey, Tag("mapping")],
-    _shape_of("text", "mapping"),
+    shape_of("text", "mapping"),
 ]
 """A state key's declaration: its type alone (`str`), or a `StateKey` mapping."""
-
-
-# --------------------------------------------------------------------------- models
-
-
-class SimulatedErrors(_Spec):
-    """How a simulated model errs (the fields of `maker_graph.testing.ErrorModel`)."""
-
-    error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
-    """Chance that a well-formed answer is wrong."""
-    rivals: int = Field(default=1, ge=1, le=1000)
-    """Distinct wrong answers per step; 1 is the worst case for voting (all errors agree)."""
-    hard_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Fraction of steps that are hard: their errors are more frequent and all agree."""
-    hard_error_rate: float = Field(default=0.3, ge=0.0, le=1.0)
-    """Error rate on hard steps."""
-    ramble_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Chance of an over-long, rambling answer."""
-    ramble_tokens: int = Field(default=1200, ge=1, le=1_000_000)
-    """Output tokens a rambling answer is long."""
-    ramble_error_rate: float = Field(default=0.5, ge=0.0, le=1.0)
-    """Chance that a rambling answer is also wrong."""
-    malformed_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Chance of an answer that breaks the expected format."""
-    exception_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Chance that a call fails with a transient provider error (retried, never a vote)."""
-    timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Chance that a call times out (retried)."""
-    rate_limit_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    """Chance that a call is throttled (retried after `retry_after`)."""
-    retry_after: float = Field(default=0.0, ge=0.0, le=60.0)
-    """The retry-after hint of a throttled call, in seconds."""
-    latency_median: float = Field(default=0.0, ge=0.0, le=60.0)
-    """Median seconds per call (lognormal); 0 answers at once."""
-    latency_sigma: float = Field(default=0.5, ge=0.0, le=5.0)
-    """Spread of the lognormal latency."""
-    seed: int = 0
-    """Seed of every random choice: the same seed gives the same run."""
-
-    @model_validator(mode="after")
-    def _some_call_succeeds(self) -> SimulatedErrors:
-        if self.exception_rate + self.timeout_rate + self.rate_limit_rate >= 1.0:
-            raise ValueError(
-                "exception_rate + timeout_rate + rate_limit_rate must be < 1: "
-                "otherwise no call could ever succeed"
-            )
-        return self
-
-
-class OracleRule(_Spec):
-    """If `match` is found in the prompt, the correct answer is `answer`."""
-
-    match: str = Field(min_length=1, max_length=1000)
-    """A regular expression searched (case-insensitively) in the last user message."""
-    answer: str = Field(max_length=10_000)
-    """The correct answer; `\\1` or `\\g<name>` insert the match's groups."""
-
-    @field_validator("match")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        _compile(value)
-        return value
-
-
-class RulesOracle(_Spec):
-    """The correct answer from the first matching rule, else `default`."""
-
-    rules: list[OracleRule] = Field(min_length=1, max_length=1000)
-    """Rules tried in order."""
-    default: str | None = None
-    """The answer when no rule matches (none: such a prompt is an error)."""
-
-
-class FunctionOracle(_Spec):
-    """The correct answer from a registered oracle: `oracle(prompt_text) -> str`."""
-
-    function: Reference
-    """A registered oracle's name (kind `oracle`)."""
-
-
-class ConstantOracle(_Spec):
-    """The same correct answer for every prompt."""
-
-    answer: str = Field(max_length=10_000)
-    """The answer."""
-
-
-def _oracle_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        for tag in ("rules", "function", "answer"):
-            if tag in value:
-                return tag
-        return None
-    if isinstance(value, RulesOracle):
-        return "rules"
-    if isinstance(value, FunctionOracle):
-        return "function"
-    return "answer" if isinstance(value, ConstantOracle) else None
-
-
-Oracle = Annotated[
-    Annotated[RulesOracle, Tag("rules")]
-    | Annotated[FunctionOracle, Tag("function")]
-    | Annotated[ConstantOracle, Tag("answer")],
-    Discriminator(
-        _oracle_tag,
-        custom_error_type="oracle_kind",
-        custom_error_message="an oracle needs one of the keys rules, function or answer",
-    ),
-]
-
-
-class SimulatedModel(_Spec):
-    """A simulated chat model: right by its oracle, wrong as often as `errors` says.
-
-    It is a real LangChain chat model (usage metadata, finish reasons, `max_tokens`),
-    so a spec runs offline exactly as it would on a provider.
-    """
-
-    model: Literal["simulated"]
-    """`simulated`."""
-    oracle: Oracle | None = None
-    """Where correct answers come from. Needed by maker and prompt nodes; decomposition
-    nodes use their task's own ground truth instead."""
-    choices: list[str] | None = Field(default=None, min_length=2, max_length=1000)
-    """The possible answers (e.g. the labels); a wrong answer is another choice."""
-    errors: SimulatedErrors = Field(default_factory=SimulatedErrors)
-    """The error model."""
-
-
-class ProviderModel(_Spec):
-    """A provider's chat model, `PROVIDER:MODEL`, built by LangChain's `init_chat_model`."""
-
-    model: Annotated[
-        str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]+:[A-Za-z0-9_.:/@\-]+$", max_length=200)
-    ]
-    """`PROVIDER:MODEL`, e.g. `openai:gpt-4.1-mini` (needs `pip install 'maker-graph[openai]'`)."""
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=500)] | None = None
-    """An OpenAI-compatible server's URL, e.g. a local model server."""
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    """The model's default temperature (maker nodes override it per sample)."""
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    """Cap on output tokens per call."""
-    timeout: float | None = Field(default=None, gt=0.0, le=3600.0)
-    """Seconds a call may take."""
-    requests_per_second: float | None = Field(default=None, gt=0.0, le=10_000.0)
-    """A client-side rate limit shared by every call to this model (default: none)."""
-    api_key_env: Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
-    """The name of the environment variable holding the API key. Keys are never written
-    in a spec; without this, the provider's usual variable (e.g. OPENAI_API_KEY) is used."""
-    options: dict[StateKeyName, Scalar] = Field(default_factory=dict, max_length=50)
-    """Further keyword arguments for the model's constructor (no secrets)."""
-
-    @field_validator("options")
-    @classmethod
-    def _no_secret_options(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
-        for name in value:
-            if _SECRETS.search(name) or name in ("base_url", "model", "temperature", "max_tokens"):
-                raise ValueError(
-                    f"option {name!r} is not allowed here: "
-                    + (
-                        "secrets come only from environment variables (set api_key_env)"
-                        if _SECRETS.search(name)
-                        else f"use the model's own {name!r} field"
-                    )
-                )
-        return value
-
-
-def _model_tag(value: Any) -> str:
-    model = value.get("model") if isinstance(value, dict) else getattr(value, "model", None)
-    return "simulated" if model == "simulated" else "provider"
-
-
-ModelSpec = Annotated[
-    Annotated[SimulatedModel, Tag("simulated")] | Annotated[ProviderModel, Tag("provider")],
-    Discriminator(_model_tag),
-]
-"""A named model: `simulated`, or a provider's `PROVIDER:MODEL`."""
-
-
-# --------------------------------------------------------------------------- parsers
-
-
-class TextParser(_Spec):
-    """The answer is the reply's text."""
-
-    kind: Literal["text"]
-    strip: bool = True
-    """Remove surrounding whitespace."""
-    lowercase: bool = False
-    """Lower-case the answer (so `Yes` and `yes` are one vote)."""
-
-
-class LabelsParser(_Spec):
-    """The answer must be one of the labels; anything else is red-flagged."""
-
-    kind: Literal["labels"]
-    labels: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
-        min_length=1, max_length=1000
-    )
-    """The allowed answers."""
-    case_sensitive: bool = False
-    """Compare case-sensitively (default: `Billing` counts as `billing`)."""
-
-    @field_validator("labels")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for label in value:
-            folded = label.casefold()
-            if folded in seen:
-                raise ValueError(f"label {label!r} is listed twice")
-            seen.add(folded)
-        return value
-
-
-class RegexParser(_Spec):
-    """The answer is a regular expression's match in the reply; no match is a red flag."""
-
-    kind: Literal["regex"]
-    pattern: str = Field(min_length=1, max_length=2000)
-    """The regular expression (Python syntax)."""
-    group: int | Annotated[str, StringConstraints(pattern=_IDENT)] = 0
-    """The group to take: its number (0 is the whole match) or its name."""
-    occurrence: Literal["first", "last", "only"] = "first"
-    """Which match counts when there are several; `only` red-flags replies with more
-    than one (a strict parser: the paper's takes the last)."""
-    convert: Literal["str", "int", "float"] = "str"
-    """Convert the matched text; a failed conversion is a red flag."""
-    ignore_case: bool = False
-    """Match case-insensitively."""
-
-    @model_validator(mode="after")
-    def _pattern_and_group(self) -> RegexParser:
-        compiled = _compile(self.pattern, ignore_case=self.ignore_case, field="pattern")
-        if isinstance(self.group, int) and not 0 <= self.group <= compiled.groups:
-            raise ValueError(
-                f"@group: group {self.group} does not exist: the pattern has "
-                f"{compiled.groups} group(s)"
-            )
-        if isinstance(self.group, str) and self.group not in compiled.groupindex:
-            names = ", ".join(compiled.groupindex) or "none"
-            raise ValueError(f"@group: {self.group!r} is not a named group (named: {names})")
-        return self
-
-
-JsonType = Literal["object", "array", "string", "integer", "number", "boolean"]
-
-
-class JsonSchemaSpec(_Spec):
-    """A JSON Schema subset a reply must satisfy: types, properties, required, enum, ranges."""
-
-    type: JsonType
-    """The value's JSON type."""
-    description: str = ""
-    """What the value means (sent to providers that support structured output)."""
-    properties: dict[StateKeyName, JsonSchemaSpec] | None = Field(default=None, max_length=200)
-    """For objects: the schema of each property."""
-    required: list[StateKeyName] | None = None
-    """For objects: properties that must be present (default: all of them)."""
-    items: JsonSchemaSpec | None = None
-    """For arrays: the schema of every item."""
-    enum: list[str | int | float | bool] | None = Field(default=None, min_length=1, max_length=1000)
-    """The allowed values."""
-    minimum: float | None = None
-    """For numbers: the smallest allowed value."""
-    maximum: float | None = None
-    """For numbers: the largest allowed value."""
-    min_length: int | None = Field(default=None, ge=0, alias="minLength")
-    """For strings: the shortest allowed length."""
-    max_length: int | None = Field(default=None, ge=0, alias="maxLength")
-    """For strings: the longest allowed length."""
-
-    @model_validator(mode="after")
-    def _consistent(self) -> JsonSchemaSpec:
-        if self.type == "object" and not self.properties:
-            raise ValueError("@properties: an object needs at least one property")
-        if self.type != "object" and (self.properties is not None or self.required is not None):
-            raise ValueError(f"properties and required apply to objects, not {self.type}")
-        if self.type == "array" and self.items is None:
-            raise ValueError("@items: an array needs items")
-        if self.type != "array" and self.items is not None:
-            raise ValueError(f"@items: items applies to arrays, not {self.type}")
-        if self.required and self.properties is not None:
-            missing = [name for name in self.required if name not in self.properties]
-            if missing:
-                raise ValueError(f"@required: names unknown properties: {', '.join(missing)}")
-        return self
-
-
-class JsonParser(_Spec):
-    """The reply is JSON that must satisfy `schema`; the answer is the parsed value."""
-
-    kind: Literal["json"]
-    schema_: JsonSchemaSpec = Field(alias="schema")
-    """The schema every answer must satisfy; anything else is red-flagged."""
-    structured: bool = False
-    """Ask the provider for structured output (`with_structured_output`) instead of
-    parsing JSON from the reply's text."""
-
-
-class RegisteredParser(_Spec):
-    """A registered parser (kind `parser`)."""
-
-    kind: Literal["registered"]
-    name: Reference
-    """The parser's registry name (or an allowed `module:attribute`)."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    """Arguments of a parser registered with `factory=True`."""
-
-
-ParserSpec = Annotated[
-    TextParser | LabelsParser | RegexParser | JsonParser | RegisteredParser,
-    Field(discriminator="kind"),
-]
-"""How a reply becomes an answer; a reply that does not parse is red-flagged."""
-
-
-# --------------------------------------------------------------------------- red flags
-
-
-class MaxOutputTokensFlag(_Spec):
-    """Red-flag replies longer than `limit` output tokens (the provider's count, else
-    tiktoken's)."""
-
-    kind: Literal["max_output_tokens"]
-    limit: int = Field(ge=1, le=1_000_000)
-    """The longest acceptable reply, in tokens (the paper used 750)."""
-    encoding: Literal["o200k_base", "cl100k_base"] = "o200k_base"
-    """The tokenizer used when the provider reports no count."""
-
-
-class TruncatedFlag(_Spec):
-    """Red-flag replies the provider cut off at the token cap."""
-
-    kind: Literal["truncated"]
-
-
-class MatchesFlag(_Spec):
-    """Red-flag replies whose text matches a regular expression (refusals, hedging)."""
-
-    kind: Literal["matches"]
-    pattern: str = Field(min_length=1, max_length=2000)
-    """The regular expression searched in the reply."""
-    reason: Annotated[str, StringConstraints(pattern=_IDENT)] = "matches"
-    """The reason recorded for flagged samples."""
-    ignore_case: bool = True
-    """Match case-insensitively."""
-
-    @model_validator(mode="after")
-    def _pattern(self) -> MatchesFlag:
-        _compile(self.pattern, ignore_case=self.ignore_case, field="pattern")
-        return self
-
-
-class RegisteredFlag(_Spec):
-    """A registered red flag (kind `red_flag`)."""
-
-    kind: Literal["registered"]
-    name: Reference
-    """The check's registry name (or an allowed `module:attribute`)."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    """Arguments of a check registered with `factory=True`."""
-
-
-RedFlagSpec = Annotated[
-    MaxOutputTokensFlag | TruncatedFlag | MatchesFlag | RegisteredFlag,
-    Field(discriminator="kind"),
-]
-"""A check that discards a sample before it can vote."""
-
-
-# --------------------------------------------------------------------------- keys
-
-
-class KeyFields(_Spec):
-    """Vote on some fields of a JSON answer: answers equal on these fields are one vote."""
-
-    fields: list[StateKeyName] = Field(min_length=1, max_length=100)
-    """The fields compared."""
-
-
-class KeyFunction(_Spec):
-    """Vote on a registered key function's value (kind `key`)."""
-
-    function: Reference
-    """The key function's registry name."""
-
-
-def _key_tag(value: Any) -> str | None:
-    if isinstance(value, str):
-        return "named"
-    if isinstance(value, dict):
-        return "fields" if "fields" in value else "function" if "function" in value else None
-    if isinstance(value, KeyFields):
-        return "fields"
-    return "function" if isinstance(value, KeyFunction) else None
-
-
-KeySpec = Annotated[
-    Annotated[Literal["exact", "casefold"], Tag("named")]
-    | Annotated[KeyFields, Tag("fields")]
-    | Annotated[KeyFunction, Tag("function")],
-    Discriminator(
-        _key_tag,
-        custom_error_type="key_kind",
-        custom_error_message="must be exact, casefold, {fields: [...]} or {function: name}",
-    ),
-]
 
 
 # --------------------------------------------------------------------------- nodes
 
 
-class Message(_Spec):
+class Message(SpecPart):
     """One message of a prompt template."""
 
     role: Literal["system", "user", "assistant"]
@@ -601,11 +177,11 @@ class Message(_Spec):
 PromptSpec = Annotated[
     Annotated[str, StringConstraints(min_length=1), Tag("text")]
     | Annotated[list[Message], Field(min_length=1, max_length=100), Tag("list")],
-    _shape_of("text", "list"),
+    shape_of("text", "list"),
 ]
 
 
-class TemperatureSpec(_Spec):
+class TemperatureSpec(SpecPart):
     """Temperature per sample: the first is the model's best guess, later ones vary a little."""
 
     first: float | None = Field(default=0.0, ge=0.0, le=2.0)
@@ -614,7 +190,7 @@ class TemperatureSpec(_Spec):
     """Temperature of every later sample (null: the model's own)."""
 
 
-class Budget(_Spec):
+class Budget(SpecPart):
     """What a step may spend, and what happens when it is spent."""
 
     max_samples: int | None = Field(default=None, ge=1, le=100_000)
@@ -626,7 +202,7 @@ class Budget(_Spec):
     """Provider calls of one step in flight at once (default: a whole round)."""
 
 
-class _PromptedNode(_Spec):
+class _PromptedNode(SpecPart):
     description: str = ""
     """What the node does."""
     prompt: PromptSpec
@@ -650,7 +226,7 @@ _ModelText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ModelRef = Annotated[
     Annotated[_ModelText, Tag("text")]
     | Annotated[list[_ModelText], Field(min_length=1, max_length=20), Tag("list")],
-    _shape_of("text", "list"),
+    shape_of("text", "list"),
 ]
 
 
@@ -723,7 +299,7 @@ class PromptNode(_PromptedNode):
     """Parse the reply (a reply that does not parse fails the run); default: its text."""
 
 
-class DecompositionNode(_Spec):
+class DecompositionNode(SpecPart):
     """A long task decomposed into voted micro-steps (MAKER's MAD loop) as a sub-graph."""
 
     kind: Literal["decomposition"]
@@ -773,7 +349,7 @@ class DecompositionNode(_Spec):
         return self
 
 
-class FunctionNode(_Spec):
+class FunctionNode(SpecPart):
     """A registered function as a node: `fn(state, **params)` returns the state update."""
 
     kind: Literal["function"]
@@ -799,7 +375,7 @@ NodeSpec = Annotated[
 _EDGE_TEXT = r"^\s*[A-Za-z_][A-Za-z0-9_\-]*\s*->\s*[A-Za-z_][A-Za-z0-9_\-]*\s*$"
 
 
-class Edge(_Spec):
+class Edge(SpecPart):
     """Always go from one node to another. Shorthand: the string `"a -> b"`."""
 
     source: NodeName = Field(alias="from")
@@ -811,11 +387,11 @@ class Edge(_Spec):
 EdgeSpec = Annotated[
     Annotated[str, StringConstraints(pattern=_EDGE_TEXT), Tag("text")]
     | Annotated[Edge, Tag("mapping")],
-    _shape_of("text", "mapping"),
+    shape_of("text", "mapping"),
 ]
 
 
-class Route(_Spec):
+class Route(SpecPart):
     """A conditional edge: after `from`, go where the state key `on` says."""
 
     source: NodeName = Field(alias="from")
@@ -843,14 +419,14 @@ class Route(_Spec):
 # --------------------------------------------------------------------------- the graph
 
 
-class GraphSpec(_Spec):
+class GraphSpec(SpecPart):
     """A graph spec: state, models, nodes and how they connect."""
 
     schema_ref: str | None = Field(default=None, alias="$schema")
     """The JSON Schema's location, for editors; ignored by the loader."""
     version: Literal[1] = 1
     """The spec format's version."""
-    name: Annotated[str, StringConstraints(pattern=_NODE, max_length=64)]
+    name: Annotated[str, StringConstraints(pattern=NODE, max_length=64)]
     """The graph's name (the compiled graph's name in traces and the server)."""
     description: str = ""
     """What the graph does."""
@@ -896,26 +472,6 @@ class GraphSpec(_Spec):
         return out
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _compile(pattern: str, *, ignore_case: bool = False, field: str = "") -> re.Pattern[str]:
-    # In a model-level check, "@field: " tells the error which field it is about.
-    where = f"@{field}: " if field else ""
-    try:
-        compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-    except re.error as exc:
-        raise ValueError(f"{where}invalid regular expression {pattern!r}: {exc}") from None
-    nested = nested_quantifier(pattern, compiled.flags)
-    if nested:
-        raise ValueError(
-            f"{where}regular expression {pattern!r} has {nested}, which can take exponential "
-            "time on a reply that almost matches; rewrite it without the nesting (or make "
-            "the inner quantifier possessive, e.g. a++)"
-        )
-    return compiled
-
-
 def placeholders(template: str) -> list[str]:
     """The state keys a prompt template inserts, in order of first use.
 
@@ -939,7 +495,7 @@ def placeholders(template: str) -> list[str]:
     for _, field, spec, conversion in parsed:
         if field is None:
             continue
-        if not re.match(_IDENT, field):
+        if not re.match(IDENT, field):
             raise ValueError(
                 f"placeholder {{{field}}} must be a state key's bare name "
                 "(no attributes, indexes or empty braces)"
