@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._estimate_sampling import FrozenModel, SampleRecord
+from ._rival_spread import agreement
 from .correlation import CorrelationFit, fit_correlation
 from .scaling import race_error
 
@@ -74,6 +75,9 @@ class Forecast(FrozenModel):
     """Share of steps on which the model is stuck (0: none detected or not measured)."""
     correlated: bool
     """True when the pilot measured correlation (two or more samples a step) and found it."""
+    spread: float = 1.0
+    """Chance that two wrong samples of an ordinary step agree (1: one rival, assumed when
+    the pilot could not measure it)."""
     steps: int | None = None
     p_full: float | None = None
     """Chance of `steps` flawless votes (when `steps` was given)."""
@@ -81,17 +85,23 @@ class Forecast(FrozenModel):
 
 
 def fit_records(records: Sequence[SampleRecord], cap: int | None) -> CorrelationFit | None:
-    """The stuck-step fit from a pilot's valid samples, or None (one sample a step)."""
-    by_step: dict[int, list[int]] = {}
+    """The stuck-step fit from a pilot's valid samples, or None (one sample a step).
+    The wrong answers' agreement measures their spread (files written before answers
+    were kept have none: one rival)."""
+    valid: dict[int, int] = {}
+    wrong: dict[int, list[str | None]] = {}
     for r in records:
         if r.valid(cap):
-            c = by_step.setdefault(r.step, [0, 0])
-            c[0] += 1
-            c[1] += r.outcome == "wrong"
-    counts = [(m, w) for m, w in by_step.values()]
+            valid[r.step] = valid.get(r.step, 0) + 1
+            if r.outcome == "wrong":
+                wrong.setdefault(r.step, []).append(r.answer)
+    counts = [(m, len(wrong.get(step, []))) for step, m in valid.items()]
     if not any(m >= 2 for m, _ in counts):
         return None
-    return fit_correlation(counts)
+    answers = [a for a in wrong.values()]
+    if any(a is None for each in answers for a in each):
+        return fit_correlation(counts)
+    return fit_correlation(counts, pairs=[agreement(wrong.get(step, [])) for step in valid])
 
 
 def effective_fit(fit: CorrelationFit | None, e_used: float) -> CorrelationFit:
@@ -111,6 +121,40 @@ def effective_fit(fit: CorrelationFit | None, e_used: float) -> CorrelationFit:
     if not fit.detected:
         return fit.model_copy(update={"e": e_used})
     return fit
+
+
+def forecast_of(
+    fit: CorrelationFit,
+    k: int,
+    *,
+    v: float,
+    confidence: float,
+    independent: float | None,
+    steps: int | None,
+    max_samples: int | None,
+) -> Forecast:
+    """A `Forecast` of a k-vote under `fit`; `max_samples` counts red-flagged samples
+    too, as `VotePolicy.max_samples` does (None: its default, 10 * k + 20)."""
+    drawn_cap = max_samples if max_samples is not None else 10 * k + 20
+    budget = max(k, round(drawn_cap * v)) if v > 0 else k
+    low, high = fit.interval(k, confidence, budget)
+    valid = fit.valid_samples(k, budget)
+    err = fit.step_error(k, budget)
+    return Forecast(
+        k=k,
+        step_error=err,
+        step_error_low=low,
+        step_error_high=high,
+        valid_samples_per_step=valid,
+        samples_per_step=valid / v if v else math.inf,
+        independent_step_error=independent,
+        stuck_share=fit.h,
+        correlated=fit.detected,
+        spread=fit.spread,
+        steps=steps,
+        p_full=p_full_of(err, steps) if steps is not None else None,
+        p_full_low=p_full_of(high, steps) if steps is not None else None,
+    )
 
 
 def p_full_of(step_error: float, steps: int) -> float:

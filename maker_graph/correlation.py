@@ -16,6 +16,16 @@ A first-to-ahead-by-k vote then decides a step wrongly with probability
 `maker_graph.scaling.race_error`). With `c > 0.5` the second term tends to `h`
 as `k` grows: that is the irreducible step error, which no margin removes.
 
+Wrong answers need not agree, though. When the pilot kept its wrong answers,
+each kind of step also gets a *spread*: the chance that two of its wrong
+samples agree on ordinary steps (1: one rival, the assumption above; well
+under 1: scattered rivals, against which plurality helps the right answer,
+even below p = 0.5). It is the agreeing share of the wrong pairs once the
+stuck steps' expected pairs (which agree) are taken out, shrunk towards 1 by
+one agreeing pair (no pair seen: one rival, the pessimistic default). The vote
+on ordinary steps is then forecast by `maker_graph._rival_spread` (closed form
+above a majority, simulated below it).
+
 The fit is a maximum-likelihood mixture of two binomials over steps with two
 or more valid samples. With exactly two samples a step `c` cannot be told
 apart from `h`, so it is fixed at 1 (every stuck sample wrong, the worst
@@ -43,7 +53,8 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from .scaling import race_error, race_samples
+from ._rival_spread import top_rival_wins, vote_error, vote_samples
+from .scaling import race_error
 
 __all__ = ["CorrelationFit", "fit_correlation"]
 
@@ -80,9 +91,13 @@ class CorrelationFit(BaseModel):
     """The maximum-likelihood h before the significance test."""
     draws: list[tuple[float, float, float]] = []
     """Bootstrap fits `(h, e, c)`, for the forecast's interval."""
+    spread: float = 1.0
+    """Chance that two wrong samples of an ordinary step agree (1: one rival)."""
+    spread_draws: list[float] = []
+    """Bootstrap spreads, one per entry of `draws` (empty: 1, one rival)."""
 
     @classmethod
-    def assumed(cls, *, h: float, e: float, c: float = 1.0) -> CorrelationFit:
+    def assumed(cls, *, h: float, e: float, c: float = 1.0, spread: float = 1.0) -> CorrelationFit:
         """A mixture given by hand (no pilot), e.g. for `maker-graph plan --stuck`.
 
         Example:
@@ -92,10 +107,20 @@ class CorrelationFit(BaseModel):
             >>> CorrelationFit.assumed(h=0.0, e=0.002).search_k(1_000_000, 0.95)
             (3, 3)
         """
-        for name, value in (("h", h), ("e", e), ("c", c)):
+        for name, value in (("h", h), ("e", e), ("c", c), ("spread", spread)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {name}={value!r}")
-        return cls(h=h, e=e, c=c, c_fixed=False, detected=h > 0, lr_statistic=0.0, steps=0, h_raw=h)
+        return cls(
+            h=h,
+            e=e,
+            c=c,
+            c_fixed=False,
+            detected=h > 0,
+            lr_statistic=0.0,
+            steps=0,
+            h_raw=h,
+            spread=spread,
+        )
 
     def search_k(
         self, steps: int, target: float, *, cautious: bool = False, confidence: float = 0.95
@@ -112,33 +137,51 @@ class CorrelationFit(BaseModel):
             if _p_full(err, steps) >= target:
                 return k, k
             # Once the ordinary steps' share of the error is negligible, the stuck share's
-            # only grows with k: no larger margin can do better.
-            if self.h > 0 and (1 - self.h) * race_error(self.e, k) < 1e-6 * self.h:
+            # only grows with k: no larger margin can do better. A margin 20 past the
+            # best without gain is a plateau (scattered errors below a majority).
+            ordinary = (1 - self.h) * vote_error(self.e, self.spread, k)
+            if self.h > 0 and ordinary < 1e-6 * self.h:
+                break
+            if k - best_k >= 20:
                 break
         return None, best_k
 
-    def step_error(self, k: int) -> float:
-        """Probability that a first-to-ahead-by-k vote decides a step wrongly."""
-        return _step_error(self.h, self.e, self.c, k)
+    def step_error(self, k: int, budget: int | None = None) -> float:
+        """Probability that a first-to-ahead-by-k vote decides a step wrongly.
 
-    def valid_samples(self, k: int) -> float:
+        `budget`: valid samples a vote may draw before plurality decides (None: the
+        default `VotePolicy` budget, 10 * k + 20); it matters only below a majority."""
+        return _step_error(self._kinds(), k, budget)
+
+    def valid_samples(self, k: int, budget: int | None = None) -> float:
         """Expected valid samples of one vote."""
-        return _samples(self.h, self.e, self.c, k)
+        h, e, c, s = self._kinds()
+        return (1.0 - h) * vote_samples(e, s, k, budget) + h * vote_samples(c, 1.0, k, budget)
 
     def irreducible(self) -> float:
         """The step error no margin removes: the limit of `step_error(k)` as k grows."""
-        return _limit(self.h, self.e, self.c)
+        h, e, c, s = self._kinds()
+        return (1.0 - h) * top_rival_wins(e, s) + h * top_rival_wins(c, 1.0)
 
-    def interval(self, k: int, confidence: float = 0.95) -> tuple[float, float]:
+    def interval(
+        self, k: int, confidence: float = 0.95, budget: int | None = None
+    ) -> tuple[float, float]:
         """A bootstrap interval of `step_error(k)`, always containing the point value."""
-        point = self.step_error(k)
+        point = self.step_error(k, budget)
         if not self.draws:
             return point, point
-        values = sorted(_step_error(h, e, c, k) for h, e, c in self.draws)
+        spreads = self.spread_draws or [1.0] * len(self.draws)
+        values = sorted(
+            _step_error((h, e, c, s), k, budget, rough=True)
+            for (h, e, c), s in zip(self.draws, spreads, strict=True)
+        )
         tail = (1.0 - confidence) / 2.0
         low = values[int(tail * (len(values) - 1))]
         high = values[math.ceil((1.0 - tail) * (len(values) - 1))]
         return min(low, point), max(high, point)
+
+    def _kinds(self) -> tuple[float, float, float, float]:
+        return self.h, self.e, self.c, self.spread
 
 
 _K_SEARCH = 2000
@@ -149,19 +192,13 @@ def _p_full(step_error: float, steps: int) -> float:
     return math.exp(steps * math.log1p(-step_error)) if step_error < 1.0 else 0.0
 
 
-def _step_error(h: float, e: float, c: float, k: int) -> float:
-    return (1.0 - h) * race_error(e, k) + h * race_error(c, k)
-
-
-def _samples(h: float, e: float, c: float, k: int) -> float:
-    return (1.0 - h) * race_samples(e, k) + h * race_samples(c, k)
-
-
-def _limit(h: float, e: float, c: float) -> float:
-    def one(q: float) -> float:
-        return 1.0 if q > 0.5 else 0.5 if q == 0.5 else 0.0
-
-    return (1.0 - h) * one(e) + h * one(c)
+def _step_error(
+    kinds: tuple[float, float, float, float], k: int, budget: int | None, *, rough: bool = False
+) -> float:
+    # Stuck steps have one rival by definition; only ordinary steps' errors spread.
+    h, e, c, s = kinds
+    ordinary = vote_error(e, s, k, budget, rough=rough)
+    return (1.0 - h) * ordinary + h * race_error(c, k)
 
 
 # --------------------------------------------------------------------------- fitting
@@ -235,24 +272,71 @@ def _em(
     return h, e, c
 
 
-def _cells(counts: Iterable[tuple[int, int]]) -> Counter[tuple[int, int]]:
-    return Counter((m, w) for m, w in counts if m >= 2)
+Cell = tuple[int, int, int, int]
+"""A step's `(valid samples, wrong samples, wrong pairs, agreeing wrong pairs)`."""
+
+
+def _cells(counts: Iterable[Cell]) -> Counter[Cell]:
+    return Counter(cell for cell in counts if cell[0] >= 2)
+
+
+def _counts(cells: Counter[Cell]) -> Counter[tuple[int, int]]:
+    out: Counter[tuple[int, int]] = Counter()
+    for (m, w, _, _), n in cells.items():
+        out[(m, w)] += n
+    return out
+
+
+def _spread(cells: Counter[Cell], h: float, e: float, c: float) -> float:
+    """The chance that two wrong samples of an ordinary step agree: the agreeing share of
+    the wrong pairs left once the stuck steps' expected ones are taken out (their wrong
+    samples agree by definition), shrunk towards 1 by one agreeing pair."""
+    agree = pairs = 0.0
+    for (m, w, n_pairs, n_agree), n in cells.items():
+        if not n_pairs:
+            continue
+        r = _stuck_posterior(m, w, h, e, c)
+        agree += n * max(n_agree - r * n_pairs, 0.0)
+        pairs += n * (1.0 - r) * n_pairs
+    return min((agree + 1.0) / (pairs + 1.0), 1.0)
+
+
+def _stuck_posterior(m: int, w: int, h: float, e: float, c: float) -> float:
+    if h <= 0.0:
+        return 0.0
+    la = math.log1p(-h) + _binom_log(m, w, e) if h < 1.0 else -math.inf
+    lb = math.log(h) + _binom_log(m, w, c)
+    top = max(la, lb)
+    if top == -math.inf:
+        return 1.0 if w == m else 0.0
+    return math.exp(lb - top) / (math.exp(la - top) + math.exp(lb - top))
 
 
 def fit_correlation(
-    counts: Sequence[tuple[int, int]], *, seed: int = 0, bootstrap: int = _BOOTSTRAP
+    counts: Sequence[tuple[int, int]],
+    *,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    seed: int = 0,
+    bootstrap: int = _BOOTSTRAP,
 ) -> CorrelationFit:
     """Fit the stuck-step mixture to `(valid samples, wrong samples)` per pilot step.
 
     Steps with fewer than two valid samples say nothing about correlation and are
     left out. `c` is fitted only when some step has three or more valid samples.
+    `pairs`, one `(wrong pairs, agreeing wrong pairs)` per step of `counts`, measures
+    how the wrong answers spread (without it: one rival on both kinds of step).
 
     Example:
         >>> fit = fit_correlation([(2, 0)] * 990 + [(2, 1)] * 10)
         >>> fit.detected, fit.h, fit.e
         (False, 0.0, 0.005)
     """
-    cells = _cells(counts)
+    if pairs is not None and len(pairs) != len(counts):
+        raise ValueError(f"pairs has {len(pairs)} entries for {len(counts)} steps")
+    spread_known = pairs is not None
+    paired = pairs if pairs is not None else [(0, 0)] * len(counts)
+    full = _cells((m, w, a, b) for (m, w), (a, b) in zip(counts, paired, strict=True))
+    cells = _counts(full)
     fix_c = not any(m >= 3 for (m, _) in cells)
     h, e, c = _em(cells, fix_c)
     samples = sum(m * n for (m, _), n in cells.items())
@@ -261,14 +345,21 @@ def fit_correlation(
     lr = max(0.0, 2.0 * gain) if math.isfinite(gain) else 0.0
     detected = h > 0.0 and lr > _LR_CRITICAL
     draws: list[tuple[float, float, float]] = []
+    spread_draws: list[float] = []
     steps = sum(cells.values())
     if steps:
         rng = random.Random(seed)
-        keys = list(cells)
-        weights = [cells[key] for key in keys]
+        keys = list(full)
+        weights = [full[key] for key in keys]
         for _ in range(bootstrap):
             sample = Counter(rng.choices(keys, weights=weights, k=steps))
-            draws.append(_em(sample, fix_c))
+            fitted = _em(_counts(sample), fix_c)
+            draws.append(fitted)
+            if spread_known:
+                spread_draws.append(_spread(sample, *fitted))
+    spread = 1.0
+    if spread_known:
+        spread = _spread(full, h, e, c) if detected else _spread(full, 0.0, overall, 1.0)
     return CorrelationFit(
         h=h if detected else 0.0,
         e=e if detected else overall,
@@ -279,4 +370,6 @@ def fit_correlation(
         steps=steps,
         h_raw=h,
         draws=draws,
+        spread=spread,
+        spread_draws=spread_draws,
     )

@@ -39,7 +39,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +52,7 @@ from ._estimate_plan import (
     correlated_plan,
     effective_fit,
     fit_records,
-    p_full_of,
+    forecast_of,
 )
 from ._estimate_sampling import (
     FrozenModel,
@@ -203,9 +202,13 @@ class ModelEstimate(FrozenModel):
     """The fitted share of stuck steps (None with one sample a step: not measured)."""
     records: list[SampleRecord] = Field(default_factory=list, repr=False)
 
-    def forecast(self, k: int, steps: int | None = None) -> Forecast:
+    def forecast(
+        self, k: int, steps: int | None = None, *, max_samples: int | None = None
+    ) -> Forecast:
         """Step error and samples of a first-to-ahead-by-`k` vote under the measured
-        correlation, with an interval; with `steps`, the chance of a flawless run too.
+        correlation and spread of wrong answers, with an interval; with `steps`, the
+        chance of a flawless run too. `max_samples` is the vote's budget, after which
+        plurality decides (None: `VotePolicy`'s default); it matters below p = 0.5.
 
         Raises:
             ValueError: no valid sample, or k < 1.
@@ -224,26 +227,14 @@ class ModelEstimate(FrozenModel):
             raise ValueError(f"k must be >= 1, got {k}")
         if self.p is None:
             raise ValueError(f"{self.model}: no valid sample, nothing to forecast")
-        fit = effective_fit(self.correlation, 1.0 - self.p)
-        low, high = fit.interval(k, self.confidence)
-        valid = fit.valid_samples(k)
-        err = fit.step_error(k)
-        p_full = p_full_low = None
-        if steps is not None:
-            p_full, p_full_low = p_full_of(err, steps), p_full_of(high, steps)
-        return Forecast(
-            k=k,
-            step_error=err,
-            step_error_low=low,
-            step_error_high=high,
-            valid_samples_per_step=valid,
-            samples_per_step=valid / self.v if self.v else math.inf,
-            independent_step_error=race_error(1.0 - self.p, k) if self.p > 0.5 else None,
-            stuck_share=fit.h,
-            correlated=fit.detected,
+        return forecast_of(
+            effective_fit(self.correlation, 1.0 - self.p),
+            k,
+            v=self.v,
+            confidence=self.confidence,
+            independent=race_error(1.0 - self.p, k) if self.p > 0.5 else None,
             steps=steps,
-            p_full=p_full,
-            p_full_low=p_full_low,
+            max_samples=max_samples,
         )
 
     def at_cap(
@@ -290,6 +281,45 @@ class EstimateReport(FrozenModel):
     cautious: bool = False
     models: list[ModelEstimate]
     """One entry per model, cheapest plan first (models without a plan last)."""
+
+    @property
+    def cheapest(self) -> ModelEstimate | None:
+        """The cheapest entry whose plan reaches the target (by cost, else by samples),
+        or None when none does. With one entry per decorrelation lever of one model,
+        the lever to run."""
+        best = self.models[0] if self.models else None
+        return best if best is not None and best.plan and best.plan.k_min is not None else None
+
+    def choice(self) -> str:
+        """One sentence naming the cheapest entry that reaches the target, or saying that
+        none does and which comes closest (the lowest forecast step error).
+
+        Example:
+            >>> from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
+            >>> from maker_graph.testing import ErrorModel
+            >>> task = HanoiTask(8)
+            >>> levers = [(name, simulated_sampler(task, ErrorModel(error_rate=r, seed=1)),
+            ...            None) for name, r in (("plain", 0.2), ("rotated", 0.05))]
+            >>> estimate_sync(task, levers, EstimateOptions(steps=200)).choice()
+            'cheapest reaching p_full >= 0.95: rotated (k=3, 3.3 samples a step)'
+        """
+        best = self.cheapest
+        if best is not None and best.plan is not None:
+            cost = best.plan.total_cost
+            price = f", ${cost:,.2f}" if cost is not None else ""
+            return (
+                f"cheapest reaching p_full >= {self.target:g}: {best.model} "
+                f"(k={best.plan.k_min}, {best.plan.samples_per_step:.1f} samples a step{price})"
+            )
+        planned = [m for m in self.models if m.plan is not None]
+        if not planned:
+            return f"none reaches p_full >= {self.target:g}: no entry has p > 0.5"
+        close = min(planned, key=lambda m: m.plan.step_error if m.plan else 1.0)
+        assert close.plan is not None
+        return (
+            f"none reaches p_full >= {self.target:g}; closest: {close.model} "
+            f"(step error {close.plan.step_error:.3g} at its best margin)"
+        )
 
     def save(self, path: str | Path) -> None:
         """Write the report as JSON."""
@@ -431,7 +461,11 @@ def summarise(
                 f"end p={p_used:.4f}, not p=1"
             )
         if p_used <= 0.5:
-            note = f"p={p_used:.3f} <= 0.5: voting cannot converge; this model cannot do the task"
+            note = (
+                f"p={p_used:.3f} <= 0.5: no plan; against one rival voting cannot converge, "
+                f"and only widely scattered wrong answers let plurality find the right one "
+                f"(forecast(k) says what a vote does here)"
+            )
         else:
             pl = plan(
                 p_used,

@@ -179,6 +179,8 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
         markup=False,
         style="dim",
     )
+    if len(report.models) > 1:
+        console.print(report.choice(), markup=False)
     if not details:
         return
     for m in report.models:
@@ -209,7 +211,8 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
             console.print(
                 f"  correlation: {verdict} (likelihood-ratio {fit.lr_statistic:.1f} over "
                 f"{fit.steps:,} steps); stuck share {fit.h:.4f} (fit {fit.h_raw:.4f}), "
-                f"ordinary-step error {fit.e:.4f}, {c_text}"
+                f"ordinary-step error {fit.e:.4f}, {c_text}; two wrong answers agree "
+                f"{fit.spread:.2f} of the time (1: one rival)"
             )
             parts = []
             for k in (1, 2, 3, 5):
