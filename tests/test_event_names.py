@@ -12,9 +12,12 @@ import re
 from pathlib import Path
 from typing import Any, TypedDict
 
+import pytest
+from langgraph.func import entrypoint
 from langgraph.graph import START, StateGraph
 
-from maker_graph.graph import add_maker_step
+from maker_graph.errors import SamplerError
+from maker_graph.graph import add_maker_step, create_voting_graph, maker_node, maker_task
 from maker_graph.graph.events import EVENT_FIELDS, EVENT_NAMES
 from maker_graph.graph.hybrid import decomposition_node
 from maker_graph.recursive.events import TREE_EVENT_NAMES
@@ -127,3 +130,70 @@ def test_decomposition_node_events_have_their_fields_and_the_nodes_name() -> Non
     builder.add_edge(START, "solve")
     kinds = _check_fields(_stream(builder.compile(), {"disks": 3}), "solve")
     assert kinds == {"maker.chunk", "maker.progress"}
+
+
+def _flaky_step(inputs: Any, index: int) -> str:
+    return "bad" if index == 1 else "ok"
+
+
+_FLAG = [lambda sample: sample.value == "bad"]
+
+
+def _node_graph(node: Any) -> Any:
+    builder = StateGraph(_State)
+    builder.add_node("classify", node)
+    builder.add_edge(START, "classify")
+    return builder.compile()
+
+
+def _surface_events(surface: str) -> list[dict[str, Any]]:
+    """The custom-stream events of one voted step named "classify" on each surface."""
+    options: dict[str, Any] = {"k": 2, "red_flags": _FLAG}
+    if surface in ("maker_node", "maker_node_durable"):
+        node = maker_node(
+            _flaky_step, input_keys="q", output_key="a", durable="durable" in surface, **options
+        )
+        return _stream(_node_graph(node), {"q": "?"})
+    if surface == "voting_graph_node":
+        sub = create_voting_graph(_flaky_step, input_keys="q", output_key="a", **options)
+        return _stream(_node_graph(sub.compile()), {"q": "?"})
+    if surface == "voting_graph_named":
+        graph = create_voting_graph(_flaky_step, name="classify", **options).compile()
+        return _stream(graph, {"step_input": "?"})
+    assert surface == "maker_task"
+    voted = maker_task(_flaky_step, name="classify", **options)
+
+    @entrypoint()
+    def flow(q: str) -> str:
+        return str(voted(q).result())
+
+    return [event for _, event in flow.stream("?", stream_mode="custom", subgraphs=True)]
+
+
+@pytest.mark.parametrize(
+    "surface",
+    ["maker_node", "maker_node_durable", "voting_graph_node", "voting_graph_named", "maker_task"],
+)
+def test_every_voted_step_surface_streams_the_same_events_under_its_nodes_name(
+    surface: str,
+) -> None:
+    events = _surface_events(surface)
+    kinds = _check_fields(events, "classify")
+    assert kinds == {"maker.round", "maker.sample", "maker.red_flag", "maker.decided"}
+    first = next(e for e in events if e["event"] == "maker.round")
+    assert (first["round"], first["samples"], first["drawn"]) == (1, 2, 0)
+    decided = [e for e in events if e["event"] == "maker.decided"]
+    assert len(decided) == 1 and decided[0]["winner"] == "ok"
+
+
+def test_engine_surfaces_report_a_provider_failure_that_ends_the_vote() -> None:
+    def down(inputs: Any) -> str:
+        raise ConnectionError("down")
+
+    retry = ProviderRetry(max_attempts=1, initial_delay=0.001, jitter=0.0)
+    node = maker_node(down, k=2, input_keys="q", output_key="a", retry=retry)
+    events: list[dict[str, Any]] = []
+    with pytest.raises(SamplerError):
+        for _, event in _node_graph(node).stream({"q": "?"}, stream_mode="custom", subgraphs=True):
+            events.append(event)
+    assert "maker.provider_failure" in _check_fields(events, "classify")

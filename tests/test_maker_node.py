@@ -204,7 +204,8 @@ async def test_length_red_flag_and_temperature_schedule() -> None:
         (lambda s: "x", {"temperature": 0.2}, "only apply when the step is a chat model"),
         (lambda s: "x", {"models": [SimulatedChatModel(oracle=oracle)]}, "rotates chat models"),
         (SimulatedChatModel(oracle=oracle), {"models": [lambda s: "x"]}, "must be chat models"),
-        (lambda s: "x", {"input_keys": "ticket"}, "input_keys"),
+        (lambda s: "x", {"input_keys": []}, "input_keys"),
+        (lambda s: "x", {"input_keys": ""}, "input_keys"),
         (lambda s: "x", {"on_no_consensus": "vote"}, "on_no_consensus"),
         (lambda s: "x", {"k": 3, "max_samples": 1}, "max_samples"),
     ],
@@ -325,12 +326,16 @@ async def test_streaming_progress_events() -> None:
     names = [e["event"] for e in events]
     # Round 1: bug, BAD (red flag); round 2 needs one more valid vote: bug.
     assert names == [
+        "maker.round",
         "maker.sample",
         "maker.sample",
         "maker.red_flag",
+        "maker.round",
         "maker.sample",
         "maker.decided",
     ]
+    rounds = [(e["round"], e["samples"], e["drawn"]) for e in events if e["event"] == "maker.round"]
+    assert rounds == [(1, 2, 0), (2, 1, 2)]
     assert {e["node"] for e in events} == {"classify"}
     sync_events = list(graph.stream({"ticket": "t"}, stream_mode=["custom", "updates"]))
     assert ("updates", {"route": {"routed": "queue:bug"}}) in sync_events

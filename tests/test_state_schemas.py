@@ -155,7 +155,7 @@ def test_misspelt_output_key_names_the_key_and_the_fields(schema: Any) -> None:
     builder = StateGraph(schema)
     builder.add_node("n", maker_node(shout, k=1, input_keys=["q"], output_key="lable"))
     builder.add_edge(START, "n").add_edge("n", END)
-    fields = r"output_key='lable' is not a field.*\['q', 'a'\]"
+    fields = r"output_key='lable' is not a key of the graph state.*\['q', 'a'\]"
     with pytest.raises(ConfigurationError, match=fields):
         builder.compile().invoke({"q": "x"})
 

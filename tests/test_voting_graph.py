@@ -17,6 +17,7 @@ from langgraph.types import Command, Send
 from maker_graph.errors import ConfigurationError, NoConsensusError, SamplerError
 from maker_graph.graph import create_voting_graph
 from maker_graph.graph.voting_graph import (
+    STATS_KEY,
     k_ahead_reducer,
     new_tally,
     red_flag_condition,
@@ -86,7 +87,7 @@ def test_factory_returns_an_uncompiled_state_graph() -> None:
         ({"k": 3, "max_samples": 2}, "max_samples"),
         ({"on_no_consensus": "coin"}, "on_no_consensus"),
         ({"temperature": 0.5}, "only apply when the step is a chat model"),
-        ({"input_key": "answer"}, "must differ"),
+        ({"input_keys": "answer"}, "must differ"),
     ],
 )
 def test_bad_options_fail_at_build_time(options: dict[str, Any], message: str) -> None:
@@ -100,7 +101,7 @@ def test_bad_options_fail_at_build_time(options: dict[str, Any], message: str) -
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_invoke_and_ainvoke_decide_by_k_ahead(use_async: bool) -> None:
     sampler = ByIndex(["a", "b", "a", "a", "a"])
-    graph = create_voting_graph(sampler, k=2).compile()
+    graph = create_voting_graph(sampler, k=2, stats_key=STATS_KEY).compile()
     out = await run(graph, {"step_input": "q"}, use_async=use_async)
     assert out["answer"] == "a"
     stats = out["maker_stats"]
@@ -111,11 +112,22 @@ async def test_invoke_and_ainvoke_decide_by_k_ahead(use_async: bool) -> None:
     assert set(out) == {"answer", "maker_stats"}  # the output schema hides the tally
 
 
-async def test_custom_keys_and_no_stats() -> None:
-    graph = create_voting_graph(
-        lambda q: q * 2, k=1, input_key="q", output_key="a", stats_key=None
-    ).compile()
+async def test_custom_keys_and_no_stats_by_default() -> None:
+    graph = create_voting_graph(lambda q: q * 2, k=1, input_keys="q", output_key="a").compile()
     assert await graph.ainvoke({"q": "ab"}) == {"a": "abab"}
+
+
+async def test_input_keys_as_a_list_hands_the_step_a_dict() -> None:
+    graph = create_voting_graph(lambda d: f"{d['a']}-{d['b']}", k=1, input_keys=["a", "b"])
+    assert await graph.compile().ainvoke({"a": 1, "b": 2}) == {"answer": "1-2"}
+
+
+def test_input_key_still_works_with_a_deprecation_warning() -> None:
+    with pytest.warns(DeprecationWarning, match=r"use input_keys="):
+        graph = create_voting_graph(lambda q: q * 2, k=1, input_key="q", output_key="a")
+    assert graph.compile().invoke({"q": "ab"}) == {"a": "abab"}
+    with pytest.raises(ConfigurationError, match="input_keys= only"):
+        create_voting_graph(lambda q: q, input_key="q", input_keys="q")
 
 
 def test_reducer_joins_votes_and_records_the_first_answer_k_ahead() -> None:
@@ -148,7 +160,7 @@ def test_routers_only_follow_the_nodes_decision() -> None:
 
 async def test_red_flagged_sample_is_resampled_through_the_guard_edge() -> None:
     sampler = ScriptedSampler(["a", "BAD", "a", "a"])
-    graph = create_voting_graph(sampler, k=3, parser=strict).compile()
+    graph = create_voting_graph(sampler, k=3, parser=strict, stats_key=STATS_KEY).compile()
     updates = [u async for u in graph.astream({"step_input": "q"}, stream_mode="updates")]
     nodes = [next(iter(u)) for u in updates]
     # dispatch; three samples; the guard sends the flagged one straight back to
@@ -172,7 +184,9 @@ async def test_length_red_flag_uses_reported_tokens() -> None:
             RawSample("y", "y", output_tokens=10),
         ]
     )
-    graph = create_voting_graph(sampler, k=2, red_flags=[max_output_tokens(750)]).compile()
+    graph = create_voting_graph(
+        sampler, k=2, red_flags=[max_output_tokens(750)], stats_key=STATS_KEY
+    ).compile()
     out = await graph.ainvoke({"step_input": "q"})
     assert out["answer"] == "y"
     assert out["maker_stats"]["red_flags"] == {"too_long": 1}
@@ -208,7 +222,9 @@ async def test_budget_spent_raises_with_the_tally() -> None:
 
 async def test_budget_spent_with_plurality_takes_the_leader() -> None:
     sampler = ScriptedSampler(["b", "a", "a", "b", "a"])
-    graph = create_voting_graph(sampler, k=3, max_samples=5, on_no_consensus="plurality").compile()
+    graph = create_voting_graph(
+        sampler, k=3, max_samples=5, on_no_consensus="plurality", stats_key=STATS_KEY
+    ).compile()
     out = await graph.ainvoke({"step_input": "q"})
     assert out["answer"] == "a" and out["maker_stats"]["decided_by"] == "plurality"
 
@@ -216,9 +232,9 @@ async def test_budget_spent_with_plurality_takes_the_leader() -> None:
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_escalation_interrupts_and_resumes_with_the_human_answer(use_async: bool) -> None:
     sampler = ByIndex(["a", "b"] * 2)
-    graph = create_voting_graph(sampler, k=2, max_samples=4, on_no_consensus="escalate").compile(
-        checkpointer=InMemorySaver()
-    )
+    graph = create_voting_graph(
+        sampler, k=2, max_samples=4, on_no_consensus="escalate", stats_key=STATS_KEY
+    ).compile(checkpointer=InMemorySaver())
     config = cfg(f"esc-{use_async}")
     paused = await run(graph, {"step_input": "which?"}, config, use_async=use_async)
     (request,) = paused["__interrupt__"]
@@ -283,7 +299,9 @@ async def test_resume_after_an_exception_mid_vote_loses_no_finished_sample(
     use_async: bool,
 ) -> None:
     flaky = Flaky()
-    graph = create_voting_graph(flaky, k=3, retry=FAST_RETRY).compile(checkpointer=InMemorySaver())
+    graph = create_voting_graph(flaky, k=3, retry=FAST_RETRY, stats_key=STATS_KEY).compile(
+        checkpointer=InMemorySaver()
+    )
     config = cfg(f"resume-{use_async}")
     with pytest.raises(SamplerError):
         await run(graph, {"step_input": "q"}, config, use_async=use_async)
@@ -302,7 +320,9 @@ async def test_transient_provider_failures_are_retried_not_counted() -> None:
     sampler = SimulatedSampler(
         lambda q: "ok", errors=ErrorModel(error_rate=0.0, exception_rate=0.3, seed=5)
     )
-    graph = create_voting_graph(sampler, k=3, retry=ProviderRetry(initial_delay=0.0)).compile()
+    graph = create_voting_graph(
+        sampler, k=3, retry=ProviderRetry(initial_delay=0.0), stats_key=STATS_KEY
+    ).compile()
     out = await graph.ainvoke({"step_input": "q"})
     assert out["answer"] == "ok" and out["maker_stats"]["samples_drawn"] == 3
 

@@ -12,6 +12,11 @@
 - `MakerMiddleware`: votes the model call of a LangChain `create_agent` agent.
 - `maker_task`: a voted step for the Functional API (`@entrypoint`); each sample a task.
 
+The voted-step surfaces share their step options (`StepOptions`: `k`, `parser`,
+`key`, `red_flags`, the budget, the chat-model options, `retry`) and their state
+keys: `input_keys` (one key: its value; a list: a dict), `output_key`,
+`stats_key` (None unless asked for).
+
 Example:
     >>> from maker_graph.graph import maker_node
     >>> node = maker_node(lambda inputs: "yes", k=2, input_keys=["q"], output_key="a")
@@ -19,6 +24,7 @@ Example:
     {'a': 'yes'}
 """
 
+from ._options import StepOptions
 from .agent_middleware import MakerMiddleware
 from .decomposition import (
     DEFAULT_CHUNK,
@@ -41,6 +47,7 @@ __all__ = [
     "MakerNode",
     "MakerStepNodes",
     "MakerTask",
+    "StepOptions",
     "add_maker_step",
     "maker_node",
     "maker_task",

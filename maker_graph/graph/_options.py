@@ -5,25 +5,34 @@ graph all take the same step description: a chat model (with a prompt, a
 temperature schedule, a rotation of further models, a token cap or a
 structured-output schema), any `Runnable`, a function, or a `Sampler`.
 
+`StepOptions` is that description's keyword options, one name and one default
+each, shared by every surface; `VotedStep` checks them once and builds the
+sampler and the voter.
+
 It also holds what every surface does around one sample: `sample_config` (the
 child run a sample is, tagged so the `messages` stream skips it) and
-`SampleRuns` (a sampler whose every draw is such a run).
+`SampleRuns` (a sampler whose every draw is such a run); and around a vote:
+`result_fields`/`step_result` (a `StepResult` as checkpointable data and back),
+`resumed_answer` (a human's resume value checked like a sample).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar, get_type_hints
+import warnings
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, TypedDict, TypeVar, get_type_hints
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import ensure_config, merge_configs
+from langgraph.config import get_config
 from langgraph.constants import TAG_NOSTREAM
+from langgraph.types import interrupt
 
 from ..errors import ConfigurationError
-from ..records import RawSample, Sample
+from ..records import RawSample, Sample, StepResult, jsonable
 from ..red_flags import RedFlag
 from ..sampling import (
     ForwardsBatching,
@@ -40,11 +49,20 @@ __all__ = [
     "SAMPLE_TAGS",
     "hashable_key",
     "SampleRuns",
+    "StepOptions",
     "Temperature",
+    "VotedStep",
+    "deprecated_alias",
+    "parent_node",
+    "result_fields",
+    "human_answer",
+    "resumed_answer",
+    "step_result",
     "as_message",
     "build_sampler",
     "build_voter",
     "chat_input_check",
+    "check_input_keys",
     "check_no_consensus",
     "checked_input",
     "default_chat_input",
@@ -164,6 +182,213 @@ def build_voter(
     )
 
 
+class StepOptions(TypedDict, total=False):
+    """The options of a voted step, shared by `maker_node`, `add_maker_step`,
+    `create_voting_graph` and `maker_task` (same names, meanings and defaults).
+
+    Attributes:
+        k: the margin: an answer wins once it has k more votes than any other (3).
+        parser: raw output (an `AIMessage` for chat models, whatever a Runnable or
+            function returns) -> answer; raise to red-flag the sample. Default: a
+            message's text stripped, anything else as is.
+        key: answer -> vote key; answers with equal keys are the same vote.
+        red_flags: checks that discard samples before they vote.
+        max_samples: samples the step may draw, red-flagged included (10 * k + 20).
+        on_no_consensus: budget spent: `"raise"` (`NoConsensusError` with the tally),
+            `"plurality"`, or `"escalate"`: the `escalate` handler answers, or without
+            one the step calls `interrupt()` with the tally; resume with
+            `Command(resume=answer)`, an answer the step's parser accepts (checked).
+        escalate: escalation handler, `StepResult` -> answer (sync or async).
+        temperature: chat models: a `TemperatureSchedule`, a function of the sample
+            index, or one temperature (default 0 for the first sample, then 0.1).
+        models: more chat models to rotate with the step, to decorrelate errors.
+        prompt: chat models: builds the model input from the step input (a function
+            or a `ChatPromptTemplate`); without it a chat model gets the input's
+            `messages`, or its only value.
+        max_tokens: chat models: caps each sample's output tokens.
+        structured: chat models: a schema for `with_structured_output`; the parser
+            then receives the parsed object.
+        max_concurrency: provider calls in flight at once for one vote.
+        retry: how provider failures are retried (never counted as votes).
+    """
+
+    k: int
+    parser: Parser | None
+    key: KeyFunction | None
+    red_flags: Sequence[RedFlag]
+    max_samples: int | None
+    on_no_consensus: NoConsensusAction
+    escalate: EscalationHandler | None
+    temperature: Temperature
+    models: Sequence[Any]
+    prompt: Any
+    max_tokens: int | None
+    structured: Any
+    max_concurrency: int | None
+    retry: ProviderRetry | None
+
+
+_DEFAULTS: dict[str, Any] = {
+    "k": 3,
+    "parser": None,
+    "key": None,
+    "red_flags": (),
+    "max_samples": None,
+    "on_no_consensus": "raise",
+    "escalate": None,
+    "temperature": None,
+    "models": (),
+    "prompt": None,
+    "max_tokens": None,
+    "structured": None,
+    "max_concurrency": None,
+    "retry": None,
+}
+
+
+class VotedStep:
+    """A step description with its `StepOptions`, checked once, built into a sampler.
+
+    `voter(decides=...)` makes the `Voter`: one that applies `on_no_consensus` itself
+    (surfaces that vote in one engine call), or one that only raises, for the graph
+    nodes whose tally applies it.
+    """
+
+    def __init__(self, surface: str, step: Any, options: Mapping[str, Any]) -> None:
+        unknown = sorted(set(options) - set(_DEFAULTS))
+        if unknown:
+            raise TypeError(
+                f"{surface}() got unexpected keyword argument(s) {unknown}; "
+                f"its step options are {sorted(_DEFAULTS)}"
+            )
+        o = {**_DEFAULTS, **options}
+        self.options = o
+        self.action = check_no_consensus(o["on_no_consensus"], o["escalate"])
+        self.escalate: EscalationHandler | None = o["escalate"]
+        # Escalation without a handler is an `interrupt()` the surface makes itself.
+        self.interrupts = self.action == "escalate" and self.escalate is None
+        self.k: int = o["k"]
+        self.sampler = build_sampler(
+            step,
+            prompt=o["prompt"],
+            models=o["models"],
+            temperature=o["temperature"],
+            max_tokens=o["max_tokens"],
+            structured=o["structured"],
+            default_prompt=default_chat_input,
+        )
+        self.check_input = chat_input_check(step, o["prompt"])
+
+    def voter(self, *, decides: bool, retry: ProviderRetry | None = None) -> Voter:
+        o = self.options
+        engine = decides and not self.interrupts
+        return build_voter(
+            self.sampler,
+            k=o["k"],
+            parser=o["parser"],
+            key=o["key"],
+            red_flags=o["red_flags"],
+            max_samples=o["max_samples"],
+            on_no_consensus=self.action if engine else "raise",
+            escalate=self.escalate if engine else None,
+            max_concurrency=o["max_concurrency"],
+            retry=retry if retry is not None else o["retry"],
+        )
+
+
+def deprecated_alias(surface: str, old: str, old_value: Any, new: str, new_value: Any) -> Any:
+    """The value of option `new`, given under its deprecated name `old` or its own."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ConfigurationError(f"{surface}: pass {new}= only ({old}= is its deprecated name)")
+    warnings.warn(
+        f"{surface}({old}=...) is deprecated; use {new}=... (same meaning)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
+
+
+def parent_node(default: str) -> str:
+    """The parent graph's node a sub-graph runs as, or `default` outside a parent.
+
+    A node of a sub-graph sees its own name as `langgraph_node`; the parent's node is
+    the last part of the checkpoint namespace (`classify:<task id>`).
+    """
+    try:
+        namespace = (get_config().get("metadata") or {}).get("checkpoint_ns")
+    except RuntimeError:
+        return default
+    if not namespace:
+        return default
+    return str(namespace).split("|")[-1].split(":")[0] or default
+
+
+def result_fields(result: StepResult) -> dict[str, Any]:
+    """A decided step as plain data a checkpointer stores (samples are not kept)."""
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    del fields["samples"]
+    fields["tally"] = list(result.tally.items())
+    return fields
+
+
+def step_result(fields: Mapping[str, Any]) -> StepResult:
+    """`result_fields` back as a `StepResult` (a checkpoint turns tuple keys into lists)."""
+    values = dict(fields)
+    values["tally"] = {hashable_key(key): n for key, n in values["tally"]}
+    values["winner_key"] = hashable_key(values["winner_key"])
+    return StepResult(**values)
+
+
+async def resumed_answer(
+    voter: Voter, answer: Any, tally: Mapping[Hashable, int], node: str
+) -> tuple[Any, Hashable]:
+    """A resume value after an escalation, checked as the step checks a sample.
+
+    An answer with the key of a tallied candidate is taken as it is; any other must
+    pass the step's parser and red flags as a sample's raw output would (a text answer
+    to a chat-model parser is also tried as an `AIMessage` of that text). Returns the
+    winner and its key; raises `ConfigurationError` naming what the step expects.
+    """
+    try:
+        key = voter.key(answer)
+    except Exception:  # noqa: BLE001 - then the parser decides
+        key = None
+    if key is not None and key in tally:
+        return answer, key
+    tries = [answer] + ([AIMessage(content=answer)] if isinstance(answer, str) else [])
+    problems = []
+    for raw in tries:
+        text = answer if isinstance(answer, str) else ""
+        sample = await voter.check(RawSample(raw, text), 0)
+        if sample.red_flag is None:
+            return sample.value, sample.key
+        problems.append(f"{sample.red_flag}: {sample.red_flag_detail}")
+    raise ConfigurationError(
+        f"{node}: the resume value {answer!r} is not an answer this step accepts "
+        f"({problems[-1]}); resume with Command(resume=<answer>), one of the candidates "
+        f"{[jsonable(k) for k in tally]} or an answer the step's parser accepts"
+    )
+
+
+async def human_answer(
+    request: dict[str, Any], voter: Voter, tally: Mapping[Hashable, int], node: str
+) -> tuple[Any, Hashable]:
+    """Ask with `interrupt(request)` until the resume value passes `resumed_answer`.
+
+    A refused value is not an error the thread cannot leave (LangGraph would replay
+    the same resume value on every retry): the step interrupts again, the new value
+    saying why (`question`) and what was refused (`refused`). Returns winner and key.
+    """
+    answer = interrupt(request)
+    while True:
+        try:
+            return await resumed_answer(voter, answer, tally, node)
+        except ConfigurationError as exc:
+            answer = interrupt({**request, "question": str(exc), "refused": jsonable(answer)})
+
+
 _MISSING: Any = object()
 
 
@@ -190,18 +415,32 @@ def read_key(state: Any, key: str, default: Any = None) -> Any:
     return getattr(state, key, default)
 
 
-def pick(state: Any, keys: Sequence[str] | None) -> dict[str, Any]:
-    """The step input read from a parent state: the named keys, or the whole state."""
+def check_input_keys(surface: str, input_keys: Any) -> None:
+    """`input_keys` is one key (a str), a non-empty list of keys, or None."""
+    if input_keys is None or (isinstance(input_keys, str) and input_keys):
+        return
+    if isinstance(input_keys, str) or not input_keys:
+        raise ConfigurationError(
+            f"{surface}: input_keys must be a state key, a non-empty list of state keys "
+            f"or None, got {input_keys!r}"
+        )
+
+
+def pick(state: Any, keys: str | Sequence[str] | None) -> Any:
+    """The step input read from a parent state: one key's value, a dict of the named
+    keys, or (None) the whole state as a dict."""
     if keys is None:
         return {k: read_key(state, k) for k in state_keys(state)}
-    values = {k: read_key(state, k, _MISSING) for k in keys}
+    one = isinstance(keys, str)
+    names: list[str] = [keys] if isinstance(keys, str) else list(keys)
+    values = {k: read_key(state, k, _MISSING) for k in names}
     missing = [k for k, v in values.items() if v is _MISSING]
     if missing:
         raise ConfigurationError(
             f"input_keys {missing} are not in the graph state (it has {state_keys(state)}); "
             "fix input_keys or give those keys a value before this node runs"
         )
-    return values
+    return values[names[0]] if one else values
 
 
 def as_message(winner: Any, output: Any) -> BaseMessage:

@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables.config import ensure_config
 from langgraph.graph import END, StateGraph
-from langgraph.types import Command, Overwrite, Send, interrupt
+from langgraph.types import Command, Overwrite, Send
 
 from .._sync import run_sync
 from ..errors import ConfigurationError, NoConsensusError, SamplerError
@@ -24,7 +24,7 @@ from ..sampling import draw
 from ..vote import EscalationHandler, NoConsensusAction, Voter
 from ..voting import samples_needed
 from ._node import ROUTE, DualNode, emit
-from ._options import SampleRuns, as_message, observed
+from ._options import SampleRuns, as_message, human_answer, observed, parent_node
 from .events import (
     decided_event,
     escalation_request,
@@ -36,13 +36,7 @@ from .events import (
 from .routers import dispatch_condition, red_flag_condition, tally_condition
 from .tally import new_tally
 
-__all__ = ["STEP_METADATA", "NodeNames", "VoteNodes"]
-
-STEP_METADATA = "maker_node"
-"""Run-metadata key naming the step in sample run names (`{step}.sample[i]`).
-
-`maker_node(durable=True)` sets it to the name its node was added under when it
-calls the voting sub-graph; otherwise the nodes' `label` names the step."""
+__all__ = ["NodeNames", "VoteNodes"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +72,7 @@ class VoteNodes:
         label: str | None = None,
         to_message: bool = False,
         message_key: str | None = None,
+        label_from_parent: bool = False,
     ) -> None:
         self.voter = voter
         self.k = voter.policy.k
@@ -93,13 +88,21 @@ class VoteNodes:
         # `read_input` may return plain data (it is checkpointed in every Send and in
         # the tally); `make_input` turns it into what the sampler gets.
         self.make_input = make_input
-        self.label = label or names.dispatch
+        self._label = label or names.dispatch
+        # A voting sub-graph names its step after the parent node it runs as (its own
+        # nodes are only `dispatch`, `sample`, ...); `label` when it runs on its own.
+        self._label_from_parent = label_from_parent
         # The output key is a messages list: the winner joins it as its own message.
         self.to_message = to_message
         # Where the winning sample's own message goes beside the parsed answer (for a
         # caller that decides at run time whether it needs the message: maker_node).
         self.message_key = message_key
         self._keep_messages = to_message or message_key is not None
+
+    @property
+    def label(self) -> str:
+        """The step's name in events and sample runs."""
+        return parent_node(self._label) if self._label_from_parent else self._label
 
     # ---------------------------------------------------------------- dispatch
 
@@ -145,8 +148,7 @@ class VoteNodes:
         sampler: Any = voter.sampler
         config = ensure_config()
         if observed(config):
-            step = (config.get("metadata") or {}).get(STEP_METADATA, self.label)
-            sampler = SampleRuns(sampler, str(step), round=payload["round"])
+            sampler = SampleRuns(sampler, self.label, round=payload["round"])
         try:
             raw = await draw(
                 sampler, step_input, index, retry=voter.policy.retry, failures=failures
@@ -309,28 +311,34 @@ class VoteNodes:
         result.winner = answer
         try:
             result.winner_key = self.voter.key(answer)
-        except Exception:  # noqa: BLE001 - an unkeyable human answer is still the answer
+        except Exception:  # noqa: BLE001 - an unkeyable handler answer is still the answer
             result.winner_key = None
+        return self._finish(result, "escalation")
+
+    async def _ask(self, t: Mapping[str, Any], result: StepResult) -> dict[str, Any]:
+        # A resume value is checked like a sample (parser, key, red flags).
+        request = escalation_request(self.label, t["input"], result, self.budget)
+        result.winner, result.winner_key = await human_answer(
+            request, self.voter, result.tally, repr(self.label)
+        )
         return self._finish(result, "escalation")
 
     def escalate_node(self, state: Mapping[str, Any]) -> dict[str, Any]:
         t, result = self._undecided(state)
         if self.escalate is None:
-            answer = interrupt(escalation_request(self.label, t["input"], result, self.budget))
-        else:
-            answer = self.escalate(result)
-            if hasattr(answer, "__await__"):
-                answer = run_sync(answer)
+            return run_sync(self._ask(t, result))
+        answer = self.escalate(result)
+        if hasattr(answer, "__await__"):
+            answer = run_sync(answer)
         return self._escalated(result, answer)
 
     async def aescalate_node(self, state: Mapping[str, Any]) -> dict[str, Any]:
         t, result = self._undecided(state)
         if self.escalate is None:
-            answer = interrupt(escalation_request(self.label, t["input"], result, self.budget))
-        else:
-            answer = self.escalate(result)
-            if hasattr(answer, "__await__"):
-                answer = await answer
+            return await self._ask(t, result)
+        answer = self.escalate(result)
+        if hasattr(answer, "__await__"):
+            answer = await answer
         return self._escalated(result, answer)
 
     # ---------------------------------------------------------------- wiring

@@ -33,8 +33,7 @@ from langchain.agents.structured_output import (
 )
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableLambda
-from langchain_core.runnables.config import ensure_config, merge_configs
-from langgraph.constants import TAG_NOSTREAM
+from langchain_core.runnables.config import ensure_config
 
 from .._sync import run_sync
 from ..actions import tool_call_key, tool_call_problem
@@ -43,15 +42,9 @@ from ..records import RawSample, Sample, StepResult
 from ..red_flags import RedFlag, Verdict
 from ..sampling import ProviderRetry, TemperatureSchedule, is_chat_model, raw_from_message
 from ..vote import VotePolicy, Voter
-from ..voting import canonical_key, samples_needed
-from .events import (
-    decided_event,
-    emit,
-    provider_failure_event,
-    red_flag_event,
-    round_event,
-    sample_event,
-)
+from ..voting import canonical_key
+from ._options import sample_config
+from .events import VoteEvents
 
 __all__ = ["MakerMiddleware"]
 
@@ -77,54 +70,6 @@ def _message(response: ModelResponse) -> AIMessage | None:
         if isinstance(msg, AIMessage):
             return msg
     return None
-
-
-class _Events:
-    """The `maker.*` events of one voted model call, derived from the checked samples.
-
-    The engine tells a caller only of checked samples (`on_sample`), in round order,
-    after the whole round is drawn. So a round's event is written when its first
-    sample arrives, sized as the engine sizes it (the votes still needed, capped by
-    the budget left), from the tally of the rounds before it.
-    """
-
-    def __init__(self, node: str, k: int, budget: int, attempts: int) -> None:
-        self.node = node
-        self.k = k
-        self.budget = budget
-        self.attempts = attempts
-        self.round = 0
-        self.drawn = 0
-        self.counts: dict[Hashable, int] = {}
-        # Failed provider attempts per sample index: the index whose count reaches
-        # the retry limit is the one whose `SamplerError` ends the vote.
-        self.failed: dict[int, int] = {}
-        self.exhausted: int | None = None
-
-    def on_sample(self, sample: Sample) -> None:
-        if sample.round != self.round:
-            self.round = sample.round
-            n = min(samples_needed(self.counts, self.k), self.budget - self.drawn)
-            emit(round_event(self.node, self.round, n, list(self.counts.items()), self.drawn))
-        self.drawn += 1
-        emit(sample_event(self.node, sample))
-        if sample.red_flag is None:
-            self.counts[sample.key] = self.counts.get(sample.key, 0) + 1
-        else:
-            # The engine replaces it in its next round while the budget lasts.
-            emit(red_flag_event(self.node, sample, resampled=None))
-
-    def attempt_failed(self, index: int) -> None:
-        self.failed[index] = self.failed.get(index, 0) + 1
-        if self.failed[index] >= self.attempts and self.exhausted is None:
-            self.exhausted = index
-
-    def provider_failed(self, exc: SamplerError) -> None:
-        index = self.exhausted if self.exhausted is not None else self.drawn
-        emit(provider_failure_event(self.node, index, exc.last or exc, exc.failures))
-
-    def decided(self, result: StepResult) -> None:
-        emit(decided_event(self.node, result))
 
 
 def _node_name(config: Any, default: str) -> str:
@@ -234,16 +179,8 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
     def _config(self, parent: Any, index: int) -> Any:
         # Each sample is its own child run, tagged so LangGraph's `messages` stream skips
-        # it (and the chat-model run under it, which inherits the tag): only the winner
-        # is streamed, once, when the model node returns it.
-        return merge_configs(
-            parent,
-            {
-                "run_name": f"{self._name}.sample[{index}]",
-                "tags": [TAG_NOSTREAM, "langsmith:nostream", "maker:sample"],
-                "metadata": {"maker_sample_index": index, "maker_step": self._name},
-            },
-        )
+        # it: only the winner is streamed, once, when the model node returns it.
+        return sample_config(parent, step=self._name, index=index)
 
     @staticmethod
     def _raw(response: Any, temp: float | None) -> RawSample:
@@ -303,7 +240,7 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             escalate=self._escalate if self.policy.on_no_consensus == "escalate" else None,
         )
 
-    def _finish(self, result: StepResult, events: _Events) -> ModelResponse:
+    def _finish(self, result: StepResult, events: VoteEvents) -> ModelResponse:
         winner = result.winner
         if isinstance(winner, AIMessage):
             winner = ModelResponse(result=[winner])
@@ -375,13 +312,13 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         voter = self._voter(request, _AsyncSamples())
         return self._finish(await self._vote(voter, request, events), events)
 
-    def _events(self, parent: Any) -> _Events:
+    def _events(self, parent: Any) -> VoteEvents:
         policy = self.policy
-        return _Events(
+        return VoteEvents(
             _node_name(parent, self._name), policy.k, policy.budget, policy.retry.max_attempts
         )
 
-    async def _vote(self, voter: Voter, request: ModelRequest, events: _Events) -> StepResult:
+    async def _vote(self, voter: Voter, request: ModelRequest, events: VoteEvents) -> StepResult:
         try:
             return await voter.vote(request, step=self._name, on_sample=events.on_sample)
         except SamplerError as exc:

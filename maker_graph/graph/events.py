@@ -30,18 +30,21 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from langgraph.config import get_stream_writer
 
 # `jsonable` is the records' JSON form of answers and keys, so events and
 # `StepResult.to_dict()` always agree.
+from ..errors import SamplerError
 from ..records import Sample, StepResult, jsonable
+from ..voting import samples_needed
 
 __all__ = [
     "EVENT_NAMES",
     "EVENT_FIELDS",
+    "VoteEvents",
     "chunk_event",
     "decided_event",
     "emit",
@@ -208,3 +211,52 @@ def emit(event: dict[str, Any]) -> None:
     except RuntimeError:
         return
     writer(event)
+
+
+class VoteEvents:
+    """The events of one vote decided by the engine in one call (`Voter.vote`).
+
+    `maker_node`, `maker_task` and `MakerMiddleware` stream the same events as the
+    voting sub-graph's nodes. The engine tells a caller only of checked samples
+    (`on_sample`), in round order, after the whole round is drawn, so a round's
+    event is written when its first sample arrives, sized as the engine sizes it
+    (the votes still needed, capped by the budget left) from the earlier rounds.
+    """
+
+    def __init__(self, node: str, k: int, budget: int, attempts: int = 1) -> None:
+        self.node = node
+        self.k = k
+        self.budget = budget
+        self.attempts = attempts
+        self.round = 0
+        self.drawn = 0
+        self.counts: dict[Hashable, int] = {}
+        # Failed provider attempts per sample index: the index whose count reaches
+        # the retry limit is the one whose `SamplerError` ends the vote.
+        self.failed: dict[int, int] = {}
+        self.exhausted: int | None = None
+
+    def on_sample(self, sample: Sample) -> None:
+        if sample.round != self.round:
+            self.round = sample.round
+            n = min(samples_needed(self.counts, self.k), self.budget - self.drawn)
+            emit(round_event(self.node, self.round, n, list(self.counts.items()), self.drawn))
+        self.drawn += 1
+        emit(sample_event(self.node, sample))
+        if sample.red_flag is None:
+            self.counts[sample.key] = self.counts.get(sample.key, 0) + 1
+        else:
+            # The engine replaces it in its next round while the budget lasts.
+            emit(red_flag_event(self.node, sample, resampled=None))
+
+    def attempt_failed(self, index: int) -> None:
+        self.failed[index] = self.failed.get(index, 0) + 1
+        if self.failed[index] >= self.attempts and self.exhausted is None:
+            self.exhausted = index
+
+    def provider_failed(self, exc: SamplerError) -> None:
+        index = self.exhausted if self.exhausted is not None else self.drawn
+        emit(provider_failure_event(self.node, index, exc.last or exc, exc.failures))
+
+    def decided(self, result: StepResult) -> None:
+        emit(decided_event(self.node, result))

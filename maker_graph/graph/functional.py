@@ -32,31 +32,28 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, cast
 
 from langgraph.config import get_config
 from langgraph.func import task
-from langgraph.types import interrupt
+from typing_extensions import Unpack
 
 from .._sync import run_sync
-from ..errors import ConfigurationError, MakerRuntimeError, NoConsensusError
-from ..records import RawSample, Sample, StepResult
-from ..red_flags import RedFlag
+from ..errors import ConfigurationError, MakerRuntimeError, NoConsensusError, SamplerError
+from ..records import RawSample, StepResult
 from ..sampling import ProviderRetry, Sampler, draw
-from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
-from ..voting import KeyFunction
+from ..vote import Voter
 from ._options import (
-    Temperature,
-    build_sampler,
-    build_voter,
-    chat_input_check,
+    StepOptions,
+    VotedStep,
     checked_input,
     hashable_key,
+    human_answer,
+    result_fields,
+    step_result,
 )
-from ._options import check_no_consensus as _check_no_consensus
-from ._options import default_chat_input as _default_chat_input
-from .events import decided_event, emit, escalation_request, red_flag_event, sample_event
+from .events import VoteEvents, escalation_request
 
 __all__ = ["MakerTask", "maker_task"]
 
@@ -201,16 +198,14 @@ class MakerTask:
 
     async def _decide(self, step_input: Any, sampler: _TaskSampler) -> dict[str, Any]:
         voter = self.voter.with_sampler(sampler, escalate=self.voter.escalate)
-        label = self.name
-
-        def on_sample(sample: Sample) -> None:
-            emit(sample_event(label, sample))
-            if sample.red_flag is not None:
-                emit(red_flag_event(label, sample, resampled=None))
-
+        policy = voter.policy
+        events = VoteEvents(self.name, policy.k, policy.budget)
         try:
             try:
-                result = await voter.vote(step_input, on_sample=on_sample)
+                result = await voter.vote(step_input, on_sample=events.on_sample)
+            except SamplerError as exc:
+                events.provider_failed(exc)
+                raise
             except NoConsensusError as exc:
                 if not self._interrupts:
                     raise
@@ -225,8 +220,8 @@ class MakerTask:
             sampler.close()
         for kind, n in sampler.failures.items():
             result.provider_failures[kind] = result.provider_failures.get(kind, 0) + n
-        emit(decided_event(label, result))
-        return {"decided": True, "result": _fields(result)}
+        events.decided(result)
+        return {"decided": True, "result": result_fields(result)}
 
     def _escalated(self, step_input: Any, saved: dict[str, Any]) -> dict[str, Any]:
         if saved["decided"]:
@@ -244,13 +239,12 @@ class MakerTask:
             provider_failures=saved["failures"],
         )
         budget = self.voter.policy.budget
-        result.winner = interrupt(escalation_request(self.name, step_input, result, budget))
-        try:
-            result.winner_key = self.voter.key(result.winner)
-        except Exception:  # noqa: BLE001 - an unkeyable human answer is still the answer
-            result.winner_key = None
-        emit(decided_event(self.name, result))
-        return {"decided": True, "result": _fields(result)}
+        request = escalation_request(self.name, step_input, result, budget)
+        result.winner, result.winner_key = run_sync(
+            human_answer(request, self.voter, result.tally, f"maker_task {self.name!r}")
+        )
+        VoteEvents(self.name, result.k, budget).decided(result)
+        return {"decided": True, "result": result_fields(result)}
 
     def _vote(self, step_input: Any) -> dict[str, Any]:
         saved = run_sync(self._decide(step_input, _TaskSampler(self, sync=True)))
@@ -284,33 +278,8 @@ class MakerTask:
         return run_sync(self._asample(step_input, index))
 
 
-def _fields(result: StepResult) -> dict[str, Any]:
-    # The decided step as plain data for the checkpoint; samples are not kept.
-    return {
-        "winner": result.winner,
-        "winner_key": result.winner_key,
-        "tally": list(result.tally.items()),
-        "decided_by": result.decided_by,
-        "k": result.k,
-        "samples_drawn": result.samples_drawn,
-        "valid_votes": result.valid_votes,
-        "red_flags": dict(result.red_flags),
-        "rounds": result.rounds,
-        "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens,
-        "cached_input_tokens": result.cached_input_tokens,
-        "provider_failures": dict(result.provider_failures),
-        "wall_seconds": result.wall_seconds,
-        "stopped": result.stopped,
-        "variations": result.variations,
-    }
-
-
 def _step_result(saved: dict[str, Any]) -> StepResult:
-    fields = dict(saved["result"])
-    fields["tally"] = {hashable_key(key): n for key, n in fields["tally"]}
-    fields["winner_key"] = hashable_key(fields["winner_key"])
-    return StepResult(**fields)
+    return step_result(saved["result"])
 
 
 def _winner(saved: dict[str, Any]) -> Any:
@@ -344,25 +313,7 @@ def _mapped(future: Any, fn: Callable[[Any], Any]) -> Any:
     return out
 
 
-def maker_task(
-    step: Any = None,
-    *,
-    k: int = 3,
-    parser: Parser | None = None,
-    key: KeyFunction | None = None,
-    red_flags: Sequence[RedFlag] = (),
-    max_samples: int | None = None,
-    on_no_consensus: NoConsensusAction = "raise",
-    escalate: EscalationHandler | None = None,
-    temperature: Temperature = None,
-    models: Sequence[Any] = (),
-    prompt: Any = None,
-    max_tokens: int | None = None,
-    structured: Any = None,
-    max_concurrency: int | None = None,
-    retry: ProviderRetry | None = None,
-    name: str | None = None,
-) -> Any:
+def maker_task(step: Any = None, *, name: str | None = None, **options: Unpack[StepOptions]) -> Any:
     """Make a fragile step a voted task for the Functional API, whose samples survive a resume.
 
     Two spellings, one meaning: `maker_task(step, k=3, ...)` wraps a step, and
@@ -385,27 +336,11 @@ def maker_task(
             or `x["messages"]`, or a one-key dict's value), a list of chat models
             (rotated per sample), any `Runnable`, or a `Sampler`. Omit it to get a
             decorator.
-        k: the margin: an answer wins once it has k more votes than any other.
-        parser: raw output -> answer; raise to red-flag the sample. Default: a
-            message's text stripped, anything else as is.
-        key: answer -> vote key; answers with equal keys are the same vote.
-        red_flags: checks that discard samples before they vote.
-        max_samples: samples the step may draw, red-flagged included (default 10k+20).
-        on_no_consensus: budget spent: `"raise"` (`NoConsensusError` out of the
-            entrypoint), `"plurality"`, or `"escalate"`: the `escalate` handler
-            answers, or without one the vote task calls `interrupt()` with the tally
-            (resume with `Command(resume=answer)`; no sample is redrawn).
-        escalate: escalation handler, `StepResult` -> answer (sync or async).
-        temperature: chat models: a `TemperatureSchedule`, a function of the sample
-            index, or one temperature (default 0 for the first sample, then 0.1).
-        models: more chat models to rotate with `step`, to decorrelate errors.
-        prompt: chat models: builds the model input from `x` (a function or a
-            `ChatPromptTemplate`).
-        max_tokens: chat models: caps each sample's output tokens.
-        structured: chat models: a schema for `with_structured_output`.
-        max_concurrency: sample tasks in flight at once for one vote.
-        retry: how provider failures are retried, inside each sample's task (never
-            counted as votes).
+        options: the step options (`StepOptions`: `k`, `parser`, `key`, `red_flags`,
+            `max_samples`, `on_no_consensus`, `escalate`, `temperature`, `models`,
+            `prompt`, `max_tokens`, `structured`, `max_concurrency`, `retry`). Here
+            `retry` runs inside each sample's task, and an escalation's `interrupt()`
+            is made by the vote task (no sample is redrawn on resume).
         name: the vote task's name (default: the function's name, else
             `"maker_task"`); the samples are tasks named `name + ".sample"`.
 
@@ -425,65 +360,25 @@ def maker_task(
         >>> asyncio.run(run.ainvoke("2 + 2?"))
         '4'
     """
-    options: dict[str, Any] = {
-        "k": k,
-        "parser": parser,
-        "key": key,
-        "red_flags": red_flags,
-        "max_samples": max_samples,
-        "on_no_consensus": on_no_consensus,
-        "escalate": escalate,
-        "temperature": temperature,
-        "models": models,
-        "prompt": prompt,
-        "max_tokens": max_tokens,
-        "structured": structured,
-        "max_concurrency": max_concurrency,
-        "retry": retry,
-        "name": name,
-    }
     if step is None:
-        return lambda fn: _build(fn, **options)
-    return _build(step, **options)
+        return lambda fn: _build(fn, name, options)
+    return _build(step, name, options)
 
 
-def _build(
-    step: Any, *, name: str | None, retry: ProviderRetry | None, **options: Any
-) -> MakerTask:
+def _build(step: Any, name: str | None, options: StepOptions) -> MakerTask:
     if step is None:
         raise ConfigurationError("maker_task needs a step: a function, chat model or Runnable")
-    action = _check_no_consensus(options["on_no_consensus"], options["escalate"])
-    sampler = build_sampler(
-        step,
-        prompt=options["prompt"],
-        models=options["models"],
-        temperature=options["temperature"],
-        max_tokens=options["max_tokens"],
-        structured=options["structured"],
-        default_prompt=_default_chat_input,
-    )
-    interrupts = action == "escalate" and options["escalate"] is None
-    voter = build_voter(
-        sampler,
-        k=options["k"],
-        parser=options["parser"],
-        key=options["key"],
-        red_flags=options["red_flags"],
-        max_samples=options["max_samples"],
-        on_no_consensus="raise" if interrupts else action,
-        escalate=options["escalate"],
-        max_concurrency=options["max_concurrency"],
-        retry=_NO_RETRY,
-    )
+    voted = VotedStep("maker_task", step, options)
     if name is None:
         name = getattr(step, "__name__", None) or "maker_task"
         if name == "<lambda>":
             name = "maker_task"
+    retry = voted.options["retry"]
     return MakerTask(
         name,
-        sampler,
-        voter,
+        voted.sampler,
+        voted.voter(decides=True, retry=_NO_RETRY),
         retry=retry if retry is not None else ProviderRetry(),
-        interrupt_on_no_consensus=interrupts,
-        check_input=chat_input_check(step, options["prompt"]),
+        interrupt_on_no_consensus=voted.interrupts,
+        check_input=voted.check_input,
     )

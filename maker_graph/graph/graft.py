@@ -34,20 +34,14 @@ from typing import Any, NamedTuple, get_type_hints
 
 from langgraph import types as langgraph_types
 from langgraph.graph import END, StateGraph
+from typing_extensions import Unpack
 
 from ..errors import ConfigurationError
-from ..red_flags import RedFlag
-from ..sampling import ProviderRetry
-from ..vote import EscalationHandler, NoConsensusAction, Parser
-from ..voting import KeyFunction
 from ._options import (
-    Temperature,
-    build_sampler,
-    build_voter,
-    chat_input_check,
-    check_no_consensus,
+    StepOptions,
+    VotedStep,
+    check_input_keys,
     checked_input,
-    default_chat_input,
     is_messages_key,
     pick,
 )
@@ -118,26 +112,14 @@ def add_maker_step(
     step: Any,
     *,
     then: str = END,
-    k: int = 3,
-    parser: Parser | None = None,
-    key: KeyFunction | None = None,
-    red_flags: Sequence[RedFlag] = (),
-    input_keys: Sequence[str] | None = None,
+    input_keys: str | Sequence[str] | None = None,
     output_key: str = "answer",
-    max_samples: int | None = None,
-    on_no_consensus: NoConsensusAction = "raise",
-    escalate: EscalationHandler | None = None,
-    temperature: Temperature = None,
-    models: Sequence[Any] = (),
-    prompt: Any = None,
-    max_tokens: int | None = None,
-    structured: Any = None,
-    retry: ProviderRetry | None = None,
     stats_key: str | None = None,
     votes_key: str | None = None,
     retry_policy: langgraph_types.RetryPolicy | Sequence[langgraph_types.RetryPolicy] | None = None,
     cache_policy: langgraph_types.CachePolicy[Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    **options: Unpack[StepOptions],
 ) -> MakerStepNodes:
     """Graft a voted step's sub-graph nodes into your own builder.
 
@@ -155,8 +137,9 @@ def add_maker_step(
     `then` instead, e.g. `then="route"` and
     `builder.add_conditional_edges("route", ...)`.
 
-    Options are those of `maker_node`, plus `then` (the node after the step),
-    `votes_key`, and LangGraph's own node options:
+    `input_keys`, `output_key`, `stats_key` and the step options (`StepOptions`)
+    are those of `maker_node`, plus `then` (the node after the step), `votes_key`,
+    and LangGraph's own node options:
 
     - `retry_policy`: a `langgraph.types.RetryPolicy` for `name_sample` (the only
       node that calls the model; `retry=` already retries the provider call inside
@@ -187,7 +170,8 @@ def add_maker_step(
         >>> builder.compile().invoke({"q": "?"})["a"]
         '42'
     """
-    action = check_no_consensus(on_no_consensus, escalate)
+    check_input_keys("add_maker_step", input_keys)
+    voted = VotedStep("add_maker_step", step, options)
     _check_retry_policy(retry_policy)
     names = NodeNames(name, f"{name}_sample", f"{name}_tally", f"{name}_escalate")
     taken = [
@@ -205,31 +189,11 @@ def add_maker_step(
                 f"{sorted(known)}; add it to your state schema, or choose another key"
             )
     votes = votes_key or f"{name}_votes"
-    check_input = chat_input_check(step, prompt)
-    sampler = build_sampler(
-        step,
-        prompt=prompt,
-        models=models,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        structured=structured,
-        default_prompt=default_chat_input,
-    )
-    voter = build_voter(
-        sampler,
-        k=k,
-        parser=parser,
-        key=key,
-        red_flags=red_flags,
-        max_samples=max_samples,
-        on_no_consensus="raise",
-        escalate=None,
-        retry=retry,
-    )
-    votes_schema = typed_dict(f"MakerVotes_{name}", {votes: votes_channel(k)})
-    keys = list(input_keys) if input_keys is not None else None
+    check_input = voted.check_input
+    votes_schema = typed_dict(f"MakerVotes_{name}", {votes: votes_channel(voted.k)})
+    keys = input_keys if input_keys is None or isinstance(input_keys, str) else list(input_keys)
     nodes = _GraftedVote(
-        voter,
+        voted.voter(decides=False),
         builder=builder,
         then=then,
         names=names,
@@ -237,8 +201,8 @@ def add_maker_step(
         output_key=output_key,
         stats_key=stats_key,
         read_input=lambda state: checked_input(pick(state, keys), check_input),
-        on_no_consensus=action,
-        escalate=escalate,
+        on_no_consensus=voted.action,
+        escalate=voted.escalate,
         label=name,
         to_message=is_messages_key(builder.state_schema, output_key),
     )
@@ -250,7 +214,7 @@ def add_maker_step(
         names.dispatch,
         names.sample,
         names.tally,
-        names.escalate if action == "escalate" else None,
+        names.escalate if voted.action == "escalate" else None,
         votes,
     )
 

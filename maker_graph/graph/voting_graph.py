@@ -43,13 +43,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langgraph.graph import START, StateGraph
+from typing_extensions import Unpack
 
 from ..errors import ConfigurationError
-from ..red_flags import RedFlag
-from ..sampling import ProviderRetry
-from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
-from ..voting import KeyFunction
-from ._options import Temperature, build_sampler, build_voter, check_no_consensus
+from ..vote import EscalationHandler, NoConsensusAction, Voter
+from ._options import StepOptions, VotedStep, check_input_keys, deprecated_alias
 from ._schema import typed_dict, votes_channel
 from ._vote_nodes import NodeNames, VoteNodes
 from .routers import dispatch_condition, red_flag_condition, tally_condition
@@ -81,27 +79,17 @@ for it (`maker_node(durable=True)` does: a messages key gets that message)."""
 def create_voting_graph(
     step: Any,
     *,
-    k: int = 3,
-    parser: Parser | None = None,
-    key: KeyFunction | None = None,
-    red_flags: Sequence[RedFlag] = (),
-    max_samples: int | None = None,
-    on_no_consensus: NoConsensusAction = "raise",
-    escalate: EscalationHandler | None = None,
-    prompt: Any = None,
-    models: Sequence[Any] = (),
-    temperature: Temperature = None,
-    max_tokens: int | None = None,
-    structured: Any = None,
-    retry: ProviderRetry | None = None,
-    input_key: str = "step_input",
+    input_keys: str | Sequence[str] | None = None,
     output_key: str = "answer",
-    stats_key: str | None = STATS_KEY,
+    stats_key: str | None = None,
     votes_key: str = VOTES_KEY,
+    name: str = "voting_graph",
+    input_key: str | None = None,
+    **options: Unpack[StepOptions],
 ) -> StateGraph[Any, Any, Any, Any]:
     """Build one voted step as an uncompiled LangGraph `StateGraph`.
 
-    The graph reads the step input from `input_key`, draws samples in parallel
+    The graph reads the step input from `input_keys`, draws samples in parallel
     `Send` branches, resamples red-flagged ones through the `red_flag_condition`
     guard edge, joins votes with a k-ahead reducer and writes the winner to
     `output_key` (and the step's statistics to `stats_key`). Compile it yourself,
@@ -111,32 +99,22 @@ def create_voting_graph(
     Args:
         step: a chat model (or a list of them, rotated per sample), any `Runnable`,
             a sync or async function of the step input, or a `Sampler`.
-        k: the margin: an answer wins once it has k more votes than any other.
-        parser: raw output (an `AIMessage` for chat models) -> answer; raising
-            red-flags the sample. Default: the message text, or the output as is.
-        key: answer -> vote key (default: `canonical_key`).
-        red_flags: checks that discard samples (see `maker_graph.red_flags`).
-        max_samples: samples the step may draw, red-flagged ones included
-            (default 10 * k + 20).
-        on_no_consensus: budget spent: `"raise"` (`NoConsensusError` with the tally),
-            `"plurality"`, or `"escalate"` (an `escalate` node).
-        escalate: the escalation handler (`StepResult` -> answer, sync or async; e.g.
-            a stronger model). Without one, escalation calls `interrupt()` with the
-            tally and candidates; resume with `Command(resume=answer)`.
-        prompt: for chat models: builds the model input from the step input.
-        models: more chat models to rotate with `step` (decorrelates errors).
-        temperature: a `TemperatureSchedule`, a function of the sample index, or
-            one temperature (default: 0 for the first sample, 0.1 after).
-        max_tokens: caps each chat sample's output tokens.
-        structured: a schema for `with_structured_output`.
-        retry: how provider failures are retried inside a sample branch.
-        input_key: state key of the step input.
+        input_keys: the state key whose value is the step input (a str; default
+            `"step_input"`), or a list of keys whose dict is.
         output_key: state key the winner is written to.
-        stats_key: state key for the step's statistics (None: not written).
-        votes_key: state key of the tally.
+        stats_key: state key for the step's statistics (None, the default on every
+            surface: not written; two sub-graphs then never write the same key).
+        votes_key: state key of the tally (internal to the sub-graph).
+        name: the step's name in events and sample runs when the graph runs on its
+            own; as a node of a parent graph, they carry that node's name.
+        input_key: deprecated spelling of `input_keys` (one key).
+        options: the step options (`StepOptions`: `k`, `parser`, `key`, `red_flags`,
+            `max_samples`, `on_no_consensus`, `escalate`, `temperature`, `models`,
+            `prompt`, `max_tokens`, `structured`, `max_concurrency`, `retry`); an
+            escalation without a handler is an `interrupt()` in the `escalate` node.
 
     Returns:
-        The uncompiled `StateGraph`; its input schema is `{input_key}` and its
+        The uncompiled `StateGraph`; its input schema is `input_keys` and its
         output schema `{output_key, stats_key}`.
 
     Raises:
@@ -145,44 +123,24 @@ def create_voting_graph(
 
     Example:
         >>> from langgraph.checkpoint.memory import InMemorySaver
-        >>> graph = create_voting_graph(lambda q: q.upper(), k=2, input_key="q",
+        >>> graph = create_voting_graph(lambda q: q.upper(), k=2, input_keys="q",
         ...                             output_key="a").compile(checkpointer=InMemorySaver())
         >>> graph.invoke({"q": "yes"}, {"configurable": {"thread_id": "1"}})["a"]
         'YES'
     """
-    action = check_no_consensus(on_no_consensus, escalate)
-    keys = [input_key, output_key, votes_key] + ([stats_key] if stats_key else [])
-    if len(set(keys)) != len(keys):
-        raise ConfigurationError(
-            f"input_key, output_key, votes_key and stats_key must differ, got {keys}"
-        )
-    sampler = build_sampler(
-        step,
-        prompt=prompt,
-        models=models,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        structured=structured,
+    inputs = deprecated_alias(
+        "create_voting_graph", "input_key", input_key, "input_keys", input_keys
     )
-    voter = build_voter(
-        sampler,
-        k=k,
-        parser=parser,
-        key=key,
-        red_flags=red_flags,
-        max_samples=max_samples,
-        on_no_consensus="raise",
-        escalate=None,
-        retry=retry,
-    )
+    voted = VotedStep("create_voting_graph", step, options)
     return voting_builder(
-        voter,
-        on_no_consensus=action,
-        escalate=escalate,
-        input_key=input_key,
+        voted.voter(decides=False),
+        on_no_consensus=voted.action,
+        escalate=voted.escalate,
+        input_keys=inputs if inputs is not None else "step_input",
         output_key=output_key,
         stats_key=stats_key,
         votes_key=votes_key,
+        label=name,
     )
 
 
@@ -191,25 +149,30 @@ def voting_builder(
     *,
     on_no_consensus: NoConsensusAction,
     escalate: EscalationHandler | None,
-    input_key: str = "step_input",
+    input_keys: str | Sequence[str] = "step_input",
     output_key: str = "answer",
-    stats_key: str | None = STATS_KEY,
+    stats_key: str | None = None,
     votes_key: str = VOTES_KEY,
     label: str = "voting_graph",
     message_key: str | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
     """The voting sub-graph around an already built `Voter` (see `create_voting_graph`).
 
-    `label` names the step in events and sample runs (`{label}.sample[i]`);
-    `message_key` (an extra output key) receives the winning sample's own message,
-    or None when the winner had none (a non-message output, an escalated answer).
+    `label` names the step in events and sample runs (`{label}.sample[i]`) when the
+    graph runs on its own (inside a parent: the parent's node); `message_key` (an
+    extra output key) receives the winning sample's own message, or None when the
+    winner had none (a non-message output, an escalated answer).
     """
+    check_input_keys("create_voting_graph", input_keys)
+    ins = [input_keys] if isinstance(input_keys, str) else list(input_keys)
+    keys = [*ins, output_key, votes_key] + ([stats_key] if stats_key else [])
+    if len(set(keys)) != len(keys):
+        raise ConfigurationError(
+            f"input_keys, output_key, votes_key and stats_key must differ, got {keys}"
+        )
     # Key names are the caller's choice, so the schemas are built at run time.
-    fields: dict[str, Any] = {
-        input_key: Any,
-        output_key: Any,
-        votes_key: votes_channel(voter.policy.k),
-    }
+    fields: dict[str, Any] = {key: Any for key in ins}
+    fields[votes_key] = votes_channel(voter.policy.k)
     outputs: dict[str, Any] = {output_key: Any}
     if stats_key:
         outputs[stats_key] = dict[str, Any]
@@ -217,19 +180,25 @@ def voting_builder(
         outputs[message_key] = Any
     fields.update(outputs)
     state = typed_dict("VotingState", fields)
-    input_schema = typed_dict("VotingInput", {input_key: Any})
+    input_schema = typed_dict("VotingInput", {key: Any for key in ins})
     output_schema = typed_dict("VotingOutput", outputs)
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
         state, input_schema=input_schema, output_schema=output_schema
     )
 
     def read_input(values: Mapping[str, Any]) -> Any:
-        if input_key not in values:
+        missing = [key for key in ins if key not in values]
+        if missing:
+            # The sub-graph sees only its declared input keys, never the parent's.
             raise ConfigurationError(
-                f"the voting graph needs the step input under {input_key!r}; "
-                f"the state has {sorted(values)}"
+                f"voting graph {label!r} reads its step input from {missing}, which the "
+                f"input it was given does not have: invoke it with {{{missing[0]!r}: ...}}, "
+                "or, as a node of a parent graph, give the parent state that key or build "
+                "it with input_keys=<the parent key that holds the input>"
             )
-        return values[input_key]
+        if isinstance(input_keys, str):
+            return values[input_keys]
+        return {key: values[key] for key in ins}
 
     nodes = VoteNodes(
         voter,
@@ -242,6 +211,7 @@ def voting_builder(
         escalate=escalate,
         label=label,
         message_key=message_key,
+        label_from_parent=True,
     )
     builder.add_edge(START, "dispatch")
     nodes.attach(builder)

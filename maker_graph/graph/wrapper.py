@@ -36,34 +36,30 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables.config import ensure_config
 from langgraph.config import get_config
 from langgraph.func import task
-from langgraph.types import interrupt
+from typing_extensions import Unpack
 
 from .._sync import run_sync
-from ..errors import ConfigurationError, NoConsensusError
+from ..errors import ConfigurationError, NoConsensusError, SamplerError
 from ..records import Sample, StepResult
-from ..red_flags import RedFlag
-from ..sampling import ProviderRetry
-from ..vote import EscalationHandler, NoConsensusAction, Parser, Voter
-from ..voting import KeyFunction
-from ._node import DualNode, emit
+from ..vote import Voter
+from ._node import DualNode
 from ._options import (
     SampleRuns,
-    Temperature,
+    StepOptions,
+    VotedStep,
     as_message,
-    build_sampler,
-    build_voter,
-    chat_input_check,
-    check_no_consensus,
+    check_input_keys,
     checked_input,
-    default_chat_input,
     hashable_key,
+    human_answer,
     observed,
     pick,
     read_key,
+    result_fields,
     state_keys,
+    step_result,
 )
-from ._vote_nodes import STEP_METADATA
-from .events import decided_event, escalation_request, red_flag_event, sample_event
+from .events import VoteEvents, escalation_request
 from .voting_graph import MESSAGE_KEY, STATS_KEY, voting_builder
 
 __all__ = ["MakerNode", "maker_node"]
@@ -74,7 +70,8 @@ class MakerNode(DualNode):
 
     Attributes:
         voter: the compiled `Voter` (sampler, parser, key, red flags, policy).
-        input_keys: the parent-state keys the step reads (None: the whole state).
+        input_keys: the parent-state key (a str: its value) or keys (a list: a dict of
+            them) the step reads; None: the whole state.
         output_key: where the winner is written.
         stats_key: where the step's `StepResult.to_dict()` is written, if anywhere.
     """
@@ -84,7 +81,7 @@ class MakerNode(DualNode):
         name: str,
         voter: Voter,
         *,
-        input_keys: Sequence[str] | None,
+        input_keys: str | Sequence[str] | None,
         output_key: str,
         stats_key: str | None,
         interrupt_on_no_consensus: bool,
@@ -95,7 +92,8 @@ class MakerNode(DualNode):
         super().__init__(name, self._run, self._arun)
         self.node_name = name
         self.voter = voter
-        self.input_keys = list(input_keys) if input_keys is not None else None
+        one = input_keys is None or isinstance(input_keys, str)
+        self.input_keys = input_keys if one else list(cast(Sequence[str], input_keys))
         self.output_key = output_key
         self.stats_key = stats_key
         self.budget = budget
@@ -129,18 +127,21 @@ class MakerNode(DualNode):
         if observed(ensure_config()):
             runs = SampleRuns(self.voter.sampler, label)
             voter = self.voter.with_sampler(runs, escalate=self.voter.escalate)
+        policy = voter.policy
+        events = VoteEvents(label, policy.k, policy.budget)
 
         def on_sample(sample: Sample) -> None:
             if runs is not None:
                 runs.saw(sample)
-            emit(sample_event(label, sample))
-            if sample.red_flag is not None:
-                # The engine replaces it in its next round while the budget lasts.
-                emit(red_flag_event(label, sample, resampled=None))
-            elif sample.key not in outputs:
+            events.on_sample(sample)
+            if sample.red_flag is None and sample.key not in outputs:
                 outputs[sample.key] = sample.raw.output
 
-        result = await voter.vote(step_input, on_sample=on_sample)
+        try:
+            result = await voter.vote(step_input, on_sample=on_sample)
+        except SamplerError as exc:
+            events.provider_failed(exc)
+            raise
         return result, outputs.get(result.winner_key)
 
     async def _avote_undecided(self, step_input: Any, label: str) -> dict[str, Any]:
@@ -156,13 +157,14 @@ class MakerNode(DualNode):
         # Only a message is kept beside the result: it is what a messages key needs, and
         # checkpointers can store it (an arbitrary raw output might not be).
         message = output if isinstance(output, BaseMessage) else None
-        return {"decided": True, "result": _result_fields(result), "output": message}
+        return {"decided": True, "result": result_fields(result), "output": message}
 
     def _vote_undecided(self, step_input: Any, label: str) -> dict[str, Any]:
         return run_sync(self._avote_undecided(step_input, label))
 
     def _output(self, result: StepResult, output: Any, to_message: bool) -> dict[str, Any]:
-        emit(decided_event(_node_label(self.node_name), result))
+        policy = self.voter.policy
+        VoteEvents(_node_label(self.node_name), policy.k, policy.budget).decided(result)
         out = {self.output_key: as_message(result.winner, output) if to_message else result.winner}
         if self.stats_key is not None:
             out[self.stats_key] = result.to_dict()
@@ -172,7 +174,7 @@ class MakerNode(DualNode):
         self, step_input: Any, saved: Mapping[str, Any], to_message: bool
     ) -> dict[str, Any]:
         if saved["decided"]:
-            return self._output(StepResult(**saved["result"]), saved.get("output"), to_message)
+            return self._output(step_result(saved["result"]), saved.get("output"), to_message)
         result = StepResult(
             winner=None,
             winner_key=None,
@@ -183,23 +185,21 @@ class MakerNode(DualNode):
             valid_votes=sum(n for _, n in saved["tally"]),
             red_flags=dict(saved["red_flags"]),
         )
-        request = escalation_request(_node_label(self.node_name), step_input, result, self.budget)
-        result.winner = interrupt(request)
+        label = _node_label(self.node_name)
+        request = escalation_request(label, step_input, result, self.budget)
+        result.winner, result.winner_key = run_sync(
+            human_answer(request, self.voter, result.tally, f"maker_node {label!r}")
+        )
         return self._output(result, None, to_message)
 
     def _input(self, state: Any) -> Any:
-        if not isinstance(state, Mapping):
-            # A pydantic or dataclass state lists its fields, so a misspelt output
-            # key is caught here instead of vanishing from the update. (A dict
-            # state only shows the keys set so far, so it cannot be checked.)
-            keys = state_keys(state)
-            for what, key in (("output_key", self.output_key), ("stats_key", self.stats_key)):
-                if key is not None and key not in keys:
-                    raise ConfigurationError(
-                        f"maker_node {self.node_name!r}: {what}={key!r} is not a field of "
-                        f"the graph state {keys}; add it to the state schema or choose "
-                        "another key"
-                    )
+        for what, key in (("output_key", self.output_key), ("stats_key", self.stats_key)):
+            if key is not None and not _has_key(state, key):
+                raise ConfigurationError(
+                    f"maker_node {self.node_name!r}: {what}={key!r} is not a key of the "
+                    f"graph state (it has {state_keys(state)}); add it to the state schema "
+                    "or choose another key"
+                )
         return checked_input(pick(state, self.input_keys), self._check_input)
 
     def _wants_message(self, state: Any) -> bool:
@@ -224,16 +224,11 @@ class MakerNode(DualNode):
             result[self.stats_key] = out[STATS_KEY]
         return result
 
-    def _durable_config(self) -> dict[str, Any]:
-        # The sub-graph's sample runs are named after the node as it was added
-        # (`{node}.sample[i]`), like the samples of a node without durable=True.
-        return {"metadata": {STEP_METADATA: _node_label(self.node_name)}}
-
     def _run(self, state: Any) -> dict[str, Any]:
         step_input = self._input(state)
         to_message = self._wants_message(state)
         if self._durable is not None:
-            out = self._durable.invoke({"step_input": step_input}, self._durable_config())
+            out = self._durable.invoke({"step_input": step_input})
             return self._durable_output(out, to_message)
         if self._interrupts:
             saved = self._vote_task(step_input, _node_label(self.node_name)).result()
@@ -244,7 +239,7 @@ class MakerNode(DualNode):
         step_input = self._input(state)
         to_message = self._wants_message(state)
         if self._durable is not None:
-            out = await self._durable.ainvoke({"step_input": step_input}, self._durable_config())
+            out = await self._durable.ainvoke({"step_input": step_input})
             return self._durable_output(out, to_message)
         if self._interrupts:
             saved = await self._avote_task(step_input, _node_label(self.node_name))
@@ -280,91 +275,66 @@ def _node_label(default: str) -> str:
     return str(metadata.get("langgraph_node", default))
 
 
-def _result_fields(result: StepResult) -> dict[str, Any]:
-    # Plain data for the task's checkpointed result; samples are not kept.
-    return {
-        "winner": result.winner,
-        "winner_key": result.winner_key,
-        "tally": result.tally,
-        "decided_by": result.decided_by,
-        "k": result.k,
-        "samples_drawn": result.samples_drawn,
-        "valid_votes": result.valid_votes,
-        "red_flags": result.red_flags,
-        "rounds": result.rounds,
-        "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens,
-        "provider_failures": result.provider_failures,
-        "wall_seconds": result.wall_seconds,
-    }
+def _has_key(state: Any, key: str) -> bool:
+    """Whether the running graph's state has `key` (a misspelt output key would vanish:
+    LangGraph drops unknown keys from an update)."""
+    try:
+        # LangGraph's CONFIG_KEY_READ reads a channel: KeyError for a key not in the state.
+        read = get_config()["configurable"]["__pregel_read"]
+    except (RuntimeError, KeyError):
+        read = None
+    if read is not None:
+        try:
+            read(key)
+        except KeyError:
+            return False
+        except Exception:  # noqa: BLE001 - another LangGraph layout: cannot tell
+            return True
+        return True
+    # Called outside a graph: a pydantic or dataclass state lists its fields; a dict
+    # state only the keys set so far, so it cannot be checked.
+    return isinstance(state, Mapping) or key in state_keys(state)
 
 
 def maker_node(
     step: Any,
     *,
-    k: int = 3,
-    parser: Parser | None = None,
-    key: KeyFunction | None = None,
-    red_flags: Sequence[RedFlag] = (),
-    input_keys: Sequence[str] | None = None,
+    input_keys: str | Sequence[str] | None = None,
     output_key: str = "answer",
-    max_samples: int | None = None,
-    on_no_consensus: NoConsensusAction = "raise",
-    escalate: EscalationHandler | None = None,
-    temperature: Temperature = None,
-    models: Sequence[Any] = (),
-    prompt: Any = None,
-    max_tokens: int | None = None,
-    structured: Any = None,
-    max_concurrency: int | None = None,
-    retry: ProviderRetry | None = None,
     stats_key: str | None = None,
     durable: bool = False,
     name: str = "maker_step",
+    **options: Unpack[StepOptions],
 ) -> MakerNode:
     """Make a fragile step a k-ahead voted, red-flag guarded, budgeted graph node.
 
-    The node calls `step` with a dict of the parent state's `input_keys` (the whole
-    state when None), once per sample, decides the step with first-to-ahead-by-k
-    voting, and returns `{output_key: winner}` (plus `{stats_key: stats}`).
+    The node calls `step` with the parent state's `input_keys` (a str: that key's
+    value; a list: a dict of those keys; None: the whole state), once per sample,
+    decides the step with first-to-ahead-by-k voting, and returns
+    `{output_key: winner}` (plus `{stats_key: stats}`).
 
     Args:
         step: what one sample is: a chat model (the default prompt passes the
             input's `messages`, or its only key's value; pass `prompt=` otherwise), a
             list of chat models (rotated per sample), any `Runnable`, a sync or async
-            function of the input dict, or a `Sampler`.
-        k: the margin: an answer wins once it has k more votes than any other.
-        parser: the step's raw output (an `AIMessage` for chat models, whatever a
-            Runnable or function returns) -> the answer; raise to red-flag the
-            sample. Default: the message text stripped, or the output as is.
-        key: answer -> vote key; answers with equal keys are the same vote.
-        red_flags: checks that discard samples before they vote.
-        input_keys: parent-state keys given to the step (None: the whole state).
-        output_key: parent-state key the winning answer is written to.
-        max_samples: samples the step may draw, red-flagged included (default 10k+20).
-        on_no_consensus: budget spent: `"raise"` (`NoConsensusError`), `"plurality"`,
-            or `"escalate"`: the `escalate` handler answers, or without one the node
-            calls `interrupt()` with the tally (resume with `Command(resume=answer)`;
-            the vote is not redrawn on resume).
-        escalate: escalation handler, `StepResult` -> answer (sync or async).
-        temperature: chat models: a `TemperatureSchedule`, a function of the sample
-            index, or one temperature (default 0 for the first sample, then 0.1).
-        models: more chat models to rotate with `step`, to decorrelate errors.
-        prompt: chat models: builds the model input from the input dict (a function
-            or a `ChatPromptTemplate`).
-        max_tokens: chat models: caps each sample's output tokens.
-        structured: chat models: a schema for `with_structured_output`; the parser
-            then receives the parsed object.
-        max_concurrency: provider calls in flight at once for this node.
-        retry: how provider failures are retried (never counted as votes).
-        stats_key: parent-state key for the step's statistics (`StepResult.to_dict()`).
+            function of the input, or a `Sampler`.
+        input_keys: parent-state key(s) given to the step (see above).
+        output_key: parent-state key the winning answer is written to (checked: a key
+            the graph state does not have is a `ConfigurationError`).
+        stats_key: parent-state key for the step's statistics (`StepResult.to_dict()`);
+            None (the default on every surface): not written.
         durable: run the vote as the voting sub-graph inside this node (a `Send` per
             sample, each saved by the parent's checkpointer as it finishes), so a
             resume after a crash or an outage mid-vote redraws only unfinished
             samples. Costs the sub-graph's orchestration (a few ms per step);
             progress events then come from a sub-graph (`subgraphs=True`).
-            `max_concurrency` does not apply (use the run config's).
-        name: the node's name (used in events and traces).
+            `max_concurrency` does not apply (use the run config's). Not LangGraph's
+            `durability=` (when checkpoints are written; see docs/wrapping.md).
+        name: the node's name in traces and events when it runs outside a graph; in a
+            graph, events and sample runs carry the name the node was added under.
+        options: the step options (`StepOptions`: `k`, `parser`, `key`, `red_flags`,
+            `max_samples`, `on_no_consensus`, `escalate`, `temperature`, `models`,
+            `prompt`, `max_tokens`, `structured`, `max_concurrency`, `retry`).
 
     Returns:
         A `MakerNode` for `builder.add_node(name, node)`.
@@ -377,51 +347,16 @@ def maker_node(
         >>> node.invoke({"q": " Yes "})
         {'answer': 'yes'}
     """
-    action = check_no_consensus(on_no_consensus, escalate)
-    if input_keys is not None and (isinstance(input_keys, str) or not input_keys):
-        raise ConfigurationError(
-            f"input_keys must be a non-empty list of state keys or None, got {input_keys!r}"
-        )
-    sampler = build_sampler(
-        step,
-        prompt=prompt,
-        models=models,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        structured=structured,
-        default_prompt=default_chat_input,
-    )
-    check_input = chat_input_check(step, prompt)
-    interrupts = action == "escalate" and escalate is None
-    voter = build_voter(
-        sampler,
-        k=k,
-        parser=parser,
-        key=key,
-        red_flags=red_flags,
-        max_samples=max_samples,
-        on_no_consensus="raise" if interrupts else action,
-        escalate=escalate,
-        max_concurrency=max_concurrency,
-        retry=retry,
-    )
+    check_input_keys("maker_node", input_keys)
+    voted = VotedStep("maker_node", step, options)
+    voter = voted.voter(decides=True)
     durable_graph = None
     if durable:
-        graph_voter = build_voter(
-            sampler,
-            k=k,
-            parser=parser,
-            key=key,
-            red_flags=red_flags,
-            max_samples=max_samples,
-            on_no_consensus="raise",
-            escalate=None,
-            retry=retry,
-        )
         durable_graph = voting_builder(
-            graph_voter,
-            on_no_consensus=action,
-            escalate=escalate,
+            voted.voter(decides=False),
+            on_no_consensus=voted.action,
+            escalate=voted.escalate,
+            stats_key=STATS_KEY,
             label=name,
             message_key=MESSAGE_KEY,
         ).compile()
@@ -431,8 +366,8 @@ def maker_node(
         input_keys=input_keys,
         output_key=output_key,
         stats_key=stats_key,
-        interrupt_on_no_consensus=interrupts,
+        interrupt_on_no_consensus=voted.interrupts,
         budget=voter.policy.budget,
-        check_input=check_input,
+        check_input=voted.check_input,
         durable_graph=durable_graph,
     )
