@@ -31,7 +31,8 @@ from langgraph.config import get_config
 from langgraph.constants import TAG_NOSTREAM
 from langgraph.types import interrupt
 
-from ..errors import ConfigurationError
+from .._sync import run_sync
+from ..errors import ConfigurationError, NoConsensusError
 from ..records import RawSample, Sample, StepResult, jsonable
 from ..red_flags import RedFlag
 from ..sampling import (
@@ -44,6 +45,7 @@ from ..sampling import (
 )
 from ..vote import EscalationHandler, NoConsensusAction, Parser, VotePolicy, Voter
 from ..voting import KeyFunction
+from .events import escalation_request
 
 __all__ = [
     "SAMPLE_TAGS",
@@ -53,6 +55,8 @@ __all__ = [
     "Temperature",
     "VotedStep",
     "deprecated_alias",
+    "escalated",
+    "undecided",
     "parent_node",
     "result_fields",
     "human_answer",
@@ -336,7 +340,9 @@ def result_fields(result: StepResult) -> dict[str, Any]:
 def step_result(fields: Mapping[str, Any]) -> StepResult:
     """`result_fields` back as a `StepResult` (a checkpoint turns tuple keys into lists)."""
     values = dict(fields)
-    values["tally"] = {hashable_key(key): n for key, n in values["tally"]}
+    tally = values["tally"]  # a dict in checkpoints written before the pairs
+    pairs = tally.items() if isinstance(tally, Mapping) else tally
+    values["tally"] = {hashable_key(key): n for key, n in pairs}
     values["winner_key"] = hashable_key(values["winner_key"])
     return StepResult(**values)
 
@@ -384,7 +390,7 @@ async def human_answer(
     answer = interrupt(request)
     while True:
         try:
-            return await resumed_answer(voter, answer, tally, node)
+            return await resumed_answer(voter, answer, tally, repr(node))
         except ConfigurationError as exc:
             answer = interrupt({**request, "question": str(exc), "refused": jsonable(answer)})
 
@@ -630,3 +636,33 @@ def hashable_key(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(hashable_key(v) for v in value)
     return value
+
+
+def undecided(exc: NoConsensusError, failures: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """An undecided vote as plain data for a checkpointed task (see `escalated`)."""
+    return {
+        "decided": False,
+        "tally": list(exc.tally.items()),
+        "drawn": exc.samples_drawn,
+        "red_flags": dict(exc.red_flags),
+        "failures": dict(failures or {}),
+    }
+
+
+def escalated(voter: Voter, saved: Mapping[str, Any], node: str, step_input: Any) -> StepResult:
+    """The `undecided` vote decided by a human: `interrupt()` until an answer passes."""
+    tally = {hashable_key(key): n for key, n in saved["tally"]}
+    result = StepResult(
+        winner=None,
+        winner_key=None,
+        tally=tally,
+        decided_by="escalation",
+        k=voter.policy.k,
+        samples_drawn=saved["drawn"],
+        valid_votes=sum(tally.values()),
+        red_flags=dict(saved["red_flags"]),
+        provider_failures=dict(saved.get("failures") or {}),
+    )
+    request = escalation_request(node, step_input, result, voter.policy.budget)
+    result.winner, result.winner_key = run_sync(human_answer(request, voter, tally, node))
+    return result

@@ -319,7 +319,7 @@ class VoteNodes:
         # A resume value is checked like a sample (parser, key, red flags).
         request = escalation_request(self.label, t["input"], result, self.budget)
         result.winner, result.winner_key = await human_answer(
-            request, self.voter, result.tally, repr(self.label)
+            request, self.voter, result.tally, self.label
         )
         return self._finish(result, "escalation")
 

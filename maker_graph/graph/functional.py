@@ -48,12 +48,12 @@ from ._options import (
     StepOptions,
     VotedStep,
     checked_input,
-    hashable_key,
-    human_answer,
+    escalated,
     result_fields,
     step_result,
+    undecided,
 )
-from .events import VoteEvents, escalation_request
+from .events import VoteEvents, decided_event, emit
 
 __all__ = ["MakerTask", "maker_task"]
 
@@ -209,13 +209,7 @@ class MakerTask:
             except NoConsensusError as exc:
                 if not self._interrupts:
                     raise
-                return {
-                    "decided": False,
-                    "tally": list(exc.tally.items()),
-                    "drawn": exc.samples_drawn,
-                    "red_flags": dict(exc.red_flags),
-                    "failures": dict(sampler.failures),
-                }
+                return undecided(exc, sampler.failures)
         finally:
             sampler.close()
         for kind, n in sampler.failures.items():
@@ -226,24 +220,8 @@ class MakerTask:
     def _escalated(self, step_input: Any, saved: dict[str, Any]) -> dict[str, Any]:
         if saved["decided"]:
             return saved
-        tally = [(hashable_key(key), n) for key, n in saved["tally"]]
-        result = StepResult(
-            winner=None,
-            winner_key=None,
-            tally=dict(tally),
-            decided_by="escalation",
-            k=self.voter.policy.k,
-            samples_drawn=saved["drawn"],
-            valid_votes=sum(n for _, n in tally),
-            red_flags=saved["red_flags"],
-            provider_failures=saved["failures"],
-        )
-        budget = self.voter.policy.budget
-        request = escalation_request(self.name, step_input, result, budget)
-        result.winner, result.winner_key = run_sync(
-            human_answer(request, self.voter, result.tally, f"maker_task {self.name!r}")
-        )
-        VoteEvents(self.name, result.k, budget).decided(result)
+        result = escalated(self.voter, saved, self.name, step_input)
+        emit(decided_event(self.name, result))
         return {"decided": True, "result": result_fields(result)}
 
     def _vote(self, step_input: Any) -> dict[str, Any]:

@@ -50,16 +50,16 @@ from ._options import (
     as_message,
     check_input_keys,
     checked_input,
-    hashable_key,
-    human_answer,
+    escalated,
     observed,
     pick,
     read_key,
     result_fields,
     state_keys,
     step_result,
+    undecided,
 )
-from .events import VoteEvents, escalation_request
+from .events import VoteEvents, decided_event, emit
 from .voting_graph import MESSAGE_KEY, STATS_KEY, voting_builder
 
 __all__ = ["MakerNode", "maker_node"]
@@ -148,12 +148,7 @@ class MakerNode(DualNode):
         try:
             result, output = await self._avote(step_input, label)
         except NoConsensusError as exc:
-            return {
-                "decided": False,
-                "tally": list(exc.tally.items()),
-                "drawn": exc.samples_drawn,
-                "red_flags": exc.red_flags,
-            }
+            return undecided(exc)
         # Only a message is kept beside the result: it is what a messages key needs, and
         # checkpointers can store it (an arbitrary raw output might not be).
         message = output if isinstance(output, BaseMessage) else None
@@ -163,8 +158,7 @@ class MakerNode(DualNode):
         return run_sync(self._avote_undecided(step_input, label))
 
     def _output(self, result: StepResult, output: Any, to_message: bool) -> dict[str, Any]:
-        policy = self.voter.policy
-        VoteEvents(_node_label(self.node_name), policy.k, policy.budget).decided(result)
+        emit(decided_event(_node_label(self.node_name), result))
         out = {self.output_key: as_message(result.winner, output) if to_message else result.winner}
         if self.stats_key is not None:
             out[self.stats_key] = result.to_dict()
@@ -175,21 +169,7 @@ class MakerNode(DualNode):
     ) -> dict[str, Any]:
         if saved["decided"]:
             return self._output(step_result(saved["result"]), saved.get("output"), to_message)
-        result = StepResult(
-            winner=None,
-            winner_key=None,
-            tally=dict((hashable_key(k), n) for k, n in saved["tally"]),
-            decided_by="escalation",
-            k=self.voter.policy.k,
-            samples_drawn=saved["drawn"],
-            valid_votes=sum(n for _, n in saved["tally"]),
-            red_flags=dict(saved["red_flags"]),
-        )
-        label = _node_label(self.node_name)
-        request = escalation_request(label, step_input, result, self.budget)
-        result.winner, result.winner_key = run_sync(
-            human_answer(request, self.voter, result.tally, f"maker_node {label!r}")
-        )
+        result = escalated(self.voter, saved, _node_label(self.node_name), step_input)
         return self._output(result, None, to_message)
 
     def _input(self, state: Any) -> Any:
