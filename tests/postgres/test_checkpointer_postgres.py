@@ -4,9 +4,12 @@ from another connection (as another process would) without redoing finished supe
 from __future__ import annotations
 
 import operator
+import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from checkpoint_kill_child import kill_mid_write
+from checkpoint_kill_child import loop_graph as counting_loop
 from langgraph.graph import END, START, StateGraph
 
 from maker_graph.checkpointers import open_async_checkpointer, open_checkpointer, store_kind
@@ -60,6 +63,50 @@ def test_crashed_graph_resumes_from_postgres(postgres_url: str) -> None:
         out = graph.invoke(None, cfg, durability="sync")
     assert out["done"] == list(range(8))
     assert calls == [0, 1, 2, 3, 4, 4, 5, 6, 7]  # only the crashed superstep ran twice
+
+
+def test_checkpoints_survive_a_killed_process_mid_write(postgres_url: str, tmp_path: Any) -> None:
+    """SIGKILL lands while the server holds the child's checkpoint write in an open
+    transaction (its blob and checkpoint upserts ran, no COMMIT): the committed
+    checkpoints and node writes survive, the half-written one is rolled back, and the
+    resumed graph runs each node exactly once across both processes."""
+    import psycopg
+
+    marks = kill_mid_write(postgres_url, tmp_path / "marks", n=8, stall=3)
+    lines = [line for i in range(4) for line in (f"committed {i}", f"ran {i}")]
+    assert marks[:-1] == lines
+    word, step, in_tx, pid = marks[-1].split()
+    assert (word, step, in_tx) == ("mid", "4", "True")
+    with psycopg.connect(postgres_url, autocommit=True, connect_timeout=10) as conn:
+        # The killed client's backend ends its transaction (a rollback) once it sees
+        # the closed socket; wait for that, bounded, before reading.
+        for _ in range(500):
+            row = conn.execute(
+                "SELECT state FROM pg_stat_activity WHERE pid = %s", (int(pid),)
+            ).fetchone()
+            if row is None:
+                break
+            time.sleep(0.02)
+        assert row is None, f"the killed client's backend is still there ({row})"
+    cfg = {"configurable": {"thread_id": "killed"}}
+    calls: list[int] = []
+    with open_checkpointer(postgres_url) as saver:
+        held = [c.checkpoint["channel_values"].get("i") for c in saver.list(cfg)]
+        assert held == [3, 2, 1, 0, None]  # newest first; none holds i=4
+        latest = saver.get_tuple(cfg)
+        assert latest.checkpoint["channel_values"]["seen"] == [0, 1, 2]
+        writes = {w[1]: w[2] for w in latest.pending_writes if w[1] in ("i", "seen")}
+        out = counting_loop(8, calls.append).compile(checkpointer=saver).invoke(None, cfg)
+    assert out["seen"] == list(range(8))
+    # LangGraph writes the node's result (put_writes) and the next checkpoint from
+    # background threads: if the node for 3 had its write committed before the kill,
+    # it survives and the node does not run again; if not, nothing of it is visible
+    # and the node reruns. Either way each node's effect lands exactly once.
+    if writes:
+        assert writes == {"i": 4, "seen": [3]}
+        assert calls == [4, 5, 6, 7]
+    else:
+        assert calls == [3, 4, 5, 6, 7]
 
 
 async def test_voting_graph_on_async_postgres_saver(postgres_url: str) -> None:
