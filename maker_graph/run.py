@@ -862,8 +862,13 @@ async def _loop(
                     stopped = "budget"
                     break
                 capped = copy.copy(voter)
+                # No eager replacement: one thrown away (a stuck step) would come on
+                # top of what is left, and this step may draw no more than that.
                 capped.policy = replace(
-                    voter.policy, max_samples=remaining, on_no_consensus="raise"
+                    voter.policy,
+                    max_samples=remaining,
+                    on_no_consensus="raise",
+                    eager_replacement=False,
                 )
                 try:
                     result = await capped.vote(

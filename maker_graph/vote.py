@@ -26,23 +26,17 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._rounds import EagerDraws, add_tokens, batches, draw_round
+from ._sample_check import check_raw, check_raw_async
 from .actions import is_chat_message, tool_call_key
 from .errors import ConfigurationError, NoConsensusError
 from .records import RawSample, Sample, StepResult
-from .red_flags import (
-    PARSE_ERROR,
-    RedFlag,
-    check_sample,
-    check_sample_async,
-    has_async,
-    oversized,
-)
+from .red_flags import RedFlag, has_async
 from .sampling import (
     ProviderRetry,
     Sampler,
     as_sampler,
     draw,
-    draw_many,
     message_text,
     use_variation,
     variation_levels,
@@ -94,6 +88,12 @@ class VotePolicy:
     replaced without another request (another billed prompt, another call's latency).
     Spares a step never needs are billed and counted against budgets
     (`StepResult.spares_unused`); they never vote. 0 draws exactly what a round needs."""
+    eager_replacement: bool = True
+    """Replace a red-flagged sample as soon as it arrives instead of after its round's
+    slowest sample, for samplers that draw one sample per request (with `n`, spares do
+    it without a request). Tallies and winners are the same either way; only the wall
+    time changes. A replacement started before the step proved stuck (see `stopped`)
+    was drawn at the old temperature: it is thrown away, billed as an unused spare."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or self.k < 1:
@@ -117,6 +117,10 @@ class VotePolicy:
                 f"retry= takes a maker_graph ProviderRetry (per-sample provider retries), got "
                 f"{type(self.retry).__module__}.{type(self.retry).__qualname__}; LangGraph's "
                 "RetryPolicy retries a whole node: give it to add_node(retry_policy=...)"
+            )
+        if not isinstance(self.eager_replacement, bool):
+            raise ConfigurationError(
+                f"eager_replacement must be True or False, got {self.eager_replacement!r}"
             )
         if not isinstance(self.spare_samples, int) or self.spare_samples < 0:
             raise ConfigurationError(
@@ -207,56 +211,6 @@ class Voter:
 
     # ------------------------------------------------------------------ one sample
 
-    def _check(
-        self, raw: RawSample, index: int, rnd: int, cache: dict[str, tuple[Any, Any, str | None]]
-    ) -> Sample:
-        """Parse and key a raw sample; the sync part of red-flagging."""
-        huge = _too_large(raw, index, rnd)
-        if huge is not None:
-            return huge
-        output = raw.output
-        # Within a step identical answers parse identically: parse each text once.
-        cached = cache.get(output) if type(output) is str else None
-        if cached is None:
-            try:
-                value = self.parser(output)
-                error = None
-                key_ = self.key(value)
-            except Exception as exc:  # noqa: BLE001 - a bad answer is a red flag, not a crash
-                value, key_, error = None, None, f"{type(exc).__name__}: {exc}"
-            cached = (value, key_, error)
-            if type(output) is str:
-                cache[output] = cached
-        value, key_, error = cached
-        sample = Sample(index, raw, value, key_, error, round=rnd)
-        if error is not None:
-            sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
-        elif self.red_flags and not self._async_flags:
-            verdict = check_sample(sample, self.red_flags)
-            if verdict is not None:
-                sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
-        return sample
-
-    async def _check_async(self, raw: RawSample, index: int, rnd: int) -> Sample:
-        huge = _too_large(raw, index, rnd)
-        if huge is not None:
-            return huge
-        try:
-            value = self.parser(raw.output)
-            if inspect.isawaitable(value):
-                value = await value
-            key_, error = self.key(value), None
-        except Exception as exc:  # noqa: BLE001
-            value, key_, error = None, None, f"{type(exc).__name__}: {exc}"
-        sample = Sample(index, raw, value, key_, error, round=rnd)
-        if error is not None:
-            sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
-        elif self.red_flags:
-            verdict = await check_sample_async(sample, self.red_flags)
-            if verdict is not None:
-                sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
-        return sample
-
     async def check(self, raw: RawSample, index: int, round: int = 1) -> Sample:
         """Parse, key and red-flag one raw sample, exactly as `vote` does for each sample.
 
@@ -270,8 +224,8 @@ class Voter:
             4
         """
         if self._async_flags or self._async_parser:
-            return await self._check_async(raw, index, round)
-        return self._check(raw, index, round, {})
+            return await check_raw_async(raw, index, round, self.parser, self.key, self.red_flags)
+        return check_raw(raw, index, round, {}, self.parser, self.key, self.red_flags)
 
     # ------------------------------------------------------------------ one step
 
@@ -310,6 +264,7 @@ class Voter:
         drawn = valid = rounds = tokens_in = tokens_out = tokens_cached = 0
         sampler, retry = self.sampler, policy.retry
         slow_check = self._async_flags or self._async_parser
+        parser, key_of, red_flags = self.parser, self.key, self.red_flags
         sample_now = self._sample_now if semaphore is None else None
         # Loss of hope: under raise/escalate a step stops once even k straight votes for
         # the leader could not decide it. Under plurality every further sample still
@@ -323,119 +278,160 @@ class Voter:
         stuck = False
         # Samples drawn ahead (spares of an `n` request), indices drawn, drawn + 1, ...
         ahead: list[RawSample] = []
-        spares = policy.spare_samples if _batches(sampler) else 0
+        spares = policy.spare_samples if batches(sampler) else 0
         spares_unused = 0
+        # One task per sample, so a red-flagged one is replaced at once (see `EagerDraws`);
+        # pointless for an instant sampler, and requests of `n` have spares instead.
+        eager: EagerDraws | None = None
+        if policy.eager_replacement and self._sample_now is None and not batches(sampler):
 
-        while True:
-            need = samples_needed(counts, k)
-            if need == 0:
-                break
-            left = budget - drawn
-            n = min(need, left)
-            if n <= 0:
-                break
-            if need > left and stop_hopeless:
-                stopped = "hopeless"
-                break
-            rounds += 1
-            raws: list[Any] = []  # n >= 1 here: empty means "not drawn yet"
-            if ahead:  # spares an earlier request of this step drew ahead
-                raws, ahead = ahead[:n], ahead[n:]
-            if len(raws) < n and (raws or spares):
-                # One request for the rest of the round and the next spares, which run
-                # ahead only as far as the step's budget.
-                with variation:
-                    fresh, ahead = await _draw_round(
-                        sampler,
-                        step_input,
-                        drawn + len(raws),
-                        n - len(raws),
-                        retry,
-                        failures,
-                        semaphore,
-                        spares=min(spares, budget - drawn - n),
-                    )
-                raws = [*raws, *fresh]
-            if not raws and sample_now is not None:
-                try:
-                    raws = [sample_now(step_input, drawn + i) for i in range(n)]
-                except Exception:  # noqa: BLE001 - redo the round the usual way, with retries
-                    raws = []
-            if raws:
-                pass  # drawn ahead, by one request with spares, or at once by `sample_now`
-            elif n == 1:
-                with variation:
-                    raws = [
-                        await draw(
+            async def check_one(raw: RawSample, index: int, rnd: int) -> Sample:
+                if slow_check:
+                    return await check_raw_async(raw, index, rnd, parser, key_of, red_flags)
+                return check_raw(raw, index, rnd, cache, parser, key_of, red_flags)
+
+            eager = EagerDraws(
+                sampler,
+                step_input,
+                check_one,
+                retry=retry,
+                failures=failures,
+                semaphore=semaphore,
+                k=k,
+                budget=budget,
+                stop_hopeless=stop_hopeless,
+                levels=levels,
+            )
+        thrown: tuple[int, list[RawSample]] = (0, [])  # eager replacements thrown away
+
+        try:
+            while True:
+                need = samples_needed(counts, k)
+                if need == 0:
+                    break
+                left = budget - drawn
+                n = min(need, left)
+                if n <= 0:
+                    break
+                if need > left and stop_hopeless:
+                    stopped = "hopeless"
+                    break
+                rounds += 1
+                raws: list[Any] = []  # n >= 1 here: empty means "not drawn yet"
+                checked: list[Sample] | None = None
+                if eager is not None:
+                    checked = await eager.round(drawn, n, rounds, level, variation, repeats)
+                    raws = [sample.raw for sample in checked]
+                elif ahead:  # spares an earlier request of this step drew ahead
+                    raws, ahead = ahead[:n], ahead[n:]
+                if len(raws) < n and (raws or spares):
+                    # One request for the rest of the round and the next spares, which run
+                    # ahead only as far as the step's budget.
+                    with variation:
+                        fresh, ahead = await draw_round(
                             sampler,
                             step_input,
-                            drawn,
-                            retry=retry,
-                            failures=failures,
-                            semaphore=semaphore,
+                            drawn + len(raws),
+                            n - len(raws),
+                            retry,
+                            failures,
+                            semaphore,
+                            spares=min(spares, budget - drawn - n),
                         )
-                    ]
-            else:
-                with variation:
-                    raws, _ = await _draw_round(
-                        sampler, step_input, drawn, n, retry, failures, semaphore
-                    )
-            for i, raw in enumerate(raws):
-                if slow_check:
-                    sample = await self._check_async(raw, drawn + i, rounds)
+                    raws = [*raws, *fresh]
+                if not raws and sample_now is not None:
+                    try:
+                        raws = [sample_now(step_input, drawn + i) for i in range(n)]
+                    except Exception:  # noqa: BLE001 - redo the round the usual way, with retries
+                        raws = []
+                if raws:
+                    pass  # drawn ahead, by one request with spares, or at once by `sample_now`
+                elif n == 1:
+                    with variation:
+                        raws = [
+                            await draw(
+                                sampler,
+                                step_input,
+                                drawn,
+                                retry=retry,
+                                failures=failures,
+                                semaphore=semaphore,
+                            )
+                        ]
                 else:
-                    sample = self._check(raw, drawn + i, rounds, cache)
-                if raw.input_tokens:
-                    tokens_in += raw.input_tokens
-                    if raw.cached_input_tokens:
-                        tokens_cached += raw.cached_input_tokens
-                if raw.output_tokens:
-                    tokens_out += raw.output_tokens
-                if sample.red_flag is None:
-                    valid += 1
-                    key_ = sample.key
-                    if key_ in counts:
-                        counts[key_] += 1
+                    with variation:
+                        raws, _ = await draw_round(
+                            sampler, step_input, drawn, n, retry, failures, semaphore
+                        )
+                for i, raw in enumerate(raws):
+                    if checked is not None:
+                        sample = checked[i]
+                    elif slow_check:
+                        sample = await check_raw_async(
+                            raw, drawn + i, rounds, parser, key_of, red_flags
+                        )
                     else:
-                        counts[key_] = 1
-                        values[key_] = sample.value
-                else:
-                    flags[sample.red_flag] = flags.get(sample.red_flag, 0) + 1
-                    if levels and raw.temperature is not None:
-                        # The same flagged text at the same temperature and model: the
-                        # model answers this step deterministically; redrawing it as is
-                        # would spend the budget on copies.
-                        signature = (raw.temperature, raw.model, raw.text)
-                        if signature in repeats:
-                            stuck = True
+                        sample = check_raw(raw, drawn + i, rounds, cache, parser, key_of, red_flags)
+                    if raw.input_tokens:
+                        tokens_in += raw.input_tokens
+                        if raw.cached_input_tokens:
+                            tokens_cached += raw.cached_input_tokens
+                    if raw.output_tokens:
+                        tokens_out += raw.output_tokens
+                    if sample.red_flag is None:
+                        valid += 1
+                        key_ = sample.key
+                        if key_ in counts:
+                            counts[key_] += 1
                         else:
-                            repeats.add(signature)
-                if policy.keep_samples:
-                    kept.append(sample)
-                if on_sample is not None:
-                    on_sample(sample)
-            drawn += n
-            if stuck:
-                stuck = False
-                if level >= levels:
-                    stopped = "stuck"  # hottest and rotated already: give up early
-                    break
-                level += 1
-                variations += 1
-                variation = use_variation(level)
-                # Spares drawn at the old temperature or model would repeat the answer.
-                if ahead:
-                    spares_unused += len(ahead)
-                    tokens_in, tokens_out, tokens_cached = _add_tokens(
-                        ahead, tokens_in, tokens_out, tokens_cached
-                    )
-                    drawn += len(ahead)  # billed: they stay counted against the budget
-                    ahead = []
+                            counts[key_] = 1
+                            values[key_] = sample.value
+                    else:
+                        flags[sample.red_flag] = flags.get(sample.red_flag, 0) + 1
+                        if levels and raw.temperature is not None:
+                            # The same flagged text at the same temperature and model: the
+                            # model answers this step deterministically; redrawing it as is
+                            # would spend the budget on copies.
+                            signature = (raw.temperature, raw.model, raw.text)
+                            if signature in repeats:
+                                stuck = True
+                            else:
+                                repeats.add(signature)
+                    if policy.keep_samples:
+                        kept.append(sample)
+                    if on_sample is not None:
+                        on_sample(sample)
+                drawn += n
+                if stuck:
+                    stuck = False
+                    if level >= levels:
+                        stopped = "stuck"  # hottest and rotated already: give up early
+                        break
+                    level += 1
+                    variations += 1
+                    variation = use_variation(level)
+                    # Spares drawn at the old temperature or model would repeat the answer.
+                    if ahead:
+                        spares_unused += len(ahead)
+                        tokens_in, tokens_out, tokens_cached = add_tokens(
+                            ahead, tokens_in, tokens_out, tokens_cached
+                        )
+                        drawn += len(ahead)  # billed: they stay counted against the budget
+                        ahead = []
 
+        finally:
+            if eager is not None:
+                thrown = await eager.close()
         if ahead:  # drawn ahead, never needed
             spares_unused += len(ahead)
-            tokens_in, tokens_out, tokens_cached = _add_tokens(
+            tokens_in, tokens_out, tokens_cached = add_tokens(
                 ahead, tokens_in, tokens_out, tokens_cached
+            )
+        if thrown[0] or thrown[1]:
+            # Billed, never voted, never in the step's budget (see `EagerDraws`).
+            spares_unused += thrown[0]
+            tokens_in, tokens_out, tokens_cached = add_tokens(
+                thrown[1], tokens_in, tokens_out, tokens_cached
             )
         result = StepResult(
             winner=None,
@@ -443,7 +439,7 @@ class Voter:
             tally=counts,
             decided_by="vote",
             k=k,
-            samples_drawn=drawn - spares_unused + len(ahead),
+            samples_drawn=drawn - spares_unused + len(ahead) + thrown[0],
             valid_votes=valid,
             red_flags=flags,
             rounds=rounds,
@@ -495,120 +491,8 @@ class Voter:
         )
 
 
-def _batches(sampler: Any) -> bool:
-    """Whether `sampler` can draw several samples in one request (`n`)."""
-    limit = getattr(sampler, "batch_limit", 1)
-    return getattr(sampler, "batch_key", None) is not None and isinstance(limit, int) and limit > 1
-
-
-def _add_tokens(
-    raws: Sequence[RawSample], tokens_in: int, tokens_out: int, tokens_cached: int
-) -> tuple[int, int, int]:
-    """Token totals (input, output, cached input) with `raws` (billed spares) added."""
-    for raw in raws:
-        tokens_in += raw.input_tokens or 0
-        tokens_out += raw.output_tokens or 0
-        tokens_cached += raw.cached_input_tokens or 0
-    return tokens_in, tokens_out, tokens_cached
-
-
-async def _draw_round(
-    sampler: Any,
-    step_input: Any,
-    first: int,
-    n: int,
-    retry: ProviderRetry,
-    failures: dict[str, int],
-    semaphore: asyncio.Semaphore | None,
-    *,
-    spares: int = 0,
-) -> tuple[list[RawSample], list[RawSample]]:
-    """Samples `first .. first + n - 1`, in index order, in as few requests as allowed,
-    and up to `spares` samples after them drawn ahead in the round's last request.
-
-    A sampler offering `batch_key`/`sample_many` (a chat model taking `n`) draws the
-    samples that share a key (model and temperature) in one request, up to its
-    `batch_limit`; whatever a request did not return is drawn one by one. Spares ride
-    only on a request that is made anyway and share its key; a spare the server did
-    not return is not drawn at all.
-    """
-    last = first + n  # the first index after the round
-    indices = range(first, last)
-    groups: list[list[int]] = []
-    if _batches(sampler):
-        batch_key, limit = sampler.batch_key, sampler.batch_limit
-        by_key: dict[Hashable, list[int]] = {}
-        for i in indices:
-            key_ = batch_key(i)
-            if key_ is None:
-                groups.append([i])
-                continue
-            group = by_key.get(key_)
-            if group is None or len(group) >= limit:
-                group = by_key[key_] = []
-                groups.append(group)
-            group.append(i)
-        tail = groups[-1]
-        key_ = batch_key(tail[-1])
-        for j in range(last, last + spares):
-            if key_ is None or len(tail) >= limit or batch_key(j) != key_:
-                break
-            tail.append(j)
-    else:
-        groups = [[i] for i in indices]
-
-    def one(i: int) -> Any:
-        return draw(sampler, step_input, i, retry=retry, failures=failures, semaphore=semaphore)
-
-    async def several(group: list[int]) -> list[RawSample]:
-        raws = await draw_many(
-            sampler, step_input, group, retry=retry, failures=failures, semaphore=semaphore
-        )
-        # A server that sent fewer choices than asked: the round's own are drawn one by one.
-        missing = [i for i in group[len(raws) :] if i < last]
-        if missing:
-            raws = [*raws, *await asyncio.gather(*[one(i) for i in missing])]
-        return raws
-
-    async def run(group: list[int]) -> list[RawSample]:
-        return [await one(group[0])] if len(group) == 1 else await several(group)
-
-    # return_exceptions: one failing request must not cancel its siblings.
-    done = await asyncio.gather(*[run(g) for g in groups], return_exceptions=True)
-    out: list[RawSample | None] = [None] * n
-    ahead: list[RawSample] = []
-    for group, raws in zip(groups, done, strict=True):
-        if isinstance(raws, BaseException):
-            raise raws
-        for i, raw in zip(group, raws, strict=False):
-            if i < last:
-                out[i - first] = raw
-            else:
-                ahead.append(raw)
-    return out, ahead  # type: ignore[return-value]  # every round index was filled above
-
-
 _NO_VARIATION = contextlib.nullcontext()
 """The draws of a step that is not stuck run as configured (reusable, costs nothing)."""
-
-_KEPT_CHARS = 1_000
-"""Characters of a too-large reply kept for the record (the rest is dropped at once)."""
-
-
-def _too_large(raw: RawSample, index: int, rnd: int) -> Sample | None:
-    """A `"too_large"` red-flagged sample, before anything reads the text; else None.
-
-    The reply is cut to its first `_KEPT_CHARS` characters (output included) so a
-    kept sample does not hold megabytes; its reported token counts stay as billed.
-    """
-    verdict = oversized(raw)
-    if verdict is None:
-        return None
-    raw.text = raw.text[:_KEPT_CHARS] if raw.text else message_text(raw.output)[:_KEPT_CHARS]
-    raw.output = raw.text
-    sample = Sample(index, raw, None, None, None, round=rnd)
-    sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
-    return sample
 
 
 async def vote_step(

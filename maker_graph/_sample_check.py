@@ -1,0 +1,106 @@
+"""Checking one sample: a raw reply parsed, keyed and red-flagged into a `Sample`.
+
+The vote calls these for every sample it tallies; `Voter.check` offers them to
+callers that draw samples themselves. A reply that fails to parse or key is a
+red flag (`PARSE_ERROR`), never a crash.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from ._chat_replies import message_text
+from .records import RawSample, Sample
+from .red_flags import PARSE_ERROR, RedFlag, check_sample, check_sample_async, oversized
+
+__all__ = ["check_raw", "check_raw_async"]
+
+KEPT_CHARS = 1_000
+"""Characters of a too-large reply kept for the record (the rest is dropped at once)."""
+
+ParseCache = dict[str, tuple[Any, Any, str | None]]
+"""A step's parses by reply text: (value, key, error)."""
+
+
+def _too_large(raw: RawSample, index: int, rnd: int) -> Sample | None:
+    """A `"too_large"` red-flagged sample, before anything reads the text; else None.
+
+    The reply is cut to its first `KEPT_CHARS` characters (output included) so a
+    kept sample does not hold megabytes; its reported token counts stay as billed.
+    """
+    verdict = oversized(raw)
+    if verdict is None:
+        return None
+    raw.text = raw.text[:KEPT_CHARS] if raw.text else message_text(raw.output)[:KEPT_CHARS]
+    raw.output = raw.text
+    sample = Sample(index, raw, None, None, None, round=rnd)
+    sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+    return sample
+
+
+def check_raw(
+    raw: RawSample,
+    index: int,
+    rnd: int,
+    cache: ParseCache,
+    parser: Callable[[Any], Any],
+    key: Callable[[Any], Hashable],
+    red_flags: Sequence[RedFlag],
+) -> Sample:
+    """Sample `index` of round `rnd`, with a sync parser and sync red flags."""
+    huge = _too_large(raw, index, rnd)
+    if huge is not None:
+        return huge
+    output = raw.output
+    # Within a step identical answers parse identically: parse each text once.
+    cached = cache.get(output) if type(output) is str else None
+    if cached is None:
+        try:
+            value = parser(output)
+            error = None
+            key_ = key(value)
+        except Exception as exc:  # noqa: BLE001 - a bad answer is a red flag, not a crash
+            value, key_, error = None, None, f"{type(exc).__name__}: {exc}"
+        cached = (value, key_, error)
+        if type(output) is str:
+            cache[output] = cached
+    value, key_, error = cached
+    sample = Sample(index, raw, value, key_, error, round=rnd)
+    if error is not None:
+        sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
+    elif red_flags:
+        verdict = check_sample(sample, red_flags)
+        if verdict is not None:
+            sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+    return sample
+
+
+async def check_raw_async(
+    raw: RawSample,
+    index: int,
+    rnd: int,
+    parser: Callable[[Any], Any],
+    key: Callable[[Any], Hashable],
+    red_flags: Sequence[RedFlag],
+) -> Sample:
+    """`check_raw` for an async parser or async red flags (nothing cached)."""
+    huge = _too_large(raw, index, rnd)
+    if huge is not None:
+        return huge
+    try:
+        value = parser(raw.output)
+        if inspect.isawaitable(value):
+            value = await value
+        key_, error = key(value), None
+    except Exception as exc:  # noqa: BLE001
+        value, key_, error = None, None, f"{type(exc).__name__}: {exc}"
+    sample = Sample(index, raw, value, key_, error, round=rnd)
+    if error is not None:
+        sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
+    elif red_flags:
+        verdict = await check_sample_async(sample, red_flags)
+        if verdict is not None:
+            sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+    return sample
