@@ -14,10 +14,12 @@ or against a server that is already running:
 The micro-task is one column of a long addition: "What is 7 + 5 + 1?" (two digits
 and a carry). Per input it measures one greedy call, a two-sample pilot at the
 vote's temperature (p, collisions, the correlation-aware forecast of
-`maker_graph.estimate`), k = 2 and k = 3 votes, and two decorrelation levers at
-k = 3: prompt rotation (sample i gets phrasing i mod 3) and operand reordering
-(b + a instead of a + b on odd samples). It prints the forecast beside the
-measured accuracy, both with intervals, whatever they show.
+`maker_graph.estimate`), k = 2 and k = 3 votes, and three decorrelation levers
+at k = 3: prompt rotation (sample i gets phrasing i mod 3), operand reordering
+(b + a instead of a + b on odd samples) and temperature escalation
+(`EscalatingTemperature`: the first round near-greedy, samples after a
+disagreement hotter). It prints the forecast beside the measured accuracy,
+both with intervals, whatever they show, and the lever the plan would pick.
 
 Environment: MAKER_GRAPH_REAL_MODEL_URL (a server's /v1 URL), or
 MAKER_GRAPH_REAL_MODEL_GGUF (the script serves it on 127.0.0.1 with
@@ -125,6 +127,27 @@ class Arm:
         }
 
 
+class _ByTemperature:
+    """A sampler drawing sample i at `schedule(i)`, one inner sampler per temperature
+    (the completions path's `OpenAI` takes its temperature when built)."""
+
+    def __init__(self, schedule: Callable[[int], float | None], make: Callable[[float], Any]):
+        self.schedule, self.make = schedule, make
+        self.samplers: dict[float, Any] = {}
+
+    async def sample(self, step_input: Any, index: int) -> Any:
+        t = self.schedule(index)
+        t = TEMPERATURE if t is None else t
+        if t not in self.samplers:
+            self.samplers[t] = self.make(t)
+        return await self.samplers[t].sample(step_input, index)
+
+
+def budget(k: int) -> int:
+    """Every arm's sample budget, after which plurality decides."""
+    return 6 * k + 6
+
+
 def _flag(sample: Any) -> str | None:
     if sample.parse_error is not None:
         return "parse_error"
@@ -138,7 +161,7 @@ async def _vote_arm(name: str, sampler: Any, qs: Sequence[Question], k: int) -> 
         sampler,
         parser=parse,
         policy=VotePolicy(
-            k=k, max_samples=6 * k + 6, on_no_consensus="plurality", max_concurrency=2
+            k=k, max_samples=budget(k), on_no_consensus="plurality", max_concurrency=2
         ),
     )
     arm = Arm(name, flags=Counter())
@@ -212,8 +235,8 @@ def run_benchmark(
 
     `completions`: a base model on the completions endpoint (LangChain's `OpenAI`, few-shot
     prompts) instead of an instruction-tuned one through `ChatOpenAI`."""
-    from maker_graph.decorrelation import Rotation
-    from maker_graph.estimate import summarise
+    from maker_graph.decorrelation import EscalatingTemperature, Rotation
+    from maker_graph.estimate import EstimateReport, summarise
     from maker_graph.providers import ProviderOptions, resolve_chat_model
     from maker_graph.sampling import ChatModelSampler, TemperatureSchedule
 
@@ -225,8 +248,13 @@ def run_benchmark(
     hot = TemperatureSchedule(first=TEMPERATURE, rest=TEMPERATURE)
     greedy_schedule = TemperatureSchedule(first=0.0, rest=0.0)
 
-    def chat(phrasing: int, schedule: TemperatureSchedule) -> Any:
+    def chat(phrasing: int, schedule: Any) -> Any:
         if completions:
+            if isinstance(schedule, EscalatingTemperature):
+                return _ByTemperature(
+                    schedule,
+                    lambda t: _completion_sampler(base_url, model_name, FEW_SHOT[phrasing], t),
+                )
             return _completion_sampler(base_url, model_name, FEW_SHOT[phrasing], schedule.first)
         return ChatModelSampler(
             model,
@@ -266,6 +294,9 @@ def run_benchmark(
             "same prompt": chat(0, hot),
             "prompt rotation": Rotation([chat(i, hot) for i in range(3)]),
             "operand reordering": Rotation([chat(0, hot)], inputs=[lambda q: q, reordered]),
+            # The pilot's two samples are the schedule's first two (T = 0 and 0.1): it
+            # measures the near-greedy first round, not the hotter samples after it.
+            "temperature escalation": chat(0, EscalatingTemperature(k=3)),
         }
         forecasts: dict[str, Any] = {}
         for name, pilot_sampler in pilots.items():
@@ -285,7 +316,10 @@ def run_benchmark(
                     "expected_if_independent": est.expected_collisions,
                     "stuck_share": fit.h if fit else None,
                     "correlated": bool(fit and fit.detected),
-                    "forecast": {k: est.forecast(k).model_dump() for k in (1, 2, 3)},
+                    "spread": fit.spread if fit else None,
+                    "forecast": {
+                        k: est.forecast(k, max_samples=budget(k)).model_dump() for k in (1, 2, 3)
+                    },
                     "plan_k_min": est.plan.k_min if est.plan else None,
                     "plan_independent_k_min": est.plan.independent_k_min if est.plan else None,
                     "note": est.note,
@@ -301,11 +335,17 @@ def run_benchmark(
             ("vote k=3, same prompt", chat(0, hot), 3, "same prompt"),
             ("vote k=3, prompt rotation", pilots["prompt rotation"], 3, "prompt rotation"),
             ("vote k=3, operand reordering", pilots["operand reordering"], 3, "operand reordering"),
+            (
+                "vote k=3, temperature escalation",
+                pilots["temperature escalation"],
+                3,
+                "temperature escalation",
+            ),
         ]
         for name, arm_sampler, k, lever in arms:
             arm = await _vote_arm(name, arm_sampler, qs, k)
             row = arm.row()
-            f = forecasts[lever].forecast(k)
+            f = forecasts[lever].forecast(k, max_samples=budget(k))
             row |= {
                 "k": k,
                 "forecast_accuracy": 1 - f.step_error,
@@ -317,6 +357,18 @@ def run_benchmark(
             }
             out["arms"].append(row)
             log(f"{name}: {arm.right}/{arm.total}, forecast {1 - f.step_error:.3f}")
+        levers = EstimateReport(
+            task="column sums",
+            params={},
+            task_steps=200,
+            pilot_steps=inputs,
+            samples_per_step=2,
+            seed=seed,
+            max_output_tokens=None,
+            target=0.95,
+            models=list(forecasts.values()),
+        )
+        out["choice"] = levers.choice()
         out["wall_seconds"] = time.perf_counter() - started
 
     asyncio.run(go())
@@ -371,15 +423,18 @@ def report(result: dict[str, Any]) -> str:
     lines += [
         "",
         "| pilot (2 samples/input) | p | collisions (same answer) "
-        "| expected if independent | stuck share | correlated |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| expected if independent | spread | stuck share | correlated |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in result["pilots"]:
         stuck = f"{p['stuck_share']:.3f}" if p["stuck_share"] is not None else "-"
+        spread = f"{p['spread']:.2f}" if p.get("spread") is not None else "-"
         lines.append(
             f"| {p['lever']} | {p['p']:.3f} | {p['collisions']} ({p['same_answer']}) "
-            f"| {p['expected_if_independent']:.2f} | {stuck} | {p['correlated']} |"
+            f"| {p['expected_if_independent']:.2f} | {spread} | {stuck} | {p['correlated']} |"
         )
+    if "choice" in result:
+        lines += ["", f"Plan over 200 columns: {result['choice']}"]
     return "\n".join(lines)
 
 

@@ -287,7 +287,7 @@ class EstimateReport(FrozenModel):
         """The cheapest entry whose plan reaches the target (by cost, else by samples),
         or None when none does. With one entry per decorrelation lever of one model,
         the lever to run."""
-        best = self.models[0] if self.models else None
+        best = min(self.models, key=_sort_key, default=None)
         return best if best is not None and best.plan and best.plan.k_min is not None else None
 
     def choice(self) -> str:

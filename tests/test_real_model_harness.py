@@ -58,7 +58,7 @@ def test_harness_against_a_stand_in_server() -> None:
     with OpenAIStub(_sum, wrong=lambda m, r: "99" if r % 2 else "0", behaviour=behaviour) as stub:
         result = bench.run_benchmark(stub.base_url, model_name="stub", inputs=8, log=lambda _: None)
     arms = {a["arm"]: a for a in result["arms"]}
-    assert len(arms) == 5 and all(a["inputs"] == 8 for a in arms.values())
+    assert len(arms) == 6 and all(a["inputs"] == 8 for a in arms.values())
     assert all(0.0 <= a["accuracy"] <= 1.0 and a["low"] <= a["high"] for a in arms.values())
     # "99" is no column sum: a parse red flag, counted by reason.
     assert sum(sum(a["red_flags"].values()) for a in arms.values()) > 0
@@ -69,8 +69,11 @@ def test_harness_against_a_stand_in_server() -> None:
         "same prompt",
         "prompt rotation",
         "operand reordering",
+        "temperature escalation",
     }
     table = bench.report(result)
     assert all(name in table for name in arms) and "stuck share" in table
+    # The plan's pick among the levers (or that none reaches the target) is printed.
+    assert "reach" in result["choice"] and result["choice"] in table
     # Prompt rotation reaches the server: all three phrasings were asked.
     assert len(SEEN) == len(bench.PHRASINGS)
