@@ -29,6 +29,11 @@ def identity(value: Any) -> Any:
     return value
 
 
+def clip(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters, ending in `...` when cut (for messages)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def find_cycles(edges: dict[str, list[str]]) -> list[list[str]]:
     """One representative cycle per strongly connected component (Tarjan, iterative),
     each starting at its smallest member; a node with an edge to itself is a cycle.

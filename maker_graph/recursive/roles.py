@@ -23,33 +23,17 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from langchain_core.messages import BaseMessage
-from pydantic import BaseModel
-
-from ..errors import ConfigurationError, NoConsensusError, SamplerError
+from .._util import clip
+from ..errors import ConfigurationError, NoConsensusError
 from ..records import StepResult
-from ..red_flags import RedFlag, Verdict
-from ..sampling import (
-    ChatModelSampler,
-    Sampler,
-    TemperatureSchedule,
-    as_sampler,
-    is_chat_model,
-)
-from ..vote import EscalationHandler, VotePolicy, Voter
 from ..voting import KeyFunction
-from .failures import NodeBudgetExhaustedError
-from .parsers import (
-    Check,
-    answer_key,
-    canonical_decomposition,
-    check_decomposition,
-    structured_parser,
-)
+from ._role_runner import Canonical, NodeAllowance, Role, RoleRunner
+from ._role_runner import is_chat_rotation as _is_chat_model  # noqa: F401 - tests read it here
+from .parsers import answer_key, canonical_decomposition, check_decomposition
 from .prompts import composer_prompt, decomposer_prompt, discriminator_prompt, solver_prompt
 from .schemas import (
     Answer,
@@ -73,185 +57,6 @@ __all__ = [
     "Roles",
     "Solver",
 ]
-
-Out = TypeVar("Out", bound=BaseModel)
-Canonical = Callable[[Decomposition], Hashable]
-"""Maps a proposal to its vote key: equivalent proposals must map to equal keys."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Role:
-    """How one role samples, prompts, parses, checks and votes.
-
-    Example:
-        >>> from maker_graph.testing import SimulatedChatModel
-        >>> role = Role(model=SimulatedChatModel(oracle=lambda m: '{"answer": "1"}'),
-        ...             policy=VotePolicy(k=2))
-    """
-
-    model: Any
-    """A chat model (or a list of them, rotated per sample to decorrelate errors), a
-    `Sampler`, a Runnable or a function. Chat models get the role's prompt; anything
-    else is called with the role's input model (e.g. `SolveInput`)."""
-    prompt: Callable[[Any], list[BaseMessage]] | None = None
-    """Builds a chat model's messages from the role's input (default: the role's prompt)."""
-    parser: Callable[[Any], Any] | None = None
-    """Raw output -> the role's output model; raising red-flags the sample
-    (default: `structured_parser` of the role's schema)."""
-    check: Check | None = None
-    """Extra check with the role's input at hand: `(step_input, answer) -> reason | None`;
-    a reason red-flags the sample. Runs after the role's built-in checks."""
-    red_flags: Sequence[RedFlag] = ()
-    """Checks that need only the sample (length, truncation, patterns)."""
-    key: KeyFunction | None = None
-    """Answer -> vote key (solver and composer; default: the answer text, spaces collapsed)."""
-    policy: VotePolicy = field(default_factory=VotePolicy)
-    """Margin k, per-vote sample budget and what happens when it is spent."""
-    escalate: EscalationHandler | None = None
-    """Called when the policy says `on_no_consensus="escalate"`."""
-    structured: bool = True
-    """Ask chat models for structured output; False parses JSON from the message text."""
-    temperature: TemperatureSchedule | Callable[[int], float | None] | None = None
-    """Temperature per sample index for chat models (default: 0 first, then 0.1)."""
-    max_tokens: int | None = None
-    """Output-token cap per chat-model call."""
-
-
-def _is_chat_model(obj: Any) -> bool:
-    # A rotation is a list of chat models; each may be bound (`bind_tools`, ...).
-    if isinstance(obj, (list, tuple)):
-        return bool(obj) and all(is_chat_model(m) for m in obj)
-    return is_chat_model(obj)
-
-
-class _RoleRunner(Generic[Out]):
-    """The shared core of a role: its sampler, parser and a budgeted vote."""
-
-    name = "role"
-    schema: type[BaseModel] = BaseModel
-    flag_reason = "invalid_answer"
-
-    def __init__(self, role: Role, default_prompt: Callable[[Any], list[BaseMessage]]) -> None:
-        if not isinstance(role, Role):
-            raise ConfigurationError(
-                f"{self.name} needs a Role(model=...), got {type(role).__name__}"
-            )
-        self.role = role
-        if _is_chat_model(role.model):
-            self.sampler: Sampler = ChatModelSampler(
-                role.model,
-                prompt=role.prompt or default_prompt,
-                temperature=role.temperature,
-                max_tokens=role.max_tokens,
-                structured=self.schema if role.structured else None,
-            )
-        else:
-            self.sampler = as_sampler(role.model)
-        self.parser: Callable[[Any], Any] = role.parser or structured_parser(self.schema)
-
-    def _final_check(self, step_input: Any, value: Any) -> str | None:
-        """Runs after the role's own check (the decomposer keys the proposal here)."""
-        return None
-
-    def _checks(self, step_input: Any, builtin: Check | None) -> list[RedFlag]:
-        checks = [c for c in (builtin, self.role.check, self._final_check) if c is not None]
-        reason = self.flag_reason
-
-        def check_in_context(sample: Any) -> Verdict | None:
-            for check in checks:
-                try:
-                    detail = check(step_input, sample.value)
-                except Exception as exc:  # noqa: BLE001 - a check that cannot judge flags
-                    detail = f"{type(exc).__name__}: {exc}"
-                if detail:
-                    return Verdict.flag(reason, str(detail))
-            return None
-
-        check_in_context.reason = reason  # type: ignore[attr-defined]
-        return [check_in_context, *self.role.red_flags] if checks else list(self.role.red_flags)
-
-    async def _vote(
-        self,
-        step_input: Any,
-        *,
-        key: KeyFunction,
-        builtin: Check | None,
-        node: str | None,
-        problem: str,
-        budget: NodeAllowance | None,
-        k: int | None = None,
-        keep_samples: bool | None = None,
-    ) -> StepResult:
-        """One vote, capped by what the tree node has left of its budget (None: no cap)."""
-        policy = self.role.policy
-        changes: dict[str, Any] = {}
-        if k is not None:
-            changes["k"] = k
-            if policy.max_samples is not None and policy.max_samples < k:
-                changes["max_samples"] = k
-        if keep_samples is not None:
-            changes["keep_samples"] = keep_samples
-        if changes:
-            policy = replace(policy, **changes)
-        node_capped = budget is not None and budget.remaining < policy.budget
-        if budget is not None and node_capped:
-            if budget.remaining < policy.k:
-                raise NodeBudgetExhaustedError(
-                    node=node or "?",
-                    role=self.name,
-                    problem=problem,
-                    limit=budget.limit,
-                    spent=budget.spent,
-                )
-            # on_no_consensus is kept: a capped vote still raises, falls back or escalates.
-            policy = replace(policy, max_samples=budget.remaining)
-        voter = Voter(
-            self.sampler,
-            parser=self.parser,
-            key=key,
-            red_flags=self._checks(step_input, builtin),
-            policy=policy,
-            escalate=self.role.escalate,
-        )
-        where = f"node {node} ({self.name}, {_clip(problem)})" if node is not None else self.name
-        try:
-            return await voter.vote(step_input, step=where)
-        except NoConsensusError as exc:
-            if budget is not None and node_capped:
-                raise NodeBudgetExhaustedError(
-                    node=node or "?",
-                    role=self.name,
-                    problem=problem,
-                    limit=budget.limit,
-                    spent=budget.spent + exc.samples_drawn,
-                    tally={str(k_): n for k_, n in exc.tally.items()},
-                    red_flags=exc.red_flags,
-                ) from exc
-            raise
-        except SamplerError as exc:
-            raise SamplerError(f"{where}: {exc}", exc.failures, exc.last) from exc
-
-
-@dataclass(frozen=True, slots=True)
-class NodeAllowance:
-    """A tree node's sample budget: its limit and what its roles have spent so far.
-
-    Example:
-        >>> NodeAllowance(limit=40, spent=12).remaining
-        28
-    """
-
-    limit: int
-    spent: int = 0
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.spent)
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
 
 # --------------------------------------------------------------------------- decomposer
 
@@ -289,7 +94,7 @@ class Proposals:
         return len(self.candidates) == 1
 
 
-class Decomposer(_RoleRunner[Decomposition]):
+class Decomposer(RoleRunner[Decomposition]):
     """Proposes decompositions of a problem: solve directly, or split into subproblems.
 
     Every valid proposal counts towards `candidates`; red-flagged ones (bad
@@ -384,7 +189,7 @@ class Decomposer(_RoleRunner[Decomposition]):
                 self.role.policy.budget,
                 red_flags=result.red_flags,
                 k=self.candidates,
-                step=f"node {node} (decomposer, {_clip(problem)}): no valid proposal",
+                step=f"node {node} (decomposer, {clip(problem)}): no valid proposal",
             )
         candidates = [Candidate(d, key, tuple(ix)) for key, (d, ix) in groups.items()]
         return Proposals(candidates, result)
@@ -393,7 +198,7 @@ class Decomposer(_RoleRunner[Decomposition]):
 # --------------------------------------------------------------------------- discriminator
 
 
-class Discriminator(_RoleRunner[Choice]):
+class Discriminator(RoleRunner[Choice]):
     """Chooses one candidate decomposition by first-to-ahead-by-k voting.
 
     A vote for candidate `i` is keyed by `canonical(candidates[i])`, not by `i`:
@@ -403,6 +208,7 @@ class Discriminator(_RoleRunner[Choice]):
         >>> import asyncio
         >>> c = [Decomposition(solve_directly=True),
         ...      Decomposition(subproblems=["a", "b"], composition="#1+#2")]
+        >>> from maker_graph.vote import VotePolicy
         >>> disc = Discriminator(Role(model=lambda inp: '{"choice": 2}', policy=VotePolicy(k=2)))
         >>> decomposition, result = asyncio.run(disc.choose("a and b", c))
         >>> decomposition.subproblems, result.samples_drawn
@@ -488,11 +294,12 @@ def _answer_check(step_input: Any, answer: Any) -> str | None:
     return None
 
 
-class Solver(_RoleRunner[Answer]):
+class Solver(RoleRunner[Answer]):
     """Answers a leaf problem by a voted, red-flagged step.
 
     Example:
         >>> import asyncio
+        >>> from maker_graph.vote import VotePolicy
         >>> s = Solver(Role(model=lambda inp: '{"answer": "6"}', policy=VotePolicy(k=2)))
         >>> asyncio.run(s.solve("2 × 3")).winner
         Answer(answer='6')
@@ -524,11 +331,12 @@ class Solver(_RoleRunner[Answer]):
         )
 
 
-class Composer(_RoleRunner[Answer]):
+class Composer(RoleRunner[Answer]):
     """Combines sub-answers into a problem's answer by a voted step.
 
     Example:
         >>> import asyncio
+        >>> from maker_graph.vote import VotePolicy
         >>> c = Composer(Role(model=lambda inp: '{"answer": "3"}', policy=VotePolicy(k=1)))
         >>> parts = [Part(problem="1", answer="1"), Part(problem="2", answer="2")]
         >>> asyncio.run(c.compose("1 + 2", "#1 + #2", parts)).winner.answer
