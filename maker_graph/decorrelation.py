@@ -119,14 +119,13 @@ class EscalatingTemperature:
         return self.hotter[min((index - self.k) // self.k, len(self.hotter) - 1)]
 
 
-def prompt_rotation(model: Any, prompts: Sequence[Any], **chat_options: Any) -> Rotation:
-    """Prompt rotation: one `ChatModelSampler` of `model` per prompt builder in `prompts`.
+def prompt_rotation(model: Any, prompts: Sequence[Any], **chat_options: Any) -> Any:
+    """Prompt rotation: a `ChatModelSampler` of `model` whose sample `i` asks wording
+    `prompts[i % len(prompts)]`, the same as `ChatModelSampler(model, prompt=list(prompts),
+    **chat_options)` (samples of one wording at one temperature still share an `n`
+    request, and a stuck step's redraw moves on to the next wording).
 
-    `chat_options` go to every `ChatModelSampler` (temperature, max_tokens, ...).
-    `ChatModelSampler(model, prompt=list(prompts))` is the same rotation in one
-    sampler, and usually the better one: its samples of one wording that share a
-    temperature still share one `n` request, and a stuck step's redraw moves on to
-    the next wording.
+    `chat_options` go to the `ChatModelSampler` (temperature, max_tokens, ...).
 
     Raises:
         ConfigurationError: no prompt.
@@ -135,4 +134,4 @@ def prompt_rotation(model: Any, prompts: Sequence[Any], **chat_options: Any) -> 
 
     if not prompts:
         raise ConfigurationError("prompt_rotation needs at least one prompt")
-    return Rotation([ChatModelSampler(model, prompt=p, **chat_options) for p in prompts])
+    return ChatModelSampler(model, prompt=list(prompts), **chat_options)
