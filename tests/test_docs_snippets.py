@@ -4,9 +4,10 @@ A reader copies a doc's commands and snippets verbatim, so each one is run here
 exactly as it stands:
 
 - ``python`` blocks run in order in one namespace per doc (a definition, then
-  its use), statement by statement; a ``>>>`` block is a doctest. A bare
-  expression or a ``print(...)`` followed by a comment (on its line, or on the
-  next lines) must produce what the comment shows (``...`` matches anything;
+  its use), statement by statement; a ``>>>`` block is a doctest. A
+  ``print(...)``, or a bare expression that is not a call (``app.invoke(x)["k"]``),
+  followed by a comment (on its line, or on the next lines) must produce what the
+  comment shows (``...`` matches anything;
   a comment starting ``e.g.`` is an illustration and is not compared).
 - ``bash``/``sh``/``console`` blocks run command by command in one shell with
   the project's venv activated (a ``console`` block's commands are its ``$``
@@ -185,6 +186,8 @@ def _expected(stmt: ast.stmt, comments: dict[int, tuple[str, bool]]) -> str | No
     """What a bare expression's comment says it gives (None: nothing to compare)."""
     if not isinstance(stmt, ast.Expr) or stmt.end_lineno is None:
         return None
+    if isinstance(stmt.value, ast.Call) and not _is_print(stmt):
+        return None  # `builder.add_edge(...)  # why`: a call's comment says why, not what
     end = stmt.end_lineno
     trailing = comments.get(end)
     if trailing and trailing[1]:
