@@ -112,6 +112,140 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _all_cpu() -> dict[int, tuple[float, str]]:
+    """pid -> (CPU seconds so far, command line) for every process now alive."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            found[int(entry.name)] = (cpu_seconds(int(entry.name)), cmd.strip()[:90])
+    return found
+
+
+def _machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far, all cores (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+class Machine:
+    """What else ran during a measurement: load average, machine CPU, and the busiest
+    other processes. This is a shared 2-core machine; figures mean little without it."""
+
+    def __init__(self, ours: set[int]) -> None:
+        self.ours = ours
+        self.load = os.getloadavg()
+        self.busy = _machine_busy()
+        self.procs = _all_cpu()
+
+    def report(self, ours: set[int]) -> dict[str, Any]:
+        ours = self.ours | ours
+        now, busy = _all_cpu(), _machine_busy()
+        deltas = {
+            pid: (round(cpu - self.procs.get(pid, (0.0, ""))[0], 1), cmd)
+            for pid, (cpu, cmd) in now.items()
+        }
+        ours_s = sum(d for pid, (d, _) in deltas.items() if pid in ours)
+        others = sorted(
+            ((d, cmd) for pid, (d, cmd) in deltas.items() if pid not in ours and d >= 0.5),
+            reverse=True,
+        )
+        return {
+            "load_avg_start": [round(x, 2) for x in self.load],
+            "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+            "machine_cpu_s": round(busy - self.busy, 1),
+            "ours_cpu_s": round(ours_s, 1),
+            # Machine CPU not in our processes (includes processes that came and went).
+            "others_cpu_s": round(busy - self.busy - ours_s, 1),
+            "busiest_others": [f"{d} s {cmd}" for d, cmd in others[:5]],
+        }
+
+
+# ---------------------------------------------------------------- profiling (py-spy)
+
+PY_SPY = Path(sys.executable).with_name("py-spy")
+
+
+def owner(filename: str) -> str:
+    """Which code a frame is in: ours (maker_graph; its simulated model apart), the
+    example graph, an installed package by its top-level name, or the standard library."""
+    if "/maker_graph/testing" in filename:
+        return "maker_graph.testing (simulated model)"
+    if filename.startswith(str(ROOT / "maker_graph")):
+        return "maker_graph"
+    if filename.startswith(str(ROOT)):
+        return "example graph / benchmark"
+    if "-packages/" in filename:
+        top = filename.split("-packages/", 1)[1].split("/", 1)[0]
+        return top.removesuffix(".py")
+    return "stdlib"
+
+
+def profile_summary(raw: Path) -> dict[str, Any]:
+    """CPU samples of a `py-spy record --format raw` file by owner of the code.
+
+    `self`: a sample goes to the innermost frame that is not the standard library
+    (json or asyncio work done for LangGraph counts as LangGraph's); `inclusive`:
+    the share of samples with a frame of that owner anywhere on the stack.
+    """
+    self_n: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        owners = [owner(f.rpartition(" (")[2].rsplit(":", 1)[0]) for f in stack.split(";")]
+        leaf = next((o for o in reversed(owners) if o != "stdlib"), "stdlib")
+        self_n[leaf] = self_n.get(leaf, 0) + n
+        for o in set(owners):
+            incl[o] = incl.get(o, 0) + n
+
+    def shares(counts: dict[str, int]) -> dict[str, float]:
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:12]
+        return {k: round(100 * v / max(total, 1), 1) for k, v in top}
+
+    return {"samples": total, "self_pct": shares(self_n), "inclusive_pct": shares(incl)}
+
+
+@contextmanager
+def profiled(pids: list[int], where: Path | None, tag: str) -> Iterator[list[Path]]:
+    """py-spy on each pid for the duration of the block (nothing when `where` is None)."""
+    if where is None:
+        yield []
+        return
+    where.mkdir(parents=True, exist_ok=True)
+    spies, files = [], []
+    for pid in pids:
+        out = where / f"{tag}-{pid}.txt"
+        spies.append(
+            subprocess.Popen(
+                [str(PY_SPY), "record", "-p", str(pid), "-r", "50", "--nonblocking"]
+                + ["--format", "raw", "--full-filenames", "-o", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        files.append(out)
+    try:
+        yield files
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        for spy in spies:
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(timeout=10)
+
+
 @contextmanager
 def postgres(pg_url: str | None) -> Iterator[str]:
     """A fresh database on the given server, or on one `scripts/postgres.sh` starts."""
@@ -146,7 +280,10 @@ class Server:
     database_uri: str
     workers: int
     workdir: Path
-    heartbeat: int = 2
+    # None: the runtime's default (120 s). A short heartbeat (the worker-kill test's
+    # 2 s) leaks job slots on langgraph-runtime-pg 0.11.1.post1: see docs/deploy.md.
+    heartbeat: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
     url: str = ""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -197,12 +334,13 @@ class Server:
             ),
             "LANGGRAPH_CHECKPOINTER": json.dumps({"serde": {"pickle_fallback": False}}),
             "LANGGRAPH_STRICT_MSGPACK": "true",
-            # Heartbeats every 2 s: a dead worker's runs are swept (and retried on
+            # A short heartbeat sweeps a dead worker's runs (and retries them on
             # another worker) within ~2 heartbeats instead of the default 4 minutes.
-            "LG_BG_JOB_HEARTBEAT": str(self.heartbeat),
+            **({} if self.heartbeat is None else {"LG_BG_JOB_HEARTBEAT": str(self.heartbeat)}),
             "LANGSMITH_TRACING": "false",
             "LANGGRAPH_NO_VERSION_CHECK": "1",
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+            **self.extra_env,
         }
         with (self.workdir / "server.log").open("wb") as out:
             self.processes.append(
@@ -218,10 +356,10 @@ class Server:
                         str(port),
                         "--workers",
                         str(self.workers),
-                        # uvicorn kills a worker that misses a 5 s health ping; on a busy
+                        # uvicorn kills a worker that misses a 5 s health ping; on a busy (load 10+)
                         # 2-core machine a starting worker can, and uvicorn then stops all.
                         "--timeout-worker-healthcheck",
-                        "60",
+                        "180",
                     ],
                     cwd=app,
                     env=env,
@@ -408,13 +546,21 @@ async def load(url: str, graph: str, n: int, disks: int, timeout: float) -> list
     return list(await asyncio.gather(*[decompose_run(client, disks, timeout) for _ in range(n)]))
 
 
-def phase(server: Server, graph: str, n: int, disks: int, timeout: float) -> dict[str, Any]:
+def phase(
+    server: Server, graph: str, n: int, disks: int, timeout: float, profile: Path | None = None
+) -> dict[str, Any]:
     pids = server.worker_pids()
     before = {pid: cpu_seconds(pid) for pid in pids}
+    ours = {os.getpid(), *(p.pid for p in server.processes), *pids}
+    machine = Machine(ours)
     t0 = time.monotonic()
-    outcomes = asyncio.run(load(server.url, graph, n, disks, timeout))
-    wall = time.monotonic() - t0
-    cpu = {pid: round(cpu_seconds(pid) - before[pid], 1) for pid in pids}
+    with profiled(pids, profile, f"{graph}-w{server.workers}") as raws:
+        outcomes = asyncio.run(load(server.url, graph, n, disks, timeout))
+        wall = time.monotonic() - t0
+        cpu = {pid: round(cpu_seconds(pid) - before[pid], 1) for pid in pids}
+        # The server's PostgreSQL and Redis count as ours; so does py-spy.
+        ours |= {pid for pid, (_, cmd) in _all_cpu().items() if _is_ours(cmd, server)}
+        context = machine.report(ours)
     failures = [o for o in outcomes if not o.ok]
     if graph == "decompose":
         for o in outcomes:
@@ -439,12 +585,22 @@ def phase(server: Server, graph: str, n: int, disks: int, timeout: float) -> dic
         "runs_per_s": round(n / wall, 2),
         "p50_s": round(statistics.median(latencies), 3),
         "p95_s": round(percentile(latencies, 0.95), 3),
+        # All of them for a few long runs: waves (runs that waited for others) show here.
+        **({"latencies_s": sorted(round(x, 1) for x in latencies)} if n <= 20 else {}),
         "cpu_s_per_worker": list(cpu.values()),
         "failed": len(failures),
         "failures": [f"{o.thread_id}: {o.detail}" for o in failures[:5]],
         "wait_returned_early": sum(o.early for o in outcomes),
         **({"labels_right": labels_right} if graph == "agent" else {"disks": disks}),
+        "machine": context,
+        **({"profile": [profile_summary(raw) for raw in raws if raw.exists()]} if raws else {}),
     }
+
+
+def _is_ours(cmd: str, server: Server) -> bool:
+    """The server's PostgreSQL backends (they name its database) and py-spy."""
+    database = server.database_uri.rsplit("/", 1)[1]
+    return cmd.startswith(str(PY_SPY)) or (cmd.startswith("postgres:") and database in cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,7 +616,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disks", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample every worker with py-spy during each load; raw stacks go to this "
+        "directory, the share of CPU by owner of the code into the results",
+    )
+    parser.add_argument("--log-dir", type=Path, help="keep each server's log here")
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        help="LG_BG_JOB_HEARTBEAT in seconds (default: the runtime's, 120; 2 leaks job slots)",
+    )
+    parser.add_argument(
+        "--jobs-per-worker",
+        type=int,
+        help="the runtime's N_JOBS_PER_WORKER (runs one worker executes at once; default 10)",
+    )
     args = parser.parse_args(argv)
+    extra = {} if args.jobs_per_worker is None else {"N_JOBS_PER_WORKER": str(args.jobs_per_worker)}
     results = []
     with postgres(args.pg_url) as base_url:
         import psycopg
@@ -473,18 +647,23 @@ def main(argv: list[str] | None = None) -> int:
             db = f"{base_url.rpartition('/')[0]}/{name}"
             with (
                 tempfile.TemporaryDirectory() as tmp,
-                Server(args.runtime_python, db, workers, Path(tmp)) as server,
+                Server(
+                    args.runtime_python, db, workers, Path(tmp), args.heartbeat, extra
+                ) as server,
             ):
                 for graph, n in (("agent", args.agent_runs), ("decompose", args.decompose_runs)):
                     if n <= 0:
                         continue
                     try:
-                        row = phase(server, graph, n, args.disks, args.timeout)
+                        row = phase(server, graph, n, args.disks, args.timeout, args.profile)
                     except BaseException:
                         print(server.log_text()[-4000:], file=sys.stderr)
                         raise
                     results.append(row)
                     print(json.dumps(row), flush=True)
+                if args.log_dir:
+                    args.log_dir.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(server.workdir / "server.log", args.log_dir / f"w{workers}.log")
     print("\n| graph | workers | runs | runs/s | p50 s | p95 s | CPU s per worker | failed |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
