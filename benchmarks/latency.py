@@ -83,7 +83,18 @@ def main(argv: list[str] | None = None) -> int:
         walls[step] = (result.wall_seconds, result.rounds)
 
     started = time.perf_counter()
-    report = asyncio.run(run_task(task, recorder, VotePolicy(k=args.k), on_step=on_step))
+    # The model here is the round-based loop: one step at a time (no speculation, which
+    # would start a step twice when a guess is wrong) and each round waiting for its
+    # slowest call (no eager replacement; `speculation.py --eager` measures that).
+    report = asyncio.run(
+        run_task(
+            task,
+            recorder,
+            VotePolicy(k=args.k, eager_replacement=False),
+            on_step=on_step,
+            speculate=0,
+        )
+    )
     total = time.perf_counter() - started
 
     overheads: list[float] = []
