@@ -15,14 +15,10 @@ from maker_graph.runlog import open_run_log
 from maker_graph.runlog.base import Checkpoint, StepRecord
 from maker_graph.runlog.postgres import PostgresRunLog, list_runs, redact, split_url
 
-# The unraisable-warning ignore is scoped to this module (it was global): six of its
-# tests leak psycopg connections ("deleted while still open": a PostgresRunLog whose
-# writer is refused or loses its run, and the readers' lookup) and one the killed
-# writer's stdout pipe. Remove the filter once those are closed.
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
+# No unraisable-warning ignore here: every log a test opens is closed (a `with`
+# block also closes one whose start or read raised), so a psycopg connection
+# "deleted while still open" fails the test that leaked it.
+pytestmark = pytest.mark.postgres
 
 
 def records(first: int, n: int, tag: str = "x") -> list[StepRecord]:
@@ -99,6 +95,7 @@ def test_second_writer_gets_a_clear_message(postgres_url: str) -> None:
     assert reader.meta() is not None
     with pytest.raises(RunLogError, match="read-only"):
         reader.start("hanoi", {"disks": 3})
+    reader.close()
     first.close()
     second.start("hanoi", {"disks": 3})  # free once the first writer is gone
     second.close()
@@ -116,28 +113,32 @@ def test_lock_is_freed_when_the_writer_is_killed(postgres_url: str) -> None:
         time.sleep(60)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "locked"
-        with pytest.raises(RunLogError, match="being written by pid"):
-            PostgresRunLog(postgres_url, run_id="k").start("hanoi", {"disks": 3})
-        proc.kill()
-        proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                log = PostgresRunLog(postgres_url, run_id="k")
-                log.start("hanoi", {"disks": 3})
-                break
-            except RunLogError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        log.close()
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    with subprocess.Popen(
+        [sys.executable, "-c", child], stdout=subprocess.PIPE, text=True
+    ) as proc:  # the with closes the pipe
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "locked"
+            with (
+                pytest.raises(RunLogError, match="being written by pid"),
+                PostgresRunLog(postgres_url, run_id="k") as refused,
+            ):
+                refused.start("hanoi", {"disks": 3})
+            proc.kill()
+            proc.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with PostgresRunLog(postgres_url, run_id="k") as log:
+                        log.start("hanoi", {"disks": 3})
+                    break
+                except RunLogError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def test_gaps_repeats_and_other_tasks_are_refused(postgres_url: str) -> None:
@@ -181,8 +182,11 @@ def test_a_torn_last_batch_is_detected_then_dropped_and_redone(
     _three_batches(postgres_url, "c")
     _sql(postgres_url, damage)
     # Detected: a reader's verify refuses it, nothing is silently accepted...
-    with pytest.raises(RunLogError, match=r"corrupt: batch 3 \(steps 6..7\)"):
-        PostgresRunLog(postgres_url, run_id="c", readonly=True).verify()
+    with (
+        pytest.raises(RunLogError, match=r"corrupt: batch 3 \(steps 6..7\)"),
+        PostgresRunLog(postgres_url, run_id="c", readonly=True) as reader,
+    ):
+        reader.verify()
     # ... and the next writer drops the torn batch (saying so) and redoes its steps.
     with caplog.at_level("WARNING", logger="maker_graph.runlog"):
         log = PostgresRunLog(postgres_url, run_id="c")
@@ -258,18 +262,22 @@ def test_corruption_beyond_the_last_batch_is_refused(postgres_url: str) -> None:
 
 
 def test_readers_find_the_only_run_or_ask_for_one(postgres_url: str) -> None:
-    assert PostgresRunLog(postgres_url, readonly=True).meta() is None
+    with PostgresRunLog(postgres_url, readonly=True) as empty:
+        assert empty.meta() is None
     with PostgresRunLog(postgres_url) as log:
         meta = log.start("hanoi", {"disks": 3})
         write(log, 0, 2)
-    reader = PostgresRunLog(postgres_url, readonly=True)
-    meta2 = reader.meta()
-    assert meta2 is not None and meta2.run_id == meta.run_id
-    assert len(list(reader.steps())) == 2
+    with PostgresRunLog(postgres_url, readonly=True) as reader:
+        meta2 = reader.meta()
+        assert meta2 is not None and meta2.run_id == meta.run_id
+        assert len(list(reader.steps())) == 2
     with PostgresRunLog(postgres_url, run_id="other") as log:
         log.start("hanoi", {"disks": 3})
-    with pytest.raises(RunLogError, match=r"several runs .*\?run_id="):
-        PostgresRunLog(postgres_url, readonly=True).meta()
+    with (
+        pytest.raises(RunLogError, match=r"several runs .*\?run_id="),
+        PostgresRunLog(postgres_url, readonly=True) as reader,
+    ):
+        reader.meta()
 
 
 def test_writer_reconnects_after_losing_its_connection(postgres_url: str) -> None:
@@ -301,8 +309,9 @@ def test_a_writer_that_lost_its_run_to_another_stops(postgres_url: str) -> None:
         write(usurper, 2, 1)
     with pytest.raises(RunLogError, match="another writer took over"):
         write(log, 2, 2)
-    assert [r.step for r in PostgresRunLog(postgres_url, run_id="lost").steps()] == [0, 1, 2]
     log.close()
+    with PostgresRunLog(postgres_url, run_id="lost") as reader:
+        assert [r.step for r in reader.steps()] == [0, 1, 2]
 
 
 def test_url_parameters_and_redaction() -> None:
