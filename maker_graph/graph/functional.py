@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import dataclasses
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -62,6 +63,7 @@ __all__ = ["MakerTask", "maker_task"]
 # outside the task would shift the numbering of every later sample on resume. The
 # retries happen inside the sample task instead (`_draw_sample`).
 _NO_RETRY = ProviderRetry(max_attempts=1, timeout=None, retry_on=())
+_RAW_FIELDS = tuple(f.name for f in dataclasses.fields(RawSample))
 
 
 class _TaskSampler:
@@ -108,16 +110,8 @@ class _TaskSampler:
             )
         for kind, n in saved["failures"].items():
             self.failures[kind] = self.failures.get(kind, 0) + n
-        return RawSample(
-            output=saved["output"],
-            text=saved["text"],
-            input_tokens=saved["input_tokens"],
-            output_tokens=saved["output_tokens"],
-            finish_reason=saved["finish_reason"],
-            model=saved["model"],
-            temperature=saved["temperature"],
-            cached_input_tokens=saved["cached_input_tokens"],
-        )
+        # A field added to RawSample later is absent from older checkpoints: its default.
+        return RawSample(**{f: saved[f] for f in _RAW_FIELDS if f in saved})
 
     def close(self) -> None:
         if self._caller is not None:
@@ -239,18 +233,8 @@ class MakerTask:
         raw = await draw(self.sampler, step_input, index, retry=self._retry, failures=failures)
         # Plain data: any checkpointer can store it (the output is the step's own raw
         # answer: an `AIMessage`, a string, whatever the function returned).
-        return {
-            "index": index,
-            "output": raw.output,
-            "text": raw.text,
-            "input_tokens": raw.input_tokens,
-            "output_tokens": raw.output_tokens,
-            "finish_reason": raw.finish_reason,
-            "model": raw.model,
-            "temperature": raw.temperature,
-            "cached_input_tokens": raw.cached_input_tokens,
-            "failures": failures,
-        }
+        fields = {f: getattr(raw, f) for f in _RAW_FIELDS}
+        return {"index": index, **fields, "failures": failures}
 
     def _sample(self, step_input: Any, index: int) -> dict[str, Any]:
         return run_sync(self._asample(step_input, index))
