@@ -74,7 +74,7 @@ def _sqlite_path(text: str) -> str:
 
 
 def _postgres_url(text: str) -> str:
-    from .runlog.postgres import split_url
+    from .runlog._postgres_url import split_url  # no psycopg needed to read a URL
 
     return split_url(text)[0]
 
