@@ -375,6 +375,11 @@ def test_escalation_interrupts_like_hitl_and_resumes() -> None:
     assert len(value["maker"]["candidates"]) == 2
     assert value["review_configs"][0]["allowed_decisions"][:3] == ["approve", "edit", "reject"]
     assert not RAN  # nothing ran while undecided
+    # A malformed resume is asked for again, saying why; the thread is not stuck on it.
+    again = agent.invoke(Command(resume="banana"), config)
+    refused = again["__interrupt__"][0].value["maker"]
+    assert refused["refused"] == "banana" and "decisions" in refused["question"]
+    assert not RAN
     decision = {"type": "edit", "edited_action": {"name": "refund", "args": {"order_id": "A1"}}}
     # The final turn after the tool also splits? It is a text answer: always agreed.
     out = agent.invoke(Command(resume={"decisions": [decision]}), config)

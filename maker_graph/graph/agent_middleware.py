@@ -331,8 +331,16 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         from langgraph.types import interrupt
 
         leader = _leader(result)
-        answer = interrupt(escalation_request(result, leader))
-        return apply_decisions(answer, leader)
+        request = escalation_request(result, leader)
+        answer = interrupt(request)
+        while True:
+            try:
+                return apply_decisions(answer, leader)
+            except ConfigurationError as exc:
+                # Raising would leave the thread replaying this answer on every resume:
+                # ask again, saying why (as the other surfaces do for a refused answer).
+                maker = {**request["maker"], "refused": str(answer), "question": str(exc)}
+                answer = interrupt({**request, "maker": maker})
 
 
 # --------------------------------------------------------------------------- helpers
