@@ -10,7 +10,11 @@ the target, then sleeps the jitter so the kill lands anywhere within the next ba
 (while steps are decided, while a batch commits) and sends SIGKILL. Targets stop short
 of the end so that every kill finds the run unfinished. Every wait is bounded.
 
-With `aimed=True` (SQLite only) each session runs under `tests/kill_probe.py`, which
+Every session runs under `tests/kill_probe.py`, which counts each sample the simulated
+model is asked for in a file that survives the kills. With `budget` every session runs
+under `--max-total-samples`: the harness records, at each kill, what the model had been
+asked for and what the log had reserved, and `finish_and_check` holds the run's report
+to them exactly (see `check_samples`). With `aimed=True` (SQLite only) the probe also
 marks every batch commit, so the harness knows where each kill landed (before the
 session's first commit, during a commit, between commits), and some kills are aimed:
 right after the header (before the first commit) or into a commit the probe holds open.
@@ -96,11 +100,27 @@ def run_cli(
     )
 
 
+def reserved(store: str) -> int:
+    """Samples the run log holds reserved (an upper bound of what the run asked for)."""
+    with open_run_log(store, readonly=True) as log:
+        return log.reserved()
+
+
+def asked(workdir: Path) -> int:
+    """Samples the simulated model was asked for, over every probed session so far."""
+    path = workdir / "logs" / "asks"
+    return path.stat().st_size if path.exists() else 0
+
+
 @dataclass
 class KillReport:
     """What happened at each kill: `(target, committed when killed, committed after)`."""
 
     total: int
+    asked: list[int] = field(default_factory=list)
+    """Per kill, samples the model had been asked for so far (every session)."""
+    reserved: list[int] = field(default_factory=list)
+    """Per kill, samples the log held reserved after it."""
     kills: list[tuple[int, int, int]] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     aims: list[str] = field(default_factory=list)
@@ -157,6 +177,7 @@ def kill_and_resume(
     seed: int = 20251109,
     max_jitter: float = 0.3,
     aimed: bool = False,
+    budget: int | None = None,
 ) -> KillReport:
     """Start the run, kill it `kills` times at random moments, resuming each time.
 
@@ -164,7 +185,8 @@ def kill_and_resume(
     machine, half the run (several batches) is still to do when a kill is due.
     With `aimed` (SQLite), a fifth of the kills go right after the header, a fifth
     into the 1st-3rd commit of their session (held open by the probe) and a fifth just
-    after one; every kill's landing is recorded from the probe's marks.
+    after one; every kill's landing is recorded from the probe's marks. With `budget`,
+    every session runs under `--max-total-samples budget`.
     """
     total = 2**disks - 1
     if total < 4 * kills:
@@ -194,12 +216,13 @@ def kill_and_resume(
         "3",
         "--model",
         PACED_MODEL,
+        *(["--max-total-samples", str(budget)] if budget is not None else []),
     ]
     for i, (target, jitter) in enumerate(zip(targets, jitters, strict=True)):
         marks = logs / f"session{i}.marks"
-        probe_env = None
+        probe_env = {"MAKER_GRAPH_KILL_ASKS": str(logs / "asks")}
         if aimed:
-            probe_env = {
+            probe_env |= {
                 "MAKER_GRAPH_KILL_MARKS": str(marks),
                 "MAKER_GRAPH_KILL_STALL_AT": str(stall_at[i] if aims[i] == "during" else 0),
                 "MAKER_GRAPH_KILL_STALL": str(STALL),
@@ -243,6 +266,8 @@ def kill_and_resume(
                 proc.kill()
                 proc.wait(timeout=30)
         report.kills.append((target, before, committed(store)))
+        report.asked.append(asked(workdir))
+        report.reserved.append(reserved(store))
         report.stderr.append((logs / f"session{i}.err").read_text())
         if aimed:
             report.aims.append(aims[i])
@@ -250,34 +275,93 @@ def kill_and_resume(
     return report
 
 
-def finish_and_check(
-    *, disks: int, location_args: list[str], export_args: list[str], workdir: Path
-) -> dict[str, Any]:
-    """Resume to the end, then check the exported log: every step once, in order, right."""
-    total = 2**disks - 1
-    done = run_cli(
-        [
-            "hanoi",
-            "--disks",
-            str(disks),
-            *location_args,
-            "--no-progress",
-            "--resume",
-            "--report",
-            str(workdir / "report.json"),
-        ],
-        workdir,
+def check_samples(report: dict[str, Any], kills: KillReport, workdir: Path) -> int:
+    """The report's sample count is exact: what the model was asked for over every
+    session, plus the samples reserved but never asked for when a session died (a run
+    reserves each sample in its log before asking, so those were counted as spent and
+    the budget held them back). Returns that reserved-never-asked count."""
+    unasked = [r - a for r, a in zip(kills.reserved, kills.asked, strict=True)]
+    # Reserved before asked: never negative, and no kill ever forgets a reservation.
+    assert all(n >= 0 for n in unasked) and unasked == sorted(unasked), unasked
+    lost = unasked[-1] if unasked else 0
+    assert report["samples"] == asked(workdir) + lost, (report["samples"], asked(workdir), lost)
+    return lost
+
+
+def _probed(args: list[str], workdir: Path, name: str) -> tuple[int, str, str]:
+    """One CLI session to its end under the probe (its samples counted); code, out, err."""
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    proc = cli(args, workdir, logs, name, {"MAKER_GRAPH_KILL_ASKS": str(logs / "asks")})
+    try:
+        proc.wait(timeout=SESSION_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    return (
+        proc.returncode,
+        (logs / f"{name}.out").read_text(),
+        (logs / f"{name}.err").read_text(),
     )
-    assert done.returncode == 0, done.stderr
-    assert "solved: true, errors: 0" in done.stdout, done.stdout
-    exported = run_cli(["log", "export", *export_args], workdir)
+
+
+def finish_and_check(
+    *,
+    disks: int,
+    location_args: list[str],
+    store: str,
+    workdir: Path,
+    kills: KillReport,
+    budget: int | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Resume to the end, then check the exported log: every step once, in order, right;
+    and the report's samples against what the model was asked for (`check_samples`).
+
+    Every session runs under `--max-total-samples budget` when given. With `stop_after`,
+    a first resume runs under a budget of what the log reserved at the last kill plus
+    `stop_after` samples, which must stop the run there with the model asked for no more
+    than that budget: the count the budget is held to spans every killed session.
+    """
+    total = 2**disks - 1
+    report_path = workdir / "report.json"
+    args = [
+        "hanoi",
+        "--disks",
+        str(disks),
+        *location_args,
+        "--no-progress",
+        "--resume",
+        "--report",
+        str(report_path),
+    ]
+    if stop_after is not None:
+        tight = kills.reserved[-1] + stop_after
+        code, out, err = _probed([*args, "--max-total-samples", str(tight)], workdir, "budget")
+        assert code == 1 and "--max-total-samples" in err, (code, out, err)
+        stopped: dict[str, Any] = json.loads(report_path.read_text())
+        assert kills.kills[-1][1] < stopped["steps"] < total, stopped["steps"]
+        check_samples(stopped, kills, workdir)
+        # Never past the budget, and spent up to the last step it could still start.
+        assert asked(workdir) <= stopped["samples"] <= tight, (asked(workdir), stopped, tight)
+        assert tight - stopped["samples"] < stopped["max_samples_in_step"], (stopped, tight)
+    if budget is not None:
+        args += ["--max-total-samples", str(budget)]
+    code, out, err = _probed(args, workdir, "finish")
+    assert code == 0, err
+    assert "solved: true, errors: 0" in out, out
+    # Export through the CLI (it checks every batch it reads); verify in-process, the
+    # same check as `log verify` without another interpreter start.
+    exported = run_cli(["log", "export", "--run-dir", store], workdir)
     assert exported.returncode == 0, exported.stderr
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert [line["step"] for line in lines] == list(range(total))  # each once, in order
     truth = [list(m) for m in optimal_moves(disks)]
     assert [line["move"] for line in lines] == truth
-    verified = run_cli(["log", "verify", *export_args], workdir)
-    assert verified.returncode == 0 and "the run is complete" in verified.stdout, verified
-    report: dict[str, Any] = json.loads((workdir / "report.json").read_text())
+    with open_run_log(store, readonly=True) as log:
+        assert log.verify() == total
+    report: dict[str, Any] = json.loads(report_path.read_text())
     assert report["solved"] is True and report["errors"] == 0 and report["steps"] == total
+    check_samples(report, kills, workdir)
     return report

@@ -11,6 +11,11 @@ the kill landed: none (before the session's first commit), `begin` or
 MAKER_GRAPH_KILL_STALL_AT=N holds commit N open (before its `COMMIT`) for
 MAKER_GRAPH_KILL_STALL seconds after `commit N` is marked, so that a kill aimed into a
 commit lands inside its transaction whatever the machine's speed.
+
+MAKER_GRAPH_KILL_ASKS names a file that gets one byte each time the simulated model is
+asked for a sample (written before the model answers), so its size is what the model
+was asked for over every session, however they died: the count a run budget must bound
+and the run's report must account for. Either variable may be left out.
 """
 
 from __future__ import annotations
@@ -22,8 +27,16 @@ import time
 from typing import Any
 
 from maker_graph.runlog import sqlite as sqlite_log
+from maker_graph.testing import simulated
 
-_FD = os.open(os.environ["MAKER_GRAPH_KILL_MARKS"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+def _append_only(variable: str) -> int | None:
+    path = os.environ.get(variable)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if path else None
+
+
+_FD = _append_only("MAKER_GRAPH_KILL_MARKS")
+_ASKS = _append_only("MAKER_GRAPH_KILL_ASKS")
 _STALL_AT = int(os.environ.get("MAKER_GRAPH_KILL_STALL_AT", "0"))
 _STALL = float(os.environ.get("MAKER_GRAPH_KILL_STALL", "0"))
 _commits = 0
@@ -31,7 +44,8 @@ _in_append = False
 
 
 def _mark(text: str) -> None:
-    os.write(_FD, f"{text}\n".encode())
+    if _FD is not None:
+        os.write(_FD, f"{text}\n".encode())
 
 
 class _Connection:
@@ -75,8 +89,19 @@ def _marked_append(self: Any, records: Any, checkpoint: Any) -> None:
     _mark(f"end {_commits}")
 
 
-sqlite_log.SqliteRunLog._writable = _marked_writable  # type: ignore[method-assign]
-sqlite_log.SqliteRunLog.append = _marked_append  # type: ignore[method-assign]
+_sample = simulated.SimulatedSampler.sample
+
+
+async def _counted_sample(self: Any, step_input: Any, index: int) -> Any:
+    if _ASKS is not None:
+        os.write(_ASKS, b".")
+    return await _sample(self, step_input, index)
+
+
+if _FD is not None:
+    sqlite_log.SqliteRunLog._writable = _marked_writable  # type: ignore[method-assign]
+    sqlite_log.SqliteRunLog.append = _marked_append  # type: ignore[method-assign]
+simulated.SimulatedSampler.sample = _counted_sample  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.argv = ["maker_graph", *sys.argv[1:]]

@@ -1,6 +1,7 @@
 """Crash safety: `maker-graph hanoi` killed with SIGKILL at 20 random moments of one run and
-resumed each time ends solved, with every step in its log exactly once and in order; a torn
-or truncated tail of the log is detected and recovered from, never silently accepted.
+resumed each time ends solved, with every step in its log exactly once and in order, and
+its run budget (`--max-total-samples`) exact across the kills; a torn or truncated tail of
+the log is detected and recovered from, never silently accepted.
 
 The PostgreSQL variant of the kill test is `tests/postgres/test_crash_safety_postgres.py`.
 """
@@ -36,14 +37,30 @@ from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 from maker_graph.vote import VotePolicy
 
 DISKS = 13  # 8,191 steps at ~1,000 a second (the harness paces the model), batches every 0.5 s
+# The run's sample budget, on every session. An unkilled run draws 16,531 samples (k = 2,
+# seed 3) and each kill redoes at most one batch (<= 2,000 steps, ~4,000 samples), so the
+# run finishes within it; what it proves is the count, exact across the kills. The resume
+# after the last kill runs under a budget STOP_AFTER samples past what the log had
+# reserved, which must stop it there (~1,000 steps on, of the >= 4,000 still to do).
+BUDGET = 100_000
+STOP_AFTER = 2_000
 
 
-@pytest.mark.slow  # ~40-60 s: 21 CLI starts, 4 commits held open 1.5 s
+@pytest.mark.slow  # ~40-60 s: 22 CLI starts, 4 commits held open 1.5 s
 def test_twenty_kills_then_resume_leave_every_step_once(tmp_path: Path) -> None:
+    """And the sample count is exact across the kills: the report counts exactly what the
+    model was asked for (the probe counts it, every session) plus what dying sessions had
+    reserved, and a budget set after the kills stops the run with the model asked for no
+    more than it."""
     run_dir = tmp_path / "run"
     location = ["--run-dir", str(run_dir)]
     report = kill_and_resume(
-        disks=DISKS, location_args=location, store=str(run_dir), workdir=tmp_path, aimed=True
+        disks=DISKS,
+        location_args=location,
+        store=str(run_dir),
+        workdir=tmp_path,
+        aimed=True,
+        budget=BUDGET,
     )
     assert len(report.kills) == 20
     # Where the kills landed (the probe's commit marks), every class at least once, and
@@ -69,8 +86,11 @@ def test_twenty_kills_then_resume_leave_every_step_once(tmp_path: Path) -> None:
     finish_and_check(
         disks=DISKS,
         location_args=location,
-        export_args=["--run-dir", str(run_dir)],
+        store=str(run_dir),
         workdir=tmp_path,
+        kills=report,
+        budget=BUDGET,
+        stop_after=STOP_AFTER,
     )
 
 

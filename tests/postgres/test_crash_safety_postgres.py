@@ -1,6 +1,7 @@
 """Crash safety with the run log in PostgreSQL (`--store postgresql://...?run_id=...`):
 20 SIGKILLs at seeded moments of one run, resumed each time, leave every step once, in
-order, solved; a second CLI on the same run id is refused with one clear line."""
+order, solved, with the run budget exact across the kills; a second CLI on the same run
+id is refused with one clear line."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from crash_harness import cli, committed, finish_and_check, kill_and_resume
 pytestmark = pytest.mark.postgres
 
 DISKS = 13
+BUDGET, STOP_AFTER = 100_000, 2_000  # as in tests/test_crash_safety.py
 
 
-@pytest.mark.slow  # ~30-50 s: 21 CLI starts
+@pytest.mark.slow  # ~30-50 s: 22 CLI starts
 def test_twenty_kills_then_resume_with_the_postgres_store(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -43,8 +45,14 @@ def test_twenty_kills_then_resume_with_the_postgres_store(
         check=False,
     )
     assert neighbour.returncode == 0 and "solved: true, errors: 0" in neighbour.stdout
+    # Every session under --max-total-samples; the report must count exactly what the
+    # model was asked for, and a budget set after the kills must hold (finish_and_check).
     report = kill_and_resume(
-        disks=DISKS, location_args=["--store", store], store=store, workdir=tmp_path
+        disks=DISKS,
+        location_args=["--store", store],
+        store=store,
+        workdir=tmp_path,
+        budget=BUDGET,
     )
     assert len(report.kills) == 20
     assert report.committed_points >= 3 and report.unfinished == 20, report.kills
@@ -52,8 +60,11 @@ def test_twenty_kills_then_resume_with_the_postgres_store(
     finish_and_check(
         disks=DISKS,
         location_args=["--store", store],
-        export_args=["--run-dir", store],
+        store=store,
         workdir=tmp_path,
+        kills=report,
+        budget=BUDGET,
+        stop_after=STOP_AFTER,
     )
     assert committed(other) == 31
 
