@@ -387,20 +387,52 @@ def test_every_block_is_run_or_says_why() -> None:
         assert block.runs or block.lang in SHOWN or block.lang == "yaml", block.id
 
 
+COMMAND = re.compile(
+    r"^\s*(\$ )?(\w+=\S+\s+)*(maker-graph|python|pip|cd|make|langgraph|\.venv/bin/)\b", re.M
+)
+SHOWN_COMMANDS = [b for b in BLOCKS if b.lang in SHOWN and COMMAND.search(b.code)]
+# Commands shown in `text` blocks of docs owned elsewhere: doc -> {marker: what to do}.
+COMMANDS_IN_TEXT: dict[str, dict[str, str]] = {
+    "docs/deploy.md": {
+        "langgraph dev --no-browser": "label it bash; not run: starts a server",
+        "python -m uvicorn langgraph_api": "label it bash; not run: needs PostgreSQL and Redis",
+        "/tmp/rtpg-venv/bin/pip install": "label it bash; not run: installs packages",
+        "maker-graph log verify --run-dir": "label it bash; not run: needs PostgreSQL",
+        "tests/postgres/test_pg_worker_kill.py": "label it bash; not run: a test of its own",
+    },
+}
+
+
+def _shown_param(block: Block) -> Any:
+    why = _listed(COMMANDS_IN_TEXT, block)
+    marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+    return pytest.param(block, id=block.id, marks=marks)
+
+
+@pytest.mark.parametrize("block", [_shown_param(b) for b in SHOWN_COMMANDS])
+def test_commands_are_in_shell_blocks(block: Block) -> None:
+    # A command in a `text` block would escape this module: it must be a shell block
+    # (run here, or saying why not).
+    line = COMMAND.search(block.code)
+    assert line is None, (
+        f"{block.id} shows the command {line and line[0]!r} in a {block.lang!r} block"
+    )
+
+
 def test_known_failing_entries_name_one_block() -> None:
     # An entry whose block changed or now says "not run" is stale: remove it.
-    for listing in (KNOWN_FAILING, UNRUNNABLE):
+    for listing, blocks in ((KNOWN_FAILING, RUN), (UNRUNNABLE, RUN), (COMMANDS_IN_TEXT, BLOCKS)):
         for doc, entries in listing.items():
             for marker in entries:
-                hits = [b.id for b in RUN if b.doc == doc and marker in b.code]
+                hits = [b.id for b in blocks if b.doc == doc and marker in b.code]
                 assert len(hits) == 1, f"{doc}: {marker!r} names {hits or 'no block'}"
-                block = next(b for b in RUN if b.id == hits[0])
+                block = next(b for b in blocks if b.id == hits[0])
                 assert block.not_run is None, f"{block.id} now says why it is not run"
 
 
 def test_not_run_list_stays_short() -> None:
     skipped = [b.id for b in BLOCKS if b.not_run is not None]
-    assert len(skipped) <= 12, skipped
+    assert len(skipped) <= 16, skipped  # room for the annotations KNOWN_FAILING asks for
 
 
 def test_a_wrong_comment_fails() -> None:
