@@ -96,25 +96,28 @@ def test_triage_routes_each_ticket_to_its_desk(example_graphs: ModuleType) -> No
 
 
 async def test_triage_spec_votes_at_its_k_and_not_k_off_by_one() -> None:
-    """The example's spec, with its model's error rate set to 0.3 and its k to 2, 1,200 tickets.
+    """The example's spec, with its model's error rate set to 0.3 and its k to 2, 800 tickets.
 
     Two-sided and sized so a node built with k = 1 or k = 3 from this spec fails:
-    the band is p_step(0.7, 2) = 0.845 +- 4 binomial standard errors over 1,200
-    tickets (+-0.042), and the 4-s.e. bands around p_step(0.7, 1) = 0.700 and
-    p_step(0.7, 3) = 0.927 do not overlap it (checked below). The model errs towards
-    one rival label (the worst case p_step describes) with a fixed seed, so the run
-    is the same every time; a correct loader fails with probability about 6e-5.
-    (The shipped numbers, 0.8 and k = 3, would need ~8,000 tickets to tell k = 4.)
+    the band is p_step(0.7, 2) = 0.845 +- 4 binomial standard errors over 800
+    tickets (+-0.051: a correct loader fails with probability about 6e-5), and
+    p_step(0.7, 1) = 0.700 and p_step(0.7, 3) = 0.927 lie more than 3.3 of their
+    own standard errors outside it (checked below), so a loader off by one in k
+    passes with probability below 5e-4. The model errs towards one rival label
+    (the worst case p_step describes) with a fixed seed, so the run is the same
+    every time. (1,200 tickets gave 5.4 s.e. of margin at 1.5x the time; the
+    shipped numbers, 0.8 and k = 3, would need ~8,000 tickets to tell k = 4.)
     """
-    p, k, tickets, z = 0.7, 2, 1200, 4.0
+    p, k, tickets, z, power = 0.7, 2, 800, 4.0, 3.3
 
-    def band(k_: int) -> tuple[float, float]:
+    def se(k_: int) -> float:
         e = p_step(p, k_)
-        half = z * math.sqrt(e * (1 - e) / tickets)
-        return e - half, e + half
+        return math.sqrt(e * (1 - e) / tickets)
 
-    low, high = band(k)
-    assert band(k - 1)[1] < low and high < band(k + 1)[0]  # the sizing separates k +- 1
+    low, high = p_step(p, k) - z * se(k), p_step(p, k) + z * se(k)
+    # the sizing separates k +- 1: their means lie `power` of their s.e. beyond the band
+    assert p_step(p, k - 1) + power * se(k - 1) < low
+    assert high < p_step(p, k + 1) - power * se(k + 1)
     spec = yaml.safe_load((EXAMPLES / "triage.yaml").read_text())
     spec["models"]["triage_model"]["errors"] = {"error_rate": 1 - p, "seed": 7}
     spec["nodes"]["classify"]["k"] = k
