@@ -8,7 +8,9 @@ exactly as it stands:
   ``print(...)``, or a bare expression that is not a call (``app.invoke(x)["k"]``),
   followed by a comment (on its line, or on the next lines) must produce what the
   comment shows (``...`` matches anything;
-  a comment starting ``e.g.`` is an illustration and is not compared).
+  a comment starting ``e.g.`` is an illustration and is not compared). An
+  unlabelled or ``text`` block right after a python block (nothing but blank
+  lines between) is what that block prints, and is compared too.
 - ``bash``/``sh``/``console`` blocks run command by command in one shell with
   the project's venv activated (a ``console`` block's commands are its ``$``
   lines); a command ending in ``# exit N`` must exit with N, every other with 0.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import doctest
 import io
 import json
@@ -113,6 +116,7 @@ class Block:
     lang: str
     code: str
     not_run: str | None  # the doc's stated reason, if it says the block is not run
+    output: str | None = None  # a python block's printed output, shown in the next block
 
     @property
     def id(self) -> str:
@@ -137,7 +141,7 @@ def _is_spec(code: str) -> bool:
 def read_blocks(path: Path) -> list[Block]:
     lines = path.read_text().splitlines()
     found: list[Block] = []
-    i = 0
+    i = last_end = 0
     while i < len(lines):
         opening = FENCE.match(lines[i])
         if opening is None:
@@ -150,13 +154,21 @@ def read_blocks(path: Path) -> list[Block]:
         reason = NOT_RUN.match(above)
         found.append(
             Block(
-                doc=str(path.relative_to(ROOT)),
+                doc=str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                 line=i + 1,
                 lang=opening[2].lower(),
                 code="\n".join(lines[i + 1 : end]) + "\n",
                 not_run=reason[1] if reason else None,
             )
         )
+        if (
+            found[-1].lang in SHOWN
+            and len(found) > 1
+            and found[-2].lang == "python"
+            and all(not s.strip() for s in lines[last_end + 1 : i])
+        ):
+            found[-2] = dataclasses.replace(found[-2], output=found[-1].code)
+        last_end = end
         i = end + 1
     return found
 
@@ -219,6 +231,17 @@ def _is_print(stmt: ast.stmt) -> bool:
 
 
 def run_python(block: Block, namespace: dict[str, Any]) -> None:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        _run_statements(block, namespace)
+    sys.stdout.write(printed.getvalue())
+    if block.output is not None:
+        shown = block.output.rstrip("\n")
+        got = printed.getvalue().rstrip("\n")
+        assert _matches(shown, got), f"{block.id}: the next block shows\n{shown}\nit printed\n{got}"
+
+
+def _run_statements(block: Block, namespace: dict[str, Any]) -> None:
     if block.code.lstrip().startswith(">>>"):
         test = doctest.DocTestParser().get_doctest(
             block.code, namespace, block.id, block.doc, block.line
@@ -242,7 +265,7 @@ def run_python(block: Block, namespace: dict[str, Any]) -> None:
             with contextlib.redirect_stdout(out):
                 exec(compile(ast.Module([stmt], []), where, "exec"), namespace)  # noqa: S102
             got = out.getvalue().rstrip("\n")
-            sys.stdout.write(out.getvalue())
+            print(out.getvalue(), end="")
         if expected is not None:
             assert _matches(expected, got), f"{where}: the doc shows {expected!r}, got {got!r}"
 
@@ -452,6 +475,16 @@ def test_a_wrong_comment_fails() -> None:
     with pytest.raises(AssertionError, match="shows '4', got '3'"):
         run_python(wrong, {})
     run_python(Block("t.md", 1, "python", "[1, 2] * 2\n# [1, 2, ...]\n", None), {})
+
+
+def test_a_wrong_output_block_fails(tmp_path: Path) -> None:
+    doc = tmp_path / "t.md"
+    fences = "```python\nprint(1 + 1)\n```\n\n```text\n3\n```\n"
+    doc.write_text(fences + "\n```python\nx = 1\n```\n\nprose\n\n```\n5\n```\n")
+    code, _, apart, _ = read_blocks(doc)
+    assert (code.output, apart.output) == ("3\n", None)  # prose between: not an output
+    with pytest.raises(AssertionError, match="the next block shows"):
+        run_python(code, {})
 
 
 def test_console_commands_and_exit_codes(tmp_path: Path) -> None:
