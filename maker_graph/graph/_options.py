@@ -7,13 +7,12 @@ structured-output schema), any `Runnable`, a function, or a `Sampler`.
 
 `StepOptions` is that description's keyword options, one name and one default
 each, shared by every surface; `VotedStep` checks them once and builds the
-sampler and the voter.
+sampler and the voter. (A vote's checkpointed data and its escalation to a human
+are in `_escalation`.)
 
 It also holds what every surface does around one sample: `sample_config` (the
 child run a sample is, tagged so the `messages` stream skips it) and
-`SampleRuns` (a sampler whose every draw is such a run); and around a vote:
-`result_fields`/`step_result` (a `StepResult` as checkpointable data and back),
-`resumed_answer` (a human's resume value checked like a sample).
+`SampleRuns` (a sampler whose every draw is such a run).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar, get_type_hints
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -29,11 +28,9 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import ensure_config, merge_configs
 from langgraph.config import get_config
 from langgraph.constants import TAG_NOSTREAM
-from langgraph.types import interrupt
 
-from .._sync import run_sync
-from ..errors import ConfigurationError, NoConsensusError
-from ..records import RawSample, Sample, StepResult, jsonable
+from ..errors import ConfigurationError
+from ..records import RawSample, Sample
 from ..red_flags import RedFlag
 from ..sampling import (
     ForwardsBatching,
@@ -45,23 +42,15 @@ from ..sampling import (
 )
 from ..vote import EscalationHandler, NoConsensusAction, Parser, VotePolicy, Voter
 from ..voting import KeyFunction
-from .events import escalation_request
 
 __all__ = [
     "SAMPLE_TAGS",
-    "hashable_key",
     "SampleRuns",
     "StepOptions",
     "Temperature",
     "VotedStep",
     "deprecated_alias",
-    "escalated",
-    "undecided",
     "parent_node",
-    "result_fields",
-    "human_answer",
-    "resumed_answer",
-    "step_result",
     "as_message",
     "build_sampler",
     "build_voter",
@@ -329,72 +318,6 @@ def parent_node(default: str) -> str:
     return str(namespace).split("|")[-1].split(":")[0] or default
 
 
-def result_fields(result: StepResult) -> dict[str, Any]:
-    """A decided step as plain data a checkpointer stores (samples are not kept)."""
-    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    del fields["samples"]
-    fields["tally"] = list(result.tally.items())
-    return fields
-
-
-def step_result(fields: Mapping[str, Any]) -> StepResult:
-    """`result_fields` back as a `StepResult` (a checkpoint turns tuple keys into lists)."""
-    values = dict(fields)
-    tally = values["tally"]  # a dict in checkpoints written before the pairs
-    pairs = tally.items() if isinstance(tally, Mapping) else tally
-    values["tally"] = {hashable_key(key): n for key, n in pairs}
-    values["winner_key"] = hashable_key(values["winner_key"])
-    return StepResult(**values)
-
-
-async def resumed_answer(
-    voter: Voter, answer: Any, tally: Mapping[Hashable, int], node: str
-) -> tuple[Any, Hashable]:
-    """A resume value after an escalation, checked as the step checks a sample.
-
-    An answer with the key of a tallied candidate is taken as it is; any other must
-    pass the step's parser and red flags as a sample's raw output would (a text answer
-    to a chat-model parser is also tried as an `AIMessage` of that text). Returns the
-    winner and its key; raises `ConfigurationError` naming what the step expects.
-    """
-    try:
-        key = voter.key(answer)
-    except Exception:  # noqa: BLE001 - then the parser decides
-        key = None
-    if key is not None and key in tally:
-        return answer, key
-    tries = [answer] + ([AIMessage(content=answer)] if isinstance(answer, str) else [])
-    problems = []
-    for raw in tries:
-        text = answer if isinstance(answer, str) else ""
-        sample = await voter.check(RawSample(raw, text), 0)
-        if sample.red_flag is None:
-            return sample.value, sample.key
-        problems.append(f"{sample.red_flag}: {sample.red_flag_detail}")
-    raise ConfigurationError(
-        f"{node}: the resume value {answer!r} is not an answer this step accepts "
-        f"({problems[-1]}); resume with Command(resume=<answer>), one of the candidates "
-        f"{[jsonable(k) for k in tally]} or an answer the step's parser accepts"
-    )
-
-
-async def human_answer(
-    request: dict[str, Any], voter: Voter, tally: Mapping[Hashable, int], node: str
-) -> tuple[Any, Hashable]:
-    """Ask with `interrupt(request)` until the resume value passes `resumed_answer`.
-
-    A refused value is not an error the thread cannot leave (LangGraph would replay
-    the same resume value on every retry): the step interrupts again, the new value
-    saying why (`question`) and what was refused (`refused`). Returns winner and key.
-    """
-    answer = interrupt(request)
-    while True:
-        try:
-            return await resumed_answer(voter, answer, tally, repr(node))
-        except ConfigurationError as exc:
-            answer = interrupt({**request, "question": str(exc), "refused": jsonable(answer)})
-
-
 _MISSING: Any = object()
 
 
@@ -624,45 +547,3 @@ class SampleRuns(ForwardsBatching):
             lambda: self.inner.sample_many(step_input, list(indices)), step_input, config
         )
         return raws
-
-
-def hashable_key(value: Any) -> Any:
-    """A vote key read back from a checkpoint: lists (a serialised tuple) become tuples.
-
-    Example:
-        >>> hashable_key([1, [2, 3]])
-        (1, (2, 3))
-    """
-    if isinstance(value, list):
-        return tuple(hashable_key(v) for v in value)
-    return value
-
-
-def undecided(exc: NoConsensusError, failures: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """An undecided vote as plain data for a checkpointed task (see `escalated`)."""
-    return {
-        "decided": False,
-        "tally": list(exc.tally.items()),
-        "drawn": exc.samples_drawn,
-        "red_flags": dict(exc.red_flags),
-        "failures": dict(failures or {}),
-    }
-
-
-def escalated(voter: Voter, saved: Mapping[str, Any], node: str, step_input: Any) -> StepResult:
-    """The `undecided` vote decided by a human: `interrupt()` until an answer passes."""
-    tally = {hashable_key(key): n for key, n in saved["tally"]}
-    result = StepResult(
-        winner=None,
-        winner_key=None,
-        tally=tally,
-        decided_by="escalation",
-        k=voter.policy.k,
-        samples_drawn=saved["drawn"],
-        valid_votes=sum(tally.values()),
-        red_flags=dict(saved["red_flags"]),
-        provider_failures=dict(saved.get("failures") or {}),
-    )
-    request = escalation_request(node, step_input, result, voter.policy.budget)
-    result.winner, result.winner_key = run_sync(human_answer(request, voter, tally, node))
-    return result

@@ -23,8 +23,9 @@ from ..records import Sample, StepResult
 from ..sampling import draw
 from ..vote import EscalationHandler, NoConsensusAction, Voter
 from ..voting import samples_needed
+from ._escalation import human_answer
 from ._node import ROUTE, DualNode, emit
-from ._options import SampleRuns, as_message, human_answer, observed, parent_node
+from ._options import SampleRuns, as_message, observed, parent_node
 from .events import (
     decided_event,
     escalation_request,

@@ -45,14 +45,11 @@ from ..errors import ConfigurationError, MakerRuntimeError, NoConsensusError, Sa
 from ..records import RawSample, StepResult
 from ..sampling import ProviderRetry, Sampler, draw
 from ..vote import Voter
+from ._escalation import escalated, result_fields, step_result, undecided
 from ._options import (
     StepOptions,
     VotedStep,
     checked_input,
-    escalated,
-    result_fields,
-    step_result,
-    undecided,
 )
 from .events import VoteEvents, decided_event, emit
 

@@ -70,7 +70,8 @@ __all__ = [
 VOTES_KEY = "maker_votes"
 """Default state key of the step's tally (joined by the k-ahead reducer)."""
 STATS_KEY = "maker_stats"
-"""Default state key of the decided step's statistics (`StepResult.to_dict()`)."""
+"""A state key for the decided step's statistics (`StepResult.to_dict()`) when you ask
+for them (`stats_key=STATS_KEY`; no surface writes statistics by default)."""
 MESSAGE_KEY = "maker_message"
 """Key of the winning sample's own message, when `voting_builder(message_key=...)` asks
 for it (`maker_node(durable=True)` does: a messages key gets that message)."""

@@ -42,6 +42,7 @@ from .._sync import run_sync
 from ..errors import ConfigurationError, NoConsensusError, SamplerError
 from ..records import Sample, StepResult
 from ..vote import Voter
+from ._escalation import escalated, result_fields, step_result, undecided
 from ._node import DualNode
 from ._options import (
     SampleRuns,
@@ -50,14 +51,10 @@ from ._options import (
     as_message,
     check_input_keys,
     checked_input,
-    escalated,
     observed,
     pick,
     read_key,
-    result_fields,
     state_keys,
-    step_result,
-    undecided,
 )
 from .events import VoteEvents, decided_event, emit
 from .voting_graph import MESSAGE_KEY, STATS_KEY, voting_builder
