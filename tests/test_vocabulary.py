@@ -9,6 +9,7 @@ resume value after an escalation is checked like a sample.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from typing import Any, TypedDict
 
 import pytest
@@ -17,7 +18,7 @@ from langgraph.func import entrypoint
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command
 
-from maker_graph.errors import ConfigurationError
+from maker_graph.errors import ConfigurationError, SamplerError
 from maker_graph.graph import (
     STATS_KEY,
     add_maker_step,
@@ -25,6 +26,7 @@ from maker_graph.graph import (
     maker_node,
     maker_task,
 )
+from maker_graph.sampling import ProviderRetry
 from maker_graph.testing import ScriptedSampler
 
 LABELS = ("billing", "bug")
@@ -228,3 +230,45 @@ def test_deprecated_spellings_warn_naming_the_new_one() -> None:
     assert [str(w.message) for w in caught if w.category is DeprecationWarning] == [
         "create_voting_graph(input_key=...) is deprecated; use input_keys=... (same meaning)"
     ]
+
+
+# ------------------------------------------------------------- durable= and durability=
+
+
+@pytest.mark.parametrize("durability", ["sync", "exit"])
+@pytest.mark.parametrize("surface", ["add_maker_step", "maker_node_durable", "maker_node"])
+def test_durable_samples_survive_an_exception_under_every_durability(
+    surface: str, durability: str
+) -> None:
+    """docs/wrapping.md's table: `durability="exit"` still writes the finished samples
+    when the run exits with an error; only `maker_node` without `durable=True` redraws."""
+    calls: Counter[int] = Counter()
+    down = {"on": True}
+
+    def step(q: Any, index: int) -> str:
+        calls[index] += 1
+        if index == 2 and down["on"]:
+            raise ConnectionError("down")
+        return "no" if index == 1 else "ok"
+
+    options: dict[str, Any] = {
+        "k": 3,
+        "input_keys": "q",
+        "output_key": "a",
+        "retry": ProviderRetry(max_attempts=1, initial_delay=0.001, jitter=0.0),
+    }
+    builder = StateGraph(State)
+    if surface == "add_maker_step":
+        builder.add_edge(START, add_maker_step(builder, "c", step, **options).entry)
+    else:
+        builder.add_node("c", maker_node(step, durable=surface != "maker_node", **options))
+        builder.add_edge(START, "c")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "1"}}
+    with pytest.raises(SamplerError):
+        graph.invoke({"q": "x"}, config, durability=durability)
+    before = Counter(calls)
+    down["on"] = False
+    assert graph.invoke(None, config, durability=durability)["a"] == "ok"
+    redrawn = sorted((calls - before).elements())
+    assert redrawn == ([0, 1, 2, 3, 4] if surface == "maker_node" else [2, 3, 4])
