@@ -172,10 +172,12 @@ class MakerNode(DualNode):
     def _input(self, state: Any) -> Any:
         for what, key in (("output_key", self.output_key), ("stats_key", self.stats_key)):
             if key is not None and not _has_key(state, key):
+                # A dict state shows only the keys that have a value so far.
+                shown = "keys with a value now:" if isinstance(state, Mapping) else "fields:"
                 raise ConfigurationError(
                     f"maker_node {self.node_name!r}: {what}={key!r} is not a key of the "
-                    f"graph state (it has {state_keys(state)}); add it to the state schema "
-                    "or choose another key"
+                    f"graph state ({shown} {state_keys(state)}); add it to the state "
+                    "schema or choose another key"
                 )
         return checked_input(pick(state, self.input_keys), self._check_input)
 
