@@ -230,8 +230,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "budget_end_plurality",
         "maker_graph/run.py",
-        'voter.policy, max_samples=remaining, on_no_consensus="raise"',
-        'voter.policy, max_samples=remaining, on_no_consensus="plurality"',
+        'max_samples=remaining,\n                    on_no_consensus="raise",',
+        'max_samples=remaining,\n                    on_no_consensus="plurality",',
         ("tests/test_budgets.py", BITE),
         "near the end of a sample budget an undecided step stops the run (no plurality)",
     ),
