@@ -230,11 +230,15 @@ def run_benchmark(
     seed: int = 0,
     completions: bool = False,
     log: Callable[[str], None] = print,
+    levers: Sequence[str] | None = None,
+    save: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Every arm on the same `inputs` questions against an OpenAI-compatible server.
 
     `completions`: a base model on the completions endpoint (LangChain's `OpenAI`, few-shot
-    prompts) instead of an instruction-tuned one through `ChatOpenAI`."""
+    prompts) instead of an instruction-tuned one through `ChatOpenAI`. `levers`: only
+    these pilots and the arms that use them, in that order (None: all). `save` gets the
+    result so far after each pilot and arm (a slow machine keeps what it measured)."""
     from maker_graph.decorrelation import EscalatingTemperature, Rotation
     from maker_graph.estimate import EstimateReport, summarise
     from maker_graph.providers import ProviderOptions, resolve_chat_model
@@ -289,6 +293,8 @@ def run_benchmark(
                 greedy.flags["parse_error"] += 1
         out["arms"].append(greedy.row())
         log(f"greedy done in {time.perf_counter() - started:.0f} s")
+        if save is not None:
+            save(out)
 
         pilots = {
             "same prompt": chat(0, hot),
@@ -298,8 +304,13 @@ def run_benchmark(
             # measures the near-greedy first round, not the hotter samples after it.
             "temperature escalation": chat(0, EscalatingTemperature(k=3)),
         }
+        chosen = list(levers) if levers is not None else list(pilots)
+        unknown = set(chosen) - set(pilots)
+        if unknown:
+            raise ValueError(f"unknown levers {sorted(unknown)}; known: {list(pilots)}")
         forecasts: dict[str, Any] = {}
-        for name, pilot_sampler in pilots.items():
+        for name in chosen:
+            pilot_sampler = pilots[name]
             records = await _pilot(pilot_sampler, qs, 2)
             est = summarise(name, records, cap=None, price=None, task_steps=200, target=0.95)
             both, same = _collisions(records)
@@ -329,6 +340,9 @@ def run_benchmark(
                 f"pilot {name}: p={est.p}, collisions {both} ({same} same), "
                 f"{est.expected_collisions:.2f} expected if independent"
             )
+            if save is not None:
+                out["wall_seconds"] = time.perf_counter() - started
+                save(out)
 
         arms = [
             ("vote k=2, same prompt", chat(0, hot), 2, "same prompt"),
@@ -342,6 +356,7 @@ def run_benchmark(
                 "temperature escalation",
             ),
         ]
+        arms = [a for lever in chosen for a in arms if a[3] == lever]
         for name, arm_sampler, k, lever in arms:
             arm = await _vote_arm(name, arm_sampler, qs, k)
             row = arm.row()
@@ -356,8 +371,14 @@ def run_benchmark(
                 ),
             }
             out["arms"].append(row)
-            log(f"{name}: {arm.right}/{arm.total}, forecast {1 - f.step_error:.3f}")
-        levers = EstimateReport(
+            log(
+                f"{name}: {arm.right}/{arm.total}, forecast {1 - f.step_error:.3f} "
+                f"({1 - f.step_error_high:.3f}-{1 - f.step_error_low:.3f})"
+            )
+            if save is not None:
+                out["wall_seconds"] = time.perf_counter() - started
+                save(out)
+        report_ = EstimateReport(
             task="column sums",
             params={},
             task_steps=200,
@@ -368,7 +389,7 @@ def run_benchmark(
             target=0.95,
             models=list(forecasts.values()),
         )
-        out["choice"] = levers.choice()
+        out["choice"] = report_.choice()
         out["wall_seconds"] = time.perf_counter() - started
 
     asyncio.run(go())
@@ -548,6 +569,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="write the full result here")
     parser.add_argument(
+        "--levers",
+        nargs="+",
+        metavar="LEVER",
+        help="only these pilots and their arms, in this order (e.g. 'temperature escalation')",
+    )
+    parser.add_argument(
         "--completions",
         action="store_true",
         help="a base model: few-shot prompts on the completions endpoint",
@@ -565,6 +592,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "MAKER_GRAPH_REAL_MODEL_URL / MAKER_GRAPH_REAL_MODEL_GGUF; see --help)"
         )
         return 0
+
+    def save(partial: dict[str, Any]) -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(partial, indent=2, default=str) + "\n")
+
     if args.url:
         result = run_benchmark(
             args.url,
@@ -572,6 +604,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             inputs=args.inputs,
             seed=args.seed,
             completions=args.completions,
+            levers=args.levers,
+            save=save,
         )
     else:
         with serve(args.gguf, args.python) as url:
@@ -581,6 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 inputs=args.inputs,
                 seed=args.seed,
                 completions=args.completions,
+                levers=args.levers,
+                save=save,
             )
     print(report(result))
     if args.json:
