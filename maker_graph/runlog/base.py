@@ -463,12 +463,7 @@ class RunLog(ABC):
         for batch, first, last, cp_json, checksum in self._batches():
             if last >= first and first != expected:
                 raise self._corrupt(batch, first, last, f"it should start at step {expected}")
-            records = list(self.steps(first, last + 1)) if last >= first else []
-            if len(records) != max(0, last - first + 1) or (
-                batch_checksum(records, cp_json) != checksum
-            ):
-                raise self._corrupt(batch, first, last, "it does not match its checksum")
-            yield from records
+            yield from self._verify_batch(batch, first, last, cp_json, checksum)
             if last >= first:
                 expected = last + 1
 
@@ -510,19 +505,18 @@ class RunLog(ABC):
     def close(self) -> None:
         """Release the writer's lock and the connection. Safe to call twice."""
 
-    def _verify_batch(self, batch: int, first: int, last: int, cp_json: str, checksum: str) -> int:
-        """Recheck one batch against its stored checksum; returns its number of steps.
+    def _verify_batch(
+        self, batch: int, first: int, last: int, cp_json: str, checksum: str
+    ) -> list[StepRecord]:
+        """One batch's steps, rechecked against its stored checksum.
 
         Raises:
             RunLogError: the batch's rows are missing or do not match its checksum.
         """
-        records = list(self.steps(first, last + 1))
-        if len(records) != last - first + 1 or batch_checksum(records, cp_json) != checksum:
-            raise RunLogError(
-                f"the run log {self.location} is corrupt: batch {batch} (steps {first}..{last}) "
-                f"does not match its checksum. Start over with --fresh, or {self._corrupt_advice}"
-            )
-        return len(records)
+        records = list(self.steps(first, last + 1)) if last >= first else []
+        if len(records) != max(0, last - first + 1) or batch_checksum(records, cp_json) != checksum:
+            raise self._corrupt(batch, first, last, "it does not match its checksum")
+        return records
 
     def _recover_torn_tail(
         self,
@@ -574,9 +568,7 @@ class RunLog(ABC):
                     "%s: dropped the torn last batch %s (steps %s..%s), which did not match "
                     "its checksum; those steps will be decided again",
                     self.location,
-                    row[0],
-                    row[1],
-                    row[2],
+                    *row[:3],
                 )
                 last = before
                 break
