@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
@@ -32,6 +33,20 @@ def identity(value: Any) -> Any:
 def clip(text: str, limit: int = 60) -> str:
     """`text` cut to `limit` characters, ending in `...` when cut (for messages)."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def async_node(name: str, afunc: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+    """A LangGraph node (a `RunnableLambda`) with both shells around one async core:
+    `ainvoke` awaits it, `invoke` runs it on maker_graph's long-lived background loop
+    (so async provider clients stay valid between calls)."""
+    from langchain_core.runnables import RunnableLambda
+
+    from ._sync import run_sync
+
+    def func(value: Any) -> Any:
+        return run_sync(afunc(value))
+
+    return RunnableLambda(func, afunc=afunc, name=name)
 
 
 def find_cycles(edges: dict[str, list[str]]) -> list[list[str]]:

@@ -201,6 +201,14 @@ class Budget(SpecPart):
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     """Provider calls of one step in flight at once (default: a whole round)."""
 
+    def check_fits(self, k: int) -> None:
+        """Refuse a cap below the margin `k` (in a node's model-level check)."""
+        if self.max_samples is not None and self.max_samples < k:
+            raise ValueError(
+                f"@budget.max_samples: must be >= k ({k}), got "
+                f"{self.max_samples}: fewer samples can never decide a step"
+            )
+
 
 class _PromptedNode(SpecPart):
     description: str = ""
@@ -279,11 +287,7 @@ class MakerNode(_PromptedNode):
 
     @model_validator(mode="after")
     def _budget_fits_k(self) -> MakerNode:
-        if self.budget.max_samples is not None and self.budget.max_samples < self.k:
-            raise ValueError(
-                f"@budget.max_samples: must be >= k ({self.k}), got "
-                f"{self.budget.max_samples}: fewer samples can never decide a step"
-            )
+        self.budget.check_fits(self.k)
         return self
 
 
@@ -338,11 +342,7 @@ class DecompositionNode(SpecPart):
 
     @model_validator(mode="after")
     def _budget_fits_k(self) -> DecompositionNode:
-        if self.budget.max_samples is not None and self.budget.max_samples < self.k:
-            raise ValueError(
-                f"@budget.max_samples: must be >= k ({self.k}), got "
-                f"{self.budget.max_samples}: fewer samples can never decide a step"
-            )
+        self.budget.check_fits(self.k)
         both = sorted(set(self.params) & set(self.params_from))
         if both:
             raise ValueError(f"@params_from: sets {', '.join(both)}, which params sets too")

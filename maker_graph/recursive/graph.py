@@ -45,14 +45,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
-from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from .._sync import run_sync
+from .._util import async_node
 from ._tree import (
     RecursiveInput,
     RecursiveOutput,
@@ -61,7 +57,7 @@ from ._tree import (
     merge_nodes,
     recursion_condition,
 )
-from ._tree_steps import Payload, TreeSteps
+from ._tree_steps import TreeSteps
 from .policy import RecursionPolicy
 from .record import TreeRecorder
 from .roles import Roles
@@ -75,21 +71,6 @@ __all__ = [
     "merge_nodes",
     "recursion_condition",
 ]
-
-NodeFn = Callable[[Payload], Coroutine[Any, Any, dict[str, Any]]]
-
-
-def _sync(afunc: NodeFn) -> Callable[[Payload], dict[str, Any]]:
-    def run(payload: Payload) -> dict[str, Any]:
-        # One long-lived loop for sync callers: async provider clients stay valid.
-        return run_sync(afunc(payload))
-
-    return run
-
-
-def _node(name: str, afunc: NodeFn) -> RunnableLambda[Payload, dict[str, Any]]:
-    # Both shells around one async core: `invoke` and `ainvoke` both work.
-    return RunnableLambda(_sync(afunc), afunc=afunc, name=name)
 
 
 def create_recursive_graph(
@@ -129,17 +110,17 @@ def create_recursive_graph(
     builder: StateGraph[RecursiveState, None, RecursiveInput, RecursiveOutput] = StateGraph(
         RecursiveState, input_schema=RecursiveInput, output_schema=RecursiveOutput
     )
-    builder.add_node("start", _node("start", steps.start))  # type: ignore[arg-type,type-var]
-    builder.add_node("expand", _node("expand", steps.expand))  # type: ignore[arg-type,type-var]
+    builder.add_node("start", async_node("start", steps.start))
+    builder.add_node("expand", async_node("expand", steps.expand))
     for role, run in (
         ("decomposer", steps.decompose),
         ("discriminator", steps.discriminate),
         ("solver", steps.solve),
         ("composer", steps.compose),
     ):
-        builder.add_node(role, _node(role, run))  # type: ignore[arg-type,type-var]
+        builder.add_node(role, async_node(role, run))
         builder.add_edge(role, "expand")
-    builder.add_node("finish", _node("finish", steps.finish))  # type: ignore[arg-type,type-var]
+    builder.add_node("finish", async_node("finish", steps.finish))
     builder.add_edge(START, "start")
     builder.add_edge("start", "expand")
 
