@@ -54,8 +54,11 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "configs"
 SCRIPT = ROOT / "scripts" / "postgres.sh"
 MAKER_GRAPH = Path(sys.executable).with_name("maker-graph")
-START_TIMEOUT = 120.0
+START_TIMEOUT = 300.0  # a worker can take minutes to start on a loaded 2-core machine
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+MIGRATE = (
+    "import sys; from langgraph_runtime_pg.migrate import upgrade_head; upgrade_head(sys.argv[1])"
+)
 
 
 def free_port() -> int:
@@ -342,6 +345,16 @@ class Server:
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",
             **self.extra_env,
         }
+        # Each worker migrates the database as it starts; two at once on a fresh database
+        # race on CREATE TABLE alembic_version (UniqueViolation, the worker exits 3 and
+        # uvicorn stops the server). So migrate once before the workers start.
+        subprocess.run(
+            [self.runtime_python, "-c", MIGRATE, self.database_uri],
+            env=env,
+            capture_output=True,
+            timeout=300,
+            check=True,
+        )
         with (self.workdir / "server.log").open("wb") as out:
             self.processes.append(
                 subprocess.Popen(

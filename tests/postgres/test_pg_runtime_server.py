@@ -40,14 +40,17 @@ RUNTIME_PYTHON = os.environ.get("MAKER_GRAPH_PG_RUNTIME_PYTHON", "")
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.server,
-    pytest.mark.timeout(240),
+    pytest.mark.timeout(420),
     pytest.mark.skipif(
         not RUNTIME_PYTHON,
         reason="set MAKER_GRAPH_PG_RUNTIME_PYTHON to the "
         "python of a venv with langgraph-runtime-pg",
     ),
 ]
-START_TIMEOUT = 90.0
+START_TIMEOUT = 240.0  # both workers; minutes on a loaded 2-core machine
+MIGRATE = (
+    "import sys; from langgraph_runtime_pg.migrate import upgrade_head; upgrade_head(sys.argv[1])"
+)
 
 
 def _free_port() -> int:
@@ -110,6 +113,15 @@ def pg_runtime_server(postgres_url: str, tmp_path: Path) -> Iterator[str]:
             "LANGGRAPH_NO_VERSION_CHECK": "1",
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         }
+        # Two workers migrating a fresh database at once race on CREATE TABLE
+        # alembic_version; the loser exits and uvicorn stops the server. Migrate first.
+        subprocess.run(
+            [RUNTIME_PYTHON, "-c", MIGRATE, postgres_url],
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
         with log.open("wb") as out:
             processes.append(
                 subprocess.Popen(
@@ -124,6 +136,9 @@ def pg_runtime_server(postgres_url: str, tmp_path: Path) -> Iterator[str]:
                         str(port),
                         "--workers",
                         "2",
+                        # uvicorn stops the server when a worker misses a 5 s ping.
+                        "--timeout-worker-healthcheck",
+                        "180",
                     ],
                     cwd=app,
                     env=env,
@@ -138,7 +153,8 @@ def pg_runtime_server(postgres_url: str, tmp_path: Path) -> Iterator[str]:
             if processes[-1].poll() is not None:
                 pytest.fail(f"the server exited: {log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                started = log.read_text(errors="replace").count("Application startup complete")
+                if httpx.get(f"{url}/ok", timeout=2).status_code == 200 and started >= 2:
                     break
             except httpx.HTTPError:
                 pass
@@ -176,6 +192,7 @@ def test_two_workers_over_postgres_and_redis_serve_every_example(
         assert hanoi["result"]["done"] is True and hanoi["result"]["steps"] == 15
         hybrid = await run("hybrid", {"request": "Where is order AB-123? asap"})
         assert "AB-123" in str(hybrid["answer"])
+        await client.aclose()  # its pooled sockets, reported unclosed otherwise
 
     asyncio.run(drive())
     import psycopg
