@@ -124,10 +124,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "verify_ignores_checksum",
         "maker_graph/runlog/base.py",
-        "                batch_checksum(records, cp_json) != checksum\n            ):\n"
-        '                raise self._corrupt(batch, first, last, "it does not match its',
-        "                False\n            ):\n"
-        '                raise self._corrupt(batch, first, last, "it does not match its',
+        "or batch_checksum(records, cp_json) != checksum:\n"
+        '            raise self._corrupt(batch, first, last, "it does not match its',
+        'or False:\n            raise self._corrupt(batch, first, last, "it does not match its',
         ("tests/test_runlog_corruption.py", "tests/test_runlog.py"),
         "verify/export never pass on a row of a batch that does not match its checksum",
     ),
