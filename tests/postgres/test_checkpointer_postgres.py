@@ -113,7 +113,7 @@ async def test_voting_graph_on_async_postgres_saver(postgres_url: str) -> None:
     cfg = {"configurable": {"thread_id": "vote"}}
     async with open_async_checkpointer(postgres_url) as saver:
         graph = create_voting_graph(
-            lambda q: q.upper(), k=2, input_key="q", output_key="a"
+            lambda q: q.upper(), k=2, input_keys="q", output_key="a"
         ).compile(checkpointer=saver)
         out = await graph.ainvoke({"q": "yes"}, cfg)
         assert out["a"] == "YES"
@@ -121,7 +121,7 @@ async def test_voting_graph_on_async_postgres_saver(postgres_url: str) -> None:
         assert state.values["a"] == "YES"
     async with open_async_checkpointer(postgres_url) as saver:
         graph = create_voting_graph(
-            lambda q: q.upper(), k=2, input_key="q", output_key="a"
+            lambda q: q.upper(), k=2, input_keys="q", output_key="a"
         ).compile(checkpointer=saver)
         assert (await graph.aget_state(cfg)).values["a"] == "YES"  # persisted
 
