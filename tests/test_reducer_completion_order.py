@@ -75,7 +75,12 @@ def comparable(stats: dict[str, Any]) -> dict[str, Any]:
 async def vote_once(case: int, delays: int | str | None) -> tuple[Any, list[int]]:
     sampler = Delayed(case, delays)
     graph = create_voting_graph(
-        sampler, k=K, parser=parse, key=vote_key, on_no_consensus="plurality"
+        sampler,
+        k=K,
+        parser=parse,
+        key=vote_key,
+        on_no_consensus="plurality",
+        stats_key="maker_stats",
     ).compile()
     out = await asyncio.wait_for(graph.ainvoke({"step_input": f"step {case}"}), timeout=30)
     return (out["answer"], comparable(out["maker_stats"])), sampler.finished
