@@ -182,7 +182,7 @@ def _python_graphs() -> dict[str, tuple[Any, Any]]:
     labelled.add_edge(START, "classify")
     labelled.add_edge("classify", END)
     agent = StateGraph(_Ticket)
-    agent.add_node("agent", maker_node(_model(), k=3))
+    agent.add_node("agent", maker_node(_model(), k=3, output_key="messages"))
     agent.add_edge(START, "agent")
     agent.add_edge("agent", END)
     grafted = StateGraph(_Ticket)
