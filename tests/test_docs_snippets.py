@@ -74,12 +74,6 @@ BLOCK_TIMEOUT = 120  # seconds for one shell block; each is meant to take a few
 # take minutes, need a real provider or install packages: they are not run until
 # the doc says `<!-- not run: ... -->` or makes them small (then the entry goes).
 KNOWN_FAILING: dict[str, dict[str, str]] = {
-    "docs/agents.md": {
-        "[refund, cancel, track]": "NameError: model (and the tools) are not defined",
-        'ai = out["messages"][1]': "NameError: out is not defined",
-        "InMemorySaver(),": "NameError: model is not defined",
-        "MessagesState, StateGraph": "NameError: model is not defined",
-    },
     "docs/choosing-a-model.md": {
         "ProviderOptions(max_tokens=750": "ConfigurationError: openai:... needs OPENAI_API_KEY",
         "maker-graph plan --estimate": "estimate.json comes from a block that is not run",
