@@ -90,7 +90,7 @@ async def voted_step(steps: int, make_sampler: Callable[[], Any]) -> dict[str, f
     node = maker_node(make_sampler(), input_keys=["q"], output_key="a", max_samples=200)
     node_graph = one_node_graph(node)
     voting = create_voting_graph(
-        make_sampler(), k=3, max_samples=200, input_key="q", output_key="a", stats_key=None
+        make_sampler(), k=3, max_samples=200, input_keys="q", output_key="a", stats_key=None
     ).compile()
     grafted = grafted_graph(make_sampler())
     shared = make_sampler()
