@@ -97,9 +97,6 @@ UNRUNNABLE: dict[str, dict[str, str]] = {
         "OPENAI_API_KEY": "needs OpenAI and a key",
         "llama_cpp.server": "installs llama-cpp-python and serves a GGUF model",
     },
-    "docs/reliability.md": {
-        "postgresql://user@db.example": "needs a PostgreSQL server at db.example",
-    },
 }
 
 
