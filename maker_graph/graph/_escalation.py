@@ -19,6 +19,7 @@ from langgraph.types import interrupt
 from .._sync import run_sync
 from ..errors import ConfigurationError, NoConsensusError
 from ..records import RawSample, StepResult, jsonable
+from ..red_flags import PARSE_ERROR, TOO_LARGE
 from ..vote import Voter
 from .events import escalation_request
 
@@ -57,9 +58,11 @@ async def resumed_answer(
     """A resume value after an escalation, checked as the step checks a sample.
 
     An answer with the key of a tallied candidate is taken as it is; any other must
-    pass the step's parser and red flags as a sample's raw output would (a text answer
-    to a chat-model parser is also tried as an `AIMessage` of that text). Returns the
-    winner and its key; raises `ConfigurationError` naming what the step expects.
+    parse and key as a sample's raw output would (a text answer to a chat-model parser
+    is also tried as an `AIMessage` of that text). Red flags are not applied: they are
+    signs of an unreliable model reply (length, format, a pattern), and an escalation
+    exists because the person answering is trusted over the model. Returns the winner
+    and its key; raises `ConfigurationError` naming what the step expects.
     """
     try:
         key = voter.key(answer)
@@ -72,7 +75,7 @@ async def resumed_answer(
     for raw in tries:
         text = answer if isinstance(answer, str) else ""
         sample = await voter.check(RawSample(raw, text), 0)
-        if sample.red_flag is None:
+        if sample.red_flag not in (PARSE_ERROR, TOO_LARGE):
             return sample.value, sample.key
         problems.append(f"{sample.red_flag}: {sample.red_flag_detail}")
     raise ConfigurationError(

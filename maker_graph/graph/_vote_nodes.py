@@ -317,7 +317,7 @@ class VoteNodes:
         return self._finish(result, "escalation")
 
     async def _ask(self, t: Mapping[str, Any], result: StepResult) -> dict[str, Any]:
-        # A resume value is checked like a sample (parser, key, red flags).
+        # A resume value is parsed and keyed like a sample (red flags judge model replies).
         request = escalation_request(self.label, t["input"], result, self.budget)
         result.winner, result.winner_key = await human_answer(
             request, self.voter, result.tally, self.label
