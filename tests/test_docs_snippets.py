@@ -417,15 +417,7 @@ COMMAND = re.compile(
 )
 SHOWN_COMMANDS = [b for b in BLOCKS if b.lang in SHOWN and COMMAND.search(b.code)]
 # Commands shown in `text` blocks of docs owned elsewhere: doc -> {marker: what to do}.
-COMMANDS_IN_TEXT: dict[str, dict[str, str]] = {
-    "docs/deploy.md": {
-        "langgraph dev --no-browser": "label it bash; not run: starts a server",
-        "python -m uvicorn langgraph_api": "label it bash; not run: needs PostgreSQL and Redis",
-        "/tmp/rtpg-venv/bin/pip install": "label it bash; not run: installs packages",
-        "maker-graph log verify --run-dir": "label it bash; not run: needs PostgreSQL",
-        "tests/postgres/test_pg_worker_kill.py": "label it bash; not run: a test of its own",
-    },
-}
+COMMANDS_IN_TEXT: dict[str, dict[str, str]] = {}
 
 
 def _shown_param(block: Block) -> Any:
