@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -157,6 +158,12 @@ class Speculator:
         depth: int,
         semaphore: asyncio.Semaphore | None,
     ) -> None:
+        if room is not None and voter.policy.eager_replacement:
+            # `_fits` reserves each slot's step budget, and an eager replacement thrown
+            # away when a step proves stuck is outside it: under a run sample budget
+            # draw round by round, so the run cannot pass it (tallies are the same).
+            voter = copy.copy(voter)
+            voter.policy = dataclasses.replace(voter.policy, eager_replacement=False)
         self.voter = voter
         self.step_input = step_input
         self.identity = identity

@@ -22,6 +22,7 @@ from maker_graph.records import RawSample, StepResult
 from maker_graph.run import run_task
 from maker_graph.runlog import open_run_log
 from maker_graph.sampling import VARIATION
+from maker_graph.speculation import Speculator
 from maker_graph.tasks.hanoi import HanoiTask, simulated_sampler
 from maker_graph.testing import ErrorModel, SimulatedSampler
 from maker_graph.vote import VotePolicy, Voter
@@ -248,3 +249,22 @@ async def test_a_replacement_drawn_before_the_step_proved_stuck_is_thrown_away(
         assert (2, 0) in sampler.calls and result.spares_unused == 1
     else:
         assert sampler.calls == [(0, 0), (1, 0), (2, 1), (3, 1)] and result.spares_unused == 0
+
+
+@pytest.mark.parametrize("room", [None, 100])
+def test_speculative_steps_under_a_run_budget_draw_round_by_round(room: int | None) -> None:
+    # A speculative slot reserves its step budget against the run's room; an eager
+    # replacement thrown away when a step proves stuck is outside that budget, so
+    # with a run sample budget (room) the speculator's steps must not draw eagerly.
+    voter = Voter(Stuck(), parser=int, key=_key, policy=VotePolicy(k=2, eager_replacement=True))
+    speculator = Speculator(
+        voter,
+        step_input=lambda state, previous, step: state,
+        identity=lambda state: ("", ""),
+        may_start=lambda state, step: True,
+        room=None if room is None else (lambda: room),
+        depth=2,
+        semaphore=None,
+    )
+    assert speculator.voter.policy.eager_replacement is (room is None)
+    assert voter.policy.eager_replacement  # the caller's voter is left as it was
