@@ -161,15 +161,17 @@ def test_collisions_match_independence_and_reveal_correlated_errors() -> None:
 
     correlated = _one(
         task,
-        ErrorModel(error_rate=0.02, hard_fraction=0.05, hard_error_rate=0.6, seed=3),
+        ErrorModel(error_rate=0.02, hard_fraction=0.25, hard_error_rate=0.6, seed=3),
         options,
     ).models[0]
-    # 5 % hard steps both wrong with probability 0.36, the rest at 0.02 ** 2: ~55
-    # collisions (4 Poisson SDs: +-30). Independent errors at the same overall rate give
-    # ~15 (`expected_collisions`); the observed count must lie more than 4 of that
+    # 25 % hard steps both wrong with probability 0.6 ** 2, the rest at 0.02 ** 2: ~271
+    # same-answer collisions, +-66 (4 Poisson SDs). Sized so a hard error rate of 0.45
+    # (~153) or 0.75 (~422) falls outside that band: the count measures the rate, not
+    # just "more than independence". Independent errors at the same overall rate give
+    # ~82 (`expected_collisions`); the observed count must lie more than 4 of that
     # model's SDs above it, i.e. the estimate reveals the correlation.
     same = correlated.same_answer_collisions
-    correlated_rate = 0.05 * 0.36 + 0.95 * 0.02**2
+    correlated_rate = 0.25 * 0.6**2 + 0.75 * 0.02**2
     assert abs(same - 3000 * correlated_rate) <= 4 * math.sqrt(3000 * correlated_rate)
     independent_exp = correlated.expected_collisions
     assert same > independent_exp + 4 * math.sqrt(independent_exp)
