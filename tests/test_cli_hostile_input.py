@@ -141,11 +141,6 @@ def test_the_format_text_check_refuses_keys_outside_the_state() -> None:
     assert "takes no format spec" in str(entry.check_params({"template": "{a:>9}", "output": "b"}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config/checks.py does not pass the state keys to Entry.check_params yet "
-    "(notes/issue-14.md): a template naming an undeclared key is refused only at run time",
-)
 def test_a_format_text_template_naming_an_undeclared_key_is_refused_by_validate(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

@@ -161,7 +161,10 @@ class _Checker:
             self.add(location, str(exc))
             return
         if params is not None:
-            problem = entry.check_params(params)
+            # With the state known, an entry may refuse params naming a key it lacks
+            # (a format_text placeholder) here rather than when the node runs.
+            keys = None if "state" in self.view.unknown else list(self.view.state)
+            problem = entry.check_params(params, keys)
             if problem:
                 self.add(location.rsplit(".", 1)[0] + ".params", problem)
 
