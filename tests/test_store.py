@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from checkpoint_kill_child import LoopState, kill_mid_write
-from checkpoint_kill_child import loop_graph as counting_loop
+from checkpoint_kill_child import check_resume_after_kill, kill_mid_write
 from langgraph.graph import END, START, StateGraph
 
 from maker_graph.checkpointers import (
@@ -83,29 +82,11 @@ def test_sqlite_checkpoints_survive_a_killed_process_mid_write(tmp_path: Path) -
     marks = kill_mid_write(store, tmp_path / "marks", n=8, stall=3)
     lines = [line for i in range(4) for line in (f"committed {i}", f"ran {i}")]
     assert marks == [*lines, "mid 4 True 0"]  # killed inside an open transaction
-    cfg = {"configurable": {"thread_id": "killed"}}
     import sqlite3
 
     with sqlite3.connect(tmp_path / "run" / CHECKPOINT_DB_NAME) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    calls: list[int] = []
-    with open_checkpointer(store) as saver:
-        held = [c.checkpoint["channel_values"].get("i") for c in saver.list(cfg)]
-        assert held == [3, 2, 1, 0, None]  # newest first; none holds i=4
-        latest = saver.get_tuple(cfg)
-        assert latest.checkpoint["channel_values"]["seen"] == [0, 1, 2]
-        writes = {w[1]: w[2] for w in latest.pending_writes if w[1] in LoopState.__annotations__}
-        out = counting_loop(8, calls.append).compile(checkpointer=saver).invoke(None, cfg)
-    assert out["seen"] == list(range(8))
-    # LangGraph writes the node's result (put_writes) and the next checkpoint from
-    # background threads: if the node for 3 had its write committed before the kill,
-    # it survives and the node does not run again; if not, nothing of it is visible
-    # and the node reruns. Either way each node's effect lands exactly once.
-    if writes:
-        assert writes == {"i": 4, "seen": [3]}
-        assert calls == [4, 5, 6, 7]
-    else:
-        assert calls == [3, 4, 5, 6, 7]
+    check_resume_after_kill(store)
 
 
 async def test_async_sqlite_checkpointer(tmp_path: Path) -> None:

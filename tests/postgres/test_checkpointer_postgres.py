@@ -8,8 +8,7 @@ import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from checkpoint_kill_child import kill_mid_write
-from checkpoint_kill_child import loop_graph as counting_loop
+from checkpoint_kill_child import check_resume_after_kill, kill_mid_write
 from langgraph.graph import END, START, StateGraph
 
 from maker_graph.checkpointers import open_async_checkpointer, open_checkpointer, store_kind
@@ -88,25 +87,7 @@ def test_checkpoints_survive_a_killed_process_mid_write(postgres_url: str, tmp_p
                 break
             time.sleep(0.02)
         assert row is None, f"the killed client's backend is still there ({row})"
-    cfg = {"configurable": {"thread_id": "killed"}}
-    calls: list[int] = []
-    with open_checkpointer(postgres_url) as saver:
-        held = [c.checkpoint["channel_values"].get("i") for c in saver.list(cfg)]
-        assert held == [3, 2, 1, 0, None]  # newest first; none holds i=4
-        latest = saver.get_tuple(cfg)
-        assert latest.checkpoint["channel_values"]["seen"] == [0, 1, 2]
-        writes = {w[1]: w[2] for w in latest.pending_writes if w[1] in ("i", "seen")}
-        out = counting_loop(8, calls.append).compile(checkpointer=saver).invoke(None, cfg)
-    assert out["seen"] == list(range(8))
-    # LangGraph writes the node's result (put_writes) and the next checkpoint from
-    # background threads: if the node for 3 had its write committed before the kill,
-    # it survives and the node does not run again; if not, nothing of it is visible
-    # and the node reruns. Either way each node's effect lands exactly once.
-    if writes:
-        assert writes == {"i": 4, "seen": [3]}
-        assert calls == [4, 5, 6, 7]
-    else:
-        assert calls == [3, 4, 5, 6, 7]
+    check_resume_after_kill(postgres_url)
 
 
 async def test_voting_graph_on_async_postgres_saver(postgres_url: str) -> None:
