@@ -25,6 +25,14 @@ def test_loopback_is_allowed() -> None:
             client.connect(server.getsockname())
 
 
+def _python_child(code: str, log: Path) -> subprocess.CompletedProcess[str]:
+    """`python -c code` as the suite's subprocesses run (the guard logging to `log`)."""
+    env = {**os.environ, "MAKER_GRAPH_NET_GUARD_LOG": str(log)}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 def test_python_subprocesses_are_guarded_too(tmp_path: Path) -> None:
     """A child Python process inherits the guard (tests/netguard on PYTHONPATH).
 
@@ -46,15 +54,7 @@ def test_python_subprocesses_are_guarded_too(tmp_path: Path) -> None:
         "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)\n"
         "c = socket.socket(); c.settimeout(2); c.connect(srv.getsockname()); print('loopback ok')\n"
     )
-    env = {**os.environ, "MAKER_GRAPH_NET_GUARD_LOG": str(log)}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _python_child(probe, log)
     assert done.returncode == 0, done.stderr
     assert "refused: tests may not reach the network" in done.stdout
     assert "lookup refused" in done.stdout and "loopback ok" in done.stdout
@@ -142,25 +142,11 @@ def test_libpq_in_subprocesses_is_guarded(tmp_path: Path) -> None:
         "except psycopg.OperationalError as e:\n"
         "    print('refused:', e)\n"
     )
-    env = {**os.environ, "MAKER_GRAPH_NET_GUARD_LOG": str(log)}
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _python_child(probe, log)
     assert done.returncode == 0, done.stderr
     assert "refused: tests may not reach the network" in done.stdout, done.stdout
     logged = log.read_text().splitlines()
     assert len(logged) == 1 and f"libpq connect to hostaddr '{_REMOTE}'" in logged[0]
-    lazy = subprocess.run(
-        [sys.executable, "-c", "import sys; print('psycopg' in sys.modules)"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    lazy = _python_child("import sys; print('psycopg' in sys.modules)", log)
+    assert lazy.returncode == 0, lazy.stderr
     assert lazy.stdout.strip() == "False"  # the guard waits for psycopg's import
