@@ -272,19 +272,30 @@ def hanoi(
 
 
 def _run(*, run_dir: Path | None, **options: Any) -> None:
-    """`_run_in` in `run_dir`, or in a temporary directory removed unless it holds a log."""
+    """`_run_in` in `run_dir`, or in a temporary directory removed unless it holds a log.
+
+    This function alone removes the temporary directory (`_run_in` never does): with
+    two owners, one removed it and the other then listed it, and a `--store` run's
+    budget stop printed a second `error: No such file or directory` line.
+    """
     if run_dir is not None:
         _run_in(where=run_dir, temporary=False, **options)
         return
     where = Path(tempfile.mkdtemp(prefix="maker-graph-hanoi-"))
+    keep = False
     try:
         _run_in(where=where, temporary=True, **options)
-    except BaseException:
-        # Refused before anything was written (bad flags, another task's store): nothing
-        # to resume, so nothing to keep. A stopped run's log stays for its resume command.
-        if not any(where.iterdir()):
-            shutil.rmtree(where, ignore_errors=True)
+    except BaseException as exc:
+        # A run stopped before its end keeps a log written here: its resume command
+        # points at it. Refused before anything was written (bad flags, another task's
+        # store), a finished run, or a `--store` run (its log is in the database):
+        # nothing here to resume from.
+        stopped = not (isinstance(exc, typer.Exit) and exc.exit_code == 0)
+        keep = stopped and options.get("store") is None and any(where.iterdir())
         raise
+    finally:
+        if not keep:
+            shutil.rmtree(where, ignore_errors=True)
 
 
 def _run_in(
@@ -509,9 +520,6 @@ def _run_in(
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(data, indent=2) + "\n")
         console.print(f"report: {report_path}")
-    if temporary and not (exit_code and store is None):
-        # A stopped run keeps its temporary directory: the resume command points there.
-        shutil.rmtree(where, ignore_errors=True)
     if exit_code:
         raise typer.Exit(exit_code)
 

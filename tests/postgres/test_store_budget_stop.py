@@ -12,12 +12,6 @@ import pytest
 pytestmark = pytest.mark.postgres
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/hanoi.py removes the temporary directory of a --store run in _run_in, then "
-    "_run's handler lists it (FileNotFoundError): a second 'error: No such file or "
-    "directory' line after the budget message (notes/issue-14.md)",
-)
 def test_a_budget_stop_on_a_postgres_store_is_one_message(
     postgres_url: str, tmp_path: Path
 ) -> None:
