@@ -13,15 +13,25 @@ from typing import Any
 
 from ._chat_replies import message_text
 from .records import RawSample, Sample
-from .red_flags import PARSE_ERROR, RedFlag, check_sample, check_sample_async, oversized
+from .red_flags import (
+    PARSE_ERROR,
+    RedFlag,
+    Verdict,
+    check_sample,
+    check_sample_async,
+    oversized,
+)
 
 __all__ = ["check_raw", "check_raw_async"]
 
 KEPT_CHARS = 1_000
 """Characters of a too-large reply kept for the record (the rest is dropped at once)."""
 
-ParseCache = dict[str, tuple[Any, Any, str | None]]
-"""A step's parses by reply text: (value, key, error)."""
+Parsed = tuple[Any, Any, str | None]
+"""One reply's parse: (value, key, error); value and key are None when error is set."""
+
+ParseCache = dict[str, Parsed]
+"""A step's parses by reply text."""
 
 
 def _too_large(raw: RawSample, index: int, rnd: int) -> Sample | None:
@@ -35,8 +45,27 @@ def _too_large(raw: RawSample, index: int, rnd: int) -> Sample | None:
         return None
     raw.text = raw.text[:KEPT_CHARS] if raw.text else message_text(raw.output)[:KEPT_CHARS]
     raw.output = raw.text
-    sample = Sample(index, raw, None, None, None, round=rnd)
-    sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+    return _flag(Sample(index, raw, None, None, None, round=rnd), verdict)
+
+
+def _parse_error(exc: Exception) -> str:
+    """The error text a parse or key failure is recorded with."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _parsed(raw: RawSample, index: int, rnd: int, parsed: Parsed) -> Sample:
+    """The sample of a parsed (or failed) reply: a parse or key failure is `PARSE_ERROR`."""
+    value, key_, error = parsed
+    sample = Sample(index, raw, value, key_, error, round=rnd)
+    if error is not None:
+        sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
+    return sample
+
+
+def _flag(sample: Sample, verdict: Verdict | None) -> Sample:
+    """`sample` with a red flag's verdict recorded on it (unchanged when it passed)."""
+    if verdict is not None:
+        sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
     return sample
 
 
@@ -55,25 +84,18 @@ def check_raw(
         return huge
     output = raw.output
     # Within a step identical answers parse identically: parse each text once.
-    cached = cache.get(output) if type(output) is str else None
+    cached: Parsed | None = cache.get(output) if type(output) is str else None
     if cached is None:
         try:
             value = parser(output)
-            error = None
-            key_ = key(value)
+            cached = (value, key(value), None)
         except Exception as exc:  # noqa: BLE001 - a bad answer is a red flag, not a crash
-            value, key_, error = None, None, f"{type(exc).__name__}: {exc}"
-        cached = (value, key_, error)
+            cached = (None, None, _parse_error(exc))
         if type(output) is str:
             cache[output] = cached
-    value, key_, error = cached
-    sample = Sample(index, raw, value, key_, error, round=rnd)
-    if error is not None:
-        sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
-    elif red_flags:
-        verdict = check_sample(sample, red_flags)
-        if verdict is not None:
-            sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+    sample = _parsed(raw, index, rnd, cached)
+    if sample.red_flag is None and red_flags:
+        _flag(sample, check_sample(sample, red_flags))
     return sample
 
 
@@ -93,14 +115,10 @@ async def check_raw_async(
         value = parser(raw.output)
         if inspect.isawaitable(value):
             value = await value
-        key_, error = key(value), None
-    except Exception as exc:  # noqa: BLE001
-        value, key_, error = None, None, f"{type(exc).__name__}: {exc}"
-    sample = Sample(index, raw, value, key_, error, round=rnd)
-    if error is not None:
-        sample.red_flag, sample.red_flag_detail = PARSE_ERROR, error
-    elif red_flags:
-        verdict = await check_sample_async(sample, red_flags)
-        if verdict is not None:
-            sample.red_flag, sample.red_flag_detail = verdict.reason, verdict.detail
+        parsed: Parsed = (value, key(value), None)
+    except Exception as exc:  # noqa: BLE001 - a bad answer is a red flag, not a crash
+        parsed = (None, None, _parse_error(exc))
+    sample = _parsed(raw, index, rnd, parsed)
+    if sample.red_flag is None and red_flags:
+        _flag(sample, await check_sample_async(sample, red_flags))
     return sample

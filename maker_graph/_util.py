@@ -5,7 +5,10 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableLambda
 
 
 def is_async_callable(fn: Any) -> bool:
@@ -35,7 +38,9 @@ def clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def async_node(name: str, afunc: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+def async_node(
+    name: str, afunc: Callable[[Any], Coroutine[Any, Any, Any]]
+) -> RunnableLambda[Any, Any]:
     """A LangGraph node (a `RunnableLambda`) with both shells around one async core:
     `ainvoke` awaits it, `invoke` runs it on maker_graph's long-lived background loop
     (so async provider clients stay valid between calls)."""

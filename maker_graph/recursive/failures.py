@@ -20,6 +20,7 @@ from typing import Any
 # Python < 3.12.
 from typing_extensions import TypedDict
 
+from .._util import clip
 from ..errors import BudgetExhaustedError, MakerRuntimeError, NoConsensusError, SamplerError
 
 __all__ = ["Failure", "NodeBudgetExhaustedError", "failure_from_error", "raise_failure"]
@@ -64,7 +65,7 @@ class NodeBudgetExhaustedError(BudgetExhaustedError):
         flags = f"; red flags {self.red_flags}" if self.red_flags else ""
         MakerRuntimeError.__init__(
             self,
-            f"node {node} ({role}, {_clip(problem)}): its sample budget is spent "
+            f"node {node} ({role}, {clip(problem)}): its sample budget is spent "
             f"({spent} of {limit} samples; last vote {shown}{flags}). "
             f"Raise {NODE_BUDGET_FLAG}.",
         )
@@ -85,10 +86,6 @@ class Failure(TypedDict, total=False):
     limit: int
     spent: int
     k: int
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _str_tally(tally: dict[Any, int]) -> dict[str, int]:
@@ -149,7 +146,7 @@ def raise_failure(failures: list[Failure]) -> None:
             first.get("samples_drawn", 0),
             first.get("max_samples", 0),
             red_flags=first.get("red_flags"),
-            step=f"node {node} ({role}, {_clip(problem)})",
+            step=f"node {node} ({role}, {clip(problem)})",
             k=first.get("k") or None,
         )
     elif kind == "tree_budget":

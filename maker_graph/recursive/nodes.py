@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from langchain_core.runnables import RunnableLambda
@@ -35,7 +34,7 @@ from langgraph.graph import END, START, StateGraph
 # Python < 3.12.
 from typing_extensions import NotRequired, TypedDict
 
-from .._sync import run_sync
+from .._util import async_node
 from .roles import Composer, Decomposer, Discriminator, Solver
 from .schemas import Decomposition, Part
 
@@ -83,14 +82,6 @@ class ComposerState(TypedDict):
 
 
 State = dict[str, Any]
-AsyncNode = Callable[[State], Coroutine[Any, Any, State]]
-
-
-def _both(name: str, afunc: AsyncNode) -> RunnableLambda[State, State]:
-    def func(state: State) -> State:
-        return run_sync(afunc(state))
-
-    return RunnableLambda(func, afunc=afunc, name=name)
 
 
 def decomposer_node(decomposer: Decomposer) -> RunnableLambda[State, State]:
@@ -103,7 +94,7 @@ def decomposer_node(decomposer: Decomposer) -> RunnableLambda[State, State]:
             "proposals": proposals.result.to_dict(with_samples=True),
         }
 
-    return _both("decomposer", run)
+    return async_node("decomposer", run)
 
 
 def discriminator_node(discriminator: Discriminator) -> RunnableLambda[State, State]:
@@ -117,7 +108,7 @@ def discriminator_node(discriminator: Discriminator) -> RunnableLambda[State, St
             "vote": vote.to_dict(with_samples=True),
         }
 
-    return _both("discriminator", run)
+    return async_node("discriminator", run)
 
 
 def solver_node(solver: Solver) -> RunnableLambda[State, State]:
@@ -130,7 +121,7 @@ def solver_node(solver: Solver) -> RunnableLambda[State, State]:
             "vote": vote.to_dict(with_samples=True),
         }
 
-    return _both("solver", run)
+    return async_node("solver", run)
 
 
 def composer_node(composer: Composer) -> RunnableLambda[State, State]:
@@ -144,7 +135,7 @@ def composer_node(composer: Composer) -> RunnableLambda[State, State]:
             "vote": vote.to_dict(with_samples=True),
         }
 
-    return _both("composer", run)
+    return async_node("composer", run)
 
 
 def _one_node(schema: type[Any], name: str, node: RunnableLambda[State, State]) -> StateGraph[Any]:
