@@ -68,6 +68,9 @@ class NoConsensusError(MakerRuntimeError):
         stopped: why the step stopped before its budget was spent, if it did:
             `"hopeless"` (no answer could still get k ahead within it) or `"stuck"`
             (the same red-flagged answer kept coming back with nothing left to vary).
+        provider_failures: the step's failed provider calls by kind (`"rate_limit"`,
+            `"timeout"`, `"exception"`), retried and never votes: a run that stops
+            here still counts them in its report.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class NoConsensusError(MakerRuntimeError):
         step: Any = None,
         k: int | None = None,
         stopped: str | None = None,
+        provider_failures: Mapping[str, int] | None = None,
     ) -> None:
         self.tally = dict(tally)
         self.samples_drawn = samples_drawn
@@ -87,6 +91,7 @@ class NoConsensusError(MakerRuntimeError):
         self.step = step
         self.k = k
         self.stopped = stopped
+        self.provider_failures = dict(provider_failures or {})
         where = f"step {step}: " if step is not None else ""
         top = sorted(self.tally.items(), key=lambda kv: -kv[1])[:3]
         shown = ", ".join(f"{_short(key)}: {n}" for key, n in top) or "no valid votes"

@@ -437,6 +437,12 @@ def count_errors(task: Any, records: Iterable[StepRecord]) -> int:
     return errors
 
 
+def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    """Add `counts` (by kind) into `into`."""
+    for kind, n in counts.items():
+        into[kind] = into.get(kind, 0) + n
+
+
 class _SampleCounter(ForwardsBatching):
     """Counts the samples asked of the provider, an undecided step's included.
 
@@ -874,7 +880,8 @@ async def _loop(
                     result = await capped.vote(
                         step_input(state, previous, step), step=step, semaphore=semaphore
                     )
-                except NoConsensusError:
+                except NoConsensusError as exc:
+                    _add_counts(failures_total, exc.provider_failures)
                     spent = session_base + counter.drawn if counter is not None else max_samples
                     budget_error = BudgetExhaustedError(
                         "samples", max_samples, spent, flags["samples"], step
@@ -915,8 +922,7 @@ async def _loop(
             if how != "vote":
                 decided_by[how] = decided_by.get(how, 0) + 1
             if result.provider_failures:
-                for kind, n in result.provider_failures.items():
-                    failures_total[kind] = failures_total.get(kind, 0) + n
+                _add_counts(failures_total, result.provider_failures)
             tally = result.tally
             if len(tally) == 1 and how == "vote":
                 tally_text = f"[{votes}]"
@@ -957,7 +963,12 @@ async def _loop(
         stopped = "cancelled"
         raise
     except Exception as exc:
-        stopped = "no_consensus" if isinstance(exc, NoConsensusError) else "error"
+        stopped = "error"
+        if isinstance(exc, NoConsensusError):
+            # The undecided step's failed calls happened: the report counts them (its
+            # samples are counted through `counter`, below).
+            stopped = "no_consensus"
+            _add_counts(failures_total, exc.provider_failures)
         raise
     finally:
         # Whatever stopped the loop, every step decided so far is committed; the

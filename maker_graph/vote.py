@@ -488,6 +488,7 @@ class Voter:
             step=result.step,
             k=self.policy.k,
             stopped=result.stopped,
+            provider_failures=result.provider_failures,
         )
 
 

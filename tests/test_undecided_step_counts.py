@@ -70,11 +70,6 @@ async def test_an_undecided_steps_samples_are_counted(tmp_path: Path) -> None:
     assert totals["samples"] == sampler.served
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NoConsensusError carries no provider_failures and run.py adds a step's failures "
-    "to the totals only when it is decided (notes/issue-14.md)",
-)
 async def test_an_undecided_steps_provider_failures_are_counted(tmp_path: Path) -> None:
     sampler, totals = await _stopped(tmp_path)
     assert totals.get("provider_failures", {}).get("rate_limit", 0) == sampler.throttled
