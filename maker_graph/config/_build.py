@@ -24,6 +24,7 @@ from langgraph.types import Command
 from pydantic import Field
 from typing_extensions import TypedDict
 
+from ..decorrelation import EscalatingTemperature
 from ..errors import BudgetExhaustedError, ConfigurationError, MakerRuntimeError, SpecError
 from ..sampling import ChatModelSampler, TemperatureSchedule
 from ..vote import VotePolicy
@@ -43,6 +44,7 @@ from .spec import (
     PromptNode,
     Route,
     StateKey,
+    TemperatureSpec,
     placeholders,
 )
 
@@ -155,6 +157,15 @@ def _inner_config(task: Any, chunk: int) -> dict[str, Any]:
     return {"recursion_limit": per_chunk * -(-total // chunk) + 100}
 
 
+def _schedule(temperature: TemperatureSpec, k: int) -> Any:
+    """A node's temperature schedule; with `hotter`, escalation after a first round of k."""
+    if temperature.hotter is None:
+        return TemperatureSchedule(first=temperature.first, rest=temperature.rest)
+    return EscalatingTemperature(
+        k=k, first=temperature.first, rest=temperature.rest, hotter=tuple(temperature.hotter)
+    )
+
+
 def _in_spec(exc: BudgetExhaustedError, node: str) -> BudgetExhaustedError:
     """The same budget error, naming the spec field that raises the budget."""
     field = {"samples": "max_total_samples", "tokens": "max_total_tokens"}.get(exc.budget)
@@ -241,9 +252,7 @@ class _Builder:
             output_key=node.output,
             max_samples=node.budget.max_samples,
             on_no_consensus=node.budget.on_no_consensus,
-            temperature=TemperatureSchedule(
-                first=node.temperature.first, rest=node.temperature.rest
-            ),
+            temperature=_schedule(node.temperature, node.k),
             prompt=wordings if len(wordings) > 1 else prompt,
             max_tokens=node.max_tokens,
             structured=structured,
@@ -334,7 +343,7 @@ class _Builder:
                 )
             )
             return None
-        temperature = TemperatureSchedule(first=node.temperature.first, rest=node.temperature.rest)
+        temperature = _schedule(node.temperature, node.k)
 
         def make(values: Mapping[str, Any]) -> Any:
             params = dict(node.params)

@@ -181,13 +181,23 @@ PromptSpec = Annotated[
 ]
 
 
+_Heat = Annotated[float, Field(ge=0.0, le=2.0)]
+
+
 class TemperatureSpec(SpecPart):
-    """Temperature per sample: the first is the model's best guess, later ones vary a little."""
+    """Temperature per sample: the first is the model's best guess, later ones vary a little.
+
+    With `hotter`, a step whose first round (samples 0 .. k-1) did not decide it draws
+    its later samples hotter (temperature escalation, `EscalatingTemperature`)."""
 
     first: float | None = Field(default=0.0, ge=0.0, le=2.0)
     """Temperature of each step's first sample (null: the model's own)."""
     rest: float | None = Field(default=0.1, ge=0.0, le=2.0)
-    """Temperature of every later sample (null: the model's own)."""
+    """Temperature of the later samples (with `hotter`: of the rest of the first round;
+    null: the model's own)."""
+    hotter: list[_Heat] | None = Field(default=None, min_length=1, max_length=20)
+    """Temperature escalation: samples after the first round, k at a time, are drawn at
+    these temperatures in turn, staying at the last (null: no escalation)."""
 
 
 class Budget(SpecPart):
