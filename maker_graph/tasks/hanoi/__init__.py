@@ -34,13 +34,15 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import ConfigurationError
-from .base import StepAnswer
+from ...errors import ConfigurationError
+from ..base import StepAnswer
+from .wordings import PARAPHRASES, PROMPT
 
 if TYPE_CHECKING:
-    from ..testing import ErrorModel, SimulatedSampler
+    from ...testing import ErrorModel, SimulatedSampler
 
 __all__ = [
     "HanoiStep",
@@ -190,36 +192,6 @@ _ANSWER = re.compile(
 )
 _EARLIER_ANSWER = re.compile(r"^[ \t]*(?:move|next_state)[ \t]*[=:]", re.MULTILINE)
 
-# Everything that is the same at every step comes first and the step's own state
-# last, so a provider's prompt cache can serve the whole shared prefix.
-_PROMPT = """\
-You are solving the Towers of Hanoi, one move at a time. There are three pegs, \
-numbered 0, 1 and 2, and {n} disks numbered 1 (the smallest) to {n} (the largest). \
-At the start every disk is on peg 0; the goal is to move them all to peg 2. A disk \
-may only be moved from the top of one peg to the top of another, and never onto a \
-smaller disk.
-
-A state lists the three pegs, each from its bottom disk to its top disk. For \
-example [[3, 2], [], [1]] means disks 3 and 2 are on peg 0 with 2 on top, peg 1 \
-is empty and disk 1 is on peg 2.
-
-Follow this rule exactly; it always gives the next move of the shortest solution:
-- If the previous move did not move disk 1, or there is no previous move yet, \
-move disk 1 to the next peg in the cycle {cycle}.
-- If the previous move did move disk 1, make the one legal move that does not \
-involve disk 1: of the two pegs that do not hold disk 1, take the smaller top disk \
-and put it on the other peg (an empty peg accepts any disk).
-
-Work out the single next move and the state it leads to. End your answer with \
-exactly these two lines and nothing after them, where a move is \
-[disk, from_peg, to_peg]:
-move = [disk, from_peg, to_peg]
-next_state = [[...], [...], [...]]
-
-Previous move: {previous}
-Current state: {state}
-"""
-
 _CYCLES = {1: "0 -> 1 -> 2 -> 0", 2: "0 -> 2 -> 1 -> 0"}
 _PREVIOUS = re.compile(r"^Previous move: (none|\[(\d+), (\d+), (\d+)\])$", re.MULTILINE)
 _CURRENT = re.compile(r"^Current state: (\[.*\])$", re.MULTILINE)
@@ -275,13 +247,25 @@ class HanoiTask:
 
     def prompt(self, step_input: HanoiStep) -> str:
         """The instructions for one move, from the state and the previous move only."""
+        return self.prompt_in(step_input, 0)
+
+    def prompt_in(self, step_input: HanoiStep, wording: int) -> str:
+        """The same instructions in wording `wording` of `wordings` (0 is `prompt`'s)."""
         previous = step_input.previous_move
-        return _PROMPT.format(
+        return self.wordings[wording].format(
             n=self.n,
             cycle=_CYCLES[_cycle(self.n)],
             previous="none" if previous is None else self.dump_action(previous),
             state=state_text(step_input.state),
         )
+
+    wordings: tuple[str, ...] = (PROMPT, *PARAPHRASES)
+    """The step prompt's templates: `prompt`'s first, then paraphrases (`wordings.py`)."""
+
+    def rotated_prompts(self) -> list[Any]:
+        """One prompt builder per wording, for `ChatModelSampler(model, prompt=...)`:
+        sample `i` of a step is asked wording `i mod n` (prompt rotation)."""
+        return [partial(self.prompt_in, wording=i) for i in range(len(self.wordings))]
 
     def read_prompt(self, prompt: str) -> tuple[State, Move | None]:
         """Recover `(state, previous_move)` from a prompt built by `prompt` (for simulated
@@ -406,7 +390,7 @@ def _text_of(output: Any) -> str:
     if isinstance(output, str):
         return output
     if hasattr(output, "content"):
-        from ..sampling import message_text
+        from ...sampling import message_text
 
         return message_text(output)
     raise ValueError(f"expected text or a chat message, got {type(output).__name__}")
@@ -523,8 +507,8 @@ def simulated_sampler(
         move = [1, 0, 2]
         next_state = [[3, 2], [], [1]]
     """
-    from ..testing import ErrorModel, SimulatedSampler
-    from ..tokens import count_tokens
+    from ...testing import ErrorModel, SimulatedSampler
+    from ...tokens import count_tokens
 
     # One-slot caches keyed by the step input's identity: all samples of a step share
     # the input object, so the answer text is computed once per step (and the parse
@@ -582,8 +566,8 @@ def simulated_chat_model(
         move = [1, 0, 2]
         next_state = [[3, 2], [], [1]]
     """
-    from ..sampling import message_text
-    from ..testing import ErrorModel, SimulatedChatModel
+    from ...sampling import message_text
+    from ...testing import ErrorModel, SimulatedChatModel
 
     def read(messages: list[Any]) -> tuple[State, Move | None]:
         return task.read_prompt(message_text(messages[-1]))
