@@ -153,6 +153,13 @@ def hanoi(
         "for the step's next round: fewer requests and rounds, more output tokens (unused "
         "ones are billed and reported).",
     ),
+    eager_replacement: bool = typer.Option(
+        True,
+        "--eager-replacement/--no-eager-replacement",
+        help="Replace a red-flagged sample as soon as it arrives, not after its round's "
+        "slowest one (one request per sample; same tallies, less wall time). Off: a "
+        "step never has a replacement in flight it may not need.",
+    ),
     price_cached_in: float | None = typer.Option(
         None,
         "--price-cached-in",
@@ -265,6 +272,7 @@ def hanoi(
             prices=prices,
             speculate=speculate,
             spare_samples=spare_samples,
+            eager_replacement=eager_replacement,
             price_cached_in=price_cached_in,
         )
     except (ConfigurationError, RunLogError) as exc:
@@ -324,6 +332,7 @@ def _run_in(
     prices: Path | None = None,
     speculate: int | None = None,
     spare_samples: int = 0,
+    eager_replacement: bool = True,
     price_cached_in: float | None = None,
 ) -> None:
     from ..red_flags import max_output_tokens
@@ -402,6 +411,7 @@ def _run_in(
         max_concurrency=concurrency,
         retry=ProviderRetry(timeout=getattr(provider, "timeout", None) or 120.0),
         spare_samples=spare_samples,
+        eager_replacement=eager_replacement,
     )
     settings = {
         "model": model,
