@@ -82,12 +82,6 @@ KNOWN_FAILING: dict[str, dict[str, str]] = {
     "docs/deploy.md": {
         "HERE = Path(__file__)": "NameError: __file__ (the block is a module's text)",
     },
-    "docs/wrapping.md": {
-        "StateGraph(TicketState)": "NameError: TicketState, model, route_by_label undefined",
-        "from maker_graph.graph import add_maker_step": "NameError: builder is not defined",
-        'builder.add_node("route"': "NameError: builder is not defined",
-        "SqliteSaver(conn)": "NameError: conn, call_my_model, route undefined",
-    },
 }
 UNRUNNABLE: dict[str, dict[str, str]] = {
     "docs/choosing-a-model.md": {
