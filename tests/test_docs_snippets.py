@@ -11,6 +11,10 @@ exactly as it stands:
   a comment starting ``e.g.`` is an illustration and is not compared). An
   unlabelled or ``text`` block right after a python block (nothing but blank
   lines between) is what that block prints, and is compared too.
+- A ``python`` block that is a module's text (it reads ``__file__``, say) has
+  ``<!-- run as file: PATH -->`` on the line above its fence: it is written to
+  PATH (relative to the repository's root) and run as that file, in a namespace
+  of its own, as ``python PATH`` or a server importing it would.
 - ``bash``/``sh``/``console`` blocks run command by command in one shell with
   the project's venv activated (a ``console`` block's commands are its ``$``
   lines); a command ending in ``# exit N`` must exit with N, every other with 0.
@@ -38,6 +42,7 @@ import io
 import json
 import os
 import re
+import runpy
 import shlex
 import shutil
 import signal
@@ -58,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(```+)\s*([\w-]*)\s*$")
 NOT_RUN = re.compile(r"^<!--\s*not run:\s*(.+?)\s*-->$")
+AS_FILE = re.compile(r"^<!--\s*run as file:\s*(\S+?)\s*-->$")
 SHELL = {"bash", "sh", "shell", "console"}
 SHOWN = {"", "text", "mermaid", "output"}  # never run: output, diagrams, file listings
 NOT_HERE = re.compile(r"^make (demo|test)\b")  # see the module docstring
@@ -79,9 +85,6 @@ KNOWN_FAILING: dict[str, dict[str, str]] = {
         "maker-graph plan --estimate": "estimate.json comes from a block that is not run",
         "maker-graph plot --run-dir run": "run/ and estimate.json come from blocks not run",
     },
-    "docs/deploy.md": {
-        "HERE = Path(__file__)": "NameError: __file__ (the block is a module's text)",
-    },
 }
 UNRUNNABLE: dict[str, dict[str, str]] = {
     "docs/choosing-a-model.md": {
@@ -102,6 +105,7 @@ class Block:
     code: str
     not_run: str | None  # the doc's stated reason, if it says the block is not run
     output: str | None = None  # a python block's printed output, shown in the next block
+    as_file: str | None = None  # a python block run as this file (a module's text)
 
     @property
     def id(self) -> str:
@@ -137,6 +141,7 @@ def read_blocks(path: Path) -> list[Block]:
             end += 1
         above = next((s.strip() for s in reversed(lines[:i]) if s.strip()), "")
         reason = NOT_RUN.match(above)
+        as_file = AS_FILE.match(above)
         found.append(
             Block(
                 doc=str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
@@ -144,6 +149,7 @@ def read_blocks(path: Path) -> list[Block]:
                 lang=opening[2].lower(),
                 code="\n".join(lines[i + 1 : end]) + "\n",
                 not_run=reason[1] if reason else None,
+                as_file=as_file[1] if as_file else None,
             )
         )
         if (
@@ -224,6 +230,15 @@ def run_python(block: Block, namespace: dict[str, Any]) -> None:
         shown = block.output.rstrip("\n")
         got = printed.getvalue().rstrip("\n")
         assert _matches(shown, got), f"{block.id}: the next block shows\n{shown}\nit printed\n{got}"
+
+
+def run_file(block: Block, root: Path) -> None:
+    """Write a module's text where the doc says it lives and run it as that file."""
+    assert block.as_file is not None
+    path = root / block.as_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(block.code)
+    runpy.run_path(str(path), run_name=path.stem)
 
 
 def _run_statements(block: Block, namespace: dict[str, Any]) -> None:
@@ -354,7 +369,9 @@ class DocRun:
                 continue
             try:
                 with contextlib.chdir(cwd):
-                    if block.lang == "python":
+                    if block.lang == "python" and block.as_file is not None:
+                        run_file(block, cwd)
+                    elif block.lang == "python":
                         run_python(block, namespace)
                     elif block.lang in SHELL and not any(
                         not NOT_HERE.match(c) for c in commands(block)
@@ -462,6 +479,17 @@ def test_a_wrong_output_block_fails(tmp_path: Path) -> None:
     assert (code.output, apart.output) == ("3\n", None)  # prose between: not an output
     with pytest.raises(AssertionError, match="the next block shows"):
         run_python(code, {})
+
+
+def test_a_block_marked_as_a_file_runs_as_that_file(tmp_path: Path) -> None:
+    doc = tmp_path / "t.md"
+    code = "from pathlib import Path\nPath(__file__).with_suffix('.ran').write_text(__name__)\n"
+    doc.write_text(f"<!-- run as file: pkg/served.py -->\n```python\n{code}```\n")
+    (block,) = read_blocks(doc)
+    assert block.as_file == "pkg/served.py"
+    run_file(block, tmp_path)
+    assert (tmp_path / "pkg" / "served.py").read_text() == code
+    assert (tmp_path / "pkg" / "served.ran").read_text() == "served"
 
 
 def test_console_commands_and_exit_codes(tmp_path: Path) -> None:
