@@ -60,3 +60,20 @@ def test_a_rotated_sampler_asks_each_wording_in_turn_and_votes_right() -> None:
     # step back from the prompt) answered every wording with the true move.
     assert sorted(asked) == [0, 1, 2]
     assert result.winner == task.true_step(task.initial_state(), None)
+
+
+def test_the_cli_option_rotates_the_wordings_of_a_chat_model() -> None:
+    from typer.testing import CliRunner
+
+    from maker_graph.cli import app, load_commands
+    from maker_graph.cli._hanoi_models import choose_sampler
+
+    task = HanoiTask(3)
+    rotated, _ = choose_sampler(task, "simulated-chat", 0.0, 0, None, rotate=True)
+    plain, _ = choose_sampler(task, "simulated-chat", 0.0, 0, None)
+    assert len(rotated.prompt) == 3 and not isinstance(plain.prompt, list)
+    load_commands()
+    args = ["hanoi", "--disks", "3", "--model", "simulated-chat", "--prompt-rotation"]
+    result = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "solved: true" in result.output

@@ -81,8 +81,11 @@ def choose_sampler(
     seed: int,
     concurrency: int | None,
     provider: Any = None,
+    *,
+    rotate: bool = False,
 ) -> tuple[Any, str]:
-    """The sampler for `model` and the label the report shows for it."""
+    """The sampler for `model` and the label the report shows for it; `rotate`: chat
+    models rotate the task's prompt wordings (`HanoiTask.rotated_prompts`)."""
     from ..providers import (
         ProviderOptions,
         parse_model_spec,
@@ -93,6 +96,7 @@ def choose_sampler(
     from ..tasks.hanoi import simulated_chat_model, simulated_sampler
 
     spec = parse_model_spec(model)
+    prompt = task.rotated_prompts() if rotate else task.prompt
     if spec.simulated:
         errors = simulated_error_model(spec, replace(DEMO_ERRORS, error_rate=error_rate, seed=seed))
         if errors.error_rate >= 0.5:
@@ -100,7 +104,7 @@ def choose_sampler(
         if spec.provider == "simulated":
             return simulated_sampler(task, errors), spec.text
         chat = simulated_chat_model(task, errors)
-        return ChatModelSampler(chat, prompt=task.prompt), spec.text
+        return ChatModelSampler(chat, prompt=prompt), spec.text
     if provider is not None:
         from ..sampling import TemperatureSchedule
         from ._models import build_model
@@ -108,7 +112,9 @@ def choose_sampler(
         schedule = None
         if provider.temperature is not None:
             schedule = TemperatureSchedule(first=provider.temperature, rest=provider.temperature)
-        built = build_model(task, spec, options=provider, errors=None, temperature=schedule)
+        built = build_model(
+            task, spec, options=provider, errors=None, temperature=schedule, prompt=prompt
+        )
         return built.sampler, spec.text
     chat = resolve_chat_model(spec, ProviderOptions(max_concurrency=concurrency))
-    return ChatModelSampler(chat, prompt=task.prompt), spec.text
+    return ChatModelSampler(chat, prompt=prompt), spec.text

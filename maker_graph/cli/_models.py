@@ -42,6 +42,7 @@ def build_model(
     options: ProviderOptions,
     errors: Any,
     temperature: TemperatureSchedule | None = None,
+    prompt: Any = None,
 ) -> BuiltModel:
     """A sampler for `task` from a parsed `--model` value.
 
@@ -51,6 +52,8 @@ def build_model(
         options: provider options (base URL, rate limit, concurrency, output cap, ...).
         errors: the `ErrorModel` simulated models start from (the spec may override it).
         temperature: the temperature schedule of chat models.
+        prompt: the prompt builder(s) of a provider's chat model (default `task.prompt`;
+            a list rotates wordings).
 
     Raises:
         ConfigurationError: the task cannot simulate itself, or the provider cannot be built.
@@ -70,7 +73,7 @@ def build_model(
     model = resolve_chat_model(spec, options)
     chat = ChatModelSampler(
         model,
-        prompt=task.prompt,
+        prompt=prompt if prompt is not None else task.prompt,
         temperature=temperature,
         max_tokens=options.max_tokens,
         samples_per_request=options.samples_per_request,

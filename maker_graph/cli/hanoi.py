@@ -114,6 +114,13 @@ def hanoi(
     concurrency: int | None = typer.Option(
         None, "--concurrency", help="Provider calls in flight at once (default: a round)."
     ),
+    prompt_rotation: bool = typer.Option(
+        False,
+        "--prompt-rotation",
+        help="Chat models: sample i of a step is asked the (i mod 3)-th wording of the "
+        "step prompt (same facts, other words), so a model stuck on one wording of a "
+        "step is asked another.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     base_url: str | None = typer.Option(
         None, "--base-url", help="Provider endpoint, e.g. a local OpenAI-compatible server."
@@ -267,6 +274,7 @@ def hanoi(
             price_out=price_out,
             red_flag_tokens=red_flag_tokens,
             concurrency=concurrency,
+            prompt_rotation=prompt_rotation,
             show_progress=progress,
             provider=provider,
             prices=prices,
@@ -334,6 +342,7 @@ def _run_in(
     spare_samples: int = 0,
     eager_replacement: bool = True,
     price_cached_in: float | None = None,
+    prompt_rotation: bool = False,
 ) -> None:
     from ..red_flags import max_output_tokens
     from ..run import report_from_log, run_task_sync
@@ -398,7 +407,9 @@ def _run_in(
             "samples can never decide a step"
         )
 
-    sampler, label = choose_sampler(task, model, float(error_rate), seed, concurrency, provider)
+    sampler, label = choose_sampler(
+        task, model, float(error_rate), seed, concurrency, provider, rotate=prompt_rotation
+    )
     if price_in == 0 and price_out == 0 and not model.startswith("simulated"):
         price_in, price_out, table_cached = table_price(model, prices)
         if price_cached_in is None:
