@@ -8,8 +8,11 @@ The PostgreSQL variant of the kill test is `tests/postgres/test_crash_safety_pos
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import replace
@@ -21,6 +24,7 @@ from crash_harness import (
     BETWEEN,
     DURING,
     PACED_MODEL,
+    SESSION_TIMEOUT,
     cli,
     committed,
     finish_and_check,
@@ -191,39 +195,59 @@ def test_the_cli_says_when_it_recovers_a_torn_tail(tmp_path: Path) -> None:
     assert "solved: true, errors: 0" in resumed.stdout
 
 
-WAL_DISKS = 14
+WAL_DISKS = 14  # 16,383 steps: held at >= 4,000, far from the end
+WAL_HOLD_AT = 4000
+WAL_CHILD = Path(__file__).resolve().with_name("wal_kill_child.py")
+
+
+def _marks(path: Path) -> list[tuple[str, int]]:
+    if not path.exists():
+        return []
+    return [(word, int(n)) for word, n in (line.split() for line in path.read_text().splitlines())]
 
 
 def test_a_truncated_write_ahead_log_loses_only_whole_batches(tmp_path: Path) -> None:
     """Kill a writer, then cut its WAL file short (a torn write at the file level)."""
     run_dir = tmp_path / "run"
+    marks = tmp_path / "marks"
     # Not the paced model: it reserves each sample in the log before asking, so the WAL's
     # newest frames would be reservations, not the last batch, and the cut would tear
-    # nothing. Unpaced instead, on a run long enough (16,383 steps, batches of <= 2,000)
-    # that it is still going at 4,000; the asserts below fail loudly if it was not.
-    proc = cli(
-        ["hanoi", "--disks", str(WAL_DISKS), "--run-dir", str(run_dir), "--no-progress"],
-        tmp_path,
-        tmp_path,
-        "writer",
-    )
+    # nothing. The unpaced CLI instead, under `wal_kill_child.py`, which holds it still
+    # right after the first batch commit at or past WAL_HOLD_AT steps and says so: the
+    # kill waits for that mark (an event), not for the machine to be fast enough.
+    env = {
+        **os.environ,
+        "MAKER_GRAPH_WAL_MARKS": str(marks),
+        "MAKER_GRAPH_WAL_HOLD_AT": str(WAL_HOLD_AT),
+    }
+    args = ["hanoi", "--disks", str(WAL_DISKS), "--run-dir", str(run_dir), "--no-progress"]
+    with (tmp_path / "writer.out").open("wb") as out, (tmp_path / "writer.err").open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(WAL_CHILD), *args], cwd=tmp_path, stdout=out, stderr=err, env=env
+        )
     try:
-        deadline = time.monotonic() + 120
-        while committed(str(run_dir)) < 4000 and time.monotonic() < deadline:
-            assert proc.poll() is None, "the writer ended before 4,000 steps were committed"
+        deadline = time.monotonic() + SESSION_TIMEOUT
+        while not any(word == "held" for word, _ in _marks(marks)):
+            assert proc.poll() is None, (tmp_path / "writer.err").read_text()
+            assert time.monotonic() < deadline, f"no commit reached {WAL_HOLD_AT} steps"
             time.sleep(0.01)
-        reached = committed(str(run_dir))
+        held = _marks(marks)[-1][1]
+        assert committed(str(run_dir)) == held  # the held commit is durable and visible
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert 4000 <= reached < 2**WAL_DISKS - 1, reached  # got there, killed before the end
+    commits = [n for word, n in _marks(marks) if word == "commit"]
+    assert commits[-1] == held and WAL_HOLD_AT <= held < 2**WAL_DISKS - 1, commits
     wal = run_dir / f"{DB_NAME}-wal"
     assert wal.exists() and wal.stat().st_size > 10_000
     full = committed(str(run_dir))
     with open(wal, "r+b") as f:  # cut the last few KiB: the newest frames are torn
         f.truncate(wal.stat().st_size - 5000)
     cut = committed(str(run_dir))
-    assert 0 < cut < full  # the torn tail vanished as whole batches, never half of one
+    assert full == held
+    # The torn tail vanished as whole batches, never half of one: what is left is the log
+    # as one of the earlier commits left it, and something was lost.
+    assert 0 < cut < full and cut in commits, (cut, commits)
     with open_run_log(str(run_dir), readonly=True) as log:
         assert log.verify() == cut
     task = HanoiTask(WAL_DISKS)
@@ -255,6 +279,7 @@ def test_a_second_cli_on_the_same_run_directory_is_refused(tmp_path: Path) -> No
         "--no-progress",
         "--model",
         PACED_MODEL,
+        SESSION_TIMEOUT,
     ]
     first = cli(args, tmp_path, tmp_path, "first")
     try:
