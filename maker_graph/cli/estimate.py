@@ -457,6 +457,17 @@ def _estimate(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         report.save(json_path)
         console.print(f"estimate: {json_path}")
+    # A model whose every call failed (unreachable, refused, out of retries) has no
+    # pilot to plan from: printing its empty row is not a result, so the command fails.
+    silent = [m for m in report.models if m.samples == 0]
+    if silent:
+        said = "; ".join(
+            f"{m.model} ({', '.join(f'{r} {n}' for r, n in m.provider_failures.items())})"
+            if m.provider_failures
+            else m.model
+            for m in silent
+        )
+        raise fail(f"no sample came back from {said}: check the model, --base-url and key", 1)
 
 
 def plan_from_estimate(
