@@ -279,7 +279,6 @@ def test_a_second_cli_on_the_same_run_directory_is_refused(tmp_path: Path) -> No
         "--no-progress",
         "--model",
         PACED_MODEL,
-        SESSION_TIMEOUT,
     ]
     first = cli(args, tmp_path, tmp_path, "first")
     try:
