@@ -141,3 +141,19 @@ def test_a_decomposition_node_takes_hotter_too() -> None:
         load_spec(
             {**spec, "nodes": {"solve": {**spec["nodes"]["solve"], "temperature": {"hotter": [9]}}}}
         )
+
+
+def test_a_decomposition_node_accepts_prompt_rotation() -> None:
+    node = {
+        "kind": "decomposition",
+        "task": "hanoi",
+        "params": {"disks": 3},
+        "model": "openai:gpt-4.1-mini",
+        "prompt_rotation": True,
+        "output": "result",
+    }
+    spec = {"name": "t", "state": {"result": "any"}, "nodes": {"solve": node}}
+    spec |= {"entry": "solve", "finish": ["solve"]}
+    assert load_spec(spec).nodes["solve"].prompt_rotation is True  # type: ignore[union-attr]
+    with pytest.raises(SpecError, match=r"nodes\.solve\.prompt_rotation"):
+        load_spec({**spec, "nodes": {"solve": {**node, "prompt_rotation": "often"}}})

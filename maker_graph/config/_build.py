@@ -358,8 +358,15 @@ class _Builder:
             if simulated:
                 sampler = factory.task_sampler(refs, task, entry.simulator, node.task)
             else:
+                rotated = getattr(task, "rotated_prompts", None)
+                if node.prompt_rotation and rotated is None:
+                    raise ConfigurationError(
+                        f"node {name!r}: prompt_rotation needs a task with other wordings of "
+                        f"its prompt (rotated_prompts()); {node.task!r} has none"
+                    )
+                prompt = rotated() if node.prompt_rotation else task.prompt
                 sampler = ChatModelSampler(
-                    chat, prompt=task.prompt, temperature=temperature, max_tokens=node.max_tokens
+                    chat, prompt=prompt, temperature=temperature, max_tokens=node.max_tokens
                 )
             graph = create_decomposition_graph(
                 task,

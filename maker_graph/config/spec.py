@@ -338,6 +338,10 @@ class DecompositionNode(SpecPart):
     """Temperature of the first and of later samples of each micro-step."""
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     """Cap on each reply's output tokens."""
+    prompt_rotation: bool = False
+    """Provider models: sample i of a micro-step is asked the task's (i mod n)-th wording
+    (tasks with `rotated_prompts()`, e.g. `hanoi`), so a model stuck on one wording of a
+    step is asked another."""
     max_total_samples: int | None = Field(default=None, ge=1)
     """A budget of samples for the whole run: when spent the run stops with an error
     that says so (a guard when task parameters come from the state)."""
