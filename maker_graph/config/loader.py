@@ -28,13 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.graph import StateGraph
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import SpecError
-from ._build import build_graph
 from ._problems import Problem, problems_from_validation
 from ._source import Limits, Source, SourceProblem, read_source
 from .checks import SpecView, check_spec
@@ -52,6 +50,9 @@ from .spec import (
     StateEntry,
     StateKey,
 )
+
+if TYPE_CHECKING:
+    from langgraph.graph import StateGraph
 
 __all__ = ["Limits", "load_graph", "load_spec"]
 
@@ -255,6 +256,10 @@ def load_graph(
         >>> graph.compile().invoke({"ticket": "I want a refund"})["label"]
         'billing'
     """
+    # Imported here: LangGraph costs about a second, which `load_spec` (and so
+    # `maker-graph schema` and `validate`) should not pay.
+    from ._build import build_graph
+
     registry = registry if registry is not None else default_registry
     label: str | None = None
     if isinstance(source, GraphSpec):
