@@ -53,7 +53,7 @@ BITE = "tests/test_guarantees_bite.py"
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "budget_every_10th_step",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         "            if budgeted:\n                budget_error = over_budget()\n",
         "            if budgeted and step % 10 == 0:\n"
         "                budget_error = over_budget()\n",
@@ -70,7 +70,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "reserve_after_async_draw",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         "        self.drawn += 1\n"
         "        if self.reservations is not None:\n"
         "            self.reservations.need(self.drawn)\n"
@@ -87,7 +87,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "reserve_after_sample_now",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         "        if self.reservations is not None:\n"
         "            self.reservations.need(self.drawn + 1)\n"
         "        raw = self.inner.sample_now(step_input, index)\n",
@@ -99,7 +99,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "reserve_after_batch_draw",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         "        self.drawn += len(indices)\n"
         "        if self.reservations is not None:\n"
         "            self.reservations.need(self.drawn)\n"
@@ -172,7 +172,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "spares_unused_not_in_run_samples",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         "                samples += result.spares_unused  # billed, never needed\n",
         "                pass  # mutant: spares not counted\n",
         ("tests/test_spare_samples.py",),
@@ -196,7 +196,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "run_drops_cached_tokens",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         "                tokens_cached += result.cached_input_tokens\n",
         "                pass  # mutant: cached tokens dropped\n",
         ("tests/test_cached_input_tokens.py",),
@@ -204,7 +204,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "speculative_waste_not_counted",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         "            samples += wasted\n",
         "            pass  # mutant: speculative waste free\n",
         ("tests/test_speculation.py", BITE),
@@ -212,7 +212,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "undecided_step_samples_dropped",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         "            samples = session_base + counter.drawn\n",
         "            pass  # mutant: an undecided step's samples are free\n",
         ("tests/test_budgets.py", BITE),
@@ -228,7 +228,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "budget_end_plurality",
-        "maker_graph/run.py",
+        "maker_graph/run/_loop.py",
         'max_samples=remaining,\n                    on_no_consensus="raise",',
         'max_samples=remaining,\n                    on_no_consensus="plurality",',
         ("tests/test_budgets.py", BITE),

@@ -192,8 +192,6 @@ def hanoi(
     # ------------------------------------------------------------------ flags
     if not 1 <= disks <= 64:
         raise fail(f"--disks must be between 1 and 64, got {disks}")
-    if k is not None and k < 1:
-        raise fail(f"--k must be >= 1, got {k}")
     if error_rate is not None and not 0.0 <= error_rate < 0.5:
         raise fail(
             f"--error-rate must be in [0, 0.5), got {error_rate}: at 0.5 or more the wrong "
@@ -214,31 +212,26 @@ def hanoi(
             raise fail(str(exc)) from None
     if (resume or fresh) and run_dir is None and store is None:
         raise fail(f"{'--resume' if resume else '--fresh'} needs --run-dir")
-    if max_samples_per_step is not None and max_samples_per_step < 1:
-        raise fail(f"--max-samples-per-step must be >= 1, got {max_samples_per_step}")
-    for flag, value in (
-        ("--max-total-samples", max_total_samples),
-        ("--max-total-tokens", max_tokens),
-        ("--max-cost", max_cost),
-        ("--price-in", price_in),
-        ("--price-out", price_out),
+    for flag, value, least in (
+        ("--k", k, 1),
+        ("--max-samples-per-step", max_samples_per_step, 1),
+        ("--red-flag-tokens", red_flag_tokens, 1),
+        ("--concurrency", concurrency, 1),
+        ("--samples-per-request", samples_per_request, 1),
+        ("--max-total-samples", max_total_samples, 0),
+        ("--max-total-tokens", max_tokens, 0),
+        ("--max-cost", max_cost, 0),
+        ("--price-in", price_in, 0),
+        ("--price-out", price_out, 0),
+        ("--speculate", speculate, 0),
+        ("--spare-samples", spare_samples, 0),
     ):
-        if value is not None and value < 0:
-            raise fail(f"{flag} must be >= 0, got {value}")
+        if value is not None and value < least:
+            raise fail(f"{flag} must be >= {least}, got {value}")
     if max_cost is not None and price_in == 0 and price_out == 0:
         raise fail("--max-cost needs --price-in and/or --price-out")
-    if red_flag_tokens < 1:
-        raise fail(f"--red-flag-tokens must be >= 1, got {red_flag_tokens}")
-    if concurrency is not None and concurrency < 1:
-        raise fail(f"--concurrency must be >= 1, got {concurrency}")
     if not 0 < timeout < float("inf"):
         raise fail(f"--timeout must be > 0 seconds, got {timeout}")
-    if samples_per_request is not None and samples_per_request < 1:
-        raise fail(f"--samples-per-request must be >= 1, got {samples_per_request}")
-    if speculate is not None and speculate < 0:
-        raise fail(f"--speculate must be >= 0, got {speculate}")
-    if spare_samples < 0:
-        raise fail(f"--spare-samples must be >= 0, got {spare_samples}")
     if report is not None:
         check_output_file(str(report), "--report")  # not after the whole run
     if price_cached_in is not None and not 0 <= price_cached_in < float("inf"):
