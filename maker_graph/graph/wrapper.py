@@ -69,7 +69,8 @@ class MakerNode(DualNode):
         voter: the compiled `Voter` (sampler, parser, key, red flags, policy).
         input_keys: the parent-state key (a str: its value) or keys (a list: a dict of
             them) the step reads; None: the whole state.
-        output_key: where the winner is written.
+        output_key: where the winner is written (`"answer"`; in a messages state
+            `"messages"` unless an output key was given, see `maker_node`).
         stats_key: where the step's `StepResult.to_dict()` is written, if anywhere.
     """
 
@@ -79,7 +80,7 @@ class MakerNode(DualNode):
         voter: Voter,
         *,
         input_keys: str | Sequence[str] | None,
-        output_key: str,
+        output_key: str | None,
         stats_key: str | None,
         interrupt_on_no_consensus: bool,
         budget: int,
@@ -91,7 +92,9 @@ class MakerNode(DualNode):
         self.voter = voter
         one = input_keys is None or isinstance(input_keys, str)
         self.input_keys = input_keys if one else list(cast(Sequence[str], input_keys))
-        self.output_key = output_key
+        self.output_key = output_key or "answer"
+        # Not given: the key depends on the state the node runs in (see `_target`).
+        self._default_output = output_key is None
         self.stats_key = stats_key
         self.budget = budget
         # A setup mistake in the input (e.g. a default chat prompt that cannot work)
@@ -154,76 +157,91 @@ class MakerNode(DualNode):
     def _vote_undecided(self, step_input: Any, label: str) -> dict[str, Any]:
         return run_sync(self._avote_undecided(step_input, label))
 
-    def _output(self, result: StepResult, output: Any, to_message: bool) -> dict[str, Any]:
+    def _output(
+        self, result: StepResult, output: Any, key: str, to_message: bool
+    ) -> dict[str, Any]:
         emit(decided_event(_node_label(self.node_name), result))
-        out = {self.output_key: as_message(result.winner, output) if to_message else result.winner}
+        out = {key: as_message(result.winner, output) if to_message else result.winner}
         if self.stats_key is not None:
             out[self.stats_key] = result.to_dict()
         return out
 
     def _escalate(
-        self, step_input: Any, saved: Mapping[str, Any], to_message: bool
+        self, step_input: Any, saved: Mapping[str, Any], key: str, to_message: bool
     ) -> dict[str, Any]:
         if saved["decided"]:
-            return self._output(step_result(saved["result"]), saved.get("output"), to_message)
+            return self._output(step_result(saved["result"]), saved.get("output"), key, to_message)
         result = escalated(self.voter, saved, _node_label(self.node_name), step_input)
-        return self._output(result, None, to_message)
+        return self._output(result, None, key, to_message)
 
-    def _input(self, state: Any) -> Any:
-        for what, key in (("output_key", self.output_key), ("stats_key", self.stats_key)):
+    def _target(self, state: Any) -> str:
+        """The key the winner goes to in this state.
+
+        Without an explicit `output_key`, a messages state (a `messages` key and no
+        `answer` key, e.g. `MessagesState`) gets the winner appended to `messages`,
+        as a hand-written agent node's reply; any other state gets `answer`.
+        """
+        if self._default_output and not _has_key(state, "answer") and _has_key(state, "messages"):
+            return "messages"
+        return self.output_key
+
+    def _input(self, state: Any) -> tuple[Any, str, bool]:
+        """The step input, the key the winner goes to, and whether it joins as a message."""
+        output_key = self._target(state)
+        for what, key in (("output_key", output_key), ("stats_key", self.stats_key)):
             if key is not None and not _has_key(state, key):
                 # A dict state shows only the keys that have a value so far.
                 shown = "keys with a value now:" if isinstance(state, Mapping) else "fields:"
+                default = " (the default)" if what == "output_key" and self._default_output else ""
                 raise ConfigurationError(
-                    f"maker_node {self.node_name!r}: {what}={key!r} is not a key of the "
-                    f"graph state ({shown} {state_keys(state)}); add it to the state "
+                    f"maker_node {self.node_name!r}: {what}={key!r}{default} is not a key of "
+                    f"the graph state ({shown} {state_keys(state)}); add it to the state "
                     "schema or choose another key"
                 )
-        return checked_input(pick(state, self.input_keys), self._check_input)
+        step_input = checked_input(pick(state, self.input_keys), self._check_input)
+        return step_input, output_key, self._wants_message(state, output_key)
 
-    def _wants_message(self, state: Any) -> bool:
+    def _wants_message(self, state: Any, output_key: str) -> bool:
         """Whether the winner joins `output_key` as a message (a messages key)."""
-        if self.output_key == "messages":
+        if output_key == "messages":
             return True
-        current = read_key(state, self.output_key)
+        current = read_key(state, output_key)
         return (
             isinstance(current, list)
             and bool(current)
             and all(isinstance(m, BaseMessage) for m in current)
         )
 
-    def _durable_output(self, out: Mapping[str, Any], to_message: bool) -> dict[str, Any]:
+    def _durable_output(self, out: Mapping[str, Any], key: str, to_message: bool) -> dict[str, Any]:
         answer = out["answer"]
         # The sub-graph keeps the winning sample's own message beside its parsed answer,
         # so a messages key gets that AIMessage (tool calls, id, metadata), as without
         # durable=True, rather than a new message made from the parsed value.
         message = out.get(MESSAGE_KEY)
-        result = {self.output_key: as_message(answer, message) if to_message else answer}
+        result = {key: as_message(answer, message) if to_message else answer}
         if self.stats_key is not None:
             result[self.stats_key] = out[STATS_KEY]
         return result
 
     def _run(self, state: Any) -> dict[str, Any]:
-        step_input = self._input(state)
-        to_message = self._wants_message(state)
+        step_input, key, to_message = self._input(state)
         if self._durable is not None:
             out = self._durable.invoke({"step_input": step_input})
-            return self._durable_output(out, to_message)
+            return self._durable_output(out, key, to_message)
         if self._interrupts:
             saved = self._vote_task(step_input, _node_label(self.node_name)).result()
-            return self._escalate(step_input, saved, to_message)
-        return self._output(*run_sync(self._avote(step_input)), to_message)
+            return self._escalate(step_input, saved, key, to_message)
+        return self._output(*run_sync(self._avote(step_input)), key, to_message)
 
     async def _arun(self, state: Any) -> dict[str, Any]:
-        step_input = self._input(state)
-        to_message = self._wants_message(state)
+        step_input, key, to_message = self._input(state)
         if self._durable is not None:
             out = await self._durable.ainvoke({"step_input": step_input})
-            return self._durable_output(out, to_message)
+            return self._durable_output(out, key, to_message)
         if self._interrupts:
             saved = await self._avote_task(step_input, _node_label(self.node_name))
-            return self._escalate(step_input, saved, to_message)
-        return self._output(*await self._avote(step_input), to_message)
+            return self._escalate(step_input, saved, key, to_message)
+        return self._output(*await self._avote(step_input), key, to_message)
 
     def as_middleware(
         self, *, hook: str = "before_agent", state_schema: type[Any] | None = None
@@ -279,7 +297,7 @@ def maker_node(
     step: Any,
     *,
     input_keys: str | Sequence[str] | None = None,
-    output_key: str = "answer",
+    output_key: str | None = None,
     stats_key: str | None = None,
     durable: bool = False,
     name: str = "maker_step",
@@ -290,7 +308,9 @@ def maker_node(
     The node calls `step` with the parent state's `input_keys` (a str: that key's
     value; a list: a dict of those keys; None: the whole state), once per sample,
     decides the step with first-to-ahead-by-k voting, and returns
-    `{output_key: winner}` (plus `{stats_key: stats}`).
+    `{output_key: winner}` (plus `{stats_key: stats}`). In a messages state (a
+    `messages` key and no `answer` key, e.g. `MessagesState`) and without
+    `output_key`, the winner is appended to `messages` as an `AIMessage`.
 
     Args:
         step: what one sample is: a chat model (the default prompt passes the
@@ -299,7 +319,8 @@ def maker_node(
             function of the input, or a `Sampler`.
         input_keys: parent-state key(s) given to the step (see above).
         output_key: parent-state key the winning answer is written to (checked: a key
-            the graph state does not have is a `ConfigurationError`).
+            the graph state does not have is a `ConfigurationError`). Default:
+            `"answer"`, or `"messages"` in a state that has `messages` and no `answer`.
         stats_key: parent-state key for the step's statistics (`StepResult.to_dict()`);
             None (the default on every surface): not written.
         durable: run the vote as the voting sub-graph inside this node (a `Send` per
