@@ -114,12 +114,12 @@ def hanoi(
     concurrency: int | None = typer.Option(
         None, "--concurrency", help="Provider calls in flight at once (default: a round)."
     ),
-    prompt_rotation: bool = typer.Option(
-        False,
-        "--prompt-rotation",
+    prompt_rotation: bool | None = typer.Option(
+        None,
+        "--prompt-rotation/--no-prompt-rotation",
         help="Chat models: sample i of a step is asked the (i mod 3)-th wording of the "
         "step prompt (same facts, other words), so a model stuck on one wording of a "
-        "step is asked another.",
+        "step is asked another. Default off; --resume keeps the run's.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     base_url: str | None = typer.Option(
@@ -160,12 +160,13 @@ def hanoi(
         "for the step's next round: fewer requests and rounds, more output tokens (unused "
         "ones are billed and reported).",
     ),
-    eager_replacement: bool = typer.Option(
-        True,
+    eager_replacement: bool | None = typer.Option(
+        None,
         "--eager-replacement/--no-eager-replacement",
         help="Replace a red-flagged sample as soon as it arrives, not after its round's "
         "slowest one (one request per sample; same tallies, less wall time). Off: a "
-        "step never has a replacement in flight it may not need.",
+        "step never has a replacement in flight it may not need. Default on; --resume "
+        "keeps the run's.",
     ),
     price_cached_in: float | None = typer.Option(
         None,
@@ -333,9 +334,9 @@ def _run_in(
     prices: Path | None = None,
     speculate: int | None = None,
     spare_samples: int = 0,
-    eager_replacement: bool = True,
+    eager_replacement: bool | None = None,
     price_cached_in: float | None = None,
-    prompt_rotation: bool = False,
+    prompt_rotation: bool | None = None,
 ) -> None:
     from ..red_flags import max_output_tokens
     from ..run import report_from_log, run_task_sync
@@ -383,6 +384,10 @@ def _run_in(
     model = model or stored.get("model") or "simulated"
     error_rate = error_rate if error_rate is not None else stored.get("error_rate", 0.002)
     seed = seed if seed is not None else int(stored.get("seed", 0))
+    if prompt_rotation is None:
+        prompt_rotation = bool(stored.get("prompt_rotation", False))
+    if eager_replacement is None:
+        eager_replacement = bool(stored.get("eager_replacement", True))
     # A simulated model spec (`simulated:error_rate=...`) overrides --error-rate: plan k,
     # print and store the rate the model will really have.
     error_rate = effective_error_rate(model, float(error_rate), seed)
@@ -424,6 +429,9 @@ def _run_in(
         "k": k,
         "red_flag_tokens": red_flag_tokens,
         "action_name": task.action_name,
+        # Both change which samples a step draws: a resume keeps them unless told.
+        "prompt_rotation": prompt_rotation,
+        "eager_replacement": eager_replacement,
     }
 
     # ------------------------------------------------------------------ run
