@@ -193,10 +193,12 @@ class MakerNode(DualNode):
                 # A dict state shows only the keys that have a value so far.
                 shown = "keys with a value now:" if isinstance(state, Mapping) else "fields:"
                 default = " (the default)" if what == "output_key" and self._default_output else ""
+                # In a graph the node is known by the name it was added under.
+                node = _node_label(self.node_name)
                 raise ConfigurationError(
-                    f"maker_node {self.node_name!r}: {what}={key!r}{default} is not a key of "
-                    f"the graph state ({shown} {state_keys(state)}); add it to the state "
-                    "schema or choose another key"
+                    f"maker_node {node!r}: {what}={key!r}{default} is not a key of the graph "
+                    f"state ({shown} {state_keys(state)}); add it to the state schema or "
+                    "choose another key"
                 )
         step_input = checked_input(pick(state, self.input_keys), self._check_input)
         return step_input, output_key, self._wants_message(state, output_key)
@@ -330,8 +332,9 @@ def maker_node(
             progress events then come from a sub-graph (`subgraphs=True`).
             `max_concurrency` does not apply (use the run config's). Not LangGraph's
             `durability=` (when checkpoints are written; see docs/wrapping.md).
-        name: the node's name in traces and events when it runs outside a graph; in a
-            graph, events and sample runs carry the name the node was added under.
+        name: the node's name in traces, events and errors when it runs outside a
+            graph; in a graph, events, sample runs and errors carry the name the node
+            was added under.
         options: the step options (`StepOptions`: `k`, `parser`, `key`, `red_flags`,
             `max_samples`, `on_no_consensus`, `escalate`, `temperature`, `models`,
             `prompt`, `max_tokens`, `structured`, `max_concurrency`, `retry`).
