@@ -72,6 +72,11 @@ def _fmt_money(x: float | None) -> str:
     return f"${x:,.2f}"
 
 
+def _failures_text(failures: dict[str, int]) -> str:
+    """Provider failures by kind, `timeout 12, rate_limit 3` (empty when there were none)."""
+    return ", ".join(f"{kind} {n}" for kind, n in failures.items())
+
+
 def _fmt_stuck(m: Any) -> str:
     fit = m.correlation
     if fit is None:
@@ -186,7 +191,7 @@ def print_estimate(report: Any, console: Any | None = None, *, details: bool = T
     for m in report.models:
         console.print(m.model, markup=False, style="bold")
         flags = ", ".join(f"{r} {n}" for r, n in m.red_flags.items()) or "none"
-        fails = ", ".join(f"{r} {n}" for r, n in m.provider_failures.items()) or "none"
+        fails = _failures_text(m.provider_failures) or "none"
         console.print(
             f"  samples {m.samples:,}, valid {m.valid:,}, correct {m.correct:,}; red flags: "
             f"{flags}; provider failures (retried): {fails}"
@@ -462,9 +467,7 @@ def _estimate(
     silent = [m for m in report.models if m.samples == 0]
     if silent:
         said = "; ".join(
-            f"{m.model} ({', '.join(f'{r} {n}' for r, n in m.provider_failures.items())})"
-            if m.provider_failures
-            else m.model
+            f"{m.model} ({_failures_text(m.provider_failures)})" if m.provider_failures else m.model
             for m in silent
         )
         raise fail(f"no sample came back from {said}: check the model, --base-url and key", 1)
