@@ -83,10 +83,6 @@ BLOCK_TIMEOUT = 120  # seconds for one shell block; each is meant to take a few
 # take minutes, need a real provider or install packages: they are not run until
 # the doc says `<!-- not run: ... -->` or makes them small (then the entry goes).
 KNOWN_FAILING: dict[str, dict[str, str]] = {
-    "docs/wrapping.md": {
-        "create_agent(model, tools,": "an indented sketch: create_agent is not imported,"
-        " `tools` is undefined and `maker_node(classifier, ...)` passes Ellipsis",
-    },
     "docs/choosing-a-model.md": {
         "ProviderOptions(max_tokens=750": "ConfigurationError: openai:... needs OPENAI_API_KEY",
         "maker-graph plan --estimate": "estimate.json comes from a block that is not run",
