@@ -89,8 +89,8 @@ def _hint_seconds(value: Any, scale: float = 1.0) -> float | None:
             except (TypeError, ValueError, IndexError):
                 return None
             if when.tzinfo is None:
-                when = when.replace(tzinfo=datetime.timezone.utc)
-            seconds = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+                when = when.replace(tzinfo=datetime.UTC)
+            seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
             seconds = max(seconds, 0.0)
     else:
         return None

@@ -7,7 +7,6 @@ run to run; the rate checks use a tolerance of 5 binomial standard deviations.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 
@@ -97,7 +96,7 @@ async def test_provider_failures_are_never_votes() -> None:
 
 def test_failures_are_classified_and_retry_after_is_honoured() -> None:
     assert classify_failure(SimulatedTimeoutError()) == "timeout"
-    assert classify_failure(asyncio.TimeoutError()) == "timeout"
+    assert classify_failure(TimeoutError()) == "timeout"
     assert classify_failure(SimulatedRateLimitError(2.0)) == "rate_limit"
     assert classify_failure(SimulatedProviderError("500")) == "exception"
     policy = ProviderRetry(initial_delay=0.01, max_delay=0.02)

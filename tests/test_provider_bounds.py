@@ -255,14 +255,14 @@ def test_retry_after_header_is_checked_and_clamped(headers: dict[str, str], expe
 
 
 def test_retry_after_http_date() -> None:
-    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=30)
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30)
     hint = retry_after(_Headed({"retry-after": email.utils.format_datetime(later, usegmt=True)}))
     assert hint is not None and 25 <= hint <= 31
     past = email.utils.format_datetime(
-        datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc), usegmt=True
+        datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC), usegmt=True
     )
     assert retry_after(_Headed({"retry-after": past})) == 0.0
-    far = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3)
+    far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=3)
     assert retry_after(_Headed({"retry-after": email.utils.format_datetime(far, usegmt=True)})) == (
         MAX_RETRY_AFTER
     )

@@ -29,7 +29,7 @@ def maker_middleware(node: MakerNode, *, hook: str, state_schema: type[Any] | No
         raise ConfigurationError(
             "as_middleware() needs the `langchain` package: pip install 'maker-graph[providers]'"
         ) from exc
-    from typing_extensions import NotRequired
+    from typing_extensions import NotRequired  # noqa: UP035 - as LangGraph reads schemas on < 3.12
 
     if state_schema is None:
         fields: dict[str, Any] = {node.output_key: NotRequired[Any]}

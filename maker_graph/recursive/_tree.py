@@ -12,7 +12,7 @@ from langgraph.types import Send
 
 # typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
 # Python < 3.12.
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import NotRequired, TypedDict  # noqa: UP035
 
 from ..records import StepResult
 from .failures import Failure

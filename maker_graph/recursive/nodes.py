@@ -32,7 +32,7 @@ from langgraph.graph import END, START, StateGraph
 
 # typing_extensions, not typing: LangGraph's server reads key docs and schemas from it on
 # Python < 3.12.
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import NotRequired, TypedDict  # noqa: UP035
 
 from .._util import async_node
 from .roles import Composer, Decomposer, Discriminator, Solver
