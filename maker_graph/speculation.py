@@ -90,6 +90,7 @@ class _Slot:
     guess_id: tuple[str, str] | None = None
     promoted: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 class _SlotSampler(ForwardsBatching):
@@ -176,6 +177,9 @@ class Speculator:
         """Samples drawn by cancelled speculative steps (never votes)."""
         self.wasted_tokens_in = 0
         self.wasted_tokens_out = 0
+        self.undecided_failures: dict[str, int] = {}
+        """Failed provider calls of steps the run never got a result of (cancelled, or in
+        flight when the run stopped); the run takes them into its report."""
         self._taken = (0, 0, 0)
         self._escalate = voter.escalate
         self._cancelled: list[asyncio.Task[StepResult]] = []
@@ -202,7 +206,10 @@ class Speculator:
         )
         slot.task = asyncio.ensure_future(
             slot_voter.vote(
-                self.step_input(state, previous, step), step=step, semaphore=self.semaphore
+                self.step_input(state, previous, step),
+                step=step,
+                semaphore=self.semaphore,
+                failures=slot.failures,
             )
         )
         slot.task.add_done_callback(_retrieve)
@@ -280,16 +287,19 @@ class Speculator:
         if task is not None and not task.done():
             task.cancel()
             self._cancelled.append(task)
-            if wasted:
-                # Counted once the vote has unwound: a sample in flight may still fail
-                # (then it is no sample), and before Python 3.12 `wait_for` can swallow
-                # the cancellation when its call completes at that moment, so the vote
-                # goes on until its next draw is refused.
-                task.add_done_callback(lambda _t: self._waste(slot))
-        elif wasted:
-            self._waste(slot)
+            # Counted once the vote has unwound: a sample in flight may still fail
+            # (then it is no sample), and before Python 3.12 `wait_for` can swallow
+            # the cancellation when its call completes at that moment, so the vote
+            # goes on until its next draw is refused.
+            task.add_done_callback(lambda _t: self._waste(slot, wasted))
+        else:
+            self._waste(slot, wasted)
 
-    def _waste(self, slot: _Slot) -> None:
+    def _waste(self, slot: _Slot, wasted: bool) -> None:
+        for kind, n in slot.failures.items():  # its result never reaches the run
+            self.undecided_failures[kind] = self.undecided_failures.get(kind, 0) + n
+        if not wasted:
+            return  # the run's own sample counter counts the oldest step's samples
         self.wasted += slot.drawn
         self.wasted_tokens_in += slot.tokens_in
         self.wasted_tokens_out += slot.tokens_out

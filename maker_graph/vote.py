@@ -236,6 +236,7 @@ class Voter:
         step: Any = None,
         semaphore: asyncio.Semaphore | None = None,
         on_sample: Callable[[Sample], Any] | None = None,
+        failures: dict[str, int] | None = None,
     ) -> StepResult:
         """Decide one step.
 
@@ -244,6 +245,8 @@ class Voter:
             step: an identifier recorded in the result and in errors.
             semaphore: a limit shared with other steps; defaults to the policy's own.
             on_sample: called with each checked sample as it is tallied (progress events).
+            failures: where this step's failed provider calls are counted by kind (default:
+                a new dict); the caller's dict keeps them if the vote is cancelled midway.
 
         Raises:
             NoConsensusError: the budget ran out and the policy says raise.
@@ -258,7 +261,7 @@ class Voter:
         counts: dict[Hashable, int] = {}
         values: dict[Hashable, Any] = {}
         flags: dict[str, int] = {}
-        failures: dict[str, int] = {}
+        failures = {} if failures is None else failures
         kept: list[Sample] = []
         cache: dict[str, tuple[Any, Any, str | None]] = {}
         drawn = valid = rounds = tokens_in = tokens_out = tokens_cached = 0

@@ -165,6 +165,9 @@ async def run_loop(
     red_flags_total = totals.red_flags
     decided_by = totals.decided_by
     failures_total = totals.provider_failures
+    # The failed calls of the step being voted, kept here so that they count however the
+    # step ends: decided, no consensus, a budget stop, an error, or an interruption.
+    undecided: dict[str, int] = {}
     samples = totals.samples
     valid = totals.valid
     tokens_in = totals.input_tokens
@@ -251,6 +254,8 @@ async def run_loop(
             tokens_in += wasted_in
             tokens_out += wasted_out
             totals.speculative_wasted += wasted
+            _add_counts(failures_total, spec.undecided_failures)  # cancelled steps' calls
+            spec.undecided_failures.clear()
 
     progress()
     last_commit = perf_counter()
@@ -294,10 +299,12 @@ async def run_loop(
                 )
                 try:
                     result = await capped.vote(
-                        step_input(state, previous, step), step=step, semaphore=semaphore
+                        step_input(state, previous, step),
+                        step=step,
+                        semaphore=semaphore,
+                        failures=undecided,
                     )
-                except NoConsensusError as exc:
-                    _add_counts(failures_total, exc.provider_failures)
+                except NoConsensusError:
                     spent = session_base + counter.drawn if counter is not None else max_samples
                     budget_error = BudgetExhaustedError(
                         "samples", max_samples, spent, flags["samples"], step
@@ -308,7 +315,10 @@ async def run_loop(
                 result = await spec.decide(state, previous, step)
             else:
                 result = await vote(
-                    step_input(state, previous, step), step=step, semaphore=semaphore
+                    step_input(state, previous, step),
+                    step=step,
+                    semaphore=semaphore,
+                    failures=undecided,
                 )
             answer = result.winner
             previous, state = answer.action, answer.next_state
@@ -339,6 +349,7 @@ async def run_loop(
                 decided_by[how] = decided_by.get(how, 0) + 1
             if result.provider_failures:
                 _add_counts(failures_total, result.provider_failures)
+                undecided = {}  # (this step's, when it was voted here) the next step's own
             tally = result.tally
             if len(tally) == 1 and how == "vote":
                 tally_text = f"[{votes}]"
@@ -381,10 +392,7 @@ async def run_loop(
     except Exception as exc:
         stopped = "error"
         if isinstance(exc, NoConsensusError):
-            # The undecided step's failed calls happened: the report counts them (its
-            # samples are counted through `counter`, below).
             stopped = "no_consensus"
-            _add_counts(failures_total, exc.provider_failures)
         raise
     finally:
         # Whatever stopped the loop, every step decided so far is committed; the
@@ -393,6 +401,7 @@ async def run_loop(
             spec.close()  # nothing speculative is ever committed
             await spec.drain()
             take_waste()
+        _add_counts(failures_total, undecided)
         if counter is not None:
             # An undecided step's samples count too: drawn, never voted.
             totals.uncommitted += session_base + counter.drawn - samples
