@@ -3,7 +3,9 @@
 `DualNode` is a node with a synchronous and an asynchronous body, so one node
 works under both `invoke` and `ainvoke` (an async-only node cannot run under a
 sync `invoke`, and a sync-only node costs a worker thread per call under
-`ainvoke`). Sync bodies run their async work through `maker_graph._sync.run_sync`.
+`ainvoke`): LangGraph's `RunnableCallable`, as `add_node` makes of a function.
+Sync bodies run their async work through `maker_graph._sync.run_sync`: neither
+`RunnableCallable` nor `RunnableLambda` bridges a sync call to async work.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from langchain_core.runnables import Runnable, RunnableConfig
+# LangGraph's only non-_internal path to it: a re-export mypy does not count as public.
+from langgraph.utils.runnable import RunnableCallable  # type: ignore[attr-defined]
 
 from .events import emit
 
@@ -27,8 +30,14 @@ never reaches the state, so routing works in any state schema.
 """
 
 
-class DualNode(Runnable[Any, Any]):
-    """A node with a sync body for `invoke` and an async body for `ainvoke`."""
+class DualNode(RunnableCallable):
+    """A node with a sync body for `invoke` and an async body for `ainvoke`.
+
+    `trace=False`: the body runs in the node's own run, with no child run. (Not
+    `RunnableLambda(func, afunc=)`, measured: its child run parents the sample runs
+    (test_maker_node_tracing fails) and outside a graph its config lacks LangGraph's
+    runtime: `KeyError('__pregel_runtime')`, test_node_runs_outside_a_graph_too.)
+    """
 
     def __init__(
         self,
@@ -36,20 +45,7 @@ class DualNode(Runnable[Any, Any]):
         func: Callable[[Any], Any],
         afunc: Callable[[Any], Awaitable[Any]] | None = None,
     ) -> None:
-        self.name = name
-        self.func = func
-        self.afunc = afunc
-
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return self.func(input)
-
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        if self.afunc is None:
-            return self.func(input)
-        return await self.afunc(input)
-
-    def __repr__(self) -> str:
-        return f"DualNode({self.name!r})"
+        super().__init__(func, afunc, name=name, trace=False)
 
 
 def router(fn: Callable[[Any], Any]) -> DualNode:
