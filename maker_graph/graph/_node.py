@@ -13,8 +13,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-# LangGraph's only non-_internal path to it: a re-export mypy does not count as public.
-from langgraph.utils.runnable import RunnableCallable  # type: ignore[attr-defined]
+try:
+    # LangGraph's only non-_internal path to it: a re-export mypy does not count as
+    # public, marked "to be removed"; the fallback keeps a later LangGraph importable.
+    from langgraph.utils.runnable import RunnableCallable  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a LangGraph without the compat module
+    from langgraph._internal._runnable import RunnableCallable
 
 from .events import emit
 
