@@ -78,7 +78,7 @@ def build_model(
         max_tokens=options.max_tokens,
         samples_per_request=options.samples_per_request,
     )
-    counted = TokenCountingSampler(chat, prompt=task.prompt)
+    counted = TokenCountingSampler(chat, prompt=task.prompt, model=spec.model)
     return BuiltModel(
         label=spec.label,
         name=spec.model,
