@@ -1,9 +1,17 @@
-"""Run async work from synchronous callers on one long-lived event loop.
+"""The event loops maker_graph owns, and running async work on them from sync code.
 
 Sync entry points (`graph.invoke`, sync nodes, sync wrappers of the recursive
 driver) hand their coroutine to a single background loop instead of calling
 `asyncio.run` each time: async provider clients belong to the loop they were first
 used on, and a fresh loop per call would leave them bound to a closed one.
+`run_to_end` is `asyncio.run` for entry points that own a whole run
+(`run_task_sync`, `estimate_sync`).
+
+Every loop made here resolves host names in daemon threads of their own
+(`new_event_loop`): asyncio resolves in the loop's default executor, and on Python
+3.11 the end of `asyncio.run` waits for that executor's threads with no limit, so a
+resolver that never answers held a call long after its timeout, and Ctrl-C with it.
+A lookup is always safe to abandon; other executor work is still awaited.
 """
 
 from __future__ import annotations
@@ -11,14 +19,75 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import socket
+import sys
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["new_event_loop", "run_sync", "run_to_end"]
 
 T = TypeVar("T")
+
+_BaseLoop: type[asyncio.AbstractEventLoop] = (
+    asyncio.ProactorEventLoop  # type: ignore[attr-defined]
+    if sys.platform == "win32"
+    else asyncio.SelectorEventLoop
+)
+
+
+class _ResolvingLoop(_BaseLoop):  # type: ignore[valid-type,misc]
+    async def getaddrinfo(  # type: ignore[override]
+        self,
+        host: Any,
+        port: Any,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> Any:
+        return await _resolve_in_a_daemon_thread(self, (host, port, family, type, proto, flags))
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop whose host-name lookups are abandoned with their call."""
+    return _ResolvingLoop()
+
+
+async def _resolve_in_a_daemon_thread(
+    loop: asyncio.AbstractEventLoop, args: tuple[Any, ...]
+) -> Any:
+    future = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the call was cancelled (timed out, interrupted) meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def resolve() -> None:
+        try:
+            result, error = socket.getaddrinfo(*args), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting call
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for this lookup any more
+
+    threading.Thread(target=resolve, name="maker-graph-getaddrinfo", daemon=True).start()
+    return await future
+
+
+def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(coro)` on a loop from `new_event_loop` (same Ctrl-C handling)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
+
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -34,7 +103,7 @@ def _sync_loop() -> asyncio.AbstractEventLoop:
     global _loop
     with _loop_lock:
         if _loop is None or _loop.is_closed():
-            loop = asyncio.new_event_loop()
+            loop = new_event_loop()
             threading.Thread(
                 target=_serve, args=(loop,), name="maker-graph-sync-loop", daemon=True
             ).start()
@@ -69,7 +138,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         pass
     else:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(context.run, asyncio.run, coro).result()
+            return pool.submit(context.run, run_to_end, coro).result()
     loop = _sync_loop()
     done: Future[T] = Future()
     started: list[asyncio.Task[T]] = []

@@ -61,6 +61,7 @@ from ._estimate_tables import (
     LENGTH_EDGES as LENGTH_EDGES,  # re-exported: defined here before the split
 )
 from ._estimate_tables import CollisionPoint, LengthBin
+from ._sync import run_to_end
 from .costs import Price
 from .errors import ConfigurationError
 from .red_flags import RedFlag
@@ -362,7 +363,7 @@ def estimate_sync(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(estimate(task, models, options, **kwargs))
+        return run_to_end(estimate(task, models, options, **kwargs))
     raise RuntimeError(
         "estimate_sync() cannot run inside a running event loop; use `await estimate(...)`"
     )

@@ -145,74 +145,19 @@ def _interrupted_message(params: dict[str, Any]) -> str:
 
 
 def _resolve_names_off_the_executor() -> None:
-    """Make the event loops of this process resolve host names in daemon threads.
-
-    asyncio resolves a provider's host name (`loop.getaddrinfo`) in the loop's
-    default executor, and `asyncio.run` waits for that executor's threads when it
-    ends, with no limit on Python 3.11. A resolver that never answers (an
-    unreachable DNS server: several seconds per try and server) therefore held a
-    command long after its calls had timed out, and held Ctrl-C or SIGTERM just as
-    long (40 s with a 40 s resolver; the per-call timeout cancels the wait, not the
-    thread). A lookup in a daemon thread of its own is abandoned when its call is,
-    and a lookup is always safe to abandon. Other executor work (a commit in a thread,
-    say) is untouched and still awaited. Only the command line does this: it owns the
-    process, a library caller owns its loops.
-    """
+    """Make every event loop of this process one from `maker_graph._sync.new_event_loop`,
+    whose host-name lookups are abandoned with their call (see that module): the
+    commands' own `asyncio.run` calls included, so a resolver that never answers
+    holds neither a timed-out command nor Ctrl-C / SIGTERM."""
     import asyncio
-    import sys
 
-    base: type[asyncio.AbstractEventLoop] = (
-        asyncio.ProactorEventLoop  # type: ignore[attr-defined]
-        if sys.platform == "win32"
-        else asyncio.SelectorEventLoop
-    )
-
-    class ResolvingLoop(base):  # type: ignore[valid-type,misc]
-        async def getaddrinfo(  # type: ignore[override]
-            self,
-            host: Any,
-            port: Any,
-            *,
-            family: int = 0,
-            type: int = 0,
-            proto: int = 0,
-            flags: int = 0,
-        ) -> Any:
-            return await _resolve_in_a_daemon_thread(self, (host, port, family, type, proto, flags))
+    from .._sync import new_event_loop
 
     class Policy(asyncio.DefaultEventLoopPolicy):
         def new_event_loop(self) -> asyncio.AbstractEventLoop:
-            return ResolvingLoop()
+            return new_event_loop()
 
     asyncio.set_event_loop_policy(Policy())
-
-
-async def _resolve_in_a_daemon_thread(loop: Any, args: tuple[Any, ...]) -> Any:
-    import socket
-    import threading
-
-    future = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():  # the call was cancelled (timed out, interrupted) meanwhile
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def resolve() -> None:
-        try:
-            result, error = socket.getaddrinfo(*args), None
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting call
-            result, error = None, exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits for this lookup any more
-
-    threading.Thread(target=resolve, name="maker-graph-getaddrinfo", daemon=True).start()
-    return await future
 
 
 def _terminate_like_interrupt(signum: int, frame: object) -> None:

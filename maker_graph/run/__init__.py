@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from .._sync import run_to_end
 from ..errors import ConfigurationError
 from ..records import StepResult
 from ..red_flags import RedFlag
@@ -226,7 +227,7 @@ def run_task_sync(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(run_task(task, sampler, policy, **options))
+        return run_to_end(run_task(task, sampler, policy, **options))
     raise RuntimeError(
         "run_task_sync() cannot run inside a running event loop; use `await run_task(...)`"
     )
