@@ -83,8 +83,23 @@ async def _resolve_in_a_daemon_thread(
     return await future
 
 
-def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(coro)` on a loop from `new_event_loop` (same Ctrl-C handling)."""
+def run_to_end(coro: Coroutine[Any, Any, T], caller: str | None = None) -> T:
+    """`asyncio.run(coro)` on a loop from `new_event_loop` (same Ctrl-C handling).
+
+    `caller`, a sync entry point named `<name>_sync`, is refused inside a running
+    loop (which cannot block on another) with an error naming `await <name>(...)`.
+    """
+    if caller is not None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()  # never started: no "never awaited" warning
+            raise RuntimeError(
+                f"{caller}() cannot run inside a running event loop; "
+                f"use `await {caller.removesuffix('_sync')}(...)`"
+            )
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro)
 

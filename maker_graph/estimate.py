@@ -38,7 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,10 +359,4 @@ def estimate_sync(
     **kwargs: Any,
 ) -> EstimateReport:
     """Synchronous `estimate`; cannot be called from inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return run_to_end(estimate(task, models, options, **kwargs))
-    raise RuntimeError(
-        "estimate_sync() cannot run inside a running event loop; use `await estimate(...)`"
-    )
+    return run_to_end(estimate(task, models, options, **kwargs), "estimate_sync")

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from ._rounds import EagerDraws, add_tokens, batches, draw_round
 from ._sample_check import check_raw, check_raw_async
+from ._sync import run_to_end
 from .actions import is_chat_message, tool_call_key
 from .errors import ConfigurationError, NoConsensusError
 from .records import RawSample, Sample, StepResult
@@ -546,10 +547,4 @@ async def vote_step(
 
 def vote_step_sync(step: Sampler | Any, step_input: Any, **options: Any) -> StepResult:
     """Synchronous `vote_step`; cannot be called from inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(vote_step(step, step_input, **options))
-    raise RuntimeError(
-        "vote_step_sync() cannot run inside a running event loop; use `await vote_step(...)`"
-    )
+    return run_to_end(vote_step(step, step_input, **options), "vote_step_sync")

@@ -224,10 +224,4 @@ def run_task_sync(
         >>> run_task_sync(task, simulated_sampler(task)).steps
         3
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return run_to_end(run_task(task, sampler, policy, **options))
-    raise RuntimeError(
-        "run_task_sync() cannot run inside a running event loop; use `await run_task(...)`"
-    )
+    return run_to_end(run_task(task, sampler, policy, **options), "run_task_sync")
