@@ -185,17 +185,26 @@ def test_sigterm_during_a_silent_call_exits_at_once(mode: str, tmp_path: Path) -
         try:
             assert server.first.wait(60), "the command never called the provider"
             time.sleep(0.5)  # inside the call (its connection is held open)
-            signalled = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=30)
-            took = time.monotonic() - signalled
+            code, took = _terminate(proc, wait=30)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+            _reap(proc)
     assert code == 130, err.read_text()
     assert err.read_text() == "interrupted\n"
     assert took < 5, took
+
+
+def _terminate(proc: subprocess.Popen[bytes], wait: float) -> tuple[int, float]:
+    """SIGTERM `proc`; its exit code and the seconds it took to exit."""
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=wait)
+    return code, time.monotonic() - signalled
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 # Runs `maker-graph ARGS...` with a resolver that never answers for `slow.invalid`
@@ -256,14 +265,9 @@ def test_sigterm_during_a_lookup_that_never_answers_exits_at_once(tmp_path: Path
                 assert proc.poll() is None, err.read_text()
                 assert time.monotonic() < deadline, "the command never looked the host up"
                 time.sleep(0.01)
-            signalled = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=90)
-            took = time.monotonic() - signalled
+            code, took = _terminate(proc, wait=90)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+            _reap(proc)
     assert code == 130, err.read_text()
     assert err.read_text() == "interrupted\n"
     assert took < 5, took  # before the fix: until the lookup gave up (60 s)
