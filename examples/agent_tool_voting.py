@@ -7,8 +7,8 @@ prints how often the tool call that actually ran was the right one. Offline,
 a few seconds.
 
 The second half is the same step in a hand-written `MessagesState` ReAct graph
-with a `ToolNode`: `maker_node(output_key="messages")` puts the winning
-AIMessage, tool calls included, into the conversation.
+with a `ToolNode`: in a messages state `maker_node` reads the conversation and
+appends the winning AIMessage, tool calls included, with no keys named.
 
 Run: python examples/agent_tool_voting.py
 """
@@ -127,7 +127,7 @@ def main() -> None:
     # The same voted step in a hand-written ReAct graph.
     bound = SimulatedToolModel(policy=policy, seed=7).bind_tools(TOOLS)
     graph = StateGraph(MessagesState)
-    graph.add_node("agent", maker_node(bound, k=3, input_keys=["messages"], output_key="messages"))
+    graph.add_node("agent", maker_node(bound, k=3))
     graph.add_node("tools", ToolNode(TOOLS))
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition, ["tools", END])
