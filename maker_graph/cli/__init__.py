@@ -52,7 +52,6 @@ def main() -> None:
     # SIGTERM (kill, a container stop) stops a run like Ctrl-C: what was decided is
     # committed and the resume command printed, instead of dying with no word.
     signal.signal(signal.SIGTERM, _terminate_like_interrupt)
-    _resolve_names_off_the_executor()
     try:
         load_commands()
         command = typer.main.get_command(app)
@@ -142,22 +141,6 @@ def _interrupted_message(params: dict[str, Any]) -> str:
 
         argv = [redact(arg) if arg == store else arg for arg in argv]
     return f"interrupted; resume with: {shlex.join(['maker-graph', *argv])}"
-
-
-def _resolve_names_off_the_executor() -> None:
-    """Make every event loop of this process one from `maker_graph._sync.new_event_loop`,
-    whose host-name lookups are abandoned with their call (see that module): the
-    commands' own `asyncio.run` calls included, so a resolver that never answers
-    holds neither a timed-out command nor Ctrl-C / SIGTERM."""
-    import asyncio
-
-    from .._sync import new_event_loop
-
-    class Policy(asyncio.DefaultEventLoopPolicy):
-        def new_event_loop(self) -> asyncio.AbstractEventLoop:
-            return new_event_loop()
-
-    asyncio.set_event_loop_policy(Policy())
 
 
 def _terminate_like_interrupt(signum: int, frame: object) -> None:

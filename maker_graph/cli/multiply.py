@@ -9,7 +9,6 @@ which `maker-graph tree --run-dir DIR` prints.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import typer
 
+from .._sync import run_to_end
 from ..errors import ConfigurationError, MakerRuntimeError, RunLogError
 from .app import app, fail
 
@@ -107,7 +107,9 @@ def multiply(
     failure: MakerRuntimeError | None = None
     result = None
     try:
-        result = asyncio.run(multiplier.multiply(int(a), int(b)))
+        # The library's loop, not asyncio.run's: a hung host-name lookup is abandoned
+        # with its call instead of holding the command's exit (maker_graph._sync).
+        result = run_to_end(multiplier.multiply(int(a), int(b)))
     except MakerRuntimeError as exc:
         failure = exc
     finally:
