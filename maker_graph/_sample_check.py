@@ -22,7 +22,7 @@ from .red_flags import (
     oversized,
 )
 
-__all__ = ["check_raw", "check_raw_async"]
+__all__ = ["apply_key", "check_raw", "check_raw_async", "has_async_key"]
 
 KEPT_CHARS = 1_000
 """Characters of a too-large reply kept for the record (the rest is dropped at once)."""
@@ -32,6 +32,24 @@ Parsed = tuple[Any, Any, str | None]
 
 ParseCache = dict[str, Parsed]
 """A step's parses by reply text."""
+
+
+def has_async_key(key: Callable[[Any], Hashable]) -> bool:
+    """Whether a vote key offers an async form, `akey(value)`, the vote should await.
+
+    A key whose work waits on I/O (`EmbeddingClusterKey` calls an embedding model)
+    offers `async akey(value)` next to its synchronous `__call__`; both give the same
+    key for the same value.
+    """
+    return callable(getattr(key, "akey", None))
+
+
+async def apply_key(key: Callable[[Any], Hashable], value: Any) -> Hashable:
+    """The vote key of `value`: the key's async form awaited when it has one, else `key(value)`."""
+    akey = getattr(key, "akey", None)
+    if callable(akey):
+        return await akey(value)  # type: ignore[no-any-return]
+    return key(value)
 
 
 def _too_large(raw: RawSample, index: int, rnd: int) -> Sample | None:
@@ -107,7 +125,10 @@ async def check_raw_async(
     key: Callable[[Any], Hashable],
     red_flags: Sequence[RedFlag],
 ) -> Sample:
-    """`check_raw` for an async parser or async red flags (nothing cached)."""
+    """`check_raw` for an async parser, an async key or async red flags (nothing cached).
+
+    A key with an async form (`has_async_key`) is awaited, so its I/O leaves the loop free.
+    """
     huge = _too_large(raw, index, rnd)
     if huge is not None:
         return huge
@@ -115,7 +136,7 @@ async def check_raw_async(
         value = parser(raw.output)
         if inspect.isawaitable(value):
             value = await value
-        parsed: Parsed = (value, key(value), None)
+        parsed: Parsed = (value, await apply_key(key, value), None)
     except Exception as exc:  # noqa: BLE001 - a bad answer is a red flag, not a crash
         parsed = (None, None, _parse_error(exc))
     sample = _parsed(raw, index, rnd, parsed)

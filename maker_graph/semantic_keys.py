@@ -8,7 +8,9 @@ Two keys, both usable as `key=` wherever a `KeyFunction` goes (`Voter`, `vote_st
 - `EmbeddingClusterKey(embeddings, threshold=...)` goes further: any LangChain
   `Embeddings` maps each normalised text to a vector, and a text whose cosine
   similarity to an earlier representative reaches the threshold takes that
-  representative's key.
+  representative's key. It also offers `await key.akey(value)`, which embeds with
+  `aembed_documents`; the vote awaits that form, so an embedding never blocks the
+  event loop on the async path.
 
 Both keep the library's default for everything that is not free text: a chat message
 that calls tools keys on its action (`tool_call_key`), and a non-text answer (a number,
@@ -50,6 +52,8 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import re
 import threading
@@ -257,28 +261,71 @@ def _unit(vector: Sequence[float]) -> tuple[float, ...] | None:
     return tuple(x / norm for x in values)
 
 
+class _Pending:
+    """One text being embedded: threads wait on `event`, coroutines on their futures.
+
+    `loop` is the owner's event loop when a coroutine embeds (None for a thread), so a
+    synchronous caller on that same loop knows waiting would only hold the owner up.
+    """
+
+    __slots__ = ("event", "loop", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.event = threading.Event()
+        self.loop = loop
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():  # a waiter that timed out or was cancelled has moved on
+        woken.set_result(None)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class EmbeddingClusterKey:
     """A vote key that clusters free-text answers by embedding similarity.
 
     Each answer's text is normalised (`normaliser`, default `normalised_text_key()`),
-    then embedded once with `embeddings.embed_documents`. The first text of a cluster is
-    its representative and its normalised text is the cluster's key; a later text joins
-    the most similar representative whose cosine similarity is >= `threshold`, else it
-    starts a cluster of its own. Clustering is greedy and order dependent (two answers
-    may share a representative while being less similar to each other than the
-    threshold), so pick the threshold on your model's real answers.
+    then embedded once. The first text of a cluster is its representative and its
+    normalised text is the cluster's key; a later text joins the most similar
+    representative whose cosine similarity is >= `threshold`, else it starts a cluster
+    of its own. Clustering is greedy and order dependent (two answers may share a
+    representative while being less similar to each other than the threshold), so pick
+    the threshold on your model's real answers. New texts embedded at the same time
+    (threads, or coroutines of one vote) are assigned in the order their embeddings
+    return.
+
+    Two forms: calling the key embeds with `embeddings.embed_documents` and blocks
+    until it returns; `await key.akey(value)` embeds with `embeddings.aembed_documents`
+    and leaves the event loop free meanwhile (LangChain's default `aembed_documents`
+    runs `embed_documents` in an executor, so any `Embeddings` works; an object with
+    only `embed_documents` is run in a worker thread). The vote (`Voter.vote`,
+    `Voter.check`, hence `vote_step`, `maker_node` and the voting sub-graph) awaits
+    `akey`, so on the async path a remote embedding never stalls the other samples and
+    graphs on the loop. Both forms give the same key for the same text and share the
+    caches.
 
     Memory is bounded: at most `max_cache` normalised texts keep their key and at most
     `max_cache` representatives keep their vector, each least recently used first out.
     A text pushed out is embedded again if it comes back, and may then join a different
     cluster; keep `max_cache` above the distinct answers one step can produce (the
     default, 4096, is far above any vote's budget). One key object may serve many
-    steps and threads at once: a lock guards the caches, and a text being embedded by
-    one thread is waited for (up to `wait_seconds`) by the others, so each distinct
-    normalised text costs one embedding call while it stays cached. Empty text keys as
-    "" without an embedding call; a vector with no direction (all zeros) is a cluster
-    of its own. The embedding call is synchronous: with a remote embedding model it
-    blocks the event loop for that call, once per distinct text.
+    steps, threads, coroutines and event loops at once: a lock guards the caches (never
+    held during an embedding), and a text being embedded by one caller is waited for
+    (up to `wait_seconds`; a coroutine waits without blocking its loop) by the others,
+    so each distinct normalised text costs one embedding call while it stays cached. A
+    caller that stops waiting embeds the text itself (one extra call at worst), as does
+    a synchronous call made on the loop whose coroutine is embedding that text (waiting
+    there would only hold that coroutine up). An embedding that fails, or whose
+    coroutine is cancelled, caches nothing and wakes its waiters at once; the next of
+    them embeds the text. Empty text keys as "" without an embedding call; a vector with
+    no direction (all zeros) is a cluster of its own.
 
     Tool-calling chat messages keep `tool_call_key`; non-text answers keep
     `canonical_key`.
@@ -292,6 +339,9 @@ class EmbeddingClusterKey:
         ...         return [[t.count("a"), t.count("b")] for t in texts]
         >>> key = EmbeddingClusterKey(Letters(), threshold=0.99)
         >>> key("aa") == key("AAA!") != key("b")
+        True
+        >>> import asyncio
+        >>> asyncio.run(key.akey("A a")) == key("aa")
         True
     """
 
@@ -332,17 +382,34 @@ class EmbeddingClusterKey:
         self._lock = threading.Lock()
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._representatives: OrderedDict[str, tuple[float, ...]] = OrderedDict()
-        self._pending: dict[str, threading.Event] = {}
+        self._pending: dict[str, _Pending] = {}
         self._dimension: int | None = None
 
-    def __call__(self, value: Any) -> Hashable:
-        """The vote key of a parsed answer."""
+    def _text(self, value: Any) -> tuple[Hashable, str | None]:
+        """(the default key, None) for tool calls and non-text, else (None, normalised text)."""
         if is_chat_message(value) and getattr(value, "tool_calls", None):
-            return tool_call_key(value)
+            return tool_call_key(value), None
         text = self.normaliser.text_of(value)
         if text is None:
-            return canonical_key(value)
-        return self.cluster(self.normaliser.normalise(text))
+            return canonical_key(value), None
+        return None, self.normaliser.normalise(text)
+
+    def __call__(self, value: Any) -> Hashable:
+        """The vote key of a parsed answer (a new text is embedded synchronously)."""
+        default, text = self._text(value)
+        return default if text is None else self.cluster(text)
+
+    async def akey(self, value: Any) -> Hashable:
+        """The vote key of a parsed answer, a new text embedded without blocking the loop.
+
+        Args:
+            value: the parsed answer.
+
+        Returns:
+            The same key calling the key object gives.
+        """
+        default, text = self._text(value)
+        return default if text is None else await self.acluster(text)
 
     @property
     def representatives(self) -> list[str]:
@@ -350,50 +417,120 @@ class EmbeddingClusterKey:
         with self._lock:
             return list(self._representatives)
 
+    def _cached(self, text: str) -> str | None:
+        """The cached key of `text` (marked recently used), else None; under the lock."""
+        key = self._keys.get(text)
+        if key is not None:
+            self._keys.move_to_end(text)
+        return key
+
     def cluster(self, text: str) -> str:
         """The cluster key of an already normalised text (embedding it if it is new)."""
         if not text:
             return ""
+        here = _running_loop()
         while True:
             with self._lock:
-                key = self._keys.get(text)
+                key = self._cached(text)
                 if key is not None:
-                    self._keys.move_to_end(text)
                     return key
-                event = self._pending.get(text)
-                owner = event is None
-                if event is None:
-                    event = self._pending[text] = threading.Event()
+                pending = self._pending.get(text)
+                owner = pending is None
+                if pending is None:
+                    pending = self._pending[text] = _Pending(None)
             if owner:
-                return self._embed_and_assign(text, event)
-            if not event.wait(self.wait_seconds):
-                # The owner's call is stuck; embedding ourselves costs one extra call at
-                # worst, and never waits without bound.
-                return self._embed_and_assign(text, None)
+                try:
+                    return self._store(text, self._checked(self.embeddings.embed_documents([text])))
+                finally:
+                    self._release(text, pending)
+            # The owner's call is stuck, or is a coroutine of the loop this call blocks:
+            # embedding ourselves costs one extra call at worst, and never waits without
+            # bound.
+            if (here is not None and pending.loop is here) or not pending.event.wait(
+                self.wait_seconds
+            ):
+                return self._store(text, self._checked(self.embeddings.embed_documents([text])))
             # Either the key is cached now, or the owner failed and we take over.
 
-    def _embed_and_assign(self, text: str, event: threading.Event | None) -> str:
-        try:
-            vectors = self.embeddings.embed_documents([text])
-            if len(vectors) != 1:
-                raise MakerRuntimeError(
-                    f"embed_documents returned {len(vectors)} vectors for one text"
-                )
-            vector = list(vectors[0])
+    async def acluster(self, text: str) -> str:
+        """`cluster`, the embedding awaited (`aembed_documents`) instead of blocking.
+
+        Args:
+            text: an already normalised text.
+
+        Returns:
+            Its cluster key, the same `cluster` gives.
+        """
+        if not text:
+            return ""
+        loop = asyncio.get_running_loop()
+        while True:
             with self._lock:
-                self.embedding_calls += 1
-                key = self._assign(text, vector)
-                self._keys[text] = key
-                self._keys.move_to_end(text)
-                while len(self._keys) > self.max_cache:
-                    self._keys.popitem(last=False)
-            return key
-        finally:
-            if event is not None:
-                with self._lock:
-                    if self._pending.get(text) is event:
-                        del self._pending[text]
-                event.set()
+                key = self._cached(text)
+                if key is not None:
+                    return key
+                pending = self._pending.get(text)
+                owner = pending is None
+                if pending is None:
+                    pending = self._pending[text] = _Pending(loop)
+                else:
+                    woken: asyncio.Future[None] = loop.create_future()
+                    pending.waiters.append((loop, woken))
+            if owner:
+                # On cancellation too, `_release` drops the pending entry and wakes the
+                # waiters, so none of them waits on an embedding nobody is making.
+                try:
+                    return self._store(text, await self._aembed(text))
+                finally:
+                    self._release(text, pending)
+            try:
+                await asyncio.wait_for(woken, self.wait_seconds)
+            except TimeoutError:
+                # The owner's call is stuck: embed ourselves (one extra call at worst).
+                return self._store(text, await self._aembed(text))
+            finally:
+                with self._lock:  # a waiter cancelled or timed out leaves no future behind
+                    if (loop, woken) in pending.waiters:
+                        pending.waiters.remove((loop, woken))
+            # Either the key is cached now, or the owner failed and we take over.
+
+    async def _aembed(self, text: str) -> list[float]:
+        """The vector of one text from `aembed_documents` (a worker thread without it)."""
+        aembed = getattr(self.embeddings, "aembed_documents", None)
+        if callable(aembed):
+            vectors = await aembed([text])
+        else:
+            vectors = await asyncio.to_thread(self.embeddings.embed_documents, [text])
+        return self._checked(vectors)
+
+    @staticmethod
+    def _checked(vectors: Sequence[Sequence[float]]) -> list[float]:
+        if len(vectors) != 1:
+            raise MakerRuntimeError(f"embed_documents returned {len(vectors)} vectors for one text")
+        return list(vectors[0])
+
+    def _store(self, text: str, vector: list[float]) -> str:
+        """Assign a new text's vector to a cluster and cache its key."""
+        with self._lock:
+            self.embedding_calls += 1
+            key = self._assign(text, vector)
+            self._keys[text] = key
+            self._keys.move_to_end(text)
+            while len(self._keys) > self.max_cache:
+                self._keys.popitem(last=False)
+        return key
+
+    def _release(self, text: str, pending: _Pending) -> None:
+        """The owner is done (cached, failed or cancelled): wake every waiter."""
+        with self._lock:
+            if self._pending.get(text) is pending:
+                del self._pending[text]
+            waiters, pending.waiters = pending.waiters, []
+        pending.event.set()
+        for loop, woken in waiters:
+            # A waiter on a loop that has closed since is gone with its loop.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_wake, woken)
 
     def _assign(self, text: str, vector: list[float]) -> str:
         """The key of a new text's vector; called under the lock."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._rounds import EagerDraws, add_tokens, batches, draw_round
-from ._sample_check import check_raw, check_raw_async
+from ._sample_check import apply_key, check_raw, check_raw_async, has_async_key
 from ._sync import run_to_end
 from .actions import is_chat_message, tool_call_key
 from .errors import ConfigurationError, NoConsensusError
@@ -192,6 +192,8 @@ class Voter:
         self._variation_levels = variation_levels(self.sampler)
         self._async_flags = has_async(self.red_flags)
         self._async_parser = inspect.iscoroutinefunction(self.parser)
+        # A key that waits on I/O (an embedding model) is awaited, never run on the loop.
+        self._async_key = has_async_key(self.key)
         self._async_escalate = escalate is not None and inspect.iscoroutinefunction(escalate)
 
     def with_sampler(self, sampler: Sampler | Any, *, escalate: EscalationHandler | None) -> Voter:
@@ -224,7 +226,7 @@ class Voter:
             >>> asyncio.run(voter.check(RawSample("4", "4"), 0)).value
             4
         """
-        if self._async_flags or self._async_parser:
+        if self._async_flags or self._async_parser or self._async_key:
             return await check_raw_async(raw, index, round, self.parser, self.key, self.red_flags)
         return check_raw(raw, index, round, {}, self.parser, self.key, self.red_flags)
 
@@ -267,7 +269,7 @@ class Voter:
         cache: dict[str, tuple[Any, Any, str | None]] = {}
         drawn = valid = rounds = tokens_in = tokens_out = tokens_cached = 0
         sampler, retry = self.sampler, policy.retry
-        slow_check = self._async_flags or self._async_parser
+        slow_check = self._async_flags or self._async_parser or self._async_key
         parser, key_of, red_flags = self.parser, self.key, self.red_flags
         sample_now = self._sample_now if semaphore is None else None
         # Loss of hope: under raise/escalate a step stops once even k straight votes for
@@ -480,7 +482,7 @@ class Voter:
                 answer = await answer
             result.winner = answer
             try:
-                result.winner_key = self.key(answer)
+                result.winner_key = await apply_key(self.key, answer)
             except Exception:  # noqa: BLE001 - an unkeyable human answer is still the answer
                 result.winner_key = None
             return
