@@ -20,6 +20,15 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ConfigurationError
+from ._options import (
+    BaseUrl,
+    MaxRetries,
+    Prices,
+    RedFlagTokens,
+    RequestsPerSecond,
+    Timeout,
+    check_at_least,
+)
 from .app import app, fail
 
 __all__ = ["estimate_command", "plan_from_estimate", "print_estimate"]
@@ -269,45 +278,29 @@ def estimate_command(
     ] = None,
     seed: int = typer.Option(0, "--seed", help="Seed of the step choice and simulated models."),
     target: float = typer.Option(0.95, "--target", help="Required p_full of the whole run."),
-    red_flag_tokens: int = typer.Option(
-        750, "--red-flag-tokens", help="Red-flag answers longer than this many tokens."
-    ),
+    red_flag_tokens: RedFlagTokens = 750,
     cautious: bool = typer.Option(
         False, "--cautious", help="Plan with the lower end of p's confidence interval."
     ),
     error_rate: float = typer.Option(
         0.002, "--error-rate", help="Error rate of simulated models without their own."
     ),
-    base_url: str | None = typer.Option(
-        None, "--base-url", help="Endpoint of an OpenAI-compatible or other provider server."
-    ),
+    base_url: BaseUrl = None,
     temperature: float = typer.Option(0.1, "--temperature", help="Sampling temperature."),
     max_tokens: int | None = typer.Option(
         None, "--max-tokens", help="Output-token cap of each call (the provider cuts there)."
     ),
-    requests_per_second: float | None = typer.Option(
-        None, "--requests-per-second", help="Client-side rate limit per model."
-    ),
+    requests_per_second: RequestsPerSecond = None,
     concurrency: int = typer.Option(16, "--concurrency", help="Calls in flight at once."),
-    max_retries: int = typer.Option(
-        0, "--max-retries", help="Client-side HTTP retries (0: maker_graph retries)."
-    ),
-    timeout: float = typer.Option(
-        120.0,
-        "--timeout",
-        help="Seconds one provider call may take in total; then it "
-        "counts as a timeout and is retried.",
-    ),
+    max_retries: MaxRetries = 0,
+    timeout: Timeout = 120.0,
     price_in: float | None = typer.Option(
         None, "--price-in", help="Price per million input tokens (all models)."
     ),
     price_out: float | None = typer.Option(
         None, "--price-out", help="Price per million output tokens (all models)."
     ),
-    prices: Annotated[
-        Path | None,
-        typer.Option("--prices", help="JSON/YAML file of {model: {input: X, output: Y}} prices."),
-    ] = None,
+    prices: Prices = None,
 ) -> None:
     """Measure each model on random steps with known answers and plan the full run."""
     if task_name not in _task_names():
@@ -316,17 +309,16 @@ def estimate_command(
         raise fail(f"--disks must be between 1 and 64, got {disks}")
     if not 0.0 <= error_rate < 0.5:
         raise fail(f"--error-rate must be in [0, 0.5), got {error_rate}")
-    for flag, value in (("--price-in", price_in), ("--price-out", price_out)):
-        if value is not None and value < 0:
-            raise fail(f"{flag} must be >= 0, got {value}")
-    for flag, count in (
-        ("--steps", steps),
-        ("--samples-per-step", samples_per_step),
-        ("--red-flag-tokens", red_flag_tokens),
-        ("--concurrency", concurrency),
-    ):
-        if count < 1:
-            raise fail(f"{flag} must be >= 1, got {count}")
+    check_at_least(
+        (
+            ("--price-in", price_in, 0),
+            ("--price-out", price_out, 0),
+            ("--steps", steps, 1),
+            ("--samples-per-step", samples_per_step, 1),
+            ("--red-flag-tokens", red_flag_tokens, 1),
+            ("--concurrency", concurrency, 1),
+        )
+    )
     if not 0.0 < target < 1.0:
         raise fail(f"--target must be between 0 and 1 (exclusive), got {target}")
     models = models or ["simulated"]

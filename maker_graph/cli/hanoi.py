@@ -34,6 +34,17 @@ from ._hanoi_models import (
     provider_options,
     table_price,
 )
+from ._options import (
+    BaseUrl,
+    MaxRetries,
+    PriceIn,
+    PriceOut,
+    Prices,
+    RedFlagTokens,
+    RequestsPerSecond,
+    Timeout,
+    check_at_least,
+)
 from .app import app, check_output_file, fail
 
 __all__ = ["DEMO_ERRORS", "hanoi", "verify_hanoi_log"]
@@ -106,11 +117,9 @@ def hanoi(
     max_cost: float | None = typer.Option(
         None, "--max-cost", help="Stop once the run has cost this much (needs --price-*)."
     ),
-    price_in: float = typer.Option(0.0, "--price-in", help="Price per million input tokens."),
-    price_out: float = typer.Option(0.0, "--price-out", help="Price per million output tokens."),
-    red_flag_tokens: int = typer.Option(
-        DEMO_RED_FLAG_TOKENS, "--red-flag-tokens", help="Red-flag answers longer than this."
-    ),
+    price_in: PriceIn = 0.0,
+    price_out: PriceOut = 0.0,
+    red_flag_tokens: RedFlagTokens = DEMO_RED_FLAG_TOKENS,
     concurrency: int | None = typer.Option(
         None, "--concurrency", help="Provider calls in flight at once (default: a round)."
     ),
@@ -122,9 +131,7 @@ def hanoi(
         "step is asked another. Default off; --resume keeps the run's.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    base_url: str | None = typer.Option(
-        None, "--base-url", help="Provider endpoint, e.g. a local OpenAI-compatible server."
-    ),
+    base_url: BaseUrl = None,
     temperature: float | None = typer.Option(
         None, "--temperature", help="Temperature of every sample (default: 0 first, then 0.1)."
     ),
@@ -134,18 +141,9 @@ def hanoi(
         "--max-tokens-per-call",
         help="Output-token cap of each provider call (the provider cuts there).",
     ),
-    requests_per_second: float | None = typer.Option(
-        None, "--requests-per-second", help="Client-side rate limit of provider calls."
-    ),
-    max_retries: int = typer.Option(
-        0, "--max-retries", help="Client-side HTTP retries (0: maker_graph retries)."
-    ),
-    timeout: float = typer.Option(
-        120.0,
-        "--timeout",
-        help="Seconds one provider call may take in total; then it "
-        "counts as a timeout and is retried.",
-    ),
+    requests_per_second: RequestsPerSecond = None,
+    max_retries: MaxRetries = 0,
+    timeout: Timeout = 120.0,
     samples_per_request: int | None = typer.Option(
         None,
         "--samples-per-request",
@@ -174,12 +172,7 @@ def hanoi(
         help="Price per million input tokens served from the "
         "provider's prompt cache (default: the table's cached rate, else --price-in).",
     ),
-    prices: Path | None = typer.Option(  # noqa: B008 - typer's idiom
-        None,
-        "--prices",
-        help="JSON/YAML price table; known models are priced from it "
-        "when --price-in/--price-out are not given.",
-    ),
+    prices: Prices = None,
     speculate: int | None = typer.Option(
         None,
         "--speculate",
@@ -213,22 +206,22 @@ def hanoi(
             raise fail(str(exc)) from None
     if (resume or fresh) and run_dir is None and store is None:
         raise fail(f"{'--resume' if resume else '--fresh'} needs --run-dir")
-    for flag, value, least in (
-        ("--k", k, 1),
-        ("--max-samples-per-step", max_samples_per_step, 1),
-        ("--red-flag-tokens", red_flag_tokens, 1),
-        ("--concurrency", concurrency, 1),
-        ("--samples-per-request", samples_per_request, 1),
-        ("--max-total-samples", max_total_samples, 0),
-        ("--max-total-tokens", max_tokens, 0),
-        ("--max-cost", max_cost, 0),
-        ("--price-in", price_in, 0),
-        ("--price-out", price_out, 0),
-        ("--speculate", speculate, 0),
-        ("--spare-samples", spare_samples, 0),
-    ):
-        if value is not None and value < least:
-            raise fail(f"{flag} must be >= {least}, got {value}")
+    check_at_least(
+        (
+            ("--k", k, 1),
+            ("--max-samples-per-step", max_samples_per_step, 1),
+            ("--red-flag-tokens", red_flag_tokens, 1),
+            ("--concurrency", concurrency, 1),
+            ("--samples-per-request", samples_per_request, 1),
+            ("--max-total-samples", max_total_samples, 0),
+            ("--max-total-tokens", max_tokens, 0),
+            ("--max-cost", max_cost, 0),
+            ("--price-in", price_in, 0),
+            ("--price-out", price_out, 0),
+            ("--speculate", speculate, 0),
+            ("--spare-samples", spare_samples, 0),
+        )
+    )
     if max_cost is not None and price_in == 0 and price_out == 0:
         raise fail("--max-cost needs --price-in and/or --price-out")
     if not 0 < timeout < float("inf"):

@@ -18,6 +18,7 @@ import typer
 
 from .._sync import run_to_end
 from ..errors import ConfigurationError, MakerRuntimeError, RunLogError
+from ._options import Timeout
 from .app import app, fail
 
 __all__ = ["multiply"]
@@ -55,12 +56,7 @@ def multiply(
         None, "--max-samples-per-node", help="Sample budget of one tree node, all roles."
     ),
     max_nodes: int = typer.Option(512, "--max-nodes", help="Most nodes the tree may have."),
-    timeout: float = typer.Option(
-        120.0,
-        "--timeout",
-        help="Seconds one provider call may take in total; then it "
-        "counts as a timeout and is retried.",
-    ),
+    timeout: Timeout = 120.0,
     show_tree: bool = typer.Option(False, "--tree", help="Print the tree after the answer."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from ._options import PriceIn, PriceOut
 from .app import app, fail
 
 __all__ = ["plan"]
@@ -30,8 +31,8 @@ def plan(
     ),
     m: int = typer.Option(1, "--m", help="Task steps per agent call."),
     v: float = typer.Option(1.0, "--v", help="Share of samples that pass the red flags."),
-    price_in: float = typer.Option(0.0, "--price-in", help="Price per million input tokens."),
-    price_out: float = typer.Option(0.0, "--price-out", help="Price per million output tokens."),
+    price_in: PriceIn = 0.0,
+    price_out: PriceOut = 0.0,
     tokens_in: float = typer.Option(0.0, "--tokens-in", help="Input tokens per sample."),
     tokens_out: float = typer.Option(0.0, "--tokens-out", help="Output tokens per sample."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
