@@ -364,7 +364,7 @@ class _Builder:
                         f"node {name!r}: prompt_rotation needs a task with other wordings of "
                         f"its prompt (rotated_prompts()); {node.task!r} has none"
                     )
-                prompt = rotated() if node.prompt_rotation else task.prompt
+                prompt = rotated() if node.prompt_rotation and rotated else task.prompt
                 sampler = ChatModelSampler(
                     chat, prompt=prompt, temperature=temperature, max_tokens=node.max_tokens
                 )
