@@ -14,10 +14,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
-import queue
-import threading
 from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -42,6 +39,7 @@ from ._provider_retry import (
 )
 from ._util import is_async_callable
 from ._variation import REHEAT_TEMPERATURES, VARIATION, use_variation, variation_levels
+from ._worker_threads import SAMPLER_THREADS
 from .errors import ConfigurationError
 from .records import RawSample
 
@@ -198,77 +196,6 @@ def _accepts_index(fn: Callable[..., Any]) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
-class _AbandonableThreads:
-    """Daemon worker threads for sync samplers, reused while they are idle.
-
-    `asyncio.to_thread` runs a call in the loop's default executor, and a cancelled
-    await does not stop the thread: the end of `asyncio.run` (and of `run_task_sync`,
-    the command line) then waits for it with no limit on Python 3.11, and so does the
-    interpreter's exit. A sync provider call that hangs held a finished run, a
-    discarded speculative step or a Ctrl-C until it returned. Here a cancelled call is
-    abandoned: its thread is a daemon nobody joins, and its result is dropped. A hung
-    thread is never handed new work: a new call gets an idle thread or a new one.
-    """
-
-    IDLE_SECONDS = 30.0
-    """How long an idle worker waits for work before it ends."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)  # a token per worker waiting on `_jobs`
-
-    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(*args)` in a worker thread, in a copy of the caller's context."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        context = contextvars.copy_context()  # the variation level travels in it
-
-        def settle(result: Any, error: BaseException | None) -> None:
-            if future.done():  # cancelled (a timeout, a discarded step, Ctrl-C) meanwhile
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-        def job() -> None:
-            try:
-                result, error = context.run(fn, *args), None
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting call
-                result, error = None, exc
-                if isinstance(exc, StopIteration):  # a Future refuses it (TypeError)
-                    error = RuntimeError(f"{fn!r} raised StopIteration")
-                    error.__cause__ = exc
-            try:
-                loop.call_soon_threadsafe(settle, result, error)
-            except RuntimeError:
-                pass  # the loop is closed: nobody waits for this call any more
-
-        if self._idle.acquire(blocking=False):
-            self._jobs.put(job)  # an idle worker was counted on: it takes this job
-        else:
-            name = "maker-graph-sampler"
-            threading.Thread(target=self._work, args=(job,), name=name, daemon=True).start()
-        return await future
-
-    def _work(self, job: Callable[[], None]) -> None:
-        while True:
-            job()
-            del job  # no reference to a finished call's result while idle
-            self._idle.release()
-            while True:
-                try:
-                    job = self._jobs.get(timeout=self.IDLE_SECONDS)
-                    break
-                except queue.Empty:
-                    if self._idle.acquire(blocking=False):
-                        return  # took an idle token back: no call counts on this thread
-                    # A call took the token and is putting its job on the queue.
-
-
-_THREADS = _AbandonableThreads()
-
-
 class FunctionSampler:
     """Adapts `fn(step_input)` or `fn(step_input, index)`, sync or async.
 
@@ -276,7 +203,7 @@ class FunctionSampler:
     (pass `in_thread=False` for cheap pure functions). A cancelled call (a provider
     timeout, a discarded speculative step, Ctrl-C) is abandoned, not waited for: its
     thread is a daemon that neither the end of the run's loop nor the interpreter's
-    exit joins (see `_AbandonableThreads`); what it returns later is dropped.
+    exit joins (see `_worker_threads`); what it returns later is dropped.
     """
 
     def __init__(self, fn: Callable[..., Any], *, in_thread: bool = True) -> None:
@@ -290,7 +217,7 @@ class FunctionSampler:
         if self.is_async:
             value = await self.fn(*args)
         elif self.in_thread:
-            value = await _THREADS.call(self.fn, *args)
+            value = await SAMPLER_THREADS.call(self.fn, *args)
         else:
             value = self.fn(*args)
         if inspect.isawaitable(value):
@@ -330,7 +257,20 @@ def _takes_index(builder: Any) -> bool:
 
 def _prompt_list(prompt: Any) -> list[Any]:
     """The prompt builders of a sampler: one, or a list of paraphrases (sample i: i mod n)."""
+    if isinstance(prompt, str):
+        # A template string would reach the model call as "not callable" on every sample,
+        # retried until the step gave up; its placeholders cannot be checked here.
+        raise ConfigurationError(
+            f"prompt= is a str ({prompt[:40]!r}); pass a function of the step input, e.g. "
+            "prompt=lambda state: template.format(**state), or a ChatPromptTemplate "
+            "(ChatPromptTemplate.from_template(template))"
+        )
     if not isinstance(prompt, (list, tuple)):
+        if prompt is not None and not (callable(prompt) or hasattr(prompt, "ainvoke")):
+            raise ConfigurationError(
+                f"prompt= is a {type(prompt).__name__}; pass a function of the step input "
+                "or a ChatPromptTemplate (any Runnable)"
+            )
         return [prompt]
     if not prompt:
         raise ConfigurationError("prompt=[...] (paraphrases) needs at least one prompt")

@@ -108,7 +108,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     for name, modules in [
         (
             "foundations",
-            "errors records _util _sync _bounded _bounded_regex tasks testing.errors_model",
+            "errors records _util _sync _worker_threads _bounded _bounded_regex tasks"
+            " testing.errors_model",
         ),
         ("laws and counting", "voting tokens scaling _scaling_checks _p_estimate"),
         ("correlation", "correlation _rival_spread"),
