@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,7 +97,8 @@ class VotePolicy:
     was drawn at the old temperature: it is thrown away, billed as an unused spare."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.k, int) or self.k < 1:
+        # bool is an int in Python: k=True would silently mean k=1.
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
             raise ConfigurationError(f"k must be an integer >= 1, got {self.k!r}")
         if self.max_samples is not None and self.max_samples < self.k:
             raise ConfigurationError(
@@ -156,6 +157,29 @@ def default_key(value: Any) -> Hashable:
     return canonical_key(value)
 
 
+def _red_flag_tuple(red_flags: Sequence[RedFlag] | RedFlag) -> tuple[RedFlag, ...]:
+    """The red flags as a tuple; a single red flag is taken as one, a non-callable refused.
+
+    A non-callable entry would not fail at build time: every sample would be a
+    `red_flag_error`, and the step a NoConsensusError after its whole budget.
+    """
+    if callable(red_flags):
+        return (red_flags,)
+    if isinstance(red_flags, (str, bytes)) or not isinstance(red_flags, Iterable):
+        raise ConfigurationError(
+            f"red_flags= takes a list of red-flag functions, got {type(red_flags).__name__} "
+            f"{red_flags!r}"
+        )
+    flags = tuple(red_flags)
+    for i, flag in enumerate(flags):
+        if not callable(flag):
+            raise ConfigurationError(
+                f"red_flags[{i}] is {type(flag).__name__} {flag!r}, not a function; a red flag "
+                "is called with each sample (e.g. maker_graph.red_flags.max_output_tokens(750))"
+            )
+    return flags
+
+
 class Voter:
     """A compiled voting configuration: sampler, parser, key, red flags and policy.
 
@@ -169,14 +193,23 @@ class Voter:
         *,
         parser: Parser | None = None,
         key: KeyFunction | None = None,
-        red_flags: Sequence[RedFlag] = (),
+        red_flags: Sequence[RedFlag] | RedFlag = (),
         policy: VotePolicy | None = None,
         escalate: EscalationHandler | None = None,
     ) -> None:
         self.sampler: Sampler = as_sampler(sampler)
         self.parser: Parser = parser or default_parser
         self.key: KeyFunction = key or default_key
-        self.red_flags = tuple(red_flags)
+        self.red_flags = _red_flag_tuple(red_flags)
+        # A non-callable parser or key would not fail here but turn every sample into a
+        # parse error, and the step into a NoConsensusError after its whole budget.
+        for role, fn in (("parser", self.parser), ("key", self.key)):
+            if not callable(fn):
+                raise ConfigurationError(
+                    f"{role}= takes a function of the reply text"
+                    f"{'' if role == 'parser' else ' (its parsed value)'}, got "
+                    f"{type(fn).__name__} {fn!r}"
+                )
         self.policy = policy or VotePolicy()
         self.escalate = escalate
         if self.policy.on_no_consensus == "escalate" and escalate is None:
