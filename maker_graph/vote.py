@@ -203,12 +203,13 @@ class Voter:
         self.red_flags = _red_flag_tuple(red_flags)
         # A non-callable parser or key would not fail here but turn every sample into a
         # parse error, and the step into a NoConsensusError after its whole budget.
-        for role, fn in (("parser", self.parser), ("key", self.key)):
+        for role, takes, fn in (
+            ("parser", "the reply text", self.parser),
+            ("key", "the parsed answer", self.key),
+        ):
             if not callable(fn):
                 raise ConfigurationError(
-                    f"{role}= takes a function of the reply text"
-                    f"{'' if role == 'parser' else ' (its parsed value)'}, got "
-                    f"{type(fn).__name__} {fn!r}"
+                    f"{role}= takes a function of {takes}, got {type(fn).__name__} {fn!r}"
                 )
         self.policy = policy or VotePolicy()
         self.escalate = escalate
