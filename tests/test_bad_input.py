@@ -232,7 +232,7 @@ tokens_reported = st.one_of(st.none(), st.integers(-5, 5000))
 # ----------------------------------------------------------------------- helpers
 
 
-_VOTERS: dict[tuple[int, int], Voter] = {}
+_VOTERS: dict[tuple[int, int], tuple[Any, Any, Voter]] = {}
 _LOOP: list[asyncio.AbstractEventLoop] = []
 
 
@@ -246,10 +246,13 @@ def _one_event_loop() -> Any:
 
 def check(parser: Callable[[Any], Any], raw: RawSample, flags: list[Any] = FLAGS) -> Any:
     """Parse, key and red-flag one raw sample exactly as `vote` does (`Voter.check`)."""
-    voter = _VOTERS.get((id(parser), id(flags)))
-    if voter is None:
-        voter = _VOTERS[id(parser), id(flags)] = Voter(lambda q: "", parser=parser, red_flags=flags)
-    return _LOOP[0].run_until_complete(voter.check(raw, 0))
+    # The cache holds the parser and the flags too: a freed list's id can be reused by
+    # the next one (it was, on Python 3.13), which would hand it another list's voter.
+    cached = _VOTERS.get((id(parser), id(flags)))
+    if cached is None:
+        voter = Voter(lambda q: "", parser=parser, red_flags=flags)
+        cached = _VOTERS[id(parser), id(flags)] = (parser, flags, voter)
+    return _LOOP[0].run_until_complete(cached[2].check(raw, 0))
 
 
 def assert_flag_or_vote(sample: Any) -> None:

@@ -39,10 +39,14 @@ def export(
     try:
         _check_dir(run_dir)
         log = open_run_log(run_dir, readonly=True)
+    except (ConfigurationError, RunLogError) as exc:
+        raise fail(str(exc)) from None
+    try:
         meta = log.meta()
         if meta is None:
             raise RunLogError(f"no run in {run_dir}")
-    except (ConfigurationError, RunLogError) as exc:
+    except RunLogError as exc:
+        log.close()  # a damaged or empty log is closed too, not left to the collector
         raise fail(str(exc)) from None
     name = json.dumps(str(meta.settings.get("action_name", "action")))
     write = sys.stdout.write
