@@ -117,15 +117,16 @@ async def test_resume_from_the_run_log(tmp_path: Any) -> None:
     with pytest.raises(KeyError):
         await graph.ainvoke({})
     # run_task commits everything decided before the error: steps 0..22.
-    assert open_run_log(str(tmp_path), readonly=True).checkpoint().next_step == 23
+    with open_run_log(str(tmp_path), readonly=True) as log:
+        assert log.checkpoint().next_step == 23
     sampler.broken = False
     fresh = create_decomposition_graph(
         task, sampler, chunk=10, run_log=str(tmp_path), policy=NO_RETRY
     ).compile()
     out = await fresh.ainvoke({})
     assert out["step"] == 31 and out["done"]
-    log = open_run_log(str(tmp_path), readonly=True)
-    records = list(log.steps())
+    with open_run_log(str(tmp_path), readonly=True) as log:
+        records = list(log.steps())
     assert len(records) == 31 and count_errors(task, records) == 0
     assert sampler.steps_seen.count(5) == 1  # no committed step ran twice
 

@@ -83,8 +83,10 @@ def test_sqlite_checkpoints_survive_a_killed_process_mid_write(tmp_path: Path) -
     lines = [line for i in range(4) for line in (f"committed {i}", f"ran {i}")]
     assert marks == [*lines, "mid 4 True 0"]  # killed inside an open transaction
     import sqlite3
+    from contextlib import closing
 
-    with sqlite3.connect(tmp_path / "run" / CHECKPOINT_DB_NAME) as db:
+    # closing(): a sqlite3 connection's own `with` commits but does not close.
+    with closing(sqlite3.connect(tmp_path / "run" / CHECKPOINT_DB_NAME)) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     check_resume_after_kill(store)
 

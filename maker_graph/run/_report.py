@@ -290,7 +290,8 @@ def count_errors(task: Any, records: Iterable[StepRecord]) -> int:
         >>> task, where = HanoiTask(3), tempfile.mkdtemp()
         >>> _ = run_task_sync(task, simulated_sampler(task), run_log=where)
         >>> from maker_graph.runlog import open_run_log
-        >>> count_errors(task, open_run_log(where, readonly=True).steps())
+        >>> with open_run_log(where, readonly=True) as log:
+        ...     count_errors(task, log.steps())
         0
     """
     true_step = getattr(task, "true_step", None)

@@ -203,9 +203,13 @@ class SqliteRunLog(RunLog):
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute(f"PRAGMA synchronous={self.synchronous}")
-                db.executescript(_SCHEMA)
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute(f"PRAGMA synchronous={self.synchronous}")
+                    db.executescript(_SCHEMA)
+                except BaseException:  # not a database, say: close it, never leak it
+                    db.close()
+                    raise
         except sqlite3.Error as exc:
             raise RunLogError(f"cannot open the run log {self.location}: {exc}") from exc
         self._db = db
