@@ -26,6 +26,8 @@ from collections.abc import Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ._worker_threads import AbandonableThreads
+
 __all__ = ["new_event_loop", "run_sync", "run_to_end"]
 
 T = TypeVar("T")
@@ -48,39 +50,18 @@ class _ResolvingLoop(_BaseLoop):  # type: ignore[valid-type,misc]
         proto: int = 0,
         flags: int = 0,
     ) -> Any:
-        return await _resolve_in_a_daemon_thread(self, (host, port, family, type, proto, flags))
+        return await _LOOKUP_THREADS.call(
+            socket.getaddrinfo, host, port, family, type, proto, flags
+        )
+
+
+# Workers of their own, named for what they do: a hung lookup shows as one in a stack dump.
+_LOOKUP_THREADS = AbandonableThreads("maker-graph-getaddrinfo")
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A new event loop whose host-name lookups are abandoned with their call."""
     return _ResolvingLoop()
-
-
-async def _resolve_in_a_daemon_thread(
-    loop: asyncio.AbstractEventLoop, args: tuple[Any, ...]
-) -> Any:
-    future = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():  # the call was cancelled (timed out, interrupted) meanwhile
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    def resolve() -> None:
-        try:
-            result, error = socket.getaddrinfo(*args), None
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting call
-            result, error = None, exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits for this lookup any more
-
-    threading.Thread(target=resolve, name="maker-graph-getaddrinfo", daemon=True).start()
-    return await future
 
 
 def run_to_end(coro: Coroutine[Any, Any, T], caller: str | None = None) -> T:

@@ -1,7 +1,7 @@
-"""Worker threads a cancelled call can be abandoned on, for sync samplers.
+"""Worker threads a cancelled call can be abandoned on.
 
-`FunctionSampler` runs a sync function here rather than with `asyncio.to_thread`;
-the class says why.
+`FunctionSampler` runs a sync function here, and the loops `_sync` makes resolve
+host names here, rather than in the loop's default executor; the class says why.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class AbandonableThreads:
     IDLE_SECONDS = 30.0
     """How long an idle worker waits for work before it ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        """The workers' thread name (what a stack dump or `threading.enumerate` shows)."""
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)  # a token per worker waiting on `_jobs`
 
@@ -65,8 +67,8 @@ class AbandonableThreads:
         if self._idle.acquire(blocking=False):
             self._jobs.put(job)  # an idle worker was counted on: it takes this job
         else:
-            name = "maker-graph-sampler"
-            threading.Thread(target=self._work, args=(job,), name=name, daemon=True).start()
+            thread = threading.Thread(target=self._work, args=(job,), name=self.name, daemon=True)
+            thread.start()
         return await future
 
     def _work(self, job: Callable[[], None]) -> None:
@@ -84,5 +86,5 @@ class AbandonableThreads:
                     # A call took the token and is putting its job on the queue.
 
 
-SAMPLER_THREADS = AbandonableThreads()
+SAMPLER_THREADS = AbandonableThreads("maker-graph-sampler")
 """The workers every `FunctionSampler` shares."""
