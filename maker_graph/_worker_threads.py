@@ -1,7 +1,8 @@
 """Worker threads a cancelled call can be abandoned on.
 
-`FunctionSampler` runs a sync function here, and the loops `_sync` makes resolve
-host names here, rather than in the loop's default executor; the class says why.
+`FunctionSampler` runs a sync function here, `MakerMiddleware` a sync agent's model
+calls, and the loops `_sync` makes resolve host names here, rather than in the loop's
+default executor; the class says why.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class AbandonableThreads:
     interpreter's exit. A sync provider call that hangs held a finished run, a
     discarded speculative step or a Ctrl-C until it returned. Here a cancelled call is
     abandoned: its thread is a daemon nobody joins, and its result is dropped. A hung
-    thread is never handed new work: a new call gets an idle thread or a new one.
+    thread is never handed new work: a new call gets an idle thread or a new one, so
+    there is no executor's `cpu_count + 4` cap on the calls in flight either.
     """
 
     IDLE_SECONDS = 30.0

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -36,6 +35,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.config import ensure_config
 
 from .._sync import run_sync
+from .._worker_threads import SAMPLER_THREADS
 from ..actions import tool_call_key, tool_call_problem
 from ..errors import ConfigurationError, SamplerError
 from ..records import RawSample, Sample, StepResult
@@ -269,9 +269,11 @@ class MakerMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                 sample_request, temp = mw._request(request, index)
                 run = RunnableLambda(handler, name=f"{mw._name}.sample")
                 try:
-                    # A worker thread per sample: to_thread copies the context, so the
-                    # graph's config, runtime and callbacks reach the handler.
-                    out = await asyncio.to_thread(
+                    # A worker thread per sample, in a copy of the context (the graph's
+                    # config, runtime and callbacks reach the handler). Not the loop's
+                    # default executor: its cpu_count + 4 threads capped a round's
+                    # parallel samples (6 on 2 cores), and a hung call held a thread.
+                    out = await SAMPLER_THREADS.call(
                         run.invoke, sample_request, mw._config(parent, index)
                     )
                 except StructuredOutputError as exc:
