@@ -225,10 +225,23 @@ class MakerNode(DualNode):
             result[self.stats_key] = out[STATS_KEY]
         return result
 
+    def _durable_config(self) -> dict[str, Any] | None:
+        """Room for a whole round of samples in a sync run of the sub-graph.
+
+        The samples are the sub-graph's parallel tasks. A sync run executes them on
+        LangGraph's executor, `cpu_count + 4` threads unless the run config's
+        `max_concurrency` says otherwise: fewer than a round of a large k. So a sync
+        run without that setting gets one as large as a round can be (the step's own
+        `max_concurrency` caps its rounds, see `VoteNodes`); an async run has no cap.
+        """
+        if ensure_config().get("max_concurrency") is not None:
+            return None
+        return {"max_concurrency": self.voter.policy.max_concurrency or self.budget}
+
     def _run(self, state: Any) -> dict[str, Any]:
         step_input, key, to_message = self._input(state)
         if self._durable is not None:
-            out = self._durable.invoke({"step_input": step_input})
+            out = self._durable.invoke({"step_input": step_input}, self._durable_config())
             return self._durable_output(out, key, to_message)
         if self._interrupts:
             saved = self._vote_task(step_input, _node_label(self.node_name)).result()
@@ -330,7 +343,7 @@ def maker_node(
             resume after a crash or an outage mid-vote redraws only unfinished
             samples. Costs the sub-graph's orchestration (a few ms per step);
             progress events then come from a sub-graph (`subgraphs=True`).
-            `max_concurrency` does not apply (use the run config's). Not LangGraph's
+            `max_concurrency` caps each round of the sub-graph. Not LangGraph's
             `durability=` (when checkpoints are written; see docs/wrapping.md).
         name: the node's name in traces, events and errors when it runs outside a
             graph; in a graph, events, sample runs and errors carry the name the node
