@@ -31,6 +31,22 @@ from maker_graph import (
 )
 
 ROUND = 10  # more samples than the default executor has threads on up to 6 cores
+NO_RETRY = ProviderRetry(max_attempts=1, retry_on=())  # a broken barrier fails the step
+
+
+def _all_at_once() -> tuple[threading.Barrier, Any]:
+    """A barrier of ROUND calls (at most 10 s) and a sample function waiting on it.
+
+    Every call waits until ROUND calls wait together: with fewer in flight at once
+    the barrier breaks and the calls fail.
+    """
+    barrier = threading.Barrier(ROUND, timeout=10)
+
+    def sample(question: str) -> str:
+        barrier.wait()
+        return "42"
+
+    return barrier, sample
 
 
 class _SyncOnlyModel(BaseChatModel):
@@ -51,12 +67,9 @@ class _SyncOnlyModel(BaseChatModel):
 
 
 def test_a_rounds_samples_are_all_in_flight_at_once() -> None:
-    # Every call waits until ROUND calls are waiting together (at most 10 s): with
-    # fewer threads than that the barrier breaks and the calls fail.
-    barrier = threading.Barrier(ROUND, timeout=10)
+    barrier, _ = _all_at_once()
     model = _SyncOnlyModel(gate=barrier.wait)
-    retry = ProviderRetry(max_attempts=1, retry_on=())
-    agent = create_agent(model, tools=[], middleware=[MakerMiddleware(k=ROUND, retry=retry)])
+    agent = create_agent(model, tools=[], middleware=[MakerMiddleware(k=ROUND, retry=NO_RETRY)])
 
     out = agent.invoke({"messages": [("user", "6 * 7?")]})
 
@@ -178,15 +191,9 @@ def test_max_concurrency_caps_the_samples_in_flight(surface: str, mode: str) -> 
 def test_a_sync_durable_maker_node_runs_a_whole_round_at_once() -> None:
     # LangGraph runs a sync sub-graph's parallel tasks on cpu_count + 4 threads unless
     # the run config's max_concurrency says more; the node gives its sub-graph room
-    # for a round. Every call waits until ROUND calls wait together (at most 10 s).
-    barrier = threading.Barrier(ROUND, timeout=10)
-
-    def sample(question: str) -> str:
-        barrier.wait()
-        return "42"
-
-    retry = ProviderRetry(max_attempts=1, retry_on=())
-    graph = _maker_node_graph(sample, k=ROUND, durable=True, retry=retry)
+    # for a round.
+    barrier, sample = _all_at_once()
+    graph = _maker_node_graph(sample, k=ROUND, durable=True, retry=NO_RETRY)
     assert graph.invoke({"question": "6 * 7?"})["answer"] == "42"
     assert not barrier.broken
 
@@ -194,14 +201,8 @@ def test_a_sync_durable_maker_node_runs_a_whole_round_at_once() -> None:
 def test_a_sync_maker_step_runs_a_whole_round_given_the_run_configs_room() -> None:
     # add_maker_step's samples are the parent graph's own tasks: a sync run gives them
     # the threads its config's max_concurrency allows (docs/wrapping.md says so).
-    barrier = threading.Barrier(ROUND, timeout=10)
-
-    def sample(question: str) -> str:
-        barrier.wait()
-        return "42"
-
-    retry = ProviderRetry(max_attempts=1, retry_on=())
-    graph = _maker_step_graph(sample, k=ROUND, retry=retry)
+    barrier, sample = _all_at_once()
+    graph = _maker_step_graph(sample, k=ROUND, retry=NO_RETRY)
     out = graph.invoke({"question": "6 * 7?"}, {"max_concurrency": 2 * ROUND})
     assert out["answer"] == "42"
     assert not barrier.broken

@@ -81,7 +81,7 @@ class VoteNodes:
         # `max_concurrency` caps a round: its slots are the only samples in flight (a
         # red-flagged slot's resample follows it), so the cap holds however LangGraph
         # schedules the branches; the next round recounts what is still needed.
-        self.round_cap = voter.policy.max_concurrency or self.budget
+        self.round_cap = min(self.budget, voter.policy.max_concurrency or self.budget)
         self.names = names
         self.votes_key = votes_key
         self.output_key = output_key
@@ -113,7 +113,7 @@ class VoteNodes:
 
     def dispatch(self, state: Mapping[str, Any]) -> dict[str, Any]:
         step_input = self.read_input(state)
-        n = min(self.k, self.budget, self.round_cap)
+        n = min(self.k, self.round_cap)
         tally = new_tally(step_input)
         tally.update(in_flight=n, round=1, next_index=n)
         sends = self._sends(step_input, base=0, n=n, limit=self.budget, rnd=1)
