@@ -89,4 +89,4 @@ class AbandonableThreads:
 
 
 SAMPLER_THREADS = AbandonableThreads("maker-graph-sampler")
-"""The workers every `FunctionSampler` shares."""
+"""The workers every `FunctionSampler` and a sync `MakerMiddleware` share."""
