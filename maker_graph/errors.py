@@ -35,6 +35,19 @@ __all__ = [
 class MakerGraphError(Exception):
     """Base class of every error raised by maker_graph."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take structured fields, not their message, so the default (calling
+        # the class with `args`) cannot rebuild them: an error raised in a process pool
+        # or a multiprocessing worker would arrive as a TypeError instead.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(cls: type[MakerGraphError], args: tuple[Any, ...], fields: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
+
 
 class ConfigurationError(MakerGraphError, ValueError):
     """Arguments, a graph or a spec that cannot work. Raised before anything runs."""
@@ -71,6 +84,11 @@ class NoConsensusError(MakerRuntimeError):
         provider_failures: the step's failed provider calls by kind (`"rate_limit"`,
             `"timeout"`, `"exception"`), retried and never votes: a run that stops
             here still counts them in its report.
+        input_tokens, output_tokens, cached_input_tokens: what the step's samples were
+            billed, so a step that failed is not free in a run's or a graph's totals.
+        spares_unused: samples billed but never voted (spares of an `n` request, and
+            replacements thrown away when the step proved stuck), on top of
+            `samples_drawn`.
     """
 
     def __init__(
@@ -83,6 +101,10 @@ class NoConsensusError(MakerRuntimeError):
         k: int | None = None,
         stopped: str | None = None,
         provider_failures: Mapping[str, int] | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_input_tokens: int = 0,
+        spares_unused: int = 0,
     ) -> None:
         self.tally = dict(tally)
         self.samples_drawn = samples_drawn
@@ -92,6 +114,10 @@ class NoConsensusError(MakerRuntimeError):
         self.k = k
         self.stopped = stopped
         self.provider_failures = dict(provider_failures or {})
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cached_input_tokens = cached_input_tokens
+        self.spares_unused = spares_unused
         where = f"step {step}: " if step is not None else ""
         top = sorted(self.tally.items(), key=lambda kv: -kv[1])[:3]
         shown = ", ".join(f"{_short(key)}: {n}" for key, n in top) or "no valid votes"

@@ -529,6 +529,10 @@ class Voter:
             k=self.policy.k,
             stopped=result.stopped,
             provider_failures=result.provider_failures,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cached_input_tokens=result.cached_input_tokens,
+            spares_unused=result.spares_unused,
         )
 
 

@@ -278,6 +278,50 @@ async def test_escalation_interrupts_and_resume_does_not_redraw(use_async: bool)
     assert sorted(calls) == [0, 1, 2, 3]  # the vote's result was saved, not redrawn
 
 
+def _billed(text: str) -> AIMessage:
+    usage = {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12}
+    return AIMessage(text, usage_metadata=usage)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_an_undecided_step_keeps_its_bill(use_async: bool) -> None:
+    """Four billed samples, 2-2: the escalated step's stats still count their tokens,
+    and a step that raises says what it cost (it had reported none)."""
+    answers = [_billed("billing"), _billed("bug")] * 2
+    node = maker_node(
+        ScriptedChatModel(answers=answers),
+        prompt=classify_prompt,
+        k=2,
+        max_samples=4,
+        on_no_consensus="escalate",
+        input_keys=["ticket"],
+        output_key="label",
+        stats_key="stats",
+    )
+    graph = ticket_graph(node, checkpointer=InMemorySaver())
+    config = cfg(f"billed-{use_async}")
+    await run(graph, {"ticket": "odd one"}, config, use_async=use_async)
+    out = await run(graph, Command(resume="other"), config, use_async=use_async)
+    assert out["stats"]["decided_by"] == "escalation"
+    assert (out["stats"]["input_tokens"], out["stats"]["output_tokens"]) == (40, 8)
+
+    builder = StateGraph(Ticket)
+    add_maker_step(
+        builder,
+        "classify",
+        ScriptedChatModel(answers=answers),
+        prompt=classify_prompt,
+        k=2,
+        max_samples=4,
+        input_keys=["ticket"],
+        output_key="label",
+    )
+    builder.add_edge(START, "classify")
+    with pytest.raises(NoConsensusError) as info:
+        await run(builder.compile(), {"ticket": "odd one"}, use_async=use_async)
+    assert (info.value.input_tokens, info.value.output_tokens) == (40, 8)
+
+
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_with_and_without_a_checkpointer(use_async: bool) -> None:
     node = maker_node(lambda s: "bug", input_keys=["ticket"], output_key="label")

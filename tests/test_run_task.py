@@ -441,6 +441,8 @@ async def test_no_consensus_stops_after_committing_the_steps_before(tmp_path: Pa
     task = HanoiTask(5)
     good = simulated_sampler(task, ErrorModel(error_rate=0.0))
 
+    billed = {"in": 0, "out": 0}
+
     class Split:
         """Two different well-formed answers, alternating, at step 6: no one gets ahead."""
 
@@ -448,13 +450,24 @@ async def test_no_consensus_stops_after_committing_the_steps_before(tmp_path: Pa
             raw = await good.sample(step_input, index)
             if step_input.step == 6 and index % 2:
                 text = "move = [2, 0, 1]\nnext_state = [[5, 4, 3], [2], [1]]"
-                return RawSample(text, text, 1, 1)
+                raw = RawSample(text, text, 1, 1)
+            billed["in"] += raw.input_tokens or 0
+            billed["out"] += raw.output_tokens or 0
             return raw
 
     with pytest.raises(NoConsensusError) as info:
-        await run_task(task, Split(), VotePolicy(k=3, max_samples=10), run_log=tmp_path)
+        await run_task(
+            task, Split(), VotePolicy(k=3, max_samples=10), run_log=tmp_path, speculate=0
+        )
     assert info.value.step == 6
     assert committed(tmp_path) == 6
+    # a,b,a / b,a / b,a / b,a: 5-4 after 9, and 1 left cannot make 3 ahead.
+    assert info.value.samples_drawn == 9 and info.value.stopped == "hopeless"
+    # The undecided step's samples were billed: the log's totals count them.
+    with open_run_log(tmp_path, readonly=True) as log:
+        totals = log.checkpoint().totals  # type: ignore[union-attr]
+    assert (totals["input_tokens"], totals["output_tokens"]) == (billed["in"], billed["out"])
+    assert totals["samples"] == 6 * 3 + 9 and totals["uncommitted"] == 9
     # A plurality policy decides the step and goes on; the decision is recorded.
     report = await run_task(
         task,

@@ -122,12 +122,17 @@ def undecided(exc: NoConsensusError, failures: Mapping[str, int] | None = None) 
         "drawn": exc.samples_drawn,
         "red_flags": dict(exc.red_flags),
         "failures": dict(failures or {}),
+        # Billed all the same: the decided step's totals must not drop them.
+        "tokens": [exc.input_tokens, exc.output_tokens, exc.cached_input_tokens],
+        "spares_unused": exc.spares_unused,
     }
 
 
 def escalated(voter: Voter, saved: Mapping[str, Any], node: str, step_input: Any) -> StepResult:
     """The `undecided` vote decided by a human: `interrupt()` until an answer passes."""
     tally = {hashable_key(key): n for key, n in saved["tally"]}
+    # .get: a checkpoint written before tokens were kept has none.
+    tokens_in, tokens_out, tokens_cached = saved.get("tokens", (0, 0, 0))
     result = StepResult(
         winner=None,
         winner_key=None,
@@ -138,6 +143,10 @@ def escalated(voter: Voter, saved: Mapping[str, Any], node: str, step_input: Any
         valid_votes=sum(tally.values()),
         red_flags=dict(saved["red_flags"]),
         provider_failures=dict(saved.get("failures") or {}),
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        cached_input_tokens=tokens_cached,
+        spares_unused=saved.get("spares_unused", 0),
     )
     request = escalation_request(node, step_input, result, voter.policy.budget)
     result.winner, result.winner_key = run_sync(human_answer(request, voter, tally, node))

@@ -259,6 +259,9 @@ class VoteNodes:
             self.budget,
             red_flags=t["flags"],
             k=self.k,
+            provider_failures=t["failures"],
+            input_tokens=t["tokens_in"],
+            output_tokens=t["tokens_out"],
         )
 
     def _tally_pairs(self, t: Mapping[str, Any]) -> list[tuple[Any, int]]:

@@ -257,6 +257,17 @@ async def run_loop(
             _add_counts(failures_total, spec.undecided_failures)  # cancelled steps' calls
             spec.undecided_failures.clear()
 
+    def bill_undecided(exc: NoConsensusError) -> None:
+        # A step that did not decide was billed all the same.
+        nonlocal samples, tokens_in, tokens_out, tokens_cached
+        tokens_in += exc.input_tokens
+        tokens_out += exc.output_tokens
+        tokens_cached += exc.cached_input_tokens
+        if counter is None:  # with a counter, `finally` counts the samples exactly
+            drawn = exc.samples_drawn + exc.spares_unused
+            samples += drawn
+            totals.uncommitted += drawn
+
     progress()
     last_commit = perf_counter()
     try:
@@ -304,7 +315,8 @@ async def run_loop(
                         semaphore=semaphore,
                         failures=undecided,
                     )
-                except NoConsensusError:
+                except NoConsensusError as exc:
+                    bill_undecided(exc)
                     spent = session_base + counter.drawn if counter is not None else max_samples
                     budget_error = BudgetExhaustedError(
                         "samples", max_samples, spent, flags["samples"], step
@@ -393,6 +405,7 @@ async def run_loop(
         stopped = "error"
         if isinstance(exc, NoConsensusError):
             stopped = "no_consensus"
+            bill_undecided(exc)
         raise
     finally:
         # Whatever stopped the loop, every step decided so far is committed; the
