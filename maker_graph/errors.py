@@ -89,6 +89,8 @@ class NoConsensusError(MakerRuntimeError):
         spares_unused: samples billed but never voted (spares of an `n` request, and
             replacements thrown away when the step proved stuck), on top of
             `samples_drawn`.
+        unmetered_samples: of those billed, the ones cancelled in flight: no usage came
+            back, so their tokens are missing from the token counts above.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class NoConsensusError(MakerRuntimeError):
         output_tokens: int = 0,
         cached_input_tokens: int = 0,
         spares_unused: int = 0,
+        unmetered_samples: int = 0,
     ) -> None:
         self.tally = dict(tally)
         self.samples_drawn = samples_drawn
@@ -118,6 +121,7 @@ class NoConsensusError(MakerRuntimeError):
         self.output_tokens = output_tokens
         self.cached_input_tokens = cached_input_tokens
         self.spares_unused = spares_unused
+        self.unmetered_samples = unmetered_samples
         where = f"step {step}: " if step is not None else ""
         top = sorted(self.tally.items(), key=lambda kv: -kv[1])[:3]
         shown = ", ".join(f"{_short(key)}: {n}" for key, n in top) or "no valid votes"

@@ -138,6 +138,10 @@ class StepResult:
         spares_unused: samples drawn ahead in a request of `n` (`VotePolicy.spare_samples`)
             that the step never needed: billed (their tokens are in the totals) and
             counted against run budgets, but neither votes nor red flags.
+        unmetered_samples: of the samples billed (`samples_drawn + spares_unused`), those
+            whose request was cancelled in flight (a replacement thrown away when the
+            step proved stuck): most providers bill them, but no usage came back, so
+            their tokens are missing from `input_tokens` and `output_tokens`.
     """
 
     winner: Any
@@ -159,6 +163,7 @@ class StepResult:
     variations: int = 0
     spares_unused: int = 0
     cached_input_tokens: int = 0
+    unmetered_samples: int = 0
 
     @property
     def red_flagged(self) -> int:
@@ -189,6 +194,8 @@ class StepResult:
             out["spares_unused"] = self.spares_unused
         if self.cached_input_tokens:
             out["cached_input_tokens"] = self.cached_input_tokens
+        if self.unmetered_samples:
+            out["unmetered_samples"] = self.unmetered_samples
         if with_samples:
             out["samples"] = [s.to_dict() for s in self.samples]
         return out

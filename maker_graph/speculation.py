@@ -84,6 +84,8 @@ class _Slot:
     previous: Any
     task: asyncio.Task[StepResult] | None = None
     drawn: int = 0
+    replied: int = 0
+    """Of `drawn`, the samples whose reply (and usage) came back."""
     tokens_in: int = 0
     tokens_out: int = 0
     guess: Any = None
@@ -177,10 +179,12 @@ class Speculator:
         """Samples drawn by cancelled speculative steps (never votes)."""
         self.wasted_tokens_in = 0
         self.wasted_tokens_out = 0
+        self.wasted_unmetered = 0
+        """Of `wasted`, samples cancelled mid-request: billed, their usage never seen."""
         self.undecided_failures: dict[str, int] = {}
         """Failed provider calls of steps the run never got a result of (cancelled, or in
         flight when the run stopped); the run takes them into its report."""
-        self._taken = (0, 0, 0)
+        self._taken = (0, 0, 0, 0)
         self._escalate = voter.escalate
         self._cancelled: list[asyncio.Task[StepResult]] = []
 
@@ -218,6 +222,7 @@ class Speculator:
         return slot
 
     async def _on_raw(self, slot: _Slot, raw: RawSample, index: int) -> None:
+        slot.replied += 1
         if raw.input_tokens:
             slot.tokens_in += raw.input_tokens
         if raw.output_tokens:
@@ -301,16 +306,18 @@ class Speculator:
         if not wasted:
             return  # the run's own sample counter counts the oldest step's samples
         self.wasted += slot.drawn
+        self.wasted_unmetered += slot.drawn - slot.replied
         self.wasted_tokens_in += slot.tokens_in
         self.wasted_tokens_out += slot.tokens_out
 
     # ------------------------------------------------------------------ the run's side
 
-    def take_waste(self) -> tuple[int, int, int]:
-        """(samples, input tokens, output tokens) wasted since the last call."""
-        now = (self.wasted, self.wasted_tokens_in, self.wasted_tokens_out)
+    def take_waste(self) -> tuple[int, int, int, int]:
+        """(samples, input tokens, output tokens, unmetered samples) wasted since the
+        last call."""
+        now = (self.wasted, self.wasted_tokens_in, self.wasted_tokens_out, self.wasted_unmetered)
         before, self._taken = self._taken, now
-        return now[0] - before[0], now[1] - before[1], now[2] - before[2]
+        return now[0] - before[0], now[1] - before[1], now[2] - before[2], now[3] - before[3]
 
     def has(self, step: int) -> bool:
         """Whether `step` is already in flight as the oldest undecided step."""

@@ -467,9 +467,12 @@ class Voter:
             tokens_in, tokens_out, tokens_cached = add_tokens(
                 ahead, tokens_in, tokens_out, tokens_cached
             )
+        unmetered = 0
         if thrown[0] or thrown[1]:
-            # Billed, never voted, never in the step's budget (see `EagerDraws`).
+            # Billed, never voted, never in the step's budget (see `EagerDraws`); those
+            # cancelled before their reply came back bill tokens nobody reported.
             spares_unused += thrown[0]
+            unmetered = thrown[0] - len(thrown[1])
             tokens_in, tokens_out, tokens_cached = add_tokens(
                 thrown[1], tokens_in, tokens_out, tokens_cached
             )
@@ -492,6 +495,7 @@ class Voter:
             variations=variations,
             spares_unused=spares_unused,
             cached_input_tokens=tokens_cached,
+            unmetered_samples=unmetered,
         )
         leader, first, second = top_two(counts)
         if counts and first - second >= k:
@@ -533,6 +537,7 @@ class Voter:
             output_tokens=result.output_tokens,
             cached_input_tokens=result.cached_input_tokens,
             spares_unused=result.spares_unused,
+            unmetered_samples=result.unmetered_samples,
         )
 
 

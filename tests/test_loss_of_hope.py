@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from typing import Any
 
@@ -175,6 +176,41 @@ def test_a_sampler_stuck_at_every_temperature_gives_up_early() -> None:
     voted = Counter({0.0: 1, 0.1: 2, REHEAT_TEMPERATURES[0]: 3, REHEAT_TEMPERATURES[1]: 3})
     assert sorted(set(model.calls)) == [0.0, 0.1, *REHEAT_TEMPERATURES]
     assert not voted - Counter(model.calls)  # every voted draw at its level
+
+
+class StaggeredBilledModel(TemperatureModel):
+    """TemperatureModel whose calls take 0, 20 or 40 ms in turn (so a round's replies
+    arrive one by one) and report 10 prompt and 1 completion token each."""
+
+    started: list[int] = []
+
+    def _generate(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        self.started.append(len(self.started))
+        time.sleep(0.02 * (len(self.started) % 3))
+        result = super()._generate(messages, stop, run_manager, **kwargs)
+        usage = {"input_tokens": 10, "output_tokens": 1, "total_tokens": 11}
+        result.generations[0].message.usage_metadata = usage  # type: ignore[attr-defined]
+        return result
+
+
+def test_replacements_thrown_away_mid_request_are_unmetered() -> None:
+    """A stuck step throws away replacements started at the old temperature: those that
+    replied are metered (their tokens counted), those cancelled in flight are not and
+    say so. Exact at any interleaving: tokens = 10 x (billed - unmetered)."""
+    model = StaggeredBilledModel(calls=[], threshold=2.0, started=[])
+    voter = Voter(ChatModelSampler(model), parser=_digit, policy=VotePolicy(k=3))
+    with pytest.raises(NoConsensusError) as info:
+        asyncio.run(voter.vote("q"))
+    error = info.value
+    billed = error.samples_drawn + error.spares_unused
+    assert error.samples_drawn == 9 and error.spares_unused > 0  # staggered: some thrown
+    assert len(model.calls) <= billed
+    # Seen on every run: 4 thrown away, 2 of them cancelled mid-call (13 calls made).
+    assert 0 < error.unmetered_samples <= error.spares_unused
+    metered = billed - error.unmetered_samples
+    assert (error.input_tokens, error.output_tokens) == (10 * metered, metered)
 
 
 def test_a_stuck_escalated_step_says_why() -> None:

@@ -8,6 +8,7 @@ make it cancel work, which must show as `speculative_wasted`, never as votes.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,41 @@ async def test_speculate_must_be_a_count(tmp_path: Path) -> None:
     task = HanoiTask(3)
     with pytest.raises(ConfigurationError, match="speculate"):
         await run_task(task, simulated_sampler(task), run_log=tmp_path, speculate=-1)
+
+
+class _BilledAtStart:
+    """A provider's bill: every request started costs 10 prompt tokens and 1 completion
+    token, reported in the reply's usage, which a request cancelled in flight never gets."""
+
+    takes_time = True
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.started = 0
+
+    async def sample(self, step_input: Any, index: int) -> Any:
+        self.started += 1
+        raw = await self.inner.sample(step_input, index)
+        return dataclasses.replace(raw, input_tokens=10, output_tokens=1)
+
+
+async def test_requests_cancelled_in_flight_are_counted_as_unmetered(tmp_path: Path) -> None:
+    """Cancelled speculative requests are billed but report no usage: the report's
+    tokens are exactly the metered samples' and `unmetered_samples` says how many
+    samples the token counts (and the cost) leave out."""
+    unmetered = 0
+    for seed in (5, 6, 7):
+        task = HanoiTask(5)
+        errors = ErrorModel(error_rate=0.15, rivals=1, seed=seed, latency_median=0.004)
+        sampler = _BilledAtStart(simulated_sampler(task, errors))
+        report = await run_task(
+            task, sampler, VotePolicy(k=3, max_samples=40), run_log=tmp_path / str(seed)
+        )
+        assert report.speculate > 0 and report.steps == 31
+        assert report.samples == sampler.started  # every request started is counted
+        assert report.unmetered_samples <= report.speculative_wasted
+        metered = report.samples - report.unmetered_samples
+        assert (report.input_tokens, report.output_tokens) == (10 * metered, metered)
+        unmetered += report.unmetered_samples
+    # Seen: 2 to 11 per seed (a wrong guess's child cancelled mid-request).
+    assert unmetered > 0

@@ -516,6 +516,7 @@ def _run_in(
         "speculative_wasted": run.speculative_wasted,
         "spares_unused": run.spares_unused,
         "cached_input_tokens": run.cached_input_tokens,
+        "unmetered_samples": run.unmetered_samples,
         "cost": run.cost,
         # Spend so far extrapolated to the whole task (the cost itself once it is done).
         "projected_cost": run.cost * steps / run.steps if run.steps else None,

@@ -125,6 +125,7 @@ def undecided(exc: NoConsensusError, failures: Mapping[str, int] | None = None) 
         # Billed all the same: the decided step's totals must not drop them.
         "tokens": [exc.input_tokens, exc.output_tokens, exc.cached_input_tokens],
         "spares_unused": exc.spares_unused,
+        "unmetered_samples": exc.unmetered_samples,
     }
 
 
@@ -147,6 +148,7 @@ def escalated(voter: Voter, saved: Mapping[str, Any], node: str, step_input: Any
         output_tokens=tokens_out,
         cached_input_tokens=tokens_cached,
         spares_unused=saved.get("spares_unused", 0),
+        unmetered_samples=saved.get("unmetered_samples", 0),
     )
     request = escalation_request(node, step_input, result, voter.policy.budget)
     result.winner, result.winner_key = run_sync(human_answer(request, voter, tally, node))

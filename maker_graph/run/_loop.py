@@ -249,11 +249,12 @@ async def run_loop(
         # Cancelled speculative samples were paid for: they count in the totals and budgets.
         nonlocal samples, tokens_in, tokens_out
         if spec is not None:
-            wasted, wasted_in, wasted_out = spec.take_waste()
+            wasted, wasted_in, wasted_out, unmetered = spec.take_waste()
             samples += wasted
             tokens_in += wasted_in
             tokens_out += wasted_out
             totals.speculative_wasted += wasted
+            totals.unmetered += unmetered
             _add_counts(failures_total, spec.undecided_failures)  # cancelled steps' calls
             spec.undecided_failures.clear()
 
@@ -263,6 +264,7 @@ async def run_loop(
         tokens_in += exc.input_tokens
         tokens_out += exc.output_tokens
         tokens_cached += exc.cached_input_tokens
+        totals.unmetered += exc.unmetered_samples
         if counter is None:  # with a counter, `finally` counts the samples exactly
             drawn = exc.samples_drawn + exc.spares_unused
             samples += drawn
@@ -341,6 +343,7 @@ async def run_loop(
             if result.spares_unused:
                 samples += result.spares_unused  # billed, never needed
                 totals.spares_unused += result.spares_unused
+                totals.unmetered += result.unmetered_samples
             valid += votes
             tokens_in += result.input_tokens
             tokens_out += result.output_tokens

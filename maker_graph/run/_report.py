@@ -92,6 +92,11 @@ class RunReport:
     cached_input_tokens: int = 0
     """Of `input_tokens`, those the provider read from its prompt cache (priced at
     `price_cached_in`)."""
+    unmetered_samples: int = 0
+    """Of `samples`, those whose request was cancelled in flight (a speculative step
+    whose guess lost, a replacement thrown away when its step proved stuck): most
+    providers bill them, but no usage came back, so `input_tokens`, `output_tokens`
+    and `cost` leave them out. 0 means the token counts are the whole bill."""
     red_flags: dict[str, int] = field(default_factory=dict)
     """Red-flagged samples by reason."""
     max_samples_in_step: int = 0
@@ -149,6 +154,7 @@ class Totals:
     speculative_wasted: int = 0
     spares_unused: int = 0
     cached_input_tokens: int = 0
+    unmetered: int = 0
 
     def to_json(self, wall_seconds: float) -> dict[str, Any]:
         data = asdict(self)
@@ -221,6 +227,7 @@ def build_report(
         input_tokens=totals.input_tokens,
         output_tokens=totals.output_tokens,
         cached_input_tokens=totals.cached_input_tokens,
+        unmetered_samples=totals.unmetered,
         cost=token_cost(
             totals.input_tokens, totals.output_tokens, totals.cached_input_tokens, prices
         ),
