@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench examples clean venv real-model
+.PHONY: demo test test-python lint typecheck bench examples clean venv real-model
 
 venv: $(STAMP)
 
@@ -24,6 +24,16 @@ demo: $(STAMP)
 # every PostgreSQL database is uniquely named, so workers do not meet.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra -n 2
+
+# The suite on another Python that pyproject declares, in a venv of its own:
+# `make test-python PY=3.13`. Takes pyenv's latest 3.13, else python3.13 from PATH
+# (pyenv's shim is on PATH even when that version is not selected: it would fail).
+PY ?= 3.12
+test-python:
+	py="$$(pyenv root 2>/dev/null)/versions/$$(pyenv latest $(PY) 2>/dev/null)/bin/python"; \
+	test -x "$$py" || py="$$(command -v python$(PY))"; \
+	test -n "$$py" || { echo "no Python $(PY) here: install it (pyenv install $(PY))"; exit 1; }; \
+	$(MAKE) test VENV=.venv-$(PY) PYTHON="$$py"
 
 examples: $(STAMP)
 	for f in examples/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
@@ -46,4 +56,4 @@ real-model: $(STAMP)
 	$(BIN)/python benchmarks/real_model.py --install $(LLM_DIR) --json $(LLM_DIR)/result.json
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* runs .pytest_cache .mypy_cache .ruff_cache
