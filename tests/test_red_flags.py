@@ -34,6 +34,17 @@ def test_max_output_tokens_uses_reported_usage_first() -> None:
     assert flag(sample("a " * 500, tokens=3)) is None
 
 
+@pytest.mark.parametrize("limit", [1, 10, 750])
+def test_max_output_tokens_allows_the_limit_itself(limit: int) -> None:
+    """'Longer than the limit' is flagged: a reply of exactly `limit` tokens votes
+    (the paper's 750-token red flag flags 751 and up)."""
+    flag = max_output_tokens(limit)
+    assert flag(sample("x", tokens=limit)) is None
+    assert flag(sample("x", tokens=limit + 1)) is not None
+    text = "internationalization " * 20
+    assert max_output_tokens(count_tokens(text))(sample(text)) is None  # counted, not reported
+
+
 def test_max_output_tokens_counts_tokens_not_characters() -> None:
     text = "internationalization " * 20  # 420 characters, about 40 tokens
     n = count_tokens(text)

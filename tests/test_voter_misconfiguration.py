@@ -55,3 +55,10 @@ def test_a_chat_prompt_must_be_a_function_or_template(prompt: Any) -> None:
     model = FakeListChatModel(responses=["a"])
     with pytest.raises(ConfigurationError, match="prompt="):
         ChatModelSampler(model, prompt=prompt)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_the_default_step_budget_is_10k_plus_20(k: int) -> None:
+    """The documented default (docs/voting.md: `10k + 20`), and max_samples overrides it."""
+    assert VotePolicy(k=k).budget == 10 * k + 20
+    assert VotePolicy(k=k, max_samples=k + 2).budget == k + 2
