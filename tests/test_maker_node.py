@@ -248,6 +248,17 @@ async def test_budget_spent_raises_through_the_graph() -> None:
     assert info.value.tally == {"a": 3, "b": 3}
 
 
+# k=2 within 4 samples: two answers alternating tie 2-2 and go to a human.
+ESCALATE_A_TIE: dict[str, Any] = {
+    "k": 2,
+    "max_samples": 4,
+    "on_no_consensus": "escalate",
+    "input_keys": ["ticket"],
+    "output_key": "label",
+    "stats_key": "stats",
+}
+
+
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_escalation_interrupts_and_resume_does_not_redraw(use_async: bool) -> None:
     calls: list[int] = []
@@ -256,15 +267,7 @@ async def test_escalation_interrupts_and_resume_does_not_redraw(use_async: bool)
         calls.append(index)
         return "bug" if index % 2 else "billing"
 
-    node = maker_node(
-        step,
-        k=2,
-        max_samples=4,
-        on_no_consensus="escalate",
-        input_keys=["ticket"],
-        output_key="label",
-        stats_key="stats",
-    )
+    node = maker_node(step, **ESCALATE_A_TIE)
     graph = ticket_graph(node, checkpointer=InMemorySaver())
     config = cfg(f"escalate-{use_async}")
     paused = await run(graph, {"ticket": "odd one"}, config, use_async=use_async)
@@ -288,16 +291,7 @@ async def test_an_undecided_step_keeps_its_bill(use_async: bool) -> None:
     """Four billed samples, 2-2: the escalated step's stats still count their tokens,
     and a step that raises says what it cost (it had reported none)."""
     answers = [_billed("billing"), _billed("bug")] * 2
-    node = maker_node(
-        ScriptedChatModel(answers=answers),
-        prompt=classify_prompt,
-        k=2,
-        max_samples=4,
-        on_no_consensus="escalate",
-        input_keys=["ticket"],
-        output_key="label",
-        stats_key="stats",
-    )
+    node = maker_node(ScriptedChatModel(answers=answers), prompt=classify_prompt, **ESCALATE_A_TIE)
     graph = ticket_graph(node, checkpointer=InMemorySaver())
     config = cfg(f"billed-{use_async}")
     await run(graph, {"ticket": "odd one"}, config, use_async=use_async)
